@@ -1,0 +1,11 @@
+"""Hardware edge of the data path: BLE (bleak on BlueZ), serial SmartLabel readers and GPS.
+
+Each driver turns its device's callbacks and byte streams into an async iterator of raw events,
+and owns reconnects, adapter recovery and the watchdog for its own device. Drivers hand bytes to
+``protocols`` for decoding and never import ``gateway``.
+"""
+
+from drivers.clock import Clock, SystemClock
+from drivers.errors import DriverError
+
+__all__ = ["Clock", "DriverError", "SystemClock"]
