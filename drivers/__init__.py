@@ -5,7 +5,16 @@ and owns reconnects, adapter recovery and the watchdog for its own device. Drive
 ``protocols`` for decoding and never import ``gateway``.
 """
 
+from drivers.base import Driver, EventQueue, OverflowPolicy, QueueStats
 from drivers.clock import Clock, SystemClock
 from drivers.errors import DriverError
 
-__all__ = ["Clock", "DriverError", "SystemClock"]
+__all__ = [
+    "Clock",
+    "Driver",
+    "DriverError",
+    "EventQueue",
+    "OverflowPolicy",
+    "QueueStats",
+    "SystemClock",
+]

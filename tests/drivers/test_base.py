@@ -1,0 +1,88 @@
+"""The driver base: bounded queue policies, counters, last_event_at, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from drivers.base import Driver, EventQueue, OverflowPolicy
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.t, UTC)
+
+
+async def test_drop_oldest_keeps_newest_and_counts() -> None:
+    q: EventQueue[int] = EventQueue(3, OverflowPolicy.DROP_OLDEST)
+    results = [q.put(i) for i in range(5)]
+    assert results == [True, True, True, False, False]
+    q.close()
+    assert [i async for i in q] == [2, 3, 4]
+    assert q.stats.offered == 5
+    assert q.stats.dropped == 2
+    assert q.stats.delivered == 3
+
+
+async def test_drop_newest_keeps_queued() -> None:
+    q: EventQueue[int] = EventQueue(2, OverflowPolicy.DROP_NEWEST)
+    for i in range(4):
+        q.put(i)
+    q.close()
+    assert [i async for i in q] == [0, 1]
+    assert q.stats.dropped == 2
+
+
+async def test_get_waits_for_put() -> None:
+    q: EventQueue[str] = EventQueue(4)
+    getter = asyncio.create_task(q.get())
+    await asyncio.sleep(0)
+    assert not getter.done()
+    q.put("x")
+    assert await getter == "x"
+
+
+async def test_put_after_close_is_an_error() -> None:
+    q: EventQueue[int] = EventQueue(1)
+    q.close()
+    with pytest.raises(RuntimeError):
+        q.put(1)
+
+
+class CountingDriver(Driver[int]):
+    def __init__(self, clock: FakeClock, stop_after: int) -> None:
+        super().__init__(name="counting", clock=clock, queue_size=100)
+        self.stop_after = stop_after
+        self.closed = False
+        self.emitted = asyncio.Event()
+
+    async def _run(self) -> None:
+        for i in range(self.stop_after):
+            self._emit(i)
+        self.emitted.set()
+        await asyncio.Event().wait()  # a device loop runs until cancelled
+
+    async def _close(self) -> None:
+        self.closed = True
+
+
+async def test_driver_emits_stamps_and_stops() -> None:
+    clock = FakeClock()
+    driver = CountingDriver(clock, stop_after=5)
+    assert driver.last_event_at is None
+    async with driver:
+        await driver.emitted.wait()
+        assert driver.last_event_at == 100.0
+        got = [await anext(driver.events()) for _ in range(5)]
+    assert got == [0, 1, 2, 3, 4]
+    assert driver.closed
+    assert [i async for i in driver.events()] == []
+    assert driver.queue_stats.delivered == 5
