@@ -1,0 +1,191 @@
+"""Decoder throughput: tagrelay's splitter + decoders against a raw struct + CRC loop.
+
+Serial half: a realistic mixed SmartLabel stream (mostly environment readings and heartbeats,
+some GPS fixes, status, shocks and history batches) fed to ``StreamDecoder`` in 1 KiB reads as a
+serial port would deliver it. The raw baseline goes over the same bytes: one ``bytes.split`` on
+0x00, ``cobs.decode`` per frame, the same CRC (``binascii.crc_hqx``), then one precompiled
+``struct.Struct.unpack_from`` of the whole body per type (plus ``iter_unpack`` for history
+readings). It creates no objects beyond tuples and checks nothing else: it is the floor.
+
+BLE half (added when ``protocols.ble`` is present): manufacturer and service data of the
+formats tag fleets broadcast, through ``decode_manufacturer`` / ``decode_service_data``, against
+``struct.unpack_from`` of the same payloads.
+
+Run: ``python bench/decode.py``. The last line is one JSON object with figures and checks.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import random
+import struct
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from cobs import cobs
+
+if __package__ in (None, ""):
+    # Run as a script: make the repository's packages importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from protocols.smartlabel import (
+    Environment,
+    FrameRejected,
+    GpsFix,
+    Heartbeat,
+    HistoryBatch,
+    HistoryReading,
+    Message,
+    Shock,
+    Status,
+    StreamDecoder,
+    build,
+)
+
+FRAMES: Final = 20_000
+"""Enough frames for a run of well over 100 ms per pass, short enough for `make bench`."""
+READ_BYTES: Final = 1024
+"""A typical serial read size from an asyncio reader."""
+ROUNDS: Final = 5
+"""Best of several passes: the figure is throughput, not the scheduler's noise."""
+TARGET_RATIO: Final = 1 / 20
+HISTORY_READINGS: Final = 12
+"""One hour out of range at a 5 minute logging interval."""
+
+
+def _mixed_messages(count: int, rng: random.Random) -> list[Message]:
+    """The upstream traffic of a reader with 50 labels on a truck."""
+    out: list[Message] = []
+    seqs: dict[int, int] = {}
+    t0 = 1_767_225_600
+    for i in range(count):
+        label = 0x5A00_0000_0000_0000 + rng.randrange(50)
+        seq = seqs[label] = seqs.get(label, 0) + 1
+        now = t0 + i
+        kind = rng.random()
+        msg: Message
+        if kind < 0.45:
+            msg = Environment(label, seq, now, rng.randrange(-2000, 3000) / 100, 55.25)
+        elif kind < 0.65:
+            msg = Heartbeat(label, seq, now)
+        elif kind < 0.80:
+            msg = GpsFix(
+                label,
+                seq,
+                now,
+                rng.randrange(-900_000_000, 900_000_000) / 1e7,
+                rng.randrange(-1_800_000_000, 1_800_000_000) / 1e7,
+                112.5,
+                13.89,
+                271.25,
+                0.9,
+                11,
+                now - 1,
+            )
+        elif kind < 0.90:
+            msg = Status(label, seq, now, 2950, "1.4.2", 0, 7, 86_400)
+        elif kind < 0.95:
+            msg = Shock(label, seq, now, 2400, -300, 980, 35, 2000)
+        else:
+            readings = tuple(
+                HistoryReading(now - 300 * (HISTORY_READINGS - k), 4.25 + k / 100, 80.0)
+                for k in range(HISTORY_READINGS)
+            )
+            msg = HistoryBatch(label, seq, now, readings)
+        out.append(msg)
+    return out
+
+
+_RAW_FORMATS: Final = {
+    0x01: struct.Struct("<BBQIIiiiHHHBI"),
+    0x02: struct.Struct("<BBQIIhH"),
+    0x03: struct.Struct("<BBQIIhhhHH"),
+    0x04: struct.Struct("<BBQIIHBBBHHI"),
+    0x06: struct.Struct("<BBQII"),
+}
+_RAW_HISTORY_HEAD: Final = struct.Struct("<BBQIIB")
+_RAW_READING: Final = struct.Struct("<IhH")
+
+
+def _raw_pass(stream: bytes) -> int:
+    decoded = 0
+    formats = _RAW_FORMATS
+    for chunk in stream.split(b"\x00"):
+        if not chunk:
+            continue
+        body = cobs.decode(chunk)
+        if binascii.crc_hqx(body[:-2], 0xFFFF) != body[-2] | (body[-1] << 8):
+            continue
+        fmt = formats.get(body[1])
+        if fmt is not None:
+            fmt.unpack_from(body)
+        else:
+            _RAW_HISTORY_HEAD.unpack_from(body)
+            for _ in _RAW_READING.iter_unpack(body[19:-2]):
+                pass
+        decoded += 1
+    return decoded
+
+
+def _tagrelay_pass(stream: bytes) -> int:
+    decoder = StreamDecoder()
+    decoded = 0
+    for start in range(0, len(stream), READ_BYTES):
+        for item in decoder.feed(stream[start : start + READ_BYTES]):
+            if not isinstance(item, FrameRejected):
+                decoded += 1
+    return decoded
+
+
+def _best_rate(run: Callable[[], int], expected: int) -> float:
+    best = 0.0
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        n = run()
+        elapsed = time.perf_counter() - start
+        if n != expected:
+            raise SystemExit(f"decoded {n} of {expected}: the bench input is wrong")
+        best = max(best, n / elapsed)
+    return best
+
+
+def _check(value: float, target: str, ok: bool) -> dict[str, object]:
+    return {"value": round(value, 4), "target": target, "ok": ok}
+
+
+def bench_serial() -> tuple[dict[str, float], dict[str, dict[str, object]]]:
+    rng = random.Random(2)
+    messages = _mixed_messages(FRAMES, rng)
+    stream = b"".join(build(m) for m in messages)
+    ours = _best_rate(lambda: _tagrelay_pass(stream), FRAMES)
+    raw = _best_rate(lambda: _raw_pass(stream), FRAMES)
+    ratio = ours / raw
+    print(f"serial: {FRAMES} frames, {len(stream)} bytes, {READ_BYTES}-byte reads")
+    print(f"  tagrelay StreamDecoder   {ours:12,.0f} frames/s")
+    print(f"  raw cobs+crc+struct      {raw:12,.0f} frames/s")
+    print(f"  ratio                    1/{1 / ratio:.1f}")
+    figures = {
+        "serial_frames_per_s": round(ours),
+        "serial_raw_frames_per_s": round(raw),
+        "serial_ratio": round(ratio, 4),
+    }
+    checks = {"serial_ratio": _check(ratio, f">= {TARGET_RATIO:.3f} (1/20 of raw)", ratio >= 0.05)}
+    return figures, checks
+
+
+def main() -> int:
+    figures: dict[str, float] = {}
+    checks: dict[str, dict[str, object]] = {}
+    f, c = bench_serial()
+    figures.update(f)
+    checks.update(c)
+    print(json.dumps({**figures, "checks": checks}))
+    return 0 if all(c["ok"] for c in checks.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
