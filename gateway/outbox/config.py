@@ -1,0 +1,68 @@
+"""Configuration of the outbox: capacity, per-class TTL, group commit and fairness tunables.
+
+Parsed once with the daemon configuration and handed to :class:`gateway.outbox.Outbox`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.outbox.models import EventClass
+
+#: 256 MiB holds days of telemetry from a busy truck and fits any SD card we ship on.
+DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
+
+#: Alarms and handoffs are evidence for claims: kept a month. Presence / status lose meaning
+#: after a few days, raw telemetry after two. ``None`` = never expires.
+DEFAULT_TTL_S: Final[dict[EventClass, float | None]] = {
+    EventClass.ALARM: 30 * 86400.0,
+    EventClass.HANDOFF: 30 * 86400.0,
+    EventClass.PRESENCE: 7 * 86400.0,
+    EventClass.STATUS: 3 * 86400.0,
+    EventClass.TELEMETRY: 2 * 86400.0,
+}
+
+#: Share of the uplink each class gets while all are backlogged: alarms dominate, telemetry
+#: still gets 1 slot in ~93, so no class starves.
+DEFAULT_CLASS_WEIGHTS: Final[dict[EventClass, int]] = {
+    EventClass.ALARM: 64,
+    EventClass.HANDOFF: 16,
+    EventClass.PRESENCE: 8,
+    EventClass.STATUS: 4,
+    EventClass.TELEMETRY: 1,
+}
+
+
+class OutboxConfig(BaseModel):
+    """Tunables of one outbox store."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Cap on the logical bytes of queued events (payload + ids + a per-row overhead).
+    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0)
+    #: Time to live per class, counted on the store's monotonic clock (see docs/outbox.md).
+    ttl_s: dict[EventClass, float | None] = Field(default_factory=lambda: dict(DEFAULT_TTL_S))
+    #: How long an accept waits for others to share its transaction (one fsync for all).
+    group_commit_window_ms: float = Field(default=5.0, ge=0.0)
+    #: A group commits at once when it holds this many events.
+    group_commit_max_events: int = Field(default=1000, gt=0)
+    #: Acks are deleted in batches: at most this delay, or at once at ``ack_batch_max`` ids.
+    ack_flush_delay_ms: float = Field(default=200.0, ge=0.0)
+    ack_batch_max: int = Field(default=1000, gt=0)
+    #: Weighted fair share of each class in ``lease``.
+    class_weights: dict[EventClass, int] = Field(
+        default_factory=lambda: dict(DEFAULT_CLASS_WEIGHTS)
+    )
+    #: WAL pages between automatic checkpoints: large so that a page written by an accept and
+    #: rewritten by its ack reaches the main file once (SD-card wear), bounded for recovery time.
+    checkpoint_pages: int = Field(default=4096, gt=0)
+    #: How often expired rows are swept (and the store clock persisted when idle).
+    sweep_interval_s: float = Field(default=10.0, gt=0.0)
+
+    def ttl_for(self, event_class: EventClass) -> float | None:
+        return self.ttl_s.get(event_class, DEFAULT_TTL_S[event_class])
+
+    def weight_for(self, event_class: EventClass) -> int:
+        return max(1, self.class_weights.get(event_class, DEFAULT_CLASS_WEIGHTS[event_class]))

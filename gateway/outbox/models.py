@@ -1,0 +1,116 @@
+"""Values that cross the outbox boundary: what the pipeline hands in, what the uplink leases.
+
+All are frozen and slotted; the uplink and the pipeline depend on these names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum, IntEnum
+
+
+class EventClass(IntEnum):
+    """Priority class of an event; a lower value is sent first."""
+
+    ALARM = 0
+    HANDOFF = 1
+    PRESENCE = 2
+    STATUS = 3
+    TELEMETRY = 4
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One event the pipeline asks the outbox to keep until the broker has it."""
+
+    event_id: str
+    event_class: EventClass
+    kind: str
+    payload: bytes
+    #: Idempotency key (e.g. ``label:0011223344556677:seq:42``); ``None`` means ``event_id``.
+    dedup_key: str | None = None
+    #: Device / label id: order is kept within (class, source).
+    source: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.event_id if self.dedup_key is None else self.dedup_key
+
+
+class AcceptStatus(Enum):
+    """What happened to one event handed to ``accept``."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    #: No room, and nothing the rules allow to evict for this class.
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    """Per-event outcome, aligned with the input sequence; everything ACCEPTED is committed."""
+
+    statuses: tuple[AcceptStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedEvent:
+    """An event handed to the uplink; it stays stored until ``ack`` / ``reject``."""
+
+    row_id: int
+    event_id: str
+    event_class: EventClass
+    kind: str
+    payload: bytes
+    source: str
+    #: Wall clock at accept (UTC), for information only: TTL never uses it.
+    accepted_at: datetime
+    #: Remaining TTL on the store's monotonic clock; ``None`` = no TTL (MQTT 5 message expiry).
+    expires_in_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClassStats:
+    """Depth of one class."""
+
+    event_class: EventClass
+    depth: int
+    bytes: int
+    oldest_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LossCount:
+    """Events of one class lost for one reason since the store was created."""
+
+    event_class: EventClass
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """A snapshot of the store for metrics, ``gateway.status`` and ``tagrelay outbox stats``."""
+
+    store_epoch: str
+    schema_version: int
+    classes: tuple[ClassStats, ...]
+    total_bytes: int
+    max_bytes: int
+    leased: int
+    dead_letters: int
+    losses: tuple[LossCount, ...]
+    #: Files moved aside at start-up because the store was corrupt (empty when healthy).
+    quarantined: tuple[str, ...]
+    #: Process-lifetime counters.
+    duplicates: int
+    refused: int
+
+    @property
+    def depth(self) -> int:
+        return sum(c.depth for c in self.classes)
+
+    @property
+    def lost(self) -> int:
+        return sum(loss.count for loss in self.losses)

@@ -1,0 +1,293 @@
+"""The async face of the outbox: the pipeline's ``accept`` and the uplink's lease / ack / reject.
+
+SQLite never runs on the event loop. One dedicated writer thread owns the connection; this
+class batches work for it and hands results back through futures:
+
+- group commit: accepts arriving within ``group_commit_window_ms`` (or until
+  ``group_commit_max_events``) share one transaction and one fsync; an alarm commits at once.
+  While a commit is running, new accepts queue up and go in the next one.
+- acks are deleted in batches, riding the next commit (or after ``ack_flush_delay_ms``); an
+  acked row stays leased until then, so it is never handed out twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Final, TypeVar
+
+from drivers.clock import Clock
+from gateway.outbox.config import OutboxConfig
+from gateway.outbox.errors import OutboxError, OutboxErrorReason
+from gateway.outbox.models import (
+    AcceptResult,
+    EventClass,
+    LeasedEvent,
+    OutboxEvent,
+    OutboxStats,
+)
+from gateway.outbox.store import Store
+
+_log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: Seconds between retries of a failed ack flush (e.g. during an I/O error burst).
+ACK_RETRY_DELAY_S: Final = 1.0
+
+
+class _Pending:
+    __slots__ = ("events", "future")
+
+    def __init__(self, events: Sequence[OutboxEvent], future: asyncio.Future[AcceptResult]) -> None:
+        self.events = events
+        self.future = future
+
+
+class Outbox:
+    """Durable store and forward for events; an async context manager owning its tasks."""
+
+    def __init__(self, path: Path, config: OutboxConfig, clock: Clock) -> None:
+        self._config = config
+        self._store = Store(path, config, clock)
+        self._executor: ThreadPoolExecutor | None = None
+        self._task_group: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending: list[_Pending] = []
+        self._pending_events = 0
+        self._pending_acks: set[int] = set()
+        self._flush_waiters: list[asyncio.Future[None]] = []
+        self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
+        self._available = asyncio.Event()
+        self._open = False
+        self._closing = False
+        self._in_flight = False
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Outbox:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-writer")
+        try:
+            await self._call(self._store.open)
+        except BaseException:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+            raise
+        self._open = True
+        self._task_group = asyncio.TaskGroup()
+        await self._task_group.__aenter__()
+        self._tasks = [
+            self._task_group.create_task(self._flusher(), name="outbox-flusher"),
+            self._task_group.create_task(self._sweeper(), name="outbox-sweeper"),
+        ]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Drain: everything handed to accept() and ack() before this point is committed.
+        self._closing = True
+        self._urgent.set()
+        self._wake.set()
+        try:
+            if self._task_group is not None:
+                self._tasks[1].cancel()
+                await self._task_group.__aexit__(None, None, None)
+        finally:
+            self._open = False
+            if self._executor is not None:
+                await self._call(self._store.close)
+                self._executor.shutdown(wait=True)
+                self._executor = None
+            for pending in self._pending:
+                if not pending.future.done():
+                    pending.future.set_exception(OutboxError(OutboxErrorReason.CLOSED))
+
+    @property
+    def store_epoch(self) -> str:
+        return self._store.store_epoch
+
+    async def _call(self, func: Callable[..., _T], *args: object) -> _T:
+        if self._executor is None:
+            raise OutboxError(OutboxErrorReason.CLOSED)
+        store = self._store
+
+        def job() -> tuple[_T, int]:
+            return func(*args), store.leasable() if store.store_epoch else 0
+
+        result, leasable = await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        if leasable > 0:
+            self._available.set()
+        else:
+            self._available.clear()
+        return result
+
+    def _check_open(self) -> None:
+        if not self._open or self._closing:
+            raise OutboxError(OutboxErrorReason.CLOSED)
+
+    # -- the pipeline's side ------------------------------------------------------------------
+
+    async def accept(self, events: Sequence[OutboxEvent]) -> AcceptResult:
+        """Store events durably; returns once they are committed (or refused / duplicate)."""
+        self._check_open()
+        if not events:
+            return AcceptResult(statuses=())
+        future: asyncio.Future[AcceptResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(events, future))
+        self._pending_events += len(events)
+        if self._pending_events >= self._config.group_commit_max_events or any(
+            event.event_class is EventClass.ALARM for event in events
+        ):
+            self._urgent.set()
+        self._wake.set()
+        return await future
+
+    # -- the uplink's side --------------------------------------------------------------------
+
+    async def lease(
+        self, max_events: int, classes: Collection[EventClass] | None = None
+    ) -> list[LeasedEvent]:
+        """The next batch to send: by class share, in order within class and source."""
+        self._check_open()
+        return await self._call(self._store.lease, max_events, classes)
+
+    async def wait_available(self) -> None:
+        """Return when there is something leasable (wakes on commit and release)."""
+        await self._available.wait()
+
+    async def ack(self, row_ids: Iterable[int]) -> None:
+        """Delivered: the rows are deleted in the next batch (they stay leased until then)."""
+        self._check_open()
+        self._pending_acks.update(row_ids)
+        if len(self._pending_acks) >= self._config.ack_batch_max:
+            self._urgent.set()
+        self._wake.set()
+
+    async def reject(self, row_ids: Iterable[int], reason: str) -> None:
+        """Refused by the platform: move the rows to the dead-letter table."""
+        self._check_open()
+        ids = list(row_ids)
+        self._pending_acks.difference_update(ids)
+        await self._call(self._store.reject, ids, reason)
+
+    async def release(self, row_ids: Iterable[int]) -> None:
+        """Not delivered (e.g. the connection dropped): hand these rows out again."""
+        self._check_open()
+        ids = [row_id for row_id in row_ids if row_id not in self._pending_acks]
+        await self._call(self._store.release, ids)
+
+    async def release_all(self) -> None:
+        """Everything leased and not acked is handed out again (after a reconnect)."""
+        self._check_open()
+        await self.flush()
+        await self._call(self._store.release_all)
+
+    async def flush(self) -> None:
+        """Wait until every accept and ack handed in so far is committed."""
+        self._check_open()
+        if not self._pending and not self._pending_acks and not self._in_flight:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append(waiter)
+        self._urgent.set()
+        self._wake.set()
+        await waiter
+
+    async def sweep(self) -> int:
+        """Expire rows past their TTL now (also done periodically); return how many."""
+        self._check_open()
+        return await self._call(self._store.sweep)
+
+    async def requeue_dead(self, row_ids: Collection[int] | None = None) -> int:
+        """Move dead letters (all, or the given row ids) back into the queue."""
+        self._check_open()
+        return await self._call(self._store.requeue_dead, row_ids)
+
+    async def stats(self) -> OutboxStats:
+        self._check_open()
+        return await self._call(self._store.stats)
+
+    # -- background tasks ---------------------------------------------------------------------
+
+    async def _flusher(self) -> None:
+        while True:
+            if not self._pending and not self._pending_acks:
+                for waiter in self._flush_waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+                self._flush_waiters.clear()
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if not self._urgent.is_set():
+                delay_ms = (
+                    self._config.group_commit_window_ms
+                    if self._pending
+                    else self._config.ack_flush_delay_ms
+                )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay_ms / 1000.0):
+                        await self._urgent.wait()
+            self._urgent.clear()
+            await self._commit_pending()
+            if self._pending:
+                # These arrived while the last commit ran: they have waited long enough.
+                self._urgent.set()
+
+    async def _commit_pending(self) -> None:
+        batch, self._pending, self._pending_events = self._pending, [], 0
+        acks, self._pending_acks = self._pending_acks, set()
+        waiters, self._flush_waiters = self._flush_waiters, []
+        events = [event for pending in batch for event in pending.events]
+        self._in_flight = True
+        try:
+            statuses = await self._call(self._store.commit, events, acks)
+        except Exception as exc:
+            error = (
+                exc
+                if isinstance(exc, OutboxError)
+                else OutboxError(OutboxErrorReason.IO_ERROR, repr(exc))
+            )
+            _log.error("outbox commit of %d events failed: %s", len(events), error)
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+            # The acked rows are still stored and leased: retry deleting them later.
+            self._pending_acks |= acks
+            if acks and not batch:
+                await asyncio.sleep(ACK_RETRY_DELAY_S)
+            return
+        finally:
+            self._in_flight = False
+        start = 0
+        for pending in batch:
+            end = start + len(pending.events)
+            if not pending.future.done():
+                pending.future.set_result(AcceptResult(statuses=tuple(statuses[start:end])))
+            start = end
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.sweep_interval_s)
+            try:
+                await self._call(self._store.sweep)
+            except OutboxError as exc:
+                _log.warning("outbox sweep failed: %s", exc)

@@ -1,0 +1,181 @@
+"""The outbox's on-disk layout: pragmas, schema migrations and corrupt-file quarantine.
+
+The schema version is recorded in ``PRAGMA user_version``; each migration moves it up by one
+inside a transaction. Tables are created through sqlite-utils so the layout is declared as data.
+
+Row ids carry the class in their high bits (``class << 48 | sequence``): the events table is then
+ordered by (class, arrival), so leasing a class and finding its oldest rows are range scans on
+the primary key with no secondary index to write on every accept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import sqlite_utils
+
+from gateway.outbox.models import EventClass
+
+_log = logging.getLogger(__name__)
+
+#: The schema version this code writes; migrations bring older files up to it.
+SCHEMA_VERSION: Final = 1
+
+#: Bits of the row id below the class: room for 2**48 events per store epoch.
+CLASS_SHIFT: Final = 48
+SEQ_MASK: Final = (1 << CLASS_SHIFT) - 1
+
+#: A writer waits this long for a reader (the CLI) to finish before failing.
+BUSY_TIMEOUT_MS: Final = 5000
+
+#: The WAL file is truncated back to this after a checkpoint, so a burst does not keep
+#: hundreds of MB allocated on the card.
+JOURNAL_SIZE_LIMIT_BYTES: Final = 64 * 1024 * 1024
+
+
+def row_id_for(event_class: EventClass, seq: int) -> int:
+    return (int(event_class) << CLASS_SHIFT) | seq
+
+
+def class_of(row_id: int) -> EventClass:
+    return EventClass(row_id >> CLASS_SHIFT)
+
+
+def class_range(event_class: EventClass) -> tuple[int, int]:
+    """Half-open row id range [lo, hi) of one class."""
+    return int(event_class) << CLASS_SHIFT, (int(event_class) + 1) << CLASS_SHIFT
+
+
+def _migrate_to_1(db: sqlite_utils.Database) -> None:
+    db.table("events").create(
+        {
+            "row_id": int,
+            "event_id": str,
+            "dedup_key": str,
+            "kind": str,
+            "source": str,
+            "payload": bytes,
+            "size": int,
+            "accepted_wall_s": float,
+            "accepted_store_s": float,
+        },
+        pk="row_id",
+        not_null={"event_id", "dedup_key", "kind", "source", "payload", "size"},
+    )
+    db.table("events").create_index(["dedup_key"], unique=True, index_name="events_dedup_key")
+    db.table("dead_letters").create(
+        {
+            "row_id": int,
+            "event_id": str,
+            "dedup_key": str,
+            "event_class": int,
+            "kind": str,
+            "source": str,
+            "payload": bytes,
+            "size": int,
+            "accepted_wall_s": float,
+            "accepted_store_s": float,
+            "reason": str,
+            "rejected_wall_s": float,
+        },
+        pk="row_id",
+    )
+    db.table("losses").create(
+        {"event_class": int, "reason": str, "count": int}, pk=("event_class", "reason")
+    )
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+
+
+#: MIGRATIONS[n] takes a store at version n to version n + 1.
+MIGRATIONS: Final[tuple[Callable[[sqlite_utils.Database], None], ...]] = (_migrate_to_1,)
+
+
+class SchemaTooNewError(Exception):
+    def __init__(self, found: int) -> None:
+        super().__init__(f"store schema version {found} is newer than {SCHEMA_VERSION}")
+        self.found = found
+
+
+def configure(conn: sqlite3.Connection, checkpoint_pages: int) -> None:
+    """WAL + synchronous=FULL: a commit is on disk when it returns, readers never block it."""
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise sqlite3.OperationalError(f"could not switch to WAL (got {mode})")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages}")
+    conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}")
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to :data:`SCHEMA_VERSION`; return the version found before."""
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNewError(found)
+    db = sqlite_utils.Database(conn)
+    for version in range(found, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[version](db)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        _log.info("outbox schema migrated to version %d", version + 1)
+    return found
+
+
+def check_integrity(path: Path) -> str | None:
+    """Return ``None`` if the file is a healthy SQLite database, else what is wrong with it.
+
+    ``quick_check`` reads every page (so truncation and scribbles are found) but skips the
+    index-to-table cross check, which would take minutes on a large backlog on an SD card.
+    """
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        return f"cannot open: {exc}"
+    try:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        conn.close()
+    messages = [str(row[0]) for row in rows]
+    return None if messages == ["ok"] else "; ".join(messages[:5])
+
+
+def quarantine(path: Path, when: datetime) -> tuple[str, ...]:
+    """Move a corrupt store aside with its -wal and -shm files; return the new names."""
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = f"{path}.corrupt-{stamp}"
+    n = 1
+    while any(Path(f"{base}{suffix}").exists() for suffix in ("", "-wal", "-shm")):
+        base = f"{path}.corrupt-{stamp}.{n}"
+        n += 1
+    moved: list[str] = []
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(f"{path}{suffix}")
+        if src.exists():
+            os.replace(src, f"{base}{suffix}")
+            moved.append(f"{base}{suffix}")
+    _fsync_dir(path.parent)
+    return tuple(moved)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable: the directory entry must reach the disk too."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,851 @@
+"""The synchronous heart of the outbox: every SQL statement the daemon runs on its store.
+
+A :class:`Store` is used from exactly one thread at a time (the outbox's writer thread); the
+async :class:`gateway.outbox.Outbox` hands it work and carries results back to the event loop.
+It owns the in-memory state that must never reach the disk: leases, lease cursors, the fair
+scheduler's virtual times, per-class depth and byte totals.
+
+TTL rule (robust to wall-clock jumps): the store keeps its own clock, ``store_s`` = seconds the
+store has been open, accumulated across restarts (persisted with every commit, resumed at open,
+advanced by ``Clock.monotonic``). Each row records ``accepted_store_s``; its age is
+``store_s - accepted_store_s``. The wall clock is recorded for information only, so setting it
+forwards or backwards never expires anything. Time while the gateway is powered off does not
+count: an event may outlive its TTL in wall time, never the reverse.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import math
+import os
+import sqlite3
+import uuid
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from drivers.clock import Clock
+from gateway.outbox.config import OutboxConfig
+from gateway.outbox.errors import OutboxError, OutboxErrorReason
+from gateway.outbox.models import (
+    AcceptStatus,
+    ClassStats,
+    EventClass,
+    LeasedEvent,
+    LossCount,
+    OutboxEvent,
+    OutboxStats,
+)
+from gateway.outbox.schema import (
+    CLASS_SHIFT,
+    SCHEMA_VERSION,
+    SEQ_MASK,
+    SchemaTooNewError,
+    check_integrity,
+    class_range,
+    configure,
+    migrate,
+    quarantine,
+    row_id_for,
+)
+
+_log = logging.getLogger(__name__)
+
+#: Bytes counted per row on top of its strings and payload: b-tree cell header, row id, the
+#: numeric columns and the dedup index entry. Keeps the byte cap close to real file usage.
+ROW_OVERHEAD_BYTES: Final = 48
+#: Dedup keys of recently acknowledged events kept in memory: a label re-sending a frame just
+#: after its events were delivered is still answered "duplicate" (bounded RAM, ~6 MB).
+RECENT_ACKED_KEYS: Final = 65_536
+#: Rows read per step when scanning a class for leasing, expiry or eviction.
+SCAN_CHUNK_ROWS: Final = 256
+#: Host parameters per ``IN (...)``: SQLite builds older than 3.32 allow only 999.
+IN_CHUNK_IDS: Final = 500
+#: When idle, the store clock is persisted this often: a crash then loses at most this much
+#: age (events live longer, never shorter) at the cost of one page write per period.
+STORE_CLOCK_PERSIST_S: Final = 300.0
+#: After SQLITE_FULL the store caps itself at this fraction of what it held, so that deleting
+#: rows frees pages for new ones.
+DISK_FULL_SHRINK_RATIO: Final = 0.9
+#: The learned disk-full cap is dropped after this long, so space freed on disk is used again.
+DISK_FULL_RELEARN_S: Final = 300.0
+#: One warning log line per this many seconds for evictions, expiry and refusals.
+LOG_BURST_S: Final = 60.0
+#: A leased row that has expired is re-examined after this long (it may be acked meanwhile).
+LEASED_EXPIRY_RECHECK_S: Final = 1.0
+
+LOSS_KIND: Final = "outbox.loss"
+
+_SQLITE_IOERR: Final = 10
+_SQLITE_CORRUPT: Final = 11
+_SQLITE_FULL: Final = 13
+
+_EVENT_COLUMNS: Final = (
+    "row_id, event_id, dedup_key, kind, source, payload, size, accepted_wall_s, accepted_store_s"
+)
+_MARKS: Final = ", ".join("?" * 9)
+
+
+def translate(exc: sqlite3.Error) -> OutboxError:
+    """Map a SQLite failure to the outbox's typed error (by error code, never by message)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == _SQLITE_FULL:
+        return OutboxError(OutboxErrorReason.DISK_FULL, str(exc))
+    return OutboxError(OutboxErrorReason.IO_ERROR, f"{type(exc).__name__}: {exc} (code {code})")
+
+
+def is_disk_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), IN_CHUNK_IDS):
+        yield ids[start : start + IN_CHUNK_IDS]
+
+
+@dataclass(slots=True)
+class _LossTally:
+    """Rows lost within one transaction; becomes one ``outbox.loss`` event."""
+
+    counts: dict[tuple[EventClass, str], int] = field(default_factory=dict)
+    first_row_id: int | None = None
+    last_row_id: int | None = None
+    first_event_id: str = ""
+    last_event_id: str = ""
+
+    def add(self, event_class: EventClass, reason: str, row_id: int, event_id: str) -> None:
+        key = (event_class, reason)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        seq = row_id & SEQ_MASK
+        if self.first_row_id is None or seq < self.first_row_id & SEQ_MASK:
+            self.first_row_id, self.first_event_id = row_id, event_id
+        if self.last_row_id is None or seq > self.last_row_id & SEQ_MASK:
+            self.last_row_id, self.last_event_id = row_id, event_id
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    depth: list[int]
+    nbytes: list[int]
+    next_seq: int
+    losses: dict[tuple[EventClass, str], int]
+    next_expiry_s: float
+
+
+class _BurstLog:
+    """One log line per burst: counts pile up and are reported at most every LOG_BURST_S."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._pending = 0
+        self._last_s = -math.inf
+
+    def add(self, count: int, now_s: float, detail: str) -> None:
+        self._pending += count
+        if now_s - self._last_s >= LOG_BURST_S:
+            _log.warning("outbox %s: %d events (%s)", self._what, self._pending, detail)
+            self._pending = 0
+            self._last_s = now_s
+
+
+class Store:
+    """One outbox database file; not thread-safe: one caller thread at a time."""
+
+    def __init__(self, path: Path, config: OutboxConfig, clock: Clock) -> None:
+        self._path = path
+        self._config = config
+        self._clock = clock
+        self._conn: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self._epoch = ""
+        self._quarantined: tuple[str, ...] = ()
+        self._next_seq = 1
+        self._clock_base_s = 0.0
+        self._mono_base = 0.0
+        self._persisted_clock_s = 0.0
+        self._depth = [0] * len(EventClass)
+        self._bytes = [0] * len(EventClass)
+        self._leased: list[set[int]] = [set() for _ in EventClass]
+        self._cursor = [class_range(c)[0] - 1 for c in EventClass]
+        self._vtime = [0.0] * len(EventClass)
+        self._global_vtime = 0.0
+        self._recent_acked: OrderedDict[str, None] = OrderedDict()
+        self._losses: dict[tuple[EventClass, str], int] = {}
+        self._next_expiry_s = -math.inf
+        self._disk_cap: int | None = None
+        self._disk_cap_since_s = 0.0
+        self._duplicates = 0
+        self._refused = 0
+        self._evict_log = _BurstLog("evicted")
+        self._expire_log = _BurstLog("expired")
+        self._refuse_log = _BurstLog("refused (full, nothing evictable)")
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    @property
+    def store_epoch(self) -> str:
+        return self._epoch
+
+    @property
+    def quarantined(self) -> tuple[str, ...]:
+        return self._quarantined
+
+    def open(self) -> None:
+        """Lock, check, (quarantine), migrate and load the store."""
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        try:
+            self._open_locked()
+        except BaseException:
+            self.close()
+            raise
+
+    def _lock(self) -> None:
+        fd = os.open(f"{self._path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutboxError(
+                OutboxErrorReason.LOCKED, f"{self._path} is open in another process"
+            ) from None
+        self._lock_fd = fd
+
+    def _open_locked(self) -> None:
+        problem = check_integrity(self._path)
+        if problem is not None:
+            self._quarantined = quarantine(self._path, self._clock.now())
+            _log.error(
+                "outbox store %s is corrupt (%s); moved aside as %s, starting a new store",
+                self._path,
+                problem,
+                ", ".join(self._quarantined),
+            )
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        self._conn = conn
+        try:
+            configure(conn, self._config.checkpoint_pages)
+            migrate(conn)
+            self._load()
+        except SchemaTooNewError as exc:
+            raise OutboxError(OutboxErrorReason.SCHEMA_TOO_NEW, str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        self._mono_base = self._clock.monotonic()
+        if self._quarantined:
+            tally = _LossTally()
+            with self._transaction():
+                self._record_loss_event(tally, self.store_clock(), quarantined=self._quarantined)
+        _log.info(
+            "outbox store %s open: epoch %s, %d events, %d bytes",
+            self._path,
+            self._epoch,
+            sum(self._depth),
+            sum(self._bytes),
+        )
+
+    def _load(self) -> None:
+        conn = self._db()
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        if "store_epoch" not in meta:
+            meta = {
+                "store_epoch": uuid.uuid4().hex,
+                "created_at": self._clock.now().isoformat(),
+                "next_seq": "1",
+                "store_clock_s": "0",
+            }
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
+            conn.execute("COMMIT")
+        self._epoch = str(meta["store_epoch"])
+        self._clock_base_s = float(meta["store_clock_s"])
+        self._persisted_clock_s = self._clock_base_s
+        next_seq = int(meta["next_seq"])
+        for event_class in EventClass:
+            lo, hi = class_range(event_class)
+            for table in ("events", "dead_letters"):
+                top = conn.execute(
+                    f"SELECT max(row_id) FROM {table} WHERE row_id >= ? AND row_id < ?", (lo, hi)
+                ).fetchone()[0]
+                if top is not None:
+                    next_seq = max(next_seq, (int(top) & SEQ_MASK) + 1)
+        self._next_seq = next_seq
+        for cls, count, nbytes in conn.execute(
+            f"SELECT row_id >> {CLASS_SHIFT}, count(*), sum(size) FROM events GROUP BY 1"
+        ):
+            self._depth[int(cls)] = int(count)
+            self._bytes[int(cls)] = int(nbytes)
+        for cls, reason, count in conn.execute("SELECT event_class, reason, count FROM losses"):
+            self._losses[(EventClass(cls), str(reason))] = int(count)
+
+    def close(self) -> None:
+        """Persist the store clock and close; the last connection's close checkpoints the WAL."""
+        if self._conn is not None:
+            try:
+                if self._epoch:
+                    with self._transaction():
+                        self._write_meta(self.store_clock())
+            except (sqlite3.Error, OutboxError) as exc:
+                _log.warning("outbox: could not persist the store clock at close: %s", exc)
+            self._conn.close()
+            self._conn = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise OutboxError(OutboxErrorReason.CLOSED)
+        return self._conn
+
+    def store_clock(self) -> float:
+        """Seconds this store has been open, across restarts (the TTL clock)."""
+        return self._clock_base_s + (self._clock.monotonic() - self._mono_base)
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        conn = self._db()
+        snapshot = _Snapshot(
+            list(self._depth),
+            list(self._bytes),
+            self._next_seq,
+            dict(self._losses),
+            self._next_expiry_s,
+        )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error as exc:
+                    _log.warning("outbox: rollback failed: %s", exc)
+            self._depth, self._bytes = snapshot.depth, snapshot.nbytes
+            self._next_seq, self._losses = snapshot.next_seq, snapshot.losses
+            self._next_expiry_s = snapshot.next_expiry_s
+            raise
+
+    def _write_meta(self, now_s: float) -> None:
+        conn = self._db()
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (str(self._next_seq),))
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'store_clock_s'", (repr(now_s),))
+        self._persisted_clock_s = now_s
+
+    def _delete_rows(self, row_ids: Sequence[int]) -> list[tuple[int, int, str, str]]:
+        """Delete rows; return (row_id, size, dedup_key, event_id) of those that existed."""
+        conn = self._db()
+        gone: list[tuple[int, int, str, str]] = []
+        for chunk in _chunks(row_ids):
+            marks = ",".join("?" * len(chunk))
+            gone.extend(
+                conn.execute(
+                    f"DELETE FROM events WHERE row_id IN ({marks}) "
+                    "RETURNING row_id, size, dedup_key, event_id",
+                    tuple(chunk),
+                ).fetchall()
+            )
+        for row_id, size, _key, _event_id in gone:
+            cls = row_id >> CLASS_SHIFT
+            self._depth[cls] -= 1
+            self._bytes[cls] -= size
+        return gone
+
+    # -- accept / ack -------------------------------------------------------------------------
+
+    def commit(self, events: Sequence[OutboxEvent], acks: Collection[int]) -> list[AcceptStatus]:
+        """Insert ``events`` and delete ``acks`` in one transaction; return per-event status."""
+        now_s = self.store_clock()
+        if self._disk_cap is not None and now_s - self._disk_cap_since_s >= DISK_FULL_RELEARN_S:
+            self._disk_cap = None
+        try:
+            try:
+                return self._commit_once(events, acks, now_s)
+            except sqlite3.Error as exc:
+                if not is_disk_full(exc):
+                    raise
+                total = sum(self._bytes)
+                self._disk_cap = int(total * DISK_FULL_SHRINK_RATIO)
+                self._disk_cap_since_s = now_s
+                _log.error(
+                    "outbox: disk full with %d bytes stored; capping at %d bytes and evicting",
+                    total,
+                    self._disk_cap,
+                )
+                return self._commit_once(events, acks, now_s)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+
+    def _cap(self) -> int:
+        cap = self._config.max_bytes
+        return cap if self._disk_cap is None else min(cap, self._disk_cap)
+
+    def _commit_once(
+        self, events: Sequence[OutboxEvent], acks: Collection[int], now_s: float
+    ) -> list[AcceptStatus]:
+        conn = self._db()
+        statuses: list[AcceptStatus] = []
+        tally = _LossTally()
+        wall_s = self._clock.now().timestamp()
+        acked: list[tuple[int, int, str, str]] = []
+        refused = 0
+        with self._transaction():
+            if acks:
+                acked = self._delete_rows(sorted(acks))
+            cap = self._cap()
+            if events and sum(self._bytes) > cap:
+                # Over a cap learned from a full disk: shrink, within what this batch may evict.
+                top = min(event.event_class for event in events)
+                self._make_room(sum(self._bytes) - cap, top, now_s, tally)
+            insert = f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})"
+            for event in events:
+                key = event.key
+                if key in self._recent_acked:
+                    statuses.append(AcceptStatus.DUPLICATE)
+                    continue
+                size = (
+                    len(event.payload)
+                    + len(event.event_id)
+                    + len(key)
+                    + len(event.kind)
+                    + len(event.source)
+                    + ROW_OVERHEAD_BYTES
+                )
+                excess = sum(self._bytes) + size - cap
+                if excess > 0 and not self._make_room(excess, event.event_class, now_s, tally):
+                    statuses.append(AcceptStatus.REFUSED)
+                    refused += 1
+                    continue
+                cls = int(event.event_class)
+                cursor = conn.execute(
+                    insert,
+                    (
+                        row_id_for(event.event_class, self._next_seq),
+                        event.event_id,
+                        key,
+                        event.kind,
+                        event.source,
+                        event.payload,
+                        size,
+                        wall_s,
+                        now_s,
+                    ),
+                )
+                if cursor.rowcount != 1:
+                    statuses.append(AcceptStatus.DUPLICATE)
+                    continue
+                self._next_seq += 1
+                self._depth[cls] += 1
+                self._bytes[cls] += size
+                statuses.append(AcceptStatus.ACCEPTED)
+            if tally:
+                self._record_loss_event(tally, now_s)
+            if events or tally:
+                self._write_meta(now_s)
+        # Committed: only now may in-memory state that has no rollback change.
+        for row_id in acks:
+            self._leased[row_id >> CLASS_SHIFT].discard(row_id)
+        for _row_id, _size, key, _event_id in acked:
+            self._remember_acked(key)
+        self._duplicates += statuses.count(AcceptStatus.DUPLICATE)
+        if refused:
+            self._refused += refused
+            self._refuse_log.add(refused, now_s, f"store at {sum(self._bytes)} bytes")
+        return statuses
+
+    def _remember_acked(self, key: str) -> None:
+        self._recent_acked[key] = None
+        if len(self._recent_acked) > RECENT_ACKED_KEYS:
+            self._recent_acked.popitem(last=False)
+
+    # -- capacity -----------------------------------------------------------------------------
+
+    def _make_room(
+        self, needed: int, for_class: EventClass, now_s: float, tally: _LossTally
+    ) -> bool:
+        """Free ``needed`` bytes: expired rows first, then the oldest of the lowest classes,
+        never a class above ``for_class``. Leased rows are left alone (they may be delivered)."""
+        freed = self._expire(now_s, tally)
+        conn = self._db()
+        for event_class in sorted(EventClass, reverse=True):
+            if event_class < for_class:
+                break
+            lo, hi = class_range(event_class)
+            after = lo - 1
+            while freed < needed and self._depth[event_class] > len(self._leased[event_class]):
+                rows = conn.execute(
+                    "SELECT row_id, size FROM events WHERE row_id > ? AND row_id < ? "
+                    "ORDER BY row_id LIMIT ?",
+                    (after, hi, SCAN_CHUNK_ROWS),
+                ).fetchall()
+                if not rows:
+                    break
+                after = rows[-1][0]
+                doomed: list[int] = []
+                for row_id, size in rows:
+                    if row_id in self._leased[event_class]:
+                        continue
+                    doomed.append(row_id)
+                    freed += size
+                    if freed >= needed:
+                        break
+                gone = self._delete_rows(doomed)
+                for row_id, _size, _key, event_id in gone:
+                    tally.add(event_class, "evicted", row_id, event_id)
+                if gone:
+                    self._evict_log.add(
+                        len(gone), now_s, f"class {event_class.name.lower()} at the byte cap"
+                    )
+            if freed >= needed:
+                return True
+        return freed >= needed
+
+    def _expire(self, now_s: float, tally: _LossTally) -> int:
+        """Delete rows older than their class's TTL; return the bytes freed."""
+        if now_s < self._next_expiry_s:
+            return 0
+        conn = self._db()
+        freed = 0
+        next_check = math.inf
+        for event_class in EventClass:
+            ttl = self._config.ttl_for(event_class)
+            if ttl is None or self._depth[event_class] == 0:
+                continue
+            lo, hi = class_range(event_class)
+            after = lo - 1
+            done = False
+            while not done:
+                rows = conn.execute(
+                    "SELECT row_id, accepted_store_s FROM events WHERE row_id > ? AND row_id < ? "
+                    "ORDER BY row_id LIMIT ?",
+                    (after, hi, SCAN_CHUNK_ROWS),
+                ).fetchall()
+                if not rows:
+                    break
+                after = rows[-1][0]
+                doomed: list[int] = []
+                for row_id, accepted_s in rows:
+                    if accepted_s + ttl > now_s:
+                        # accepted_store_s grows with the row id within a class: all later
+                        # rows are younger.
+                        next_check = min(next_check, accepted_s + ttl)
+                        done = True
+                        break
+                    if row_id in self._leased[event_class]:
+                        next_check = min(next_check, now_s + LEASED_EXPIRY_RECHECK_S)
+                        continue
+                    doomed.append(row_id)
+                gone = self._delete_rows(doomed)
+                for row_id, size, _key, event_id in gone:
+                    tally.add(event_class, "expired", row_id, event_id)
+                    freed += size
+                if gone:
+                    self._expire_log.add(
+                        len(gone), now_s, f"class {event_class.name.lower()} past its TTL"
+                    )
+        self._next_expiry_s = next_check
+        return freed
+
+    def _record_loss_event(
+        self, tally: _LossTally, now_s: float, quarantined: tuple[str, ...] = ()
+    ) -> None:
+        """Count the losses and queue one ``outbox.loss`` event (class STATUS) describing them.
+
+        It bypasses the byte cap: it is small and is the only trace of what was lost.
+        """
+        conn = self._db()
+        for (event_class, reason), count in tally.counts.items():
+            conn.execute(
+                "INSERT INTO losses (event_class, reason, count) VALUES (?, ?, ?) "
+                "ON CONFLICT (event_class, reason) DO UPDATE SET count = count + excluded.count",
+                (int(event_class), reason, count),
+            )
+            self._losses[(event_class, reason)] = self._losses.get((event_class, reason), 0) + count
+        seq = self._next_seq
+        event_id = f"{LOSS_KIND}:{self._epoch}:{seq}"
+        wall = self._clock.now()
+        body: dict[str, object] = {
+            "kind": LOSS_KIND,
+            "event_id": event_id,
+            "store_epoch": self._epoch,
+            "at": wall.isoformat(),
+            "count": sum(tally.counts.values()),
+            "losses": [
+                {"class": c.name.lower(), "reason": r, "count": n}
+                for (c, r), n in sorted(tally.counts.items())
+            ],
+            "first_row_id": tally.first_row_id,
+            "last_row_id": tally.last_row_id,
+            "first_event_id": tally.first_event_id or None,
+            "last_event_id": tally.last_event_id or None,
+        }
+        if quarantined:
+            body["reason"] = "store_corrupt"
+            body["quarantined"] = list(quarantined)
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        size = len(payload) + 2 * len(event_id) + len(LOSS_KIND) + ROW_OVERHEAD_BYTES
+        conn.execute(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})",
+            (
+                row_id_for(EventClass.STATUS, seq),
+                event_id,
+                event_id,
+                LOSS_KIND,
+                "outbox",
+                payload,
+                size,
+                wall.timestamp(),
+                now_s,
+            ),
+        )
+        self._next_seq += 1
+        self._depth[EventClass.STATUS] += 1
+        self._bytes[EventClass.STATUS] += size
+
+    def sweep(self) -> int:
+        """Expire what is past its TTL; persist the store clock now and then. Returns expired."""
+        now_s = self.store_clock()
+        tally = _LossTally()
+        try:
+            if now_s >= self._next_expiry_s:
+                with self._transaction():
+                    self._expire(now_s, tally)
+                    if tally:
+                        self._record_loss_event(tally, now_s)
+                        self._write_meta(now_s)
+            if now_s - self._persisted_clock_s >= STORE_CLOCK_PERSIST_S:
+                with self._transaction():
+                    self._write_meta(now_s)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        return sum(tally.counts.values())
+
+    # -- lease / release / reject -------------------------------------------------------------
+
+    def leasable(self) -> int:
+        return sum(self._depth[c] - len(self._leased[c]) for c in EventClass)
+
+    def _allocate(self, available: dict[EventClass, int], max_events: int) -> dict[EventClass, int]:
+        """Weighted fair queueing over classes: each pick costs 1/weight of virtual time, the
+        backlogged class with the smallest virtual time (then the higher class) goes next.
+        Virtual times persist across calls, so even ``lease(1)`` serves every class in turn."""
+        backlog = {c: n for c, n in available.items() if n > 0}
+        for c in backlog:
+            # A class that was idle gets no credit for the time it had nothing to send.
+            self._vtime[c] = max(self._vtime[c], self._global_vtime)
+        alloc: dict[EventClass, int] = {}
+        for _ in range(max_events):
+            if not backlog:
+                break
+            pick = min(backlog, key=lambda c: (self._vtime[c], c))
+            self._global_vtime = self._vtime[pick]
+            self._vtime[pick] += 1.0 / self._config.weight_for(pick)
+            alloc[pick] = alloc.get(pick, 0) + 1
+            backlog[pick] -= 1
+            if backlog[pick] == 0:
+                del backlog[pick]
+        return alloc
+
+    def lease(
+        self, max_events: int, classes: Collection[EventClass] | None = None
+    ) -> list[LeasedEvent]:
+        """Hand out up to ``max_events`` unleased rows: by weighted share across classes, in
+        arrival order within a class (and so within a source). Higher classes come first."""
+        if max_events <= 0:
+            return []
+        wanted = EventClass if classes is None else sorted(set(classes))
+        available = {c: self._depth[c] - len(self._leased[c]) for c in wanted}
+        alloc = self._allocate(available, max_events)
+        now_s = self.store_clock()
+        out: list[LeasedEvent] = []
+        try:
+            for event_class in sorted(alloc):
+                out.extend(self._fetch(event_class, alloc[event_class], now_s))
+        except sqlite3.Error as exc:
+            for event in out:
+                self._leased[event.event_class].discard(event.row_id)
+            raise translate(exc) from exc
+        return out
+
+    def _fetch(self, event_class: EventClass, count: int, now_s: float) -> list[LeasedEvent]:
+        conn = self._db()
+        _lo, hi = class_range(event_class)
+        ttl = self._config.ttl_for(event_class)
+        leased = self._leased[event_class]
+        out: list[LeasedEvent] = []
+        while len(out) < count:
+            rows = conn.execute(
+                "SELECT row_id, event_id, kind, source, payload, accepted_wall_s, "
+                "accepted_store_s FROM events WHERE row_id > ? AND row_id < ? "
+                "ORDER BY row_id LIMIT ?",
+                (self._cursor[event_class], hi, max(count - len(out), 16)),
+            ).fetchall()
+            if not rows:
+                break
+            for row_id, event_id, kind, source, payload, wall_s, accepted_s in rows:
+                self._cursor[event_class] = row_id
+                if row_id in leased:
+                    continue
+                expires_in = None if ttl is None else ttl - (now_s - accepted_s)
+                if expires_in is not None and expires_in <= 0:
+                    continue  # the next sweep deletes it and reports the loss
+                leased.add(row_id)
+                out.append(
+                    LeasedEvent(
+                        row_id=row_id,
+                        event_id=event_id,
+                        event_class=event_class,
+                        kind=kind,
+                        payload=payload,
+                        source=source,
+                        accepted_at=datetime.fromtimestamp(wall_s, UTC),
+                        expires_in_s=expires_in,
+                    )
+                )
+                if len(out) == count:
+                    break
+        return out
+
+    def release(self, row_ids: Iterable[int]) -> None:
+        """Un-lease rows (not delivered); they are handed out again, in order."""
+        for row_id in row_ids:
+            cls = row_id >> CLASS_SHIFT
+            if 0 <= cls < len(EventClass) and row_id in self._leased[cls]:
+                self._leased[cls].discard(row_id)
+                self._cursor[cls] = min(self._cursor[cls], row_id - 1)
+
+    def release_all(self) -> None:
+        for event_class in EventClass:
+            self._leased[event_class].clear()
+            self._cursor[event_class] = class_range(event_class)[0] - 1
+
+    def reject(self, row_ids: Iterable[int], reason: str) -> int:
+        """Move rows to the dead-letter table with ``reason``; return how many moved."""
+        ids = sorted(set(row_ids))
+        now_wall = self._clock.now().timestamp()
+        conn = self._db()
+        try:
+            with self._transaction():
+                for chunk in _chunks(ids):
+                    marks = ",".join("?" * len(chunk))
+                    conn.execute(
+                        "INSERT OR REPLACE INTO dead_letters (row_id, event_id, dedup_key, "
+                        "event_class, kind, source, payload, size, accepted_wall_s, "
+                        "accepted_store_s, reason, rejected_wall_s) "
+                        f"SELECT row_id, event_id, dedup_key, row_id >> {CLASS_SHIFT}, kind, "
+                        "source, payload, size, accepted_wall_s, accepted_store_s, ?, ? "
+                        f"FROM events WHERE row_id IN ({marks})",
+                        (reason, now_wall, *chunk),
+                    )
+                gone = self._delete_rows(ids)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        for row_id in ids:
+            self._leased[row_id >> CLASS_SHIFT].discard(row_id)
+        if gone:
+            _log.warning("outbox: %d events dead-lettered: %s", len(gone), reason)
+        return len(gone)
+
+    def requeue_dead(self, row_ids: Collection[int] | None = None) -> int:
+        """Move dead letters back into the queue (new position, fresh TTL); return how many.
+
+        A dead letter whose dedup key is queued again meanwhile is dropped as a duplicate.
+        """
+        conn = self._db()
+        now_s = self.store_clock()
+        query = (
+            "SELECT row_id, event_id, dedup_key, event_class, kind, source, payload, size, "
+            "accepted_wall_s FROM dead_letters"
+        )
+        if row_ids is None:
+            rows = conn.execute(query + " ORDER BY row_id").fetchall()
+        else:
+            rows = []
+            for chunk in _chunks(sorted(set(row_ids))):
+                marks = ",".join("?" * len(chunk))
+                rows.extend(conn.execute(query + f" WHERE row_id IN ({marks})", tuple(chunk)))
+        requeued = 0
+        try:
+            with self._transaction():
+                for old_id, event_id, key, cls, kind, source, payload, size, wall_s in rows:
+                    cursor = conn.execute(
+                        f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})",
+                        (
+                            row_id_for(EventClass(cls), self._next_seq),
+                            event_id,
+                            key,
+                            kind,
+                            source,
+                            payload,
+                            size,
+                            wall_s,
+                            now_s,
+                        ),
+                    )
+                    conn.execute("DELETE FROM dead_letters WHERE row_id = ?", (old_id,))
+                    if cursor.rowcount == 1:
+                        self._next_seq += 1
+                        self._depth[cls] += 1
+                        self._bytes[cls] += size
+                        requeued += 1
+                self._write_meta(now_s)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        return requeued
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    def stats(self) -> OutboxStats:
+        conn = self._db()
+        now_s = self.store_clock()
+        classes: list[ClassStats] = []
+        try:
+            for event_class in EventClass:
+                lo, hi = class_range(event_class)
+                oldest = conn.execute(
+                    "SELECT accepted_store_s FROM events WHERE row_id >= ? AND row_id < ? "
+                    "ORDER BY row_id LIMIT 1",
+                    (lo, hi),
+                ).fetchone()
+                classes.append(
+                    ClassStats(
+                        event_class=event_class,
+                        depth=self._depth[event_class],
+                        bytes=self._bytes[event_class],
+                        oldest_age_s=None if oldest is None else max(0.0, now_s - oldest[0]),
+                    )
+                )
+            dead = int(conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        return OutboxStats(
+            store_epoch=self._epoch,
+            schema_version=SCHEMA_VERSION,
+            classes=tuple(classes),
+            total_bytes=sum(self._bytes),
+            max_bytes=self._cap(),
+            leased=sum(len(s) for s in self._leased),
+            dead_letters=dead,
+            losses=tuple(
+                LossCount(event_class=c, reason=r, count=n)
+                for (c, r), n in sorted(self._losses.items())
+            ),
+            quarantined=self._quarantined,
+            duplicates=self._duplicates,
+            refused=self._refused,
+        )
