@@ -1,0 +1,172 @@
+"""The daemon's configuration: one pydantic model, parsed once from a TOML file at start.
+
+Each component receives its own section (``outbox``, ``uplink``, ...); nothing reads the
+configuration or the environment deep in the code. Secrets (the MQTT password) may come from a
+file or an environment variable; the loader resolves them here into ``SecretStr`` values that
+print as ``**********`` in logs, ``repr`` and ``tagrelay config show``.
+
+New sections (drivers, pipeline) are added as fields of :class:`GatewayConfig` with defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, ValidationError
+
+from gateway.errors import GatewayError
+from gateway.outbox import OutboxConfig
+from gateway.uplink import UplinkConfig
+
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "GatewayConfig",
+    "LoggingConfig",
+    "config_hash",
+    "load_config",
+    "missing_files",
+    "redacted_view",
+    "resolve_secrets",
+]
+
+#: Where systemd's StateDirectory= puts our state; the outbox database lives here.
+DEFAULT_STATE_DIR: Final = Path("/var/lib/tagrelay")
+#: A gateway id is a topic segment and a client id: no '/', '+', '#', spaces.
+GATEWAY_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class LoggingConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class GatewayConfig(BaseModel):
+    """The root of the configuration file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gateway_id: str = Field(pattern=GATEWAY_ID_PATTERN)
+    state_dir: Path = DEFAULT_STATE_DIR
+    outbox: OutboxConfig = OutboxConfig()
+    uplink: UplinkConfig
+    logging: LoggingConfig = LoggingConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem, located by its field path (e.g. ``uplink.port``)."""
+
+    location: str
+    message: str
+
+
+class ConfigError(GatewayError):
+    """The configuration file cannot be used; ``issues`` says where and why."""
+
+    def __init__(self, path: Path, issues: tuple[ConfigIssue, ...]) -> None:
+        lines = "; ".join(f"{i.location}: {i.message}" for i in issues)
+        super().__init__(f"{path}: {lines}")
+        self.path = path
+        self.issues = issues
+
+
+def load_config(
+    path: Path, environ: Mapping[str, str] | None = None, *, secrets: bool = True
+) -> GatewayConfig:
+    """Read, validate and (unless ``secrets`` is false) resolve secrets; raise
+    :class:`ConfigError` with every problem found."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(path, (ConfigIssue("(file)", exc.strerror or str(exc)),)) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, (ConfigIssue("(syntax)", str(exc)),)) from exc
+    _resolve_relative_paths(data, path.parent)
+    try:
+        config = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        issues = tuple(
+            ConfigIssue(".".join(str(p) for p in err["loc"]) or "(root)", err["msg"])
+            for err in exc.errors()
+        )
+        raise ConfigError(path, issues) from exc
+    return resolve_secrets(config, path, environ) if secrets else config
+
+
+def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
+    """Relative file names in the config are relative to the config file, not to the cwd."""
+
+    def fix(section: Any, key: str) -> None:
+        if isinstance(section, dict) and isinstance(section.get(key), str):
+            p = Path(section[key])
+            if not p.is_absolute():
+                section[key] = str(base / p)
+
+    fix(data, "state_dir")
+    uplink = data.get("uplink")
+    fix(uplink, "password_file")
+    if isinstance(uplink, dict):
+        for key in ("ca_file", "cert_file", "key_file"):
+            fix(uplink.get("tls"), key)
+
+
+def resolve_secrets(
+    config: GatewayConfig, path: Path, environ: Mapping[str, str] | None = None
+) -> GatewayConfig:
+    """Read the password from its file or environment variable into a ``SecretStr``."""
+    env = os.environ if environ is None else environ
+    uplink = config.uplink
+    secret: str | None = None
+    if uplink.password_file is not None:
+        try:
+            secret = uplink.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            issue = ConfigIssue("uplink.password_file", f"cannot read: {exc.strerror or exc}")
+            raise ConfigError(path, (issue,)) from exc
+    elif uplink.password_env is not None:
+        secret = env.get(uplink.password_env)
+        if secret is None:
+            issue = ConfigIssue(
+                "uplink.password_env", f"environment variable {uplink.password_env} is not set"
+            )
+            raise ConfigError(path, (issue,))
+    if secret is None:
+        return config
+    new_uplink = uplink.model_copy(update={"password": SecretStr(secret)})
+    return config.model_copy(update={"uplink": new_uplink})
+
+
+def redacted_view(config: GatewayConfig) -> dict[str, JsonValue]:
+    """The configuration as JSON-able data with every secret shown as ``**********``."""
+    view: dict[str, JsonValue] = config.model_dump(mode="json")
+    return view
+
+
+def config_hash(config: GatewayConfig) -> str:
+    """A short stable fingerprint of the running configuration (secrets excluded)."""
+    canonical = config.model_dump_json().encode()
+    return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def missing_files(config: GatewayConfig) -> tuple[ConfigIssue, ...]:
+    """Files named in the configuration that do not exist on this machine (a warning at
+    ``config check`` time: the file may be installed later, the daemon fails clearly then)."""
+    tls = config.uplink.tls
+    named = {
+        "uplink.tls.ca_file": tls.ca_file,
+        "uplink.tls.cert_file": tls.cert_file,
+        "uplink.tls.key_file": tls.key_file,
+    }
+    return tuple(
+        ConfigIssue(loc, f"{p} does not exist")
+        for loc, p in named.items()
+        if p is not None and not p.exists()
+    )

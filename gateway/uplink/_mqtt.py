@@ -1,0 +1,448 @@
+"""One MQTT connection to the broker, with paho-mqtt 2.x running on the asyncio loop.
+
+This is the only module that imports paho. paho is driven through its socket callbacks
+(``on_socket_open`` / ``on_socket_register_write`` ... with ``loop_read`` / ``loop_write`` /
+``loop_misc``), the way aiomqtt does it, so everything runs on the event loop thread. We use
+paho rather than aiomqtt because delivery needs the PUBACK reason code of every publish (paho's
+v2 ``on_publish`` gives it; aiomqtt drops it) and a publish that is never "timed out" while
+paho still holds it: see docs/mqtt.md.
+
+A session is one connection: a new paho client per connect, with a clean session. Messages
+unacknowledged when the connection drops are not resent by paho; the outbox leases them again
+(the outbox is the retry queue, so there is exactly one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.uplink.config import UplinkConfig
+from gateway.uplink.errors import UplinkError, UplinkErrorReason
+
+__all__ = ["InboundMessage", "MqttSession", "PubAck", "Will"]
+
+_log = logging.getLogger(__name__)
+
+#: paho's keepalive / retry housekeeping wants a call about once a second.
+MISC_INTERVAL_S: Final = 1.0
+#: paho's own in-flight cap; the publisher's window is the real limit, so keep paho's out of
+#: the way (alarms, birth and command responses may go beyond the telemetry window).
+PAHO_MAX_IN_FLIGHT: Final = 65_535
+#: Incoming (command) messages buffered between paho and the command loop; beyond this a
+#: command is dropped and counted (the platform retries; commands are idempotent).
+INBOUND_QUEUE_MESSAGES: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class PubAck:
+    """The broker's answer to one QoS 1 publish."""
+
+    reason_code: int  # 0 = success; >= 0x80 = refused (MQTT 5); always 0 under 3.1.1
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.reason_code < 0x80
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    topic: str
+    payload: bytes
+    response_topic: str | None
+    correlation_data: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+    retain: bool = True
+
+
+AckCallback = Callable[[PubAck], None]
+
+
+def _properties(packet_type: int) -> Properties:
+    return Properties(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+
+
+def _tls_context(config: UplinkConfig) -> ssl.SSLContext:
+    """TLS 1.2+ with certificate and host name checks; raises TLS_CONFIG if files are bad."""
+    tls = config.tls
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname + CERT_REQUIRED by default
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        if tls.ca_file is not None:
+            ctx.load_verify_locations(cafile=str(tls.ca_file))
+        else:
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        if tls.cert_file is not None and tls.key_file is not None:
+            ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise UplinkError(UplinkErrorReason.TLS_CONFIG, f"cannot load TLS files: {exc}") from exc
+    return ctx
+
+
+def _translate_connect_error(exc: BaseException, where: str) -> UplinkError:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return UplinkError(
+            UplinkErrorReason.TLS_VERIFY, f"server certificate of {where}: {exc.verify_message}"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return UplinkError(UplinkErrorReason.TLS_HANDSHAKE, f"TLS handshake with {where}: {exc}")
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return UplinkError(UplinkErrorReason.CONNECT_TIMEOUT, f"{where}: {exc}")
+    return UplinkError(UplinkErrorReason.CONNECT_FAILED, f"{where}: {exc}")
+
+
+class _Client(paho.Client):
+    """paho's client with one fix: a failed TLS handshake closes its socket (paho leaks it)."""
+
+    def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
+        ctx = self._ssl_context
+        assert ctx is not None  # only called when TLS is configured
+        # Our context checks the host name itself (check_hostname=True), so paho's extra
+        # match_hostname step is not needed.
+        ssl_sock = ctx.wrap_socket(
+            tcp_sock, server_hostname=self._host, do_handshake_on_connect=False
+        )
+        try:
+            ssl_sock.settimeout(self._connect_timeout)
+            ssl_sock.do_handshake()
+        except BaseException:
+            ssl_sock.close()
+            raise
+        return ssl_sock
+
+
+class MqttSession:
+    """One connection. ``connect()``, then publish / subscribe / read ``inbound`` until
+    ``closed`` resolves (connection lost) or ``disconnect()`` ends it cleanly."""
+
+    def __init__(
+        self,
+        config: UplinkConfig,
+        client_id: str,
+        will: Will,
+        password: str | None,
+    ) -> None:
+        self._config = config
+        self._loop = asyncio.get_running_loop()
+        self._v5 = config.protocol == "5"
+        self._client = _Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if self._v5 else True,
+        )
+        c = self._client
+        c.connect_timeout = config.connect_timeout_s
+        c.max_inflight_messages_set(PAHO_MAX_IN_FLIGHT)
+        c.max_queued_messages_set(0)
+        c.suppress_exceptions = False
+        if config.transport == "tls":
+            c.tls_set_context(_tls_context(config))
+        if config.username is not None:
+            c.username_pw_set(config.username, password)
+        c.will_set(will.topic, will.payload, qos=1, retain=will.retain)
+        c.on_socket_open = self._on_socket_open
+        c.on_socket_close = self._on_socket_close
+        c.on_socket_register_write = self._on_socket_register_write
+        c.on_socket_unregister_write = self._on_socket_unregister_write
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        c.on_subscribe = self._on_subscribe
+        c.on_message = self._on_message
+        self._connack: asyncio.Future[ReasonCode] = self._loop.create_future()
+        self._closed: asyncio.Future[str] = self._loop.create_future()
+        self._acks: dict[int, AckCallback] = {}
+        self._subacks: dict[int, asyncio.Future[list[ReasonCode]]] = {}
+        self._sock: socket.socket | None = None
+        self._misc_task: asyncio.Task[None] | None = None
+        self.inbound: asyncio.Queue[InboundMessage] = asyncio.Queue(INBOUND_QUEUE_MESSAGES)
+        self.inbound_dropped = 0
+
+    # -- paho socket callbacks (may run on the executor thread during connect) ------------
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def register() -> None:
+            self._sock = sock
+            self._loop.add_reader(sock, self._read)
+
+        self._call_on_loop(register)
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def unregister() -> None:
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+            self._sock = None
+
+        self._call_on_loop(unregister)
+
+    def _on_socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._call_on_loop(lambda: self._loop.add_writer(sock, self._write))
+
+    def _on_socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def unregister() -> None:
+            self._loop.remove_writer(sock)
+
+        self._call_on_loop(unregister)
+
+    def _call_on_loop(self, func: Callable[[], None]) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            func()
+        else:
+            self._loop.call_soon_threadsafe(func)
+
+    def _read(self) -> None:
+        self._client.loop_read()
+
+    def _write(self) -> None:
+        self._client.loop_write()
+
+    # -- paho protocol callbacks (on the loop thread once connected) ---------------------
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        def resolve() -> None:
+            if not self._connack.done():
+                self._connack.set_result(reason_code)
+
+        self._call_on_loop(resolve)
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        def resolve() -> None:
+            if not self._closed.done():
+                self._closed.set_result(str(reason_code))
+            if not self._connack.done():
+                self._connack.set_exception(
+                    UplinkError(
+                        UplinkErrorReason.CONNECTION_LOST,
+                        f"connection closed before CONNACK: {reason_code}",
+                    )
+                )
+            # Callbacks of unacknowledged publishes are dropped: the outbox leases those
+            # rows again after reconnect.
+            self._acks.clear()
+            for fut in self._subacks.values():
+                fut.cancel()
+            self._subacks.clear()
+
+        self._call_on_loop(resolve)
+
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        callback = self._acks.pop(mid, None)
+        if callback is not None:
+            callback(PubAck(reason_code.value, str(reason_code)))
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        fut = self._subacks.pop(mid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(reason_codes)
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        props = message.properties
+        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = ""
+        msg = InboundMessage(topic, bytes(message.payload), response_topic, correlation)
+        try:
+            self.inbound.put_nowait(msg)
+        except asyncio.QueueFull:
+            self.inbound_dropped += 1
+
+    # -- the session API ----------------------------------------------------------------
+
+    @property
+    def v5(self) -> bool:
+        return self._v5
+
+    @property
+    def closed(self) -> asyncio.Future[str]:
+        """Resolves with the disconnect reason when the connection ends."""
+        return self._closed
+
+    async def connect(self) -> None:
+        """TCP + TLS + CONNECT, then wait for a successful CONNACK; raise UplinkError."""
+        cfg = self._config
+        where = f"{cfg.host}:{cfg.port}"
+        props: Properties | None = None
+        if self._v5:
+            props = _properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 0
+        self._misc_task = asyncio.create_task(self._misc_loop())
+        try:
+            # connect() blocks on DNS, TCP and the TLS handshake: keep it off the loop.
+            rc = await self._loop.run_in_executor(
+                None,
+                lambda: self._client.connect(
+                    cfg.host,
+                    cfg.port,
+                    keepalive=cfg.keepalive_s,
+                    clean_start=True,
+                    properties=props,
+                ),
+            )
+        except (OSError, ValueError) as exc:
+            raise _translate_connect_error(exc, where) from exc
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise UplinkError(UplinkErrorReason.CONNECT_FAILED, f"{where}: {paho.error_string(rc)}")
+        try:
+            async with asyncio.timeout(cfg.connect_timeout_s):
+                code = await self._connack
+        except TimeoutError as exc:
+            raise UplinkError(
+                UplinkErrorReason.CONNECT_TIMEOUT, f"{where}: no CONNACK in time"
+            ) from exc
+        if code.is_failure:
+            raise UplinkError(UplinkErrorReason.CONNECT_REFUSED, f"{where}: {code}")
+
+    async def _misc_loop(self) -> None:
+        while not self._closed.done():
+            await asyncio.sleep(MISC_INTERVAL_S)
+            self._client.loop_misc()
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        on_ack: AckCallback,
+        *,
+        retain: bool = False,
+        expiry_s: int | None = None,
+        content_type: str | None = None,
+        user_properties: Sequence[tuple[str, str]] = (),
+        correlation_data: bytes | None = None,
+    ) -> None:
+        """Send at QoS 1; ``on_ack`` runs with the PUBACK, or never if the connection drops."""
+        props: Properties | None = None
+        if self._v5:
+            props = _properties(PacketTypes.PUBLISH)
+            if expiry_s is not None:
+                props.MessageExpiryInterval = max(1, expiry_s)
+            if content_type is not None:
+                props.ContentType = content_type
+            if user_properties:
+                props.UserProperty = list(user_properties)
+            if correlation_data is not None:
+                props.CorrelationData = correlation_data
+        info = self._client.publish(topic, payload, qos=1, retain=retain, properties=props)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise UplinkError(
+                UplinkErrorReason.CONNECTION_LOST, f"publish: {paho.error_string(info.rc)}"
+            )
+        self._acks[info.mid] = on_ack
+
+    async def publish_and_wait(
+        self, topic: str, payload: bytes, *, retain: bool = False, **kwargs: Any
+    ) -> PubAck:
+        """Publish one message and wait for its PUBACK (birth, death, command responses)."""
+        fut: asyncio.Future[PubAck] = self._loop.create_future()
+
+        def done(ack: PubAck) -> None:
+            if not fut.done():
+                fut.set_result(ack)
+
+        self.publish(topic, payload, done, retain=retain, **kwargs)
+        waiters: list[asyncio.Future[Any]] = [fut, self._closed]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not fut.done():
+            fut.cancel()
+            raise UplinkError(UplinkErrorReason.CONNECTION_LOST, f"no PUBACK for {topic}")
+        return fut.result()
+
+    async def subscribe(self, topic: str) -> None:
+        rc, mid = self._client.subscribe(topic, qos=1)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise UplinkError(UplinkErrorReason.CONNECTION_LOST, f"subscribe {topic}: rc {rc}")
+        fut: asyncio.Future[list[ReasonCode]] = self._loop.create_future()
+        self._subacks[mid] = fut
+        try:
+            codes = await fut
+        except asyncio.CancelledError:
+            if self._closed.done():
+                raise UplinkError(UplinkErrorReason.CONNECTION_LOST, f"subscribe {topic}") from None
+            raise
+        bad = [c for c in codes if c.is_failure]
+        if bad:
+            raise UplinkError(UplinkErrorReason.SUBSCRIBE_REFUSED, f"{topic}: {bad[0]}")
+
+    async def disconnect(self, timeout_s: float) -> None:
+        """Clean DISCONNECT: the broker discards the will."""
+        if self._closed.done():
+            return
+        self._client.disconnect()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(self._closed)
+
+    async def aclose(self) -> None:
+        """Drop the socket (if still open) and stop housekeeping; idempotent."""
+        if self._misc_task is not None:
+            self._misc_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._misc_task
+            self._misc_task = None
+        sock = self._sock
+        if sock is not None and sock.fileno() >= 0:
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+        if not self._closed.done():
+            # Closes paho's socket and fires on_disconnect, which resolves `closed`.
+            self._client.disconnect()
+            self._client.loop_write()
+        paho_sock = self._client.socket()
+        if paho_sock is not None:
+            paho_sock.close()
+        if not self._closed.done():
+            self._closed.set_result("closed")
+        self._acks.clear()

@@ -1,0 +1,88 @@
+"""The uplink's own configuration section (``[uplink]`` in the TOML file).
+
+Parsed once at start by :mod:`gateway.config` and handed to :class:`gateway.uplink.Uplink`.
+Secrets (the MQTT password) are :class:`pydantic.SecretStr` so that ``repr``, logs and
+``tagrelay config show`` print them redacted; they come from a file or an environment variable,
+resolved by the loader, never from deep inside the code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+__all__ = ["BatchingConfig", "TlsConfig", "UplinkConfig"]
+
+
+class TlsConfig(BaseModel):
+    """TLS 1.2+ with server certificate and host name verification; optional mutual TLS."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle for the broker's certificate; None = system CAs"
+    )
+    cert_file: Path | None = Field(default=None, description="client certificate (mutual TLS)")
+    key_file: Path | None = Field(default=None, description="client private key (mutual TLS)")
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together (mutual TLS)")
+        return self
+
+
+class BatchingConfig(BaseModel):
+    """Telemetry batching: many events in one message per topic (a JSON array)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    max_events: int = Field(default=500, ge=1, le=10_000)
+    max_bytes: int = Field(default=64_000, ge=1_000, le=1_000_000, description="before compression")
+    max_age_ms: int = Field(default=2_000, ge=0, le=600_000)
+    compression: Literal["none", "zlib"] = "zlib"
+
+
+class UplinkConfig(BaseModel):
+    """Where and how the gateway talks MQTT to the platform."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "localhost"
+    port: int = Field(default=8883, ge=1, le=65535)
+    protocol: Literal["5", "3.1.1"] = "5"
+    transport: Literal["tls", "tcp"] = Field(
+        default="tls", description='"tcp" (plaintext) only when asked for explicitly'
+    )
+    tls: TlsConfig = TlsConfig()
+    username: str | None = None
+    password: SecretStr | None = Field(
+        default=None, description="prefer password_file or password_env over an inline value"
+    )
+    password_file: Path | None = None
+    password_env: str | None = None
+    topic_prefix: str = Field(default="tagrelay/v1", pattern=r"^[^#+\s]+[^/#+\s]$")
+    keepalive_s: int = Field(default=60, ge=5, le=3600)
+    in_flight_window: int = Field(default=50, ge=1, le=1000)
+    connect_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(default=60.0, gt=0, le=3600)
+    batching: BatchingConfig = BatchingConfig()
+    command_max_bytes: int = Field(default=16_384, ge=256, le=1_000_000)
+    command_results_kept: int = Field(default=1_024, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        sources = [self.password, self.password_file, self.password_env]
+        if sum(s is not None for s in sources) > 1:
+            raise ValueError("give at most one of password, password_file, password_env")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        if self.transport == "tcp" and (
+            self.tls.cert_file is not None or self.tls.ca_file is not None
+        ):
+            raise ValueError('tls settings given but transport = "tcp" (plaintext)')
+        return self

@@ -1,0 +1,527 @@
+"""The uplink: drains the outbox to the MQTT broker and serves downlink commands.
+
+Data path: ``Outbox.lease`` ─▶ publish (QoS 1, bounded in-flight window, telemetry batched) ─▶
+PUBACK ─▶ ``Outbox.ack`` (success) or ``Outbox.reject`` (reason >= 0x80, dead letter). When the
+connection drops, whatever is leased and not acknowledged is released and leased again after
+reconnect (at-least-once; consumers de-duplicate on ``event_id``). Each connect publishes a
+retained birth on ``.../status``; the broker holds the matching will.
+
+:class:`Uplink` is an async context manager owning its tasks; leaving it publishes the
+offline status, disconnects cleanly and hands un-acknowledged rows back to the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from types import TracebackType
+from typing import Any, Final, Self
+
+from pydantic import JsonValue
+from pydantic_core import to_jsonable_python
+
+from drivers.clock import Clock
+from gateway.outbox import EventClass, LeasedEvent, Outbox
+from gateway.uplink._mqtt import MqttSession, PubAck, Will
+from gateway.uplink.backoff import Backoff
+from gateway.uplink.commands import CommandProcessor, CommandRegistry, default_registry
+from gateway.uplink.config import UplinkConfig
+from gateway.uplink.errors import UplinkError, UplinkErrorReason
+from gateway.uplink.status import GatewayStatus
+from gateway.uplink.topics import Topics
+
+__all__ = ["ConnectionState", "Delivery", "StatusInfo", "Uplink", "UplinkStats"]
+
+_log = logging.getLogger(__name__)
+
+#: Upper bound of one lease: large enough to fill a telemetry batch in one query, small enough
+#: that an alarm accepted meanwhile waits for at most one lease (a few ms of SQLite).
+LEASE_MAX_EVENTS: Final = 1000
+#: On a clean stop, how long in-flight publishes get to be acknowledged before we disconnect.
+DRAIN_TIMEOUT_S: Final = 5.0
+#: How long the birth / death messages and the clean DISCONNECT may take.
+STATUS_TIMEOUT_S: Final = 5.0
+#: One log line per PUBACK failure reason per this period; the rest is counted.
+REJECT_LOG_INTERVAL_S: Final = 60.0
+#: zlib level 6: most of level 9's ratio on repetitive JSON at a fraction of its CPU.
+ZLIB_LEVEL: Final = 6
+#: Classes that may be batched: periodic readings and tracks, never evidence or alarms.
+BATCHED_CLASSES: Final = frozenset({EventClass.TELEMETRY})
+
+JSON_CONTENT_TYPE: Final = "application/json"
+
+
+class ConnectionState(Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusInfo:
+    """What the birth message says about this gateway build and configuration."""
+
+    version: str
+    config_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One PUBACK, for observers (metrics, the benchmark)."""
+
+    event_ids: tuple[str, ...]
+    event_class: EventClass
+    ack: PubAck
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkStats:
+    state: ConnectionState
+    connects: int
+    messages_published: int
+    events_published: int
+    events_acked: int
+    events_rejected: int
+    reject_reasons: dict[str, int]
+    batches_published: int
+    commands_handled: dict[str, int]
+    command_errors: dict[str, int]
+
+
+@dataclass(slots=True)
+class _Batch:
+    kind: str
+    started_s: float
+    rows: list[LeasedEvent] = field(default_factory=list)
+    size: int = 0
+
+
+class Uplink:
+    """Delivery from the outbox to the broker, plus status and commands."""
+
+    def __init__(
+        self,
+        config: UplinkConfig,
+        gateway_id: str,
+        outbox: Outbox,
+        clock: Clock,
+        *,
+        status: StatusInfo,
+        commands: CommandRegistry | None = None,
+        clock_state: Callable[[], str] = lambda: "unknown",
+        on_delivery: Callable[[Delivery], None] | None = None,
+        on_state: Callable[[ConnectionState, str], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._gateway_id = gateway_id
+        self._outbox = outbox
+        self._clock = clock
+        self._status = status
+        self._clock_state = clock_state
+        self._on_delivery = on_delivery
+        self._on_state = on_state
+        self._topics = Topics(config.topic_prefix, gateway_id)
+        if commands is None:
+            commands = default_registry(
+                clock,
+                to_jsonable_python(config.model_dump(mode="json")),
+                self._outbox_stats_json,
+            )
+        self._processor = CommandProcessor(
+            commands,
+            clock,
+            max_bytes=config.command_max_bytes,
+            results_kept=config.command_results_kept,
+        )
+        self._backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s, rng)
+        self._password = config.password.get_secret_value() if config.password is not None else None
+        self._state = ConnectionState.DISCONNECTED
+        self._state_detail = ""
+        self._state_events = {s: asyncio.Event() for s in ConnectionState}
+        self._stop = asyncio.Event()
+        self._run_task: asyncio.Task[None] | None = None
+        self._acker_task: asyncio.Task[None] | None = None
+        # Window and acknowledgement bookkeeping (per session, reset on connect).
+        self._in_flight = 0
+        self._slot_freed = asyncio.Event()
+        self._all_acked = asyncio.Event()
+        self._to_ack: list[int] = []
+        self._to_reject: list[tuple[list[int], str]] = []
+        self._ack_wakeup = asyncio.Event()
+        self._ack_lock = asyncio.Lock()
+        self._reject_log_s: dict[str, float] = {}
+        self._counts: Counter[str] = Counter()
+        self._reject_reasons: Counter[str] = Counter()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._acker_task = asyncio.create_task(self._acker(), name="uplink-acker")
+        self._run_task = asyncio.create_task(self._run(), name="uplink")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        try:
+            if self._run_task is not None:
+                await self._run_task
+        finally:
+            if self._acker_task is not None:
+                self._acker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._acker_task
+            await self._flush_acks()
+            self._set_state(ConnectionState.STOPPED, "stopped")
+
+    def stop(self) -> None:
+        """Ask for a clean stop (what leaving the context manager does)."""
+        self._stop.set()
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def topics(self) -> Topics:
+        return self._topics
+
+    async def wait_state(self, state: ConnectionState) -> None:
+        await self._state_events[state].wait()
+
+    def stats(self) -> UplinkStats:
+        return UplinkStats(
+            state=self._state,
+            connects=self._counts["connects"],
+            messages_published=self._counts["messages"],
+            events_published=self._counts["events"],
+            events_acked=self._counts["acked"],
+            events_rejected=self._counts["rejected"],
+            reject_reasons=dict(self._reject_reasons),
+            batches_published=self._counts["batches"],
+            commands_handled=dict(self._processor.handled),
+            command_errors={r.value: n for r, n in self._processor.errors.items()},
+        )
+
+    def _set_state(self, state: ConnectionState, detail: str) -> None:
+        """Log once per change of state or reason, not once per attempt."""
+        if state == self._state and detail == self._state_detail:
+            return
+        level = logging.WARNING if state == ConnectionState.DISCONNECTED else logging.INFO
+        _log.log(level, "uplink %s: %s", state.value, detail)
+        self._state_events[self._state].clear()
+        self._state = state
+        self._state_detail = detail
+        self._state_events[state].set()
+        if self._on_state is not None:
+            self._on_state(state, detail)
+
+    # -- the connection loop --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        cfg = self._config
+        while not self._stop.is_set():
+            if self._state != ConnectionState.DISCONNECTED:
+                self._set_state(ConnectionState.CONNECTING, f"{cfg.host}:{cfg.port}")
+            session = MqttSession(cfg, self._gateway_id, self._will(), self._password)
+            try:
+                await session.connect()
+                await self._serve(session)
+            except UplinkError as exc:
+                # Same reason as last time: stays one log line however long the outage is.
+                self._set_state(ConnectionState.DISCONNECTED, exc.reason.value)
+                if exc.reason != UplinkErrorReason.CONNECTION_LOST:
+                    _log.debug("connect attempt failed: %s", exc)
+                    self._log_connect_failure(exc)
+            finally:
+                await session.aclose()
+                await self._after_session()
+            if self._stop.is_set():
+                break
+            delay = self._backoff.next_delay_s()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stop.wait()
+
+    def _log_connect_failure(self, exc: UplinkError) -> None:
+        # The first failure of a kind explains itself (TLS problems must say what failed).
+        key = f"connect:{exc.reason.value}"
+        if key not in self._reject_log_s:
+            self._reject_log_s[key] = self._clock.monotonic()
+            _log.error("uplink cannot connect: %s", exc)
+
+    def _will(self) -> Will:
+        return Will(self._topics.status, self._status_payload("offline", None, "connection lost"))
+
+    def _status_payload(self, state: str, depth: int | None, reason: str | None) -> bytes:
+        online = state == "online"
+        return GatewayStatus(
+            gateway_id=self._gateway_id,
+            state="online" if online else "offline",
+            version=self._status.version,
+            config_hash=self._status.config_hash,
+            clock_state=self._clock_state(),
+            outbox_depth=depth,
+            time=self._clock.now() if depth is not None else None,
+            reason=reason,
+        ).to_bytes()
+
+    async def _serve(self, session: MqttSession) -> None:
+        self._in_flight = 0
+        self._all_acked.set()
+        await session.subscribe(self._topics.commands)
+        depth = (await self._outbox.stats()).depth
+        birth = await session.publish_and_wait(
+            self._topics.status, self._status_payload("online", depth, None), retain=True
+        )
+        if not birth.ok:
+            _log.error("broker refused the birth message: %s", birth.reason)
+        self._counts["connects"] += 1
+        self._backoff.reset()
+        self._reject_log_s = {k: v for k, v in self._reject_log_s.items() if ":" not in k}
+        self._set_state(ConnectionState.CONNECTED, f"{self._config.host}:{self._config.port}")
+        publisher = asyncio.create_task(self._publish_loop(session), name="uplink-publish")
+        commands = asyncio.create_task(self._command_loop(session), name="uplink-commands")
+        stop = asyncio.create_task(self._stop.wait())
+        waiters: list[asyncio.Future[Any]] = [publisher, commands, stop, session.closed]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (publisher, commands, stop):
+                task.cancel()
+            results = await asyncio.gather(publisher, commands, stop, return_exceptions=True)
+        for result in results:
+            if isinstance(result, UplinkError):
+                raise result
+            if isinstance(result, Exception):
+                raise result  # a bug: let the daemon's TaskGroup see it
+        if session.closed.done():
+            raise UplinkError(UplinkErrorReason.CONNECTION_LOST, session.closed.result())
+        # Clean stop: let the in-flight window drain, then say goodbye ourselves.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await self._all_acked.wait()
+        with contextlib.suppress(UplinkError, TimeoutError):
+            async with asyncio.timeout(STATUS_TIMEOUT_S):
+                await session.publish_and_wait(
+                    self._topics.status,
+                    self._status_payload("offline", None, "shutdown"),
+                    retain=True,
+                )
+        await session.disconnect(STATUS_TIMEOUT_S)
+
+    async def _after_session(self) -> None:
+        """Acknowledged rows are deleted; everything else leased goes back to the queue."""
+        await self._flush_acks()
+        await self._outbox.release_all()
+        self._in_flight = 0
+
+    # -- publishing -----------------------------------------------------------------------
+
+    async def _wait_slot(self) -> None:
+        window = self._config.in_flight_window
+        while self._in_flight >= window:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+
+    async def _publish_loop(self, session: MqttSession) -> None:
+        cfg = self._config
+        batching = cfg.batching.enabled
+        window = cfg.in_flight_window
+        per_slot = cfg.batching.max_events if batching else 1
+        pending: dict[str, _Batch] = {}
+        while True:
+            # Lease only once half the window is free: fewer, larger leases (one SQLite query
+            # each) without letting the pipe run dry.
+            while self._in_flight > window // 2:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+            n = min(LEASE_MAX_EVENTS, (window - self._in_flight) * per_slot)
+            rows = await self._outbox.lease(n)
+            if not rows:
+                await self._idle(session, pending)
+                continue
+            for row in rows:
+                if batching and row.event_class in BATCHED_CLASSES:
+                    batch = pending.get(row.kind)
+                    if batch is None:
+                        batch = pending[row.kind] = _Batch(row.kind, self._clock.monotonic())
+                    batch.rows.append(row)
+                    batch.size += len(row.payload) + 1
+                    if (
+                        len(batch.rows) >= cfg.batching.max_events
+                        or batch.size >= cfg.batching.max_bytes
+                    ):
+                        await self._wait_slot()
+                        self._send_batch(session, pending.pop(row.kind))
+                else:
+                    await self._wait_slot()
+                    self._send_single(session, row)
+            await self._flush_aged(session, pending)
+
+    async def _idle(self, session: MqttSession, pending: dict[str, _Batch]) -> None:
+        """Nothing to lease: wait for new events, or for the oldest partial batch's deadline."""
+        if not pending:
+            await self._outbox.wait_available()
+            return
+        max_age_s = self._config.batching.max_age_ms / 1000
+        oldest = min(b.started_s for b in pending.values())
+        timeout_s = oldest + max_age_s - self._clock.monotonic()
+        if timeout_s > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._outbox.wait_available()
+        await self._flush_aged(session, pending)
+
+    async def _flush_aged(self, session: MqttSession, pending: dict[str, _Batch]) -> None:
+        max_age_s = self._config.batching.max_age_ms / 1000
+        now = self._clock.monotonic()
+        for kind in [k for k, b in pending.items() if now - b.started_s >= max_age_s]:
+            await self._wait_slot()
+            self._send_batch(session, pending.pop(kind))
+
+    def _send_single(self, session: MqttSession, row: LeasedEvent) -> None:
+        expiry = math.ceil(row.expires_in_s) if row.expires_in_s is not None else None
+        self._publish(
+            session,
+            self._topics.event(row.kind),
+            row.payload,
+            [row],
+            expiry_s=expiry,
+            user_properties=(),
+        )
+
+    def _send_batch(self, session: MqttSession, batch: _Batch) -> None:
+        rows = batch.rows
+        payload = b"[" + b",".join(r.payload for r in rows) + b"]"
+        props = [("batch-size", str(len(rows)))]
+        if self._config.batching.compression == "zlib":
+            payload = zlib.compress(payload, ZLIB_LEVEL)
+            props.append(("content-encoding", "zlib"))
+        expiries = [r.expires_in_s for r in rows if r.expires_in_s is not None]
+        expiry = math.ceil(min(expiries)) if expiries else None
+        self._counts["batches"] += 1
+        self._publish(
+            session, self._topics.event(batch.kind), payload, rows, expiry, user_properties=props
+        )
+
+    def _publish(
+        self,
+        session: MqttSession,
+        topic: str,
+        payload: bytes,
+        rows: list[LeasedEvent],
+        expiry_s: int | None,
+        user_properties: list[tuple[str, str]] | tuple[()],
+    ) -> None:
+        row_ids = [r.row_id for r in rows]
+        event_class = rows[0].event_class
+        observer = self._on_delivery
+        event_ids = tuple(r.event_id for r in rows) if observer is not None else ()
+
+        def on_ack(ack: PubAck) -> None:
+            self._acked(row_ids, ack)
+            if observer is not None:
+                observer(Delivery(event_ids, event_class, ack))
+
+        session.publish(
+            topic,
+            payload,
+            on_ack,
+            expiry_s=expiry_s,
+            content_type=JSON_CONTENT_TYPE,
+            user_properties=user_properties,
+        )
+        self._in_flight += 1
+        self._all_acked.clear()
+        self._counts["messages"] += 1
+        self._counts["events"] += len(rows)
+
+    def _acked(self, row_ids: list[int], ack: PubAck) -> None:
+        self._in_flight -= 1
+        self._slot_freed.set()
+        if self._in_flight <= 0:
+            self._all_acked.set()
+        if ack.ok:
+            self._to_ack.extend(row_ids)
+            self._counts["acked"] += len(row_ids)
+        else:
+            reason = f"puback 0x{ack.reason_code:02x} {ack.reason}"
+            self._to_reject.append((row_ids, reason))
+            self._counts["rejected"] += len(row_ids)
+            self._reject_reasons[reason] += len(row_ids)
+            now = self._clock.monotonic()
+            last = self._reject_log_s.get(reason)
+            if last is None or now - last >= REJECT_LOG_INTERVAL_S:
+                self._reject_log_s[reason] = now
+                _log.error(
+                    "broker refused a publish (%s): %d event(s) to dead letters; "
+                    "%d refused for this reason so far",
+                    reason,
+                    len(row_ids),
+                    self._reject_reasons[reason],
+                )
+        self._ack_wakeup.set()
+
+    async def _acker(self) -> None:
+        while True:
+            await self._ack_wakeup.wait()
+            self._ack_wakeup.clear()
+            await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        async with self._ack_lock:
+            while self._to_ack or self._to_reject:
+                acks, self._to_ack = self._to_ack, []
+                rejects, self._to_reject = self._to_reject, []
+                if acks:
+                    await self._outbox.ack(acks)
+                for row_ids, reason in rejects:
+                    await self._outbox.reject(row_ids, reason)
+
+    # -- commands -------------------------------------------------------------------------
+
+    async def _command_loop(self, session: MqttSession) -> None:
+        while True:
+            msg = await session.inbound.get()
+            name = self._topics.command_name(msg.topic)
+            if name is None:
+                continue
+            response = await self._processor.handle(name, msg.payload)
+            if session.v5 and msg.response_topic:
+                topic = msg.response_topic
+            else:
+                topic = self._topics.command_result(name)
+            try:
+                session.publish(
+                    topic,
+                    response.to_bytes(),
+                    _ignore_ack,
+                    content_type=JSON_CONTENT_TYPE,
+                    correlation_data=msg.correlation_data,
+                )
+            except UplinkError:
+                return  # connection gone; the platform resends, the id makes that safe
+
+    async def _outbox_stats_json(self) -> JsonValue:
+        stats = await self._outbox.stats()
+        result: JsonValue = to_jsonable_python(stats)
+        return result
+
+
+def _ignore_ack(ack: PubAck) -> None:
+    """Command responses are best effort: a lost one is recovered by the platform resending."""
