@@ -236,12 +236,22 @@ def _config_in(c: Any) -> LabelConfig:
 
 
 def _gps_out(m: Any) -> dict[str, object]:
+    lat_e7 = round(m.lat * 1e7)
+    lon_e7 = round(m.lon * 1e7)
+    heading = _to_raw(m.heading_deg, NA_U16, 100, "heading_deg")
+    # The same ranges decode enforces: never send what the other end must refuse.
+    if not -_LAT_E7_MAX <= lat_e7 <= _LAT_E7_MAX:
+        raise ValueError(f"lat {m.lat} outside +-90 degrees")
+    if not -_LON_E7_MAX <= lon_e7 <= _LON_E7_MAX:
+        raise ValueError(f"lon {m.lon} outside +-180 degrees")
+    if heading != NA_U16 and heading > _HEADING_CDEG_MAX:
+        raise ValueError(f"heading_deg {m.heading_deg} outside 0..359.99")
     return {
-        "lat_e7": round(m.lat * 1e7),
-        "lon_e7": round(m.lon * 1e7),
+        "lat_e7": lat_e7,
+        "lon_e7": lon_e7,
         "alt_cm": _to_raw(m.alt_m, NA_I32, 100, "alt_m"),
         "speed_cmps": _to_raw(m.speed_mps, NA_U16, 100, "speed_mps"),
-        "heading_cdeg": _to_raw(m.heading_deg, NA_U16, 100, "heading_deg"),
+        "heading_cdeg": heading,
         "hdop_c": _to_raw(m.hdop, NA_U16, 100, "hdop"),
         "num_sats": _to_raw(m.num_sats, NA_U8, 1, "num_sats"),
         "fix_time": m.fix_time,
@@ -394,6 +404,7 @@ def decode(frame: bytes) -> Message:
     if n > MAX_BODY_BYTES:
         raise FrameError(RejectReason.TOO_LONG, f"{n} bytes, at most {MAX_BODY_BYTES}")
     crc = frame[-2] | (frame[-1] << 8)
+    # crc_hqx seeded with 0xFFFF is CRC-16/IBM-3740 (wire.crc16), called inline on the hot path.
     if crc_hqx(frame[:-CRC_BYTES], CRC_INIT) != crc:
         raise FrameError(RejectReason.BAD_CRC, f"CRC {crc:#06x} does not match the frame")
     if frame[0] != PROTOCOL_VERSION:
