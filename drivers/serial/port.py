@@ -66,19 +66,24 @@ class SerialPort:
         """The next bytes from the device (never empty); raises ``SerialLinkError`` on loss."""
         if self._fd is None:
             return await self._read_in_thread()
+        signalled = False
         while True:
             self._check_open()
             try:
                 data = os.read(self._fd, READ_CHUNK_BYTES)
             except OSError as exc:
-                if exc.errno in _RETRY_ERRNOS:
-                    await self._wait(self._fd, writable=False)
-                    continue
-                raise self._lost(LinkFailure.READ_FAILED, exc) from exc
-            if not data:
-                # Readable but empty: the tty hung up or the peer closed the socket.
+                if exc.errno not in _RETRY_ERRNOS:
+                    raise self._lost(LinkFailure.READ_FAILED, exc) from exc
+                data = b""
+            if data:
+                return data
+            # A raw tty with VMIN=0 reads as empty when idle, so empty means "wait" until the
+            # selector has said the fd is readable; empty *after* that is a hang-up (or the
+            # peer closed the socket), the same test pyserial makes.
+            if signalled:
                 raise self._lost(LinkFailure.READ_FAILED, "end of file (device hung up)")
-            return data
+            await self._wait(self._fd, writable=False)
+            signalled = True
 
     async def write(self, data: bytes) -> None:
         """Send ``data`` completely, or raise ``SerialLinkError`` (timeout or OS failure)."""
