@@ -1,3 +1,3 @@
 """Shared test configuration. Fixture plugins that start real components live in tests/fixtures/."""
 
-pytest_plugins: list[str] = ["tests.fixtures.mosquitto"]
+pytest_plugins: list[str] = ["tests.fixtures.mosquitto", "tests.fixtures.bluez"]

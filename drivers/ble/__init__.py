@@ -1,0 +1,35 @@
+"""BLE on the data path: bleak's BlueZ scanner on one adapter, supervised, as raw adverts.
+
+:class:`BleScanner` is the driver (``async with BleScanner(config, clock=...) as scanner``, then
+``async for advert in scanner.events()``); :class:`RawAdvert` is what it yields and
+``protocols.ble`` decodes; :class:`BleConfig` is its configuration.
+"""
+
+from drivers.ble.adapter import power_cycle, set_powered
+from drivers.ble.errors import BleError, BleErrorReason
+from drivers.ble.models import (
+    RESTARTS_BEFORE_POWER_CYCLE,
+    WATCHDOG_TIMEOUT_S,
+    BleConfig,
+    RawAdvert,
+    ScanMode,
+)
+from drivers.ble.scanner import DEFAULT_OR_PATTERNS, BleScanner, or_patterns
+from drivers.ble.supervision import RecoveryAction, ScanSupervisor
+
+__all__ = [
+    "DEFAULT_OR_PATTERNS",
+    "RESTARTS_BEFORE_POWER_CYCLE",
+    "WATCHDOG_TIMEOUT_S",
+    "BleConfig",
+    "BleError",
+    "BleErrorReason",
+    "BleScanner",
+    "RawAdvert",
+    "RecoveryAction",
+    "ScanMode",
+    "ScanSupervisor",
+    "or_patterns",
+    "power_cycle",
+    "set_powered",
+]

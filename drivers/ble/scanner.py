@@ -1,0 +1,267 @@
+"""The BLE scanner driver: bleak's BlueZ scanner on one adapter, turned into a queue of
+:class:`RawAdvert` and kept alive.
+
+Detection callbacks stop here: each one becomes a frozen :class:`RawAdvert` on the driver's
+bounded queue. Supervision follows what long-running scanners on real BlueZ need (Home
+Assistant's): start and stop under one lock; ``org.bluez.Error.InProgress`` on start is retried;
+a watchdog restarts the scan when no advert arrives for ``watchdog_timeout_s``; when bluetoothd
+restarts, callbacks just stop and ``stop()`` fails with "No discovery started" (the old session
+is gone), which is expected and answered by a fresh start; and when restarts in a row bring
+nothing back, the adapter is power cycled over D-Bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import Final
+
+from bleak import BleakScanner
+from bleak.args.bluez import BlueZScannerArgs, OrPattern
+from bleak.assigned_numbers import AdvertisementDataType
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakDBusError, BleakError
+
+from drivers.base import Driver
+from drivers.ble.adapter import POWER_OFF_S, power_cycle
+from drivers.ble.errors import BleError, BleErrorReason
+from drivers.ble.models import BleConfig, RawAdvert, ScanMode
+from drivers.ble.supervision import RecoveryAction, ScanSupervisor
+from drivers.clock import Clock
+from protocols.ble import SMARTLABEL_COMPANY_ID
+
+__all__ = ["DEFAULT_OR_PATTERNS", "BleScanner", "or_patterns"]
+
+_log = logging.getLogger(__name__)
+
+_MFR: Final = AdvertisementDataType.MANUFACTURER_SPECIFIC_DATA
+_SERVICE_DATA_16: Final = AdvertisementDataType.SERVICE_DATA_UUID16
+
+#: Passive-mode filters: the prefixes of the formats ``protocols.ble`` decodes, as they appear
+#: in the AD structure (company ids and 16-bit UUIDs little-endian).
+DEFAULT_OR_PATTERNS: Final[tuple[OrPattern, ...]] = (
+    OrPattern(0, _MFR, b"\x4c\x00\x02\x15"),  # Apple 0x004C + iBeacon type/length
+    OrPattern(2, _MFR, b"\xbe\xac"),  # AltBeacon code, under any company id
+    OrPattern(0, _MFR, b"\x99\x04"),  # Ruuvi Innovations 0x0499 (formats 3, 5, E1)
+    OrPattern(0, _MFR, SMARTLABEL_COMPANY_ID.to_bytes(2, "little")),  # our SmartLabel advert
+    OrPattern(0, _SERVICE_DATA_16, b"\xaa\xfe"),  # Eddystone service data 0xFEAA
+)
+
+#: bluetoothd needs a moment to finish the discovery it is busy with; three tries a second
+#: apart cover the kernel's own scan restart (~10 s cycle) often enough without stalling.
+IN_PROGRESS_RETRIES: Final = 3
+IN_PROGRESS_RETRY_DELAY_S: Final = 1.0
+#: After a failed start, wait before the next try so a missing adapter does not spin the CPU.
+START_RETRY_DELAY_S: Final = 2.0
+#: A healthy bluetoothd answers within milliseconds; a hung one must not hang the driver.
+START_STOP_TIMEOUT_S: Final = 15.0
+#: The watchdog looks this many times per timeout: recovery lands within 1.25 x the timeout.
+WATCHDOG_CHECKS_PER_TIMEOUT: Final = 4
+#: Repeated failures are logged once, then every this many, so a dead adapter cannot flood.
+LOG_EVERY_FAILURES: Final = 30
+
+_ERR_IN_PROGRESS: Final = "org.bluez.Error.InProgress"
+#: What bluetoothd answers StopDiscovery / UnregisterMonitor for a session it does not know,
+#: which after a restart of bluetoothd is every session we had.
+_SESSION_LOST_ERRORS: Final = frozenset({"org.bluez.Error.Failed", "org.bluez.Error.DoesNotExist"})
+
+
+def or_patterns(config: BleConfig) -> list[OrPattern]:
+    """The passive-mode patterns for ``config``: the defaults plus its extra company ids."""
+    patterns = list(DEFAULT_OR_PATTERNS)
+    for company_id in config.extra_company_ids:
+        patterns.append(OrPattern(0, _MFR, company_id.to_bytes(2, "little")))
+    return patterns
+
+
+class BleScanner(Driver[RawAdvert]):
+    """Scan with ``config`` and yield :class:`RawAdvert` from :meth:`events`.
+
+    The bus is the system bus from the environment (``DBUS_SYSTEM_BUS_ADDRESS``), as bleak
+    uses it. ``stats`` counts starts, restarts by reason, power cycles and failures.
+    """
+
+    def __init__(
+        self, config: BleConfig, *, clock: Clock, power_off_s: float = POWER_OFF_S
+    ) -> None:
+        super().__init__(name=f"ble:{config.adapter}", clock=clock, queue_size=config.queue_size)
+        self._config = config
+        self._power_off_s = power_off_s
+        self._lock = asyncio.Lock()
+        self._scanner: BleakScanner | None = None
+        self._supervisor = ScanSupervisor(
+            clock,
+            silence_timeout_s=config.watchdog_timeout_s,
+            restarts_before_power_cycle=config.restarts_before_power_cycle,
+        )
+        self._scanning = asyncio.Event()
+        self._changed = asyncio.Event()
+        #: Counters: scans_started, in_progress_retries, start_failures, restarts_silent,
+        #: sessions_lost (bluetoothd restarted), stop_errors, power_cycles, power_cycle_failures.
+        self.counters: collections.Counter[str] = collections.Counter()
+
+    @property
+    def config(self) -> BleConfig:
+        return self._config
+
+    @property
+    def scanning(self) -> bool:
+        """A scan is running (as far as the driver knows)."""
+        return self._scanner is not None
+
+    async def wait_scanning(self) -> None:
+        """Return once a scan has been started."""
+        await self._scanning.wait()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds; re-checked whenever a counter changes."""
+        while not predicate():
+            event = self._changed
+            await event.wait()
+
+    def _count(self, name: str) -> None:
+        self.counters[name] += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # -- the device loop -----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        check_every_s = self._config.watchdog_timeout_s / WATCHDOG_CHECKS_PER_TIMEOUT
+        while True:
+            if self._scanner is None:
+                if self._supervisor.before_start() is RecoveryAction.POWER_CYCLE:
+                    await self._power_cycle()
+                try:
+                    await self._start()
+                except BleError as exc:
+                    self._supervisor.start_failed()
+                    self._count("start_failures")
+                    failures = self.counters["start_failures"]
+                    if failures % LOG_EVERY_FAILURES == 1:
+                        _log.warning(
+                            "%s: scan start failed (%s); retrying every %.0f s (%d failures)",
+                            self.name,
+                            exc,
+                            START_RETRY_DELAY_S,
+                            failures,
+                        )
+                    await asyncio.sleep(START_RETRY_DELAY_S)
+                    continue
+            await asyncio.sleep(check_every_s)
+            action = self._supervisor.check(self.last_event_at)
+            if action is RecoveryAction.NONE:
+                continue
+            self._count("restarts_silent")
+            _log.warning(
+                "%s: no advert for %.1f s, restarting the scan%s",
+                self.name,
+                self._config.watchdog_timeout_s,
+                " after an adapter power cycle" if action is RecoveryAction.POWER_CYCLE else "",
+            )
+            await self._stop()
+            if action is RecoveryAction.POWER_CYCLE:
+                await self._power_cycle()
+
+    async def _close(self) -> None:
+        await self._stop()
+
+    # -- start / stop under the lock -----------------------------------------------------------
+
+    def _new_scanner(self) -> BleakScanner:
+        bluez = BlueZScannerArgs(adapter=self._config.adapter)
+        if self._config.mode is ScanMode.PASSIVE:
+            bluez["or_patterns"] = list(or_patterns(self._config))
+        return BleakScanner(self._on_advert, scanning_mode=self._config.mode.value, bluez=bluez)
+
+    async def _start(self) -> None:
+        async with self._lock:
+            if self._scanner is not None:
+                return
+            for attempt in range(IN_PROGRESS_RETRIES + 1):
+                scanner = self._new_scanner()
+                try:
+                    async with asyncio.timeout(START_STOP_TIMEOUT_S):
+                        await scanner.start()
+                except BleakDBusError as exc:
+                    if exc.dbus_error != _ERR_IN_PROGRESS:
+                        raise BleError(BleErrorReason.DBUS_ERROR, str(exc)) from exc
+                    self._count("in_progress_retries")
+                    _log.info(
+                        "%s: discovery start refused (InProgress), retry %d of %d",
+                        self.name,
+                        attempt + 1,
+                        IN_PROGRESS_RETRIES,
+                    )
+                    await asyncio.sleep(IN_PROGRESS_RETRY_DELAY_S)
+                    continue
+                except BleakError as exc:
+                    raise BleError(BleErrorReason.ADAPTER_UNAVAILABLE, str(exc)) from exc
+                except TimeoutError as exc:
+                    raise BleError(BleErrorReason.TIMEOUT, "starting the scan") from exc
+                except (OSError, EOFError) as exc:
+                    raise BleError(BleErrorReason.BUS_UNAVAILABLE, str(exc)) from exc
+                self._scanner = scanner
+                self._supervisor.scan_started()
+                self._count("scans_started")
+                self._scanning.set()
+                _log.info("%s: %s scan started", self.name, self._config.mode.value)
+                return
+            raise BleError(BleErrorReason.IN_PROGRESS, f"{IN_PROGRESS_RETRIES} retries")
+
+    async def _stop(self) -> None:
+        async with self._lock:
+            scanner, self._scanner = self._scanner, None
+            self._scanning.clear()
+            if scanner is None:
+                return
+            try:
+                async with asyncio.timeout(START_STOP_TIMEOUT_S):
+                    await scanner.stop()
+            except BleakDBusError as exc:
+                if exc.dbus_error in _SESSION_LOST_ERRORS:
+                    # bluetoothd restarted: our session died with the old process.
+                    self._count("sessions_lost")
+                    _log.warning(
+                        "%s: bluetoothd no longer knows our scan (%s): it restarted",
+                        self.name,
+                        exc.dbus_error_details or exc.dbus_error,
+                    )
+                else:
+                    self._count("stop_errors")
+                    _log.warning("%s: stopping the scan failed: %s", self.name, exc)
+            except (BleakError, TimeoutError, OSError, EOFError) as exc:
+                self._count("stop_errors")
+                _log.warning("%s: stopping the scan failed: %r", self.name, exc)
+
+    async def _power_cycle(self) -> None:
+        self._count("power_cycles")
+        _log.warning("%s: power cycling the adapter", self.name)
+        try:
+            await power_cycle(self._config.adapter, off_s=self._power_off_s)
+        except BleError as exc:
+            self._count("power_cycle_failures")
+            _log.warning("%s: adapter power cycle failed: %s", self.name, exc)
+
+    # -- the callback edge ---------------------------------------------------------------------
+
+    def _on_advert(self, device: BLEDevice, adv: AdvertisementData) -> None:
+        clock = self._clock
+        self._emit(
+            RawAdvert(
+                address=device.address,
+                rssi=adv.rssi,
+                manufacturer_data=MappingProxyType(adv.manufacturer_data),
+                service_data=MappingProxyType(adv.service_data),
+                service_uuids=tuple(adv.service_uuids),
+                name=adv.local_name,
+                tx_power=adv.tx_power,
+                adapter=self._config.adapter,
+                monotonic=clock.monotonic(),
+                received_at=clock.now(),
+            )
+        )

@@ -1,0 +1,306 @@
+"""The BLE driver with the real bleak BlueZ backend against the fake BlueZ on a private bus.
+
+Covers active and passive scanning with every advert format we decode, RSSI-only updates, a
+burst of hundreds of devices, bluetoothd restarting, InProgress on start, a wedged controller
+(escalation to an adapter power cycle) and a missing adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+
+import pytest
+
+from drivers import SystemClock
+from drivers.ble import BleConfig, BleScanner, RawAdvert, ScanMode
+from protocols.ble import (
+    SMARTLABEL_COMPANY_ID,
+    SmartLabelAdvFlags,
+    build_smartlabel_adv,
+    decode_advertisement,
+)
+from simulator.bluez import FakeBlueZ, normalise_uuid
+
+EDDYSTONE = "feaa"
+
+
+@dataclass(frozen=True)
+class Tag:
+    address: str
+    format: str
+    manufacturer_data: Mapping[int, bytes] = field(default_factory=dict)
+    service_data: Mapping[str, bytes] = field(default_factory=dict)
+
+
+# Golden bytes: published vectors (beacontools, android-beacon-library, docs.ruuvi.com) and
+# our SmartLabel advert built by the protocols package.
+TAGS = (
+    Tag(
+        "C0:00:00:00:00:01",
+        "ibeacon",
+        {0x004C: bytes.fromhex("02154142434445464748494041424344454600010002f8")},
+    ),
+    Tag(
+        "C0:00:00:00:00:02",
+        "altbeacon",
+        {0x0118: bytes.fromhex("beac2f234454cf6d4a0fadf2f4911ba9ffa600010002c509")},
+    ),
+    Tag(
+        "C0:00:00:00:00:03",
+        "eddystone-uid",
+        service_data={EDDYSTONE: bytes.fromhex("00e3123456789012346789010000000000010000")},
+    ),
+    Tag(
+        "C0:00:00:00:00:04",
+        "eddystone-url",
+        service_data={EDDYSTONE: bytes.fromhex("10f8036769746875620063697472757a")},
+    ),
+    Tag(
+        "C0:00:00:00:00:05",
+        "eddystone-tlm",
+        service_data={EDDYSTONE: bytes.fromhex("20000b1813000000146700002ac4")},
+    ),
+    Tag("C0:00:00:00:00:06", "ruuvi-3", {0x0499: bytes.fromhex("03291A1ECE1EFC18F94202CA0B53")}),
+    Tag(
+        "C0:00:00:00:00:07",
+        "ruuvi-5",
+        {0x0499: bytes.fromhex("0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F")},
+    ),
+    Tag(
+        "C0:00:00:00:00:08",
+        "ruuvi-e1",
+        {
+            0x0499: bytes.fromhex(
+                "E1170C5668C79E0065007004BD11CA00C90A0213E0AC000000DECDEE100000000000CBB8334C884F"
+            )
+        },
+    ),
+    Tag(
+        "C0:00:00:00:00:09",
+        "smartlabel-adv",
+        {
+            SMARTLABEL_COMPANY_ID: build_smartlabel_adv(
+                label_id=0x0102030405060708,
+                battery_mv=2950,
+                temperature_c=4.25,
+                flags=SmartLabelAdvFlags.SHOCK_LATCHED,
+                sequence=42,
+            )
+        },
+    ),
+)
+#: Microsoft's company id: nothing we decode, so a passive scan must not report it.
+OTHER_TAG = Tag("C0:00:00:00:00:FF", "other", {0x0006: bytes.fromhex("01092022")})
+
+
+async def advertise(bluez: FakeBlueZ, tag: Tag, rssi: int = -60) -> None:
+    await bluez.upsert_device(
+        tag.address,
+        rssi=rssi,
+        manufacturer_data=tag.manufacturer_data,
+        service_data=tag.service_data,
+    )
+
+
+async def collect(
+    scanner: BleScanner,
+    until: Callable[[dict[str, RawAdvert]], bool],
+    timeout_s: float = 15.0,
+    accept: Callable[[RawAdvert], bool] = lambda advert: True,
+) -> dict[str, RawAdvert]:
+    """The latest accepted advert per address, once ``until`` holds for them."""
+    latest: dict[str, RawAdvert] = {}
+    async with asyncio.timeout(timeout_s):
+        async for advert in scanner.events():
+            if accept(advert):
+                latest[advert.address] = advert
+                if until(latest):
+                    return latest
+    raise AssertionError("the scanner stopped")
+
+
+@pytest.fixture
+async def advertiser(bluez: FakeBlueZ) -> AsyncIterator[Callable[[Tag, float], None]]:
+    """Start a tag advertising every ``interval_s`` (RSSI wandering) until the test ends."""
+    tasks: list[asyncio.Task[None]] = []
+
+    async def loop(tag: Tag, interval_s: float) -> None:
+        n = 0
+        while True:
+            await advertise(bluez, tag, rssi=-60 - n % 10)
+            n += 1
+            await asyncio.sleep(interval_s)
+
+    def start(tag: Tag, interval_s: float) -> None:
+        tasks.append(asyncio.create_task(loop(tag, interval_s)))
+
+    yield start
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def check_formats(adverts: Mapping[str, RawAdvert], tags: tuple[Tag, ...]) -> None:
+    for tag in tags:
+        advert = adverts[tag.address]
+        assert dict(advert.manufacturer_data) == dict(tag.manufacturer_data)
+        assert dict(advert.service_data) == {
+            normalise_uuid(k): v for k, v in tag.service_data.items()
+        }
+        decoded = decode_advertisement(advert.manufacturer_data, advert.service_data)
+        assert [d.format for d in decoded] == [tag.format], tag
+
+
+async def test_active_scan_delivers_every_format(bluez: FakeBlueZ) -> None:
+    async with BleScanner(BleConfig(), clock=SystemClock()) as scanner:
+        await scanner.wait_scanning()
+        assert bluez.discovering()
+        for tag in TAGS:
+            await advertise(bluez, tag, rssi=-61)
+        adverts = await collect(scanner, lambda seen: len(seen) == len(TAGS))
+    check_formats(adverts, TAGS)
+    advert = adverts[TAGS[0].address]
+    assert advert.rssi == -61
+    assert advert.adapter == "hci0"
+    assert advert.received_at.tzinfo is not None
+    # The scan was stopped cleanly when the driver closed.
+    assert not bluez.discovering()
+    assert bluez.counters["stop_discovery"] == 1
+
+
+async def test_decoded_values_survive_the_bus(bluez: FakeBlueZ) -> None:
+    async with BleScanner(BleConfig(), clock=SystemClock()) as scanner:
+        await scanner.wait_scanning()
+        for tag in TAGS:
+            await advertise(bluez, tag)
+        adverts = await collect(scanner, lambda seen: len(seen) == len(TAGS))
+    by_format = {
+        tag.format: decode_advertisement(
+            adverts[tag.address].manufacturer_data, adverts[tag.address].service_data
+        )[0]
+        for tag in TAGS
+    }
+    ruuvi5 = by_format["ruuvi-5"]
+    assert getattr(ruuvi5, "temperature_c") == pytest.approx(24.3)  # noqa: B009
+    assert getattr(ruuvi5, "mac") == "CB:B8:33:4C:88:4F"  # noqa: B009
+    ibeacon = by_format["ibeacon"]
+    assert (getattr(ibeacon, "major"), getattr(ibeacon, "minor")) == (1, 2)  # noqa: B009
+    assert getattr(by_format["eddystone-url"], "url") == "https://github.com/citruz"  # noqa: B009
+
+
+async def test_passive_scan_reports_only_our_formats(bluez: FakeBlueZ) -> None:
+    config = BleConfig(mode=ScanMode.PASSIVE)
+    async with BleScanner(config, clock=SystemClock()) as scanner:
+        await scanner.wait_scanning()
+        await bluez.wait_until(lambda: bool(bluez.monitors()))
+        assert not bluez.discovering(), "passive scanning must not start a discovery"
+        await advertise(bluez, OTHER_TAG)
+        for tag in TAGS:
+            await advertise(bluez, tag)
+        adverts = await collect(scanner, lambda seen: len(seen) == len(TAGS))
+        # BlueZ told the monitor about each matching device, never about the other one.
+        assert bluez.counters["device_found"] == len(TAGS)
+        assert OTHER_TAG.address not in adverts
+    check_formats(adverts, TAGS)
+    assert not bluez.monitors(), "the monitor is unregistered when the driver closes"
+
+
+async def test_rssi_only_changes_arrive(bluez: FakeBlueZ) -> None:
+    tag = TAGS[6]
+    async with BleScanner(BleConfig(), clock=SystemClock()) as scanner:
+        await scanner.wait_scanning()
+        await advertise(bluez, tag, rssi=-70)
+        await collect(scanner, lambda seen: tag.address in seen)
+        for rssi in (-65, -52, -80):
+            await bluez.upsert_device(tag.address, rssi=rssi)
+        rssis: list[int] = []
+
+        def record(advert: RawAdvert) -> bool:
+            rssis.append(advert.rssi)
+            return True
+
+        await collect(scanner, lambda seen: len(rssis) == 3, accept=record)
+    assert rssis == [-65, -52, -80]
+
+
+async def test_burst_of_hundreds_of_devices_survives(bluez: FakeBlueZ) -> None:
+    count = 600
+    addresses = [f"D0:00:00:00:{i // 256:02X}:{i % 256:02X}" for i in range(count)]
+    async with BleScanner(BleConfig(), clock=SystemClock()) as scanner:
+        await scanner.wait_scanning()
+        for i, address in enumerate(addresses):
+            await bluez.upsert_device(
+                address, rssi=-40 - i % 50, manufacturer_data={0x0499: bytes([5, i % 256]) * 12}
+            )
+        adverts = await collect(scanner, lambda seen: len(seen) == count, timeout_s=30.0)
+        assert bluez.running
+        assert scanner.queue_stats.dropped == 0
+    assert set(adverts) == set(addresses)
+    assert bluez.counters["adverts_sent"] == count
+
+
+async def test_bluetoothd_restart_is_recovered_within_the_watchdog_time(
+    bluez: FakeBlueZ, advertiser: Callable[[Tag, float], None]
+) -> None:
+    watchdog_s = 1.0
+    config = BleConfig(watchdog_timeout_s=watchdog_s)
+    async with BleScanner(config, clock=SystemClock()) as scanner:
+        await scanner.wait_scanning()
+        advertiser(TAGS[0], 0.05)
+        await collect(scanner, lambda seen: bool(seen))
+        await bluez.restart(down_s=0.2)
+        back_at = time.monotonic()
+        await collect(
+            scanner, lambda seen: bool(seen), accept=lambda advert: advert.monotonic > back_at
+        )
+        recovered_after_s = time.monotonic() - back_at
+        assert scanner.counters["sessions_lost"] == 1
+        assert scanner.counters["restarts_silent"] == 1
+        assert scanner.counters["scans_started"] == 2
+        assert bluez.discovering()
+    # Silence is noticed within 1.25 timeouts; the new scan starts in milliseconds.
+    assert recovered_after_s < watchdog_s * 1.25 + 1.0
+
+
+async def test_in_progress_on_start_is_retried(bluez: FakeBlueZ) -> None:
+    bluez.refuse_start_discovery(1)
+    async with BleScanner(BleConfig(), clock=SystemClock()) as scanner:
+        await asyncio.wait_for(scanner.wait_scanning(), 10.0)
+        assert scanner.counters["in_progress_retries"] == 1
+        assert bluez.counters["refused_in_progress"] == 1
+        await advertise(bluez, TAGS[1])
+        adverts = await collect(scanner, lambda seen: bool(seen))
+    assert TAGS[1].address in adverts
+
+
+async def test_wedged_controller_escalates_to_a_power_cycle(
+    bluez: FakeBlueZ, advertiser: Callable[[Tag, float], None]
+) -> None:
+    config = BleConfig(watchdog_timeout_s=0.5, restarts_before_power_cycle=1)
+    async with BleScanner(config, clock=SystemClock(), power_off_s=0.05) as scanner:
+        await scanner.wait_scanning()
+        advertiser(TAGS[2], 0.05)
+        await collect(scanner, lambda seen: bool(seen))
+        bluez.jam_radio()
+        jammed_at = time.monotonic()
+        await collect(
+            scanner, lambda seen: bool(seen), accept=lambda advert: advert.monotonic > jammed_at
+        )
+        # One plain restart did not help; the second silence power cycled the adapter.
+        assert scanner.counters["restarts_silent"] == 2
+        assert scanner.counters["power_cycles"] == 1
+        assert scanner.counters["power_cycle_failures"] == 0
+        assert bluez.counters["power_off"] == 1
+        assert bluez.counters["power_on"] == 1
+        assert bluez.powered()
+
+
+async def test_missing_adapter_is_retried_without_crashing(bluez: FakeBlueZ) -> None:
+    async with BleScanner(BleConfig(adapter="hci7"), clock=SystemClock()) as scanner:
+        async with asyncio.timeout(10.0):
+            await scanner.wait_until(lambda: scanner.counters["start_failures"] >= 1)
+        assert not scanner.scanning
+    assert bluez.counters["start_discovery"] == 0
