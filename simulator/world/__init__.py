@@ -5,6 +5,7 @@ world for a snapshot each tick (positions, tags in range with RSSI, sensor value
 and turns it into fake BlueZ objects and pty bytes that the gateway's drivers read for real.
 """
 
+from simulator.world.adverts import AdvertPayload, advert_for
 from simulator.world.clock import SimClock
 from simulator.world.geo import GeoPoint, Projection, bearing_deg, distance_m
 from simulator.world.loader import ScenarioError, load_scenario, parse_scenario, shipped_scenarios
@@ -58,6 +59,7 @@ from simulator.world.state import (
 __all__ = [
     "DEFAULT_START",
     "AdapterRemoved",
+    "AdvertPayload",
     "BluetoothdRestart",
     "BrokerOutage",
     "CorruptCrc",
@@ -99,6 +101,7 @@ __all__ = [
     "VehicleState",
     "Waypoint",
     "World",
+    "advert_for",
     "bearing_deg",
     "curve_value",
     "derive_address",
