@@ -98,14 +98,17 @@ class OutboxStats:
     classes: tuple[ClassStats, ...]
     total_bytes: int
     max_bytes: int
+    #: Set after the disk filled up below ``max_bytes``: the store evicts down to this.
+    disk_full_cap_bytes: int | None
     leased: int
     dead_letters: int
     losses: tuple[LossCount, ...]
     #: Files moved aside at start-up because the store was corrupt (empty when healthy).
     quarantined: tuple[str, ...]
-    #: Process-lifetime counters.
+    #: Process-lifetime counters (commits = transactions = fsyncs of the WAL).
     duplicates: int
     refused: int
+    commits: int
 
     @property
     def depth(self) -> int:

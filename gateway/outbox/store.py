@@ -73,6 +73,8 @@ STORE_CLOCK_PERSIST_S: Final = 300.0
 #: After SQLITE_FULL the store caps itself at this fraction of what it held, so that deleting
 #: rows frees pages for new ones.
 DISK_FULL_SHRINK_RATIO: Final = 0.9
+#: ... and at least this much lower: only pages emptied entirely are reused by new rows.
+DISK_FULL_SLACK_BYTES: Final = 32 * 1024
 #: The learned disk-full cap is dropped after this long, so space freed on disk is used again.
 DISK_FULL_RELEARN_S: Final = 300.0
 #: One warning log line per this many seconds for evictions, expiry and refusals.
@@ -122,14 +124,41 @@ class _LossTally:
     def add(self, event_class: EventClass, reason: str, row_id: int, event_id: str) -> None:
         key = (event_class, reason)
         self.counts[key] = self.counts.get(key, 0) + 1
+        self.extend(row_id, event_id)
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+    def merged(self, other: _LossTally) -> _LossTally:
+        out = _LossTally(dict(self.counts))
+        for key, count in other.counts.items():
+            out.counts[key] = out.counts.get(key, 0) + count
+        for tally in (self, other):
+            for row_id, event_id in (
+                (tally.first_row_id, tally.first_event_id),
+                (tally.last_row_id, tally.last_event_id),
+            ):
+                if row_id is not None:
+                    out.extend(row_id, event_id)
+        return out
+
+    def extend(self, row_id: int, event_id: str) -> None:
+        """Widen the id range to include ``row_id``."""
         seq = row_id & SEQ_MASK
         if self.first_row_id is None or seq < self.first_row_id & SEQ_MASK:
             self.first_row_id, self.first_event_id = row_id, event_id
         if self.last_row_id is None or seq > self.last_row_id & SEQ_MASK:
             self.last_row_id, self.last_event_id = row_id, event_id
 
-    def __bool__(self) -> bool:
-        return bool(self.counts)
+
+@dataclass(frozen=True, slots=True)
+class _OpenLoss:
+    """The queued loss event that later losses are merged into."""
+
+    row_id: int
+    event_id: str
+    tally: _LossTally
+    since: datetime
 
 
 @dataclass(slots=True)
@@ -139,6 +168,7 @@ class _Snapshot:
     next_seq: int
     losses: dict[tuple[EventClass, str], int]
     next_expiry_s: float
+    open_loss: _OpenLoss | None
 
 
 class _BurstLog:
@@ -181,10 +211,12 @@ class Store:
         self._recent_acked: OrderedDict[str, None] = OrderedDict()
         self._losses: dict[tuple[EventClass, str], int] = {}
         self._next_expiry_s = -math.inf
+        self._open_loss: _OpenLoss | None = None
         self._disk_cap: int | None = None
         self._disk_cap_since_s = 0.0
         self._duplicates = 0
         self._refused = 0
+        self._commits = 0
         self._evict_log = _BurstLog("evicted")
         self._expire_log = _BurstLog("expired")
         self._refuse_log = _BurstLog("refused (full, nothing evictable)")
@@ -325,11 +357,13 @@ class Store:
             self._next_seq,
             dict(self._losses),
             self._next_expiry_s,
+            self._open_loss,
         )
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
             conn.execute("COMMIT")
+            self._commits += 1
         except BaseException:
             if conn.in_transaction:
                 try:
@@ -339,6 +373,7 @@ class Store:
             self._depth, self._bytes = snapshot.depth, snapshot.nbytes
             self._next_seq, self._losses = snapshot.next_seq, snapshot.losses
             self._next_expiry_s = snapshot.next_expiry_s
+            self._open_loss = snapshot.open_loss
             raise
 
     def _write_meta(self, now_s: float) -> None:
@@ -380,7 +415,9 @@ class Store:
                 if not is_disk_full(exc):
                     raise
                 total = sum(self._bytes)
-                self._disk_cap = int(total * DISK_FULL_SHRINK_RATIO)
+                self._disk_cap = max(
+                    0, min(int(total * DISK_FULL_SHRINK_RATIO), total - DISK_FULL_SLACK_BYTES)
+                )
                 self._disk_cap_since_s = now_s
                 _log.error(
                     "outbox: disk full with %d bytes stored; capping at %d bytes and evicting",
@@ -390,10 +427,6 @@ class Store:
                 return self._commit_once(events, acks, now_s)
         except sqlite3.Error as exc:
             raise translate(exc) from exc
-
-    def _cap(self) -> int:
-        cap = self._config.max_bytes
-        return cap if self._disk_cap is None else min(cap, self._disk_cap)
 
     def _commit_once(
         self, events: Sequence[OutboxEvent], acks: Collection[int], now_s: float
@@ -407,11 +440,16 @@ class Store:
         with self._transaction():
             if acks:
                 acked = self._delete_rows(sorted(acks))
-            cap = self._cap()
-            if events and sum(self._bytes) > cap:
-                # Over a cap learned from a full disk: shrink, within what this batch may evict.
-                top = min(event.event_class for event in events)
-                self._make_room(sum(self._bytes) - cap, top, now_s, tally)
+            cap = self._config.max_bytes
+            if events and self._disk_cap is not None:
+                # The disk filled up below the configured cap: make room for this batch first,
+                # within what it may evict. If that is not enough the insert fails again and
+                # the caller gets DISK_FULL.
+                incoming = sum(len(event.payload) + ROW_OVERHEAD_BYTES for event in events)
+                excess = sum(self._bytes) + incoming - self._disk_cap
+                if excess > 0:
+                    top = min(event.event_class for event in events)
+                    self._make_room(excess, top, now_s, tally)
             insert = f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})"
             for event in events:
                 key = event.key
@@ -564,9 +602,12 @@ class Store:
     def _record_loss_event(
         self, tally: _LossTally, now_s: float, quarantined: tuple[str, ...] = ()
     ) -> None:
-        """Count the losses and queue one ``outbox.loss`` event (class STATUS) describing them.
+        """Count the losses and report them in an ``outbox.loss`` event (class STATUS).
 
-        It bypasses the byte cap: it is small and is the only trace of what was lost.
+        While the previous loss event is still queued and not leased, it is updated instead of
+        adding another: a store evicting at the cap on every commit then carries one growing
+        loss record, not one per commit. It bypasses the byte cap: it is small and is the only
+        trace of what was lost.
         """
         conn = self._db()
         for (event_class, reason), count in tally.counts.items():
@@ -576,13 +617,70 @@ class Store:
                 (int(event_class), reason, count),
             )
             self._losses[(event_class, reason)] = self._losses.get((event_class, reason), 0) + count
-        seq = self._next_seq
-        event_id = f"{LOSS_KIND}:{self._epoch}:{seq}"
         wall = self._clock.now()
+        open_loss = self._open_loss
+        if (
+            open_loss is not None
+            and not quarantined
+            and open_loss.row_id not in self._leased[EventClass.STATUS]
+        ):
+            merged = open_loss.tally.merged(tally)
+            payload = self._loss_payload(open_loss.event_id, merged, open_loss.since, wall, ())
+            old = conn.execute(
+                "SELECT size FROM events WHERE row_id = ?", (open_loss.row_id,)
+            ).fetchone()
+            if old is not None:
+                size = self._loss_size(payload, open_loss.event_id)
+                conn.execute(
+                    "UPDATE events SET payload = ?, size = ? WHERE row_id = ?",
+                    (payload, size, open_loss.row_id),
+                )
+                self._bytes[EventClass.STATUS] += size - int(old[0])
+                self._open_loss = _OpenLoss(
+                    open_loss.row_id, open_loss.event_id, merged, open_loss.since
+                )
+                return
+        seq = self._next_seq
+        row_id = row_id_for(EventClass.STATUS, seq)
+        event_id = f"{LOSS_KIND}:{self._epoch}:{seq}"
+        payload = self._loss_payload(event_id, tally, wall, wall, quarantined)
+        size = self._loss_size(payload, event_id)
+        conn.execute(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})",
+            (
+                row_id,
+                event_id,
+                event_id,
+                LOSS_KIND,
+                "outbox",
+                payload,
+                size,
+                wall.timestamp(),
+                now_s,
+            ),
+        )
+        self._next_seq += 1
+        self._depth[EventClass.STATUS] += 1
+        self._bytes[EventClass.STATUS] += size
+        self._open_loss = None if quarantined else _OpenLoss(row_id, event_id, tally, wall)
+
+    @staticmethod
+    def _loss_size(payload: bytes, event_id: str) -> int:
+        return len(payload) + 2 * len(event_id) + len(LOSS_KIND) + ROW_OVERHEAD_BYTES
+
+    def _loss_payload(
+        self,
+        event_id: str,
+        tally: _LossTally,
+        since: datetime,
+        wall: datetime,
+        quarantined: tuple[str, ...],
+    ) -> bytes:
         body: dict[str, object] = {
             "kind": LOSS_KIND,
             "event_id": event_id,
             "store_epoch": self._epoch,
+            "since": since.isoformat(),
             "at": wall.isoformat(),
             "count": sum(tally.counts.values()),
             "losses": [
@@ -597,25 +695,7 @@ class Store:
         if quarantined:
             body["reason"] = "store_corrupt"
             body["quarantined"] = list(quarantined)
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        size = len(payload) + 2 * len(event_id) + len(LOSS_KIND) + ROW_OVERHEAD_BYTES
-        conn.execute(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})",
-            (
-                row_id_for(EventClass.STATUS, seq),
-                event_id,
-                event_id,
-                LOSS_KIND,
-                "outbox",
-                payload,
-                size,
-                wall.timestamp(),
-                now_s,
-            ),
-        )
-        self._next_seq += 1
-        self._depth[EventClass.STATUS] += 1
-        self._bytes[EventClass.STATUS] += size
+        return json.dumps(body, separators=(",", ":")).encode()
 
     def sweep(self) -> int:
         """Expire what is past its TTL; persist the store clock now and then. Returns expired."""
@@ -838,7 +918,8 @@ class Store:
             schema_version=SCHEMA_VERSION,
             classes=tuple(classes),
             total_bytes=sum(self._bytes),
-            max_bytes=self._cap(),
+            max_bytes=self._config.max_bytes,
+            disk_full_cap_bytes=self._disk_cap,
             leased=sum(len(s) for s in self._leased),
             dead_letters=dead,
             losses=tuple(
@@ -848,4 +929,5 @@ class Store:
             quarantined=self._quarantined,
             duplicates=self._duplicates,
             refused=self._refused,
+            commits=self._commits,
         )

@@ -1,0 +1,162 @@
+"""accept: durable on return, idempotent by dedup key, grouped commits, alarms at once."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxError, OutboxEvent
+from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
+
+
+def _stored_ids(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [r[0] for r in conn.execute("SELECT event_id FROM events ORDER BY row_id")]
+    finally:
+        conn.close()
+
+
+async def test_accepted_events_are_on_disk_when_accept_returns(tmp_path: Path) -> None:
+    db = tmp_path / "outbox.db"
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        result = await outbox.accept([event("a"), event("b", EventClass.ALARM)])
+        assert result.statuses == (AcceptStatus.ACCEPTED, AcceptStatus.ACCEPTED)
+        # A second connection (another process would see the same) reads the committed rows.
+        assert sorted(_stored_ids(db)) == ["a", "b"]
+        conn = sqlite3.connect(db)
+        try:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        finally:
+            conn.close()
+
+
+async def test_duplicate_key_is_reported_not_stored_twice(tmp_path: Path) -> None:
+    db = tmp_path / "outbox.db"
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        first = await outbox.accept([event("x1", dedup_key="label:01:seq:42")])
+        again = await outbox.accept(
+            [event("x2", dedup_key="label:01:seq:42"), event("x3", dedup_key="label:01:seq:43")]
+        )
+        same_batch = await outbox.accept([event("y"), event("y")])
+        stats = await outbox.stats()
+    assert first.statuses == (AcceptStatus.ACCEPTED,)
+    assert again.statuses == (AcceptStatus.DUPLICATE, AcceptStatus.ACCEPTED)
+    assert same_batch.statuses == (AcceptStatus.ACCEPTED, AcceptStatus.DUPLICATE)
+    assert _stored_ids(db) == ["x1", "x3", "y"]
+    assert stats.duplicates == 2
+
+
+async def test_duplicate_after_delivery_is_still_a_duplicate(tmp_path: Path) -> None:
+    async with Outbox(tmp_path / "o.db", ROOMY, FakeClock()) as outbox:
+        await outbox.accept([event("a", dedup_key="label:02:seq:7")])
+        leased = await outbox.lease(10)
+        await outbox.ack([e.row_id for e in leased])
+        await outbox.flush()
+        assert (await outbox.stats()).depth == 0
+        # The reader re-sends the frame because our serial ACK was lost.
+        again = await outbox.accept([event("a", dedup_key="label:02:seq:7")])
+    assert again.statuses == (AcceptStatus.DUPLICATE,)
+
+
+async def test_concurrent_accepts_share_transactions(tmp_path: Path) -> None:
+    async with Outbox(tmp_path / "o.db", ROOMY, FakeClock()) as outbox:
+        before = (await outbox.stats()).commits
+        results = await asyncio.gather(
+            *(outbox.accept([event(f"t{i}-{j}") for j in range(5)]) for i in range(200))
+        )
+        stats = await outbox.stats()
+    assert all(s is AcceptStatus.ACCEPTED for r in results for s in r.statuses)
+    assert stats.depth == 1000
+    # 200 callers, far fewer fsyncs: that is the point of group commit.
+    assert stats.commits - before < 50
+
+
+async def test_alarm_commits_without_waiting_for_the_window(tmp_path: Path) -> None:
+    slow = ROOMY.model_copy(update={"group_commit_window_ms": 60_000.0})
+    async with Outbox(tmp_path / "o.db", slow, FakeClock()) as outbox:
+        async with asyncio.timeout(10):
+            result = await outbox.accept([event("shock", EventClass.ALARM)])
+        assert result.statuses == (AcceptStatus.ACCEPTED,)
+        # A telemetry event alone waits for the window; an alarm arriving takes it along.
+        waiting = asyncio.create_task(outbox.accept([event("tele")]))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        async with asyncio.timeout(10):
+            await outbox.accept([event("fire", EventClass.ALARM)])
+            assert (await waiting).statuses == (AcceptStatus.ACCEPTED,)
+
+
+async def test_full_group_commits_without_waiting_for_the_window(tmp_path: Path) -> None:
+    slow = ROOMY.model_copy(
+        update={"group_commit_window_ms": 60_000.0, "group_commit_max_events": 10}
+    )
+    async with Outbox(tmp_path / "o.db", slow, FakeClock()) as outbox:
+        async with asyncio.timeout(10):
+            result = await outbox.accept([event(f"e{i}") for i in range(10)])
+    assert result.statuses == (AcceptStatus.ACCEPTED,) * 10
+
+
+async def test_use_after_close_is_a_typed_error(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", ROOMY, FakeClock())
+    async with outbox:
+        pass
+    with pytest.raises(OutboxError):
+        await outbox.accept([event("late")])
+
+
+async def test_pending_accepts_are_committed_on_close(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    slow = ROOMY.model_copy(update={"group_commit_window_ms": 60_000.0})
+    async with Outbox(db, slow, FakeClock()) as outbox:
+        task = asyncio.create_task(outbox.accept([event("last-words")]))
+        await asyncio.sleep(0)
+    assert (await task).statuses == (AcceptStatus.ACCEPTED,)
+    assert _stored_ids(db) == ["last-words"]
+
+
+_text = st.text(min_size=0, max_size=40)
+_events = st.lists(
+    st.builds(
+        OutboxEvent,
+        event_id=st.text(min_size=1, max_size=40),
+        event_class=st.sampled_from(EventClass),
+        kind=_text,
+        payload=st.binary(max_size=600),
+        dedup_key=st.none() | st.text(min_size=1, max_size=20),
+        source=_text,
+    ),
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batches=st.lists(_events, min_size=1, max_size=4))
+async def test_any_input_keeps_the_store_consistent(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[OutboxEvent]]
+) -> None:
+    """Arbitrary ids, payloads and keys: every key stored once, depth matches the file."""
+    db = tmp_path_factory.mktemp("fuzz") / "o.db"
+    cap = ROOMY.model_copy(update={"max_bytes": 8000})
+    async with Outbox(db, cap, FakeClock()) as outbox:
+        for batch in batches:
+            result = await outbox.accept(batch)
+            assert len(result.statuses) == len(batch)
+        stats = await outbox.stats()
+    conn = sqlite3.connect(db)
+    try:
+        keys = [r[0] for r in conn.execute("SELECT dedup_key FROM events")]
+        sizes = conn.execute("SELECT coalesce(sum(size), 0) FROM events").fetchone()[0]
+    finally:
+        conn.close()
+    assert len(keys) == len(set(keys)) == stats.depth
+    assert sizes == stats.total_bytes
+    # Over the cap only by loss records, which bypass it so that losses are never silent.
+    assert stats.total_bytes <= cap.max_bytes + 600 * (stats.lost > 0) * len(batches)

@@ -1,0 +1,196 @@
+"""Byte cap, per-class TTL on a clock that ignores wall-clock jumps, losses, disk full."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway.outbox import (
+    LOSS_KIND,
+    AcceptStatus,
+    EventClass,
+    LeasedEvent,
+    Outbox,
+    OutboxConfig,
+    OutboxError,
+    OutboxErrorReason,
+)
+from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
+
+HOUR_S = 3600.0
+
+
+def _ttl_config() -> OutboxConfig:
+    ttl: dict[EventClass, float | None] = {c: None for c in EventClass}
+    ttl[EventClass.TELEMETRY] = 2 * HOUR_S
+    ttl[EventClass.STATUS] = 10 * HOUR_S
+    return ROOMY.model_copy(update={"ttl_s": ttl})
+
+
+def _losses(leased: list[LeasedEvent]) -> list[dict[str, object]]:
+    return [json.loads(e.payload) for e in leased if e.kind == LOSS_KIND]
+
+
+async def test_ttl_expires_on_elapsed_time_not_wall_clock(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with Outbox(tmp_path / "o.db", _ttl_config(), clock) as outbox:
+        await outbox.accept([event("old-tele"), event("old-status", EventClass.STATUS)])
+        clock.jump_wall(10 * 365 * 86400.0)  # the RTC jumps ten years ahead
+        assert await outbox.sweep() == 0
+        clock.advance(HOUR_S)
+        (tele,) = await outbox.lease(1, classes={EventClass.TELEMETRY})
+        assert tele.expires_in_s == pytest.approx(HOUR_S)
+        await outbox.release_all()
+        clock.jump_wall(-20 * 365 * 86400.0)  # ... and then twenty years back
+        clock.advance(HOUR_S + 1)
+        assert await outbox.sweep() == 1
+        leased = await outbox.lease(10)
+        stats = await outbox.stats()
+    assert [e.event_id for e in leased if e.kind != LOSS_KIND] == ["old-status"]
+    (loss,) = _losses(leased)
+    assert loss["count"] == 1
+    assert loss["losses"] == [{"class": "telemetry", "reason": "expired", "count": 1}]
+    assert loss["first_event_id"] == loss["last_event_id"] == "old-tele"
+    assert [(x.event_class, x.reason, x.count) for x in stats.losses] == [
+        (EventClass.TELEMETRY, "expired", 1)
+    ]
+
+
+async def test_expired_events_are_not_leased_even_before_the_sweep(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with Outbox(tmp_path / "o.db", _ttl_config(), clock) as outbox:
+        await outbox.accept([event("t0")])
+        clock.advance(HOUR_S)
+        await outbox.accept([event("t1")])
+        clock.advance(HOUR_S + 1)
+        leased = await outbox.lease(10)
+    assert [e.event_id for e in leased] == ["t1"]
+    assert leased[0].expires_in_s == pytest.approx(HOUR_S - 1)
+
+
+async def test_age_is_carried_across_restarts(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    clock = FakeClock(monotonic=10_000.0)
+    async with Outbox(db, _ttl_config(), clock) as outbox:
+        await outbox.accept([event("t")])
+        clock.advance(1.5 * HOUR_S)
+    # Reboot: the monotonic clock restarts near zero, the wall clock is wrong (no RTC).
+    rebooted = FakeClock(monotonic=3.0)
+    rebooted.jump_wall(-400 * 86400.0)
+    async with Outbox(db, _ttl_config(), rebooted) as outbox:
+        (alive,) = await outbox.lease(1)
+        assert alive.expires_in_s == pytest.approx(0.5 * HOUR_S)
+        await outbox.release_all()
+        rebooted.advance(0.5 * HOUR_S + 1)
+        assert await outbox.sweep() == 1
+
+
+async def test_eviction_takes_oldest_of_the_lowest_class_first(tmp_path: Path) -> None:
+    # Each event counts ~380 bytes; 10 fit.
+    config = ROOMY.model_copy(update={"max_bytes": 10 * 380})
+    async with Outbox(tmp_path / "o.db", config, FakeClock()) as outbox:
+        await outbox.accept([event(f"p{i}", EventClass.PRESENCE) for i in range(3)])
+        await outbox.accept([event(f"t{i}") for i in range(5)])
+        await outbox.accept([event(f"a{i}", EventClass.ALARM) for i in range(2)])
+        result = await outbox.accept([event(f"h{i}", EventClass.HANDOFF) for i in range(3)])
+        assert result.statuses == (AcceptStatus.ACCEPTED,) * 3
+        stats = await outbox.stats()
+        leased = await outbox.lease(50)
+    ids = [e.event_id for e in leased if e.kind != LOSS_KIND]
+    # Three handoffs in: the three oldest telemetry rows (and the loss record's room) out.
+    assert not {"t0", "t1", "t2"} & set(ids)
+    assert {"a0", "a1", "h0", "h1", "h2", "p0", "p1", "p2"} <= set(ids)
+    (loss,) = _losses(leased)
+    assert loss["first_event_id"] == "t0"
+    evicted = {x.event_class: x.count for x in stats.losses if x.reason == "evicted"}
+    assert set(evicted) == {EventClass.TELEMETRY}
+    assert loss["count"] == evicted[EventClass.TELEMETRY]
+
+
+async def test_alarms_are_never_evicted_for_telemetry(tmp_path: Path) -> None:
+    config = ROOMY.model_copy(update={"max_bytes": 4 * 380})
+    async with Outbox(tmp_path / "o.db", config, FakeClock()) as outbox:
+        await outbox.accept([event(f"a{i}", EventClass.ALARM) for i in range(4)])
+        refused = await outbox.accept([event("t0"), event("t1")])
+        # A new alarm may push out the oldest alarm: the newest evidence wins, and it is reported.
+        alarm = await outbox.accept([event("a4", EventClass.ALARM)])
+        stats = await outbox.stats()
+        leased = await outbox.lease(20)
+    assert refused.statuses == (AcceptStatus.REFUSED, AcceptStatus.REFUSED)
+    assert alarm.statuses == (AcceptStatus.ACCEPTED,)
+    assert stats.refused == 2
+    alarms = [e.event_id for e in leased if e.event_class is EventClass.ALARM]
+    assert alarms[-1] == "a4"
+    assert "a0" not in alarms
+
+
+async def test_leased_rows_are_not_evicted(tmp_path: Path) -> None:
+    config = ROOMY.model_copy(update={"max_bytes": 4 * 380})
+    async with Outbox(tmp_path / "o.db", config, FakeClock()) as outbox:
+        await outbox.accept([event(f"t{i}") for i in range(4)])
+        in_flight = await outbox.lease(2)
+        await outbox.accept([event("t4")])
+        await outbox.ack([e.row_id for e in in_flight])
+        await outbox.flush()
+        rest = await outbox.lease(20)
+    assert [e.event_id for e in in_flight] == ["t0", "t1"]
+    # t2 made room (oldest unleased), not the in-flight t0 / t1.
+    assert "t2" not in [e.event_id for e in rest]
+    assert "t4" in [e.event_id for e in rest]
+
+
+def _page_count(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute("PRAGMA page_count").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _limit_pages(outbox: Outbox, pages: int) -> None:
+    """Emulate a full disk: the file may not grow past ``pages``. max_page_count is per
+    connection, so it goes on the store's own connection."""
+    outbox._store._db().execute(f"PRAGMA max_page_count = {pages}")
+
+
+async def test_disk_full_evicts_telemetry_and_keeps_accepting(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        await outbox.accept([event("seed")])
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        _limit_pages(outbox, _page_count(db) + 12)
+        accepted = 0
+        for i in range(200):
+            result = await outbox.accept([event(f"t{i}-{j}", size=900) for j in range(4)])
+            accepted += result.statuses.count(AcceptStatus.ACCEPTED)
+        stats = await outbox.stats()
+    assert stats.disk_full_cap_bytes is not None
+    assert stats.disk_full_cap_bytes < 12 * 4096
+    assert accepted == 800  # evicting the oldest telemetry made room every time
+    assert any(x.reason == "evicted" for x in stats.losses)
+
+
+async def test_disk_full_with_nothing_evictable_is_a_typed_error(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        for i in range(40):
+            await outbox.accept([event(f"a{i}", EventClass.ALARM, size=900)])
+        # The disk is now full of alarms.
+        _limit_pages(outbox, _page_count(db))
+        stats = await outbox.stats()
+        # Alarms are never evicted for telemetry: with the disk full, telemetry gets the error.
+        with pytest.raises(OutboxError) as excinfo:
+            await outbox.accept([event("t", size=20_000)])
+        assert excinfo.value.reason is OutboxErrorReason.DISK_FULL
+        after = await outbox.stats()
+        assert after.depth == stats.depth
+        assert after.disk_full_cap_bytes is not None
+        # The process keeps going: once alarms are delivered, there is room again.
+        alarms = await outbox.lease(1000)
+        await outbox.ack([e.row_id for e in alarms])
+        await outbox.flush()
+        again = await outbox.accept([event("after", size=20_000)])
+    assert again.statuses == (AcceptStatus.ACCEPTED,)
