@@ -141,7 +141,9 @@ def check_integrity(path: Path) -> str | None:
     if not path.exists():
         return None
     try:
-        conn = sqlite3.connect(path, isolation_level=None)
+        # Read-only: a read-write connection would delete a stale -wal on close, and with it
+        # the evidence (and maybe committed events) that the quarantine must keep.
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
     except sqlite3.Error as exc:
         return f"cannot open: {exc}"
     try:
