@@ -1,3 +1,7 @@
 """Shared test configuration. Fixture plugins that start real components live in tests/fixtures/."""
 
-pytest_plugins: list[str] = ["tests.fixtures.mosquitto", "tests.fixtures.bluez"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.mosquitto",
+    "tests.fixtures.bluez",
+    "tests.fixtures.gpsd",
+]
