@@ -1,0 +1,178 @@
+"""Read-only inspection of an outbox file for operators (``tagrelay outbox ...``).
+
+Works beside a running daemon: it opens the file read-only (WAL readers never block the
+writer) and never takes the store lock, runs migrations or quarantines anything. Re-queueing
+dead letters writes, so it goes through :class:`gateway.outbox.store.Store` and its lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from drivers.clock import SystemClock
+from gateway.outbox.config import OutboxConfig
+from gateway.outbox.errors import OutboxError, OutboxErrorReason
+from gateway.outbox.models import ClassStats, EventClass, LossCount, OutboxStats
+from gateway.outbox.schema import CLASS_SHIFT, SCHEMA_VERSION, class_range
+from gateway.outbox.store import Store
+
+JsonRow = dict[str, object]
+
+
+@contextmanager
+def _read_only(path: Path) -> Iterator[sqlite_utils.Database]:
+    if not path.exists():
+        raise OutboxError(OutboxErrorReason.IO_ERROR, f"{path}: no such outbox file")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise OutboxError(OutboxErrorReason.IO_ERROR, f"{path}: {exc}") from exc
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version != SCHEMA_VERSION:
+            raise OutboxError(
+                OutboxErrorReason.SCHEMA_TOO_NEW
+                if version > SCHEMA_VERSION
+                else OutboxErrorReason.IO_ERROR,
+                f"{path}: schema version {version}, this tagrelay reads {SCHEMA_VERSION}",
+            )
+        yield sqlite_utils.Database(conn)
+    except sqlite3.Error as exc:
+        raise OutboxError(OutboxErrorReason.IO_ERROR, f"{path}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _store_clock(db: sqlite_utils.Database) -> float:
+    """The store clock as last persisted by the daemon (ages are relative to that moment)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'store_clock_s'").fetchone()
+    return 0.0 if row is None else float(row[0])
+
+
+def file_stats(path: Path) -> OutboxStats:
+    """Depth and bytes per class, oldest age, dead letters and losses, read from the file.
+
+    ``leased``, ``duplicates``, ``refused`` and ``commits`` live in the daemon's memory and
+    read as 0 here; ``max_bytes`` is the default unless the daemon's config is known.
+    """
+    with _read_only(path) as db:
+        now_s = _store_clock(db)
+        epoch_row = db.execute("SELECT value FROM meta WHERE key = 'store_epoch'").fetchone()
+        totals = {
+            int(cls): (int(n), int(b))
+            for cls, n, b in db.execute(
+                f"SELECT row_id >> {CLASS_SHIFT}, count(*), sum(size) FROM events GROUP BY 1"
+            )
+        }
+        classes = []
+        for event_class in EventClass:
+            lo, hi = class_range(event_class)
+            oldest = db.execute(
+                "SELECT accepted_store_s FROM events WHERE row_id >= ? AND row_id < ? "
+                "ORDER BY row_id LIMIT 1",
+                (lo, hi),
+            ).fetchone()
+            depth, nbytes = totals.get(int(event_class), (0, 0))
+            classes.append(
+                ClassStats(
+                    event_class=event_class,
+                    depth=depth,
+                    bytes=nbytes,
+                    oldest_age_s=None if oldest is None else max(0.0, now_s - oldest[0]),
+                )
+            )
+        dead = int(db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
+        losses = tuple(
+            LossCount(event_class=EventClass(c), reason=str(r), count=int(n))
+            for c, r, n in db.execute(
+                "SELECT event_class, reason, count FROM losses ORDER BY event_class, reason"
+            )
+        )
+    return OutboxStats(
+        store_epoch="" if epoch_row is None else str(epoch_row[0]),
+        schema_version=SCHEMA_VERSION,
+        classes=tuple(classes),
+        total_bytes=sum(c.bytes for c in classes),
+        max_bytes=OutboxConfig().max_bytes,
+        disk_full_cap_bytes=None,
+        leased=0,
+        dead_letters=dead,
+        losses=losses,
+        quarantined=(),
+        duplicates=0,
+        refused=0,
+        commits=0,
+    )
+
+
+def _payload_json(payload: bytes) -> object:
+    """The event's JSON as JSON when it is JSON, else its bytes in base64 (never lost)."""
+    try:
+        parsed: object = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {"base64": base64.b64encode(payload).decode()}
+    return parsed
+
+
+def _iso(wall_s: float | None) -> str | None:
+    return None if wall_s is None else datetime.fromtimestamp(wall_s, UTC).isoformat()
+
+
+def iter_rows(
+    path: Path,
+    *,
+    dead: bool = False,
+    event_class: EventClass | None = None,
+    limit: int | None = None,
+) -> Iterator[JsonRow]:
+    """Queued events (or dead letters) as JSON-able dicts, in lease order within a class."""
+    with _read_only(path) as db:
+        now_s = _store_clock(db)
+        where, params = "", []
+        if event_class is not None:
+            lo, hi = class_range(event_class)
+            where, params = "WHERE row_id >= ? AND row_id < ?", [lo, hi]
+        table = "dead_letters" if dead else "events"
+        extra = ", reason, rejected_wall_s" if dead else ""
+        sql = (
+            "SELECT row_id, event_id, dedup_key, kind, source, payload, size, accepted_wall_s, "
+            f"accepted_store_s{extra} FROM {table} {where} ORDER BY row_id"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        for row in db.query(sql, params):
+            out: JsonRow = {
+                "row_id": row["row_id"],
+                "event_id": row["event_id"],
+                "class": EventClass(int(row["row_id"]) >> CLASS_SHIFT).name.lower(),
+                "kind": row["kind"],
+                "source": row["source"],
+                "dedup_key": row["dedup_key"],
+                "size": row["size"],
+                "accepted_at": _iso(row["accepted_wall_s"]),
+                "age_s": round(max(0.0, now_s - float(row["accepted_store_s"])), 3),
+            }
+            if dead:
+                out["reason"] = row["reason"]
+                out["rejected_at"] = _iso(row["rejected_wall_s"])
+            out["payload"] = _payload_json(bytes(row["payload"]))
+            yield out
+
+
+def requeue_dead_letters(path: Path, config: OutboxConfig | None = None) -> int:
+    """Move every dead letter back into the queue; refused while a daemon holds the store."""
+    store = Store(path, config or OutboxConfig(), SystemClock())
+    store.open()
+    try:
+        return store.requeue_dead()
+    finally:
+        store.close()
