@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import ClassVar, Final, TypeAlias
 
 from protocols.smartlabel.wire import MessageType
 
@@ -233,7 +233,7 @@ class LabelConfig:
     shock_threshold_mg: int | None
 
 
-Message = (
+Message: TypeAlias = (
     GpsFix
     | Environment
     | Shock
