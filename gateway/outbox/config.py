@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.outbox.models import EventClass
 
@@ -60,6 +60,20 @@ class OutboxConfig(BaseModel):
     checkpoint_pages: int = Field(default=4096, gt=0)
     #: How often expired rows are swept (and the store clock persisted when idle).
     sweep_interval_s: float = Field(default=10.0, gt=0.0)
+
+    @field_validator("ttl_s", "class_weights", mode="before")
+    @classmethod
+    def _class_names(cls, value: object) -> object:
+        """Accept class names as keys (``telemetry = 86400`` in TOML) as well as numbers."""
+        if not isinstance(value, dict):
+            return value
+        out: dict[object, object] = {}
+        for key, item in value.items():
+            if isinstance(key, str) and key.upper() in EventClass.__members__:
+                out[EventClass[key.upper()]] = item
+            else:
+                out[key] = item
+        return out
 
     def ttl_for(self, event_class: EventClass) -> float | None:
         return self.ttl_s.get(event_class, DEFAULT_TTL_S[event_class])

@@ -1,0 +1,106 @@
+"""``tagrelay outbox``: stats, peek, export and requeue-dead on a real store file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.outbox import EventClass, Outbox, OutboxEvent
+from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
+
+BINARY = OutboxEvent("bin", EventClass.STATUS, "device.status", b"\xff\x00not json")
+
+
+async def _make_store(db: Path) -> None:
+    clock = FakeClock()
+    async with Outbox(db, ROOMY, clock) as outbox:
+        await outbox.accept([event(f"t{i}") for i in range(5)])
+        await outbox.accept([event("a0", EventClass.ALARM), event("h0", EventClass.HANDOFF)])
+        await outbox.accept([BINARY])
+        clock.advance(90.0)
+        leased = await outbox.lease(1, classes={EventClass.HANDOFF})
+        await outbox.reject([e.row_id for e in leased], "schema violation")
+
+
+async def test_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "outbox.db"
+    await _make_store(db)
+    assert main(["outbox", "stats", "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert "telemetry" in text
+    assert "dead letters  1" in text
+    assert main(["outbox", "stats", "--db", str(db), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["classes"]["telemetry"]["depth"] == 5
+    assert body["classes"]["alarm"]["depth"] == 1
+    assert body["classes"]["handoff"]["depth"] == 0
+    assert body["classes"]["telemetry"]["oldest_age_s"] == pytest.approx(90.0)
+    assert body["depth"] == 7
+    assert body["dead_letters"] == 1
+
+
+async def test_peek_by_class_and_dead_letters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "outbox.db"
+    await _make_store(db)
+    assert main(["outbox", "peek", "--db", str(db), "--class", "telemetry", "-n", "2"]) == 0
+    out = capsys.readouterr().out
+    rows = [json.loads(chunk) for chunk in out.replace("}\n{", "}\x00{").split("\x00")]
+    assert [r["event_id"] for r in rows] == ["t0", "t1"]
+    assert rows[0]["payload"]["event_id"] == "t0"
+    assert main(["outbox", "peek", "--db", str(db), "--dead"]) == 0
+    dead = json.loads(capsys.readouterr().out)
+    assert dead["event_id"] == "h0"
+    assert dead["reason"] == "schema violation"
+
+
+async def test_export_jsonl(tmp_path: Path) -> None:
+    db = tmp_path / "outbox.db"
+    await _make_store(db)
+    out = tmp_path / "export.jsonl"
+    assert main(["outbox", "export", "--db", str(db), "--format", "jsonl", "-o", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["event_id"] for r in rows] == ["a0", "bin", "t0", "t1", "t2", "t3", "t4"]
+    (binary,) = [r for r in rows if r["event_id"] == "bin"]
+    assert binary["payload"] == {"base64": "/wBub3QganNvbg=="}
+    assert binary["class"] == "status"
+
+
+async def test_requeue_dead_refuses_while_the_daemon_holds_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "outbox.db"
+    await _make_store(db)
+    async with Outbox(db, ROOMY, FakeClock()):
+        assert main(["outbox", "requeue-dead", "--db", str(db)]) == 75
+        assert "another process" in capsys.readouterr().err
+    assert main(["outbox", "requeue-dead", "--db", str(db)]) == 0
+    assert "re-queued 1 dead letters" in capsys.readouterr().out
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        leased = await outbox.lease(10, classes={EventClass.HANDOFF})
+    assert [e.event_id for e in leased] == ["h0"]
+
+
+async def test_config_locates_the_store_in_the_state_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    await _make_store(state / "outbox.db")
+    config = tmp_path / "tagrelay.toml"
+    config.write_text(
+        'gateway_id = "truck-7"\nstate_dir = "state"\n\n[outbox]\nmax_bytes = 1000000\n'
+        "ttl_s = { telemetry = 3600 }\n\n[uplink]\n"
+    )
+    assert main(["outbox", "stats", "--config", str(config), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["max_bytes"] == 1_000_000
+    assert body["depth"] == 7
+
+
+def test_missing_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["outbox", "stats", "--db", str(tmp_path / "nope.db")]) == 1
+    assert "no such outbox file" in capsys.readouterr().err
