@@ -198,6 +198,18 @@ def test_a_dropped_byte_loses_only_its_frame() -> None:
             assert len(_rejects(out)) == 1
 
 
+def test_a_dropped_delimiter_loses_the_two_frames_it_separated() -> None:
+    frames = [build(m) for m in GOLDEN]
+    for k in range(len(frames) - 1):
+        merged = frames[k][:-1] + frames[k + 1]
+        stream = b"".join(frames[:k]) + merged + b"".join(frames[k + 2 :])
+        decoder = StreamDecoder()
+        out = decoder.feed(stream)
+        assert _messages(out) == list(GOLDEN[:k] + GOLDEN[k + 2 :]), k
+        assert len(_rejects(out)) == 1
+        assert sum(decoder.rejected.values()) == 1
+
+
 def _signed(body: bytes) -> bytes:
     return body + struct.pack("<H", crc_hqx(body, 0xFFFF))
 
