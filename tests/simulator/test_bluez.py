@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -289,3 +291,39 @@ async def _fuzz_round(calls: list[Any]) -> None:
 @given(calls=st.lists(CALLS, max_size=12))
 def test_fuzzed_method_calls_always_get_an_answer(calls: list[Any]) -> None:
     asyncio.run(_fuzz_round(calls))
+
+
+async def test_runs_as_its_own_process_and_generates_traffic(private_bus: PrivateBus) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "simulator.bluez",
+        "--bus-address",
+        private_bus.address,
+        "--tags",
+        "3",
+        "--rate-hz",
+        "20",
+        "--duration-s",
+        "0.5",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    bus = await MessageBus(bus_address=private_bus.address).connect()
+    try:
+        assert json.loads(await process.stdout.readline()) == {"serving": True}
+        await add_match(bus, "type='signal',sender='org.bluez'")
+        client = Client(bus)
+        await client.call("StartDiscovery")
+        assert json.loads(await process.stdout.readline())["ready"] is True
+        summary = json.loads(await asyncio.wait_for(process.stdout.readline(), 15.0))
+        assert summary["offered"] >= 3
+        added = await client.wait_signals("InterfacesAdded", 3)
+        assert len({s.body[0] for s in added}) == 3
+    finally:
+        bus.disconnect()
+        await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+        if process.returncode is None:
+            process.terminate()
+        assert await asyncio.wait_for(process.wait(), 10.0) == 0
+        await process.stdout.read()
