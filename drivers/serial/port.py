@@ -172,8 +172,13 @@ def _resolve(config: SerialConfig) -> str:
 
 def _open_blocking(config: SerialConfig, device: str) -> serial.SerialBase:
     if config.is_url:
+        # URL ports without a descriptor are read and written from a worker thread, with
+        # blocking calls bounded by these timeouts.
         return serial.serial_for_url(
-            device, baudrate=config.baudrate, timeout=THREAD_READ_TIMEOUT_S, write_timeout=0
+            device,
+            baudrate=config.baudrate,
+            timeout=THREAD_READ_TIMEOUT_S,
+            write_timeout=WRITE_TIMEOUT_S,
         )
     return serial.Serial(
         device,

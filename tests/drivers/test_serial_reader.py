@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from drivers import SystemClock
 from drivers.serial import (
+    Backoff,
     LinkFailure,
     ReaderFrame,
     SerialConfig,
@@ -281,3 +285,56 @@ async def test_socket_url(tmp_path: Path) -> None:
             await w.wait_closed()
         server.close()
         await server.wait_closed()
+
+
+async def test_url_without_a_descriptor_reads_in_a_thread() -> None:
+    """``loop://`` has no file descriptor (like ``rfc2217://``): the thread fallback reads it.
+
+    What the driver writes comes straight back, so its own ACK arrives as a message that a
+    reader never sends up: counted as unexpected, not emitted.
+    """
+    async with SmartLabelReaderDriver(SerialConfig(path="loop://"), clock=SystemClock()) as d:
+        async with asyncio.timeout(DEADLINE_S):
+            await d.link.wait_connected()
+        await d.ack(1, 1)
+        await d.link.write(build(env(1, 2)))
+        got = await take(d, 1)
+        assert got[0].message == env(1, 2)
+        assert got[0].device == "loop://"
+        assert d.unexpected == 1
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    backoff = Backoff(0.1, 2.0, random.Random(7))
+    delays = [backoff.next() for _ in range(12)]
+    assert all(0.075 <= d <= 2.0 for d in delays)
+    assert delays[0] <= 0.1
+    assert delays[-1] > 1.0  # grown to the cap...
+    assert len(set(delays)) == len(delays)  # ...with jitter, never in lockstep
+    backoff.reset()
+    assert backoff.next() <= 0.1
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(noise=st.binary(max_size=600), chunk=st.integers(min_value=1, max_value=64))
+async def test_any_noise_then_a_frame(tmp_path: Path, noise: bytes, chunk: int) -> None:
+    """Whatever arrives first, a delimiter and a good frame after it are decoded."""
+    frame = env(3, 99)
+    wire = noise + b"\x00" + build(frame)
+    async with (
+        PtyPort(tmp_path / "fuzz") as port,
+        SmartLabelReaderDriver(SerialConfig(path=str(port.link)), clock=SystemClock()) as d,
+    ):
+        async with asyncio.timeout(DEADLINE_S):
+            await d.link.wait_connected()
+        for start in range(0, len(wire), chunk):
+            port.write(wire[start : start + chunk])
+        events = d.events()
+        async with asyncio.timeout(DEADLINE_S):
+            while (await anext(events)).message != frame:
+                pass
+        assert d.link.connected
