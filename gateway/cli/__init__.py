@@ -16,7 +16,7 @@ from typing import cast
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Sub-command modules under ``gateway.cli``, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("run", "config", "outbox", "demo", "decode")
+SUBCOMMANDS: tuple[str, ...] = ("run", "config", "outbox", "demo", "decode", "simulate")
 
 _VERSION = "0.1.0"
 

@@ -328,7 +328,8 @@ class MqttSession:
                     cfg.host,
                     cfg.port,
                     keepalive=cfg.keepalive_s,
-                    clean_start=True,
+                    # 3.1.1: clean_session=True was set on the client; clean_start is v5 only.
+                    clean_start=True if self._v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
                     properties=props,
                 ),
             )

@@ -197,6 +197,11 @@ class Uplink:
         return self._state
 
     @property
+    def state_detail(self) -> str:
+        """Why we are in this state (an UplinkErrorReason value when disconnected)."""
+        return self._state_detail
+
+    @property
     def topics(self) -> Topics:
         return self._topics
 

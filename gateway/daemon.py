@@ -1,0 +1,171 @@
+"""The long-lived gateway process: owns the outbox and the uplink (drivers and the pipeline
+are wired in here later), stops cleanly on SIGTERM, and talks to systemd.
+
+:class:`Daemon` is an async context manager owning a TaskGroup. Entering it opens the outbox,
+then the uplink, and tells systemd ``READY=1``; leaving it closes them in reverse order (the
+uplink publishes its offline status and hands un-acknowledged rows back; the outbox commits
+what it holds). With ``WatchdogSec=`` set, a task sends ``WATCHDOG=1`` at half the interval
+from the event loop itself, so a wedged loop gets the process restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Final, Self
+
+import sdnotify
+from pydantic import JsonValue
+from pydantic_core import to_jsonable_python
+
+from drivers.clock import Clock, SystemClock
+from gateway.config import GatewayConfig, config_hash, redacted_view
+from gateway.outbox import Outbox
+from gateway.uplink import ConnectionState, StatusInfo, Uplink, default_registry
+
+__all__ = ["Daemon", "SystemdNotifier", "gateway_version", "run_daemon"]
+
+_log = logging.getLogger(__name__)
+
+#: The outbox database inside the state directory.
+OUTBOX_FILE_NAME: Final = "outbox.db"
+#: Ping the watchdog at this fraction of WatchdogSec: systemd's own recommendation is half.
+WATCHDOG_FRACTION: Final = 0.5
+
+
+def gateway_version() -> str:
+    try:
+        return version("tagrelay")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class SystemdNotifier:
+    """``sd_notify`` when started by systemd (``NOTIFY_SOCKET`` set), else a no-op."""
+
+    enabled: bool
+    watchdog_interval_s: float | None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> SystemdNotifier:
+        enabled = bool(environ.get("NOTIFY_SOCKET"))
+        usec = environ.get("WATCHDOG_USEC", "")
+        interval = int(usec) / 1e6 * WATCHDOG_FRACTION if usec.isdigit() else None
+        return cls(enabled, interval if enabled else None)
+
+    def notify(self, message: str) -> None:
+        if self.enabled:
+            # sdnotify reads NOTIFY_SOCKET itself and never raises (debug=False).
+            sdnotify.SystemdNotifier().notify(message)
+
+
+class Daemon:
+    """The gateway's components, opened in order and closed in reverse."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        clock: Clock | None = None,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self._config = config
+        self._clock = clock if clock is not None else SystemClock()
+        self._notifier = notifier if notifier is not None else SystemdNotifier(False, None)
+        self._stack = AsyncExitStack()
+        self._tasks: asyncio.TaskGroup | None = None
+        self._stop = asyncio.Event()
+        self.outbox: Outbox | None = None
+        self.uplink: Uplink | None = None
+
+    async def __aenter__(self) -> Self:
+        cfg = self._config
+        try:
+            cfg.state_dir.mkdir(parents=True, exist_ok=True)
+            self.outbox = await self._stack.enter_async_context(
+                Outbox(cfg.state_dir / OUTBOX_FILE_NAME, cfg.outbox, self._clock)
+            )
+            outbox = self.outbox
+
+            async def outbox_stats() -> JsonValue:
+                stats: JsonValue = to_jsonable_python(await outbox.stats())
+                return stats
+
+            registry = default_registry(self._clock, redacted_view(cfg), outbox_stats)
+            self.uplink = await self._stack.enter_async_context(
+                Uplink(
+                    cfg.uplink,
+                    cfg.gateway_id,
+                    self.outbox,
+                    self._clock,
+                    status=StatusInfo(gateway_version(), config_hash(cfg)),
+                    commands=registry,
+                    on_state=self._on_uplink_state,
+                )
+            )
+            self._tasks = asyncio.TaskGroup()
+            await self._stack.enter_async_context(self._tasks)
+            if self._notifier.watchdog_interval_s is not None:
+                self._tasks.create_task(self._watchdog(self._notifier.watchdog_interval_s))
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self._notifier.notify("READY=1")
+        _log.info("tagrelay %s running as %s", gateway_version(), cfg.gateway_id)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._notifier.notify("STOPPING=1")
+        self._stop.set()
+        await self._stack.__aexit__(exc_type, exc, tb)
+        _log.info("tagrelay stopped")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def wait_stopped(self) -> None:
+        """Until SIGTERM / SIGINT (or :meth:`stop`)."""
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for sig in signals:
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            await self._stop.wait()
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        _log.info("%s: draining and stopping", sig.name)
+        self._stop.set()
+
+    def _on_uplink_state(self, state: ConnectionState, detail: str) -> None:
+        self._notifier.notify(f"STATUS=uplink {state.value}: {detail}")
+
+    async def _watchdog(self, interval_s: float) -> None:
+        while not self._stop.is_set():
+            self._notifier.notify("WATCHDOG=1")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval_s):
+                    await self._stop.wait()
+
+
+async def run_daemon(config: GatewayConfig, environ: Mapping[str, str]) -> int:
+    """``tagrelay run``: until SIGTERM; the exit code for systemd."""
+    notifier = SystemdNotifier.from_environ(environ)
+    async with Daemon(config, notifier=notifier) as daemon:
+        await daemon.wait_stopped()
+    return 0
