@@ -142,7 +142,7 @@ class Endpoints:
             "start": self.start.isoformat(),
             "speed": self.speed,
             "duration_s": self.duration_s,
-            "adapters": [g.adapter for g in self.gateways],
+            "adapters": sorted(g.adapter for g in self.gateways),
             "gateways": [g.to_json() for g in self.gateways],
         }
 
@@ -255,7 +255,7 @@ class ScenarioRunner:
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._bus = await stack.enter_async_context(PrivateBus(self.workdir / "dbus"))
-        adapters = [g.adapter for g in self.scenario.gateways]
+        adapters = sorted(g.adapter for g in self.scenario.gateways)
         self.bluez = await stack.enter_async_context(FakeBlueZ(self._bus.address, adapters))
         for gw in self.scenario.gateways:
             dev = self.devices[gw.id] = _Devices()

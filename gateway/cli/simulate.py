@@ -1,0 +1,146 @@
+"""``tagrelay simulate SCENARIO``: run a simulated world for a gateway to connect to.
+
+Starts the scenario's devices (a private D-Bus bus with a fake BlueZ, SmartLabel readers and GPS
+receivers on ptys behind stable symlinks) and prints ONE JSON object on stdout saying where a
+gateway should look: ``dbus_address`` (put it in ``DBUS_SYSTEM_BUS_ADDRESS``), the adapter of
+each gateway, and its pty symlinks. Progress goes to stderr. The world runs ``--speed`` times
+faster than real time until the scenario ends or ``--duration`` simulated seconds have passed;
+Ctrl-C or SIGTERM stops it cleanly (every pty unplugged, the bus stopped).
+
+The simulator is imported only when this command runs: the daemon's own paths never load it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from simulator.world import Scenario
+
+__all__ = ["register"]
+
+_log = logging.getLogger(__name__)
+
+EXIT_BAD_SCENARIO: Final = 2
+#: Prefix of the temporary work directory: short, because the D-Bus socket lives inside it and
+#: a unix socket path must stay under 108 bytes.
+WORKDIR_PREFIX: Final = "tagrelay-sim-"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="run a simulated world (fake BlueZ, pty serial devices) for a gateway",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "scenario",
+        metavar="SCENARIO",
+        help="a shipped scenario (cross-dock, delivery-route) or the path of a scenario file",
+    )
+    parser.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=1.0,
+        help="simulated seconds per real second (default: 1)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the bus socket and the pty symlinks go (default: a temporary directory)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="stop after S simulated seconds (default: the scenario's duration)",
+    )
+    parser.add_argument(
+        "--power-cut-pid",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="the gateway process that the scenario's power_cut faults kill with SIGKILL",
+    )
+    parser.set_defaults(func=_simulate)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from simulator.world import ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        print(f"tagrelay simulate: {exc}", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
+    with contextlib.ExitStack() as stack:
+        workdir: Path = args.workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX))
+        )
+        code = asyncio.run(_run(scenario, workdir, args))
+    return code
+
+
+async def _run(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> int:
+    from simulator.runner import ScenarioRunner
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with ScenarioRunner(
+            scenario,
+            workdir,
+            speed=args.speed,
+            duration_s=args.duration,
+            power_cut_pid=args.power_cut_pid,
+        ) as runner:
+            where = runner.endpoints.to_json() | {"pid": os.getpid(), "workdir": str(workdir)}
+            print(json.dumps(where), flush=True)
+            _log.info("scenario %s running at %gx; stop with Ctrl-C", scenario.name, args.speed)
+            finished = asyncio.create_task(runner.wait_finished())
+            stopping = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({finished, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                finished.cancel()
+                stopping.cancel()
+            why = "finished" if runner.finished.is_set() else "stopped"
+            _log.info(
+                "scenario %s %s at t=%.0fs: %d adverts, %d label messages, faults %d applied / %d"
+                " skipped",
+                scenario.name,
+                why,
+                runner.sim_time_s,
+                runner.counters["adverts"],
+                runner.counters["label_messages"],
+                runner.counters["faults_applied"],
+                runner.counters["faults_skipped"],
+            )
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    return 0

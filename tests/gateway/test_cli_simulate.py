@@ -1,0 +1,157 @@
+"""``tagrelay simulate`` as an operator runs it: a real process, one JSON line, Ctrl-C stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
+
+from gateway.cli import build_parser
+
+#: Starting Python, dbus-daemon and the ptys takes well under a second; generous for CI.
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+
+
+@pytest.fixture
+def workdir() -> Any:
+    with tempfile.TemporaryDirectory(prefix="tr-cli-") as d:
+        yield Path(d)
+
+
+def is_symlink(path: str) -> bool:
+    return Path(path).is_symlink()
+
+
+async def start(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "simulate",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+@pytest.fixture
+async def simulate(workdir: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    proc = await start("cross-dock", "--speed", "20", "--workdir", str(workdir))
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def read_json_line(proc: asyncio.subprocess.Process) -> dict[str, Any]:
+    assert proc.stdout is not None
+    async with asyncio.timeout(START_TIMEOUT_S):
+        line = await proc.stdout.readline()
+    assert line, "simulate exited before printing where to look"
+    data: dict[str, Any] = json.loads(line)
+    return data
+
+
+def test_simulate_is_a_subcommand() -> None:
+    args = build_parser().parse_args(["simulate", "cross-dock", "--speed", "5", "--duration", "9"])
+    assert (args.scenario, args.speed, args.duration, args.workdir) == (
+        "cross-dock",
+        5.0,
+        9.0,
+        None,
+    )
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["simulate", "cross-dock", "--speed", "0"])
+
+
+async def test_prints_where_to_look_and_stops_cleanly_on_sigint(
+    simulate: asyncio.subprocess.Process, workdir: Path
+) -> None:
+    where = await read_json_line(simulate)
+    assert where["scenario"] == "cross-dock"
+    assert where["pid"] == simulate.pid
+    assert where["env"]["DBUS_SYSTEM_BUS_ADDRESS"] == where["dbus_address"]
+    assert where["adapters"] == ["hci0", "hci1", "hci2", "hci3"]
+    door3 = next(g for g in where["gateways"] if g["id"] == "gw-door-03")
+    reader = door3["smartlabel_port"]
+    assert is_symlink(reader)
+    assert Path(reader).parent.parent == workdir
+    trailer = next(g for g in where["gateways"] if g["id"] == "gw-trailer-17")
+    assert is_symlink(trailer["gps_port"])
+
+    # The D-Bus address really leads to an org.bluez with the four adapters.
+    bus = await MessageBus(bus_address=where["dbus_address"]).connect()
+    try:
+        reply = await bus.call(
+            Message(
+                destination="org.bluez",
+                path="/",
+                interface="org.freedesktop.DBus.ObjectManager",
+                member="GetManagedObjects",
+            )
+        )
+        assert reply is not None
+        assert reply.message_type is MessageType.METHOD_RETURN
+        adapters = {p for p, ifaces in reply.body[0].items() if "org.bluez.Adapter1" in ifaces}
+        assert adapters == {f"/org/bluez/hci{n}" for n in range(4)}
+    finally:
+        bus.disconnect()
+        await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+
+    simulate.send_signal(signal.SIGINT)
+    async with asyncio.timeout(STOP_TIMEOUT_S):
+        _, err = await simulate.communicate()
+    assert simulate.returncode == 0, err.decode()
+    assert b"stopped at t=" in err
+    assert b"Traceback" not in err
+    assert not is_symlink(reader)  # unplugged on the way out
+
+
+async def test_sigterm_also_stops_cleanly(simulate: asyncio.subprocess.Process) -> None:
+    await read_json_line(simulate)
+    simulate.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(STOP_TIMEOUT_S):
+        _, err = await simulate.communicate()
+    assert simulate.returncode == 0, err.decode()
+    assert b"stopped at t=" in err
+
+
+async def test_runs_to_the_duration_and_exits_by_itself(workdir: Path) -> None:
+    proc = await start(
+        "delivery-route", "--speed", "600", "--duration", "300", "--workdir", str(workdir)
+    )
+    try:
+        async with asyncio.timeout(START_TIMEOUT_S):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert len(lines) == 1  # exactly one JSON object on stdout; the rest is on stderr
+    assert json.loads(lines[0])["duration_s"] == 300.0
+    assert b"finished at t=300s" in err
+    assert b"s of 300s: " in err  # progress lines go to stderr
+
+
+async def test_unknown_scenario_is_a_clear_error() -> None:
+    proc = await start("no-such-scenario")
+    async with asyncio.timeout(START_TIMEOUT_S):
+        out, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert out == b""
+    assert b"no-such-scenario" in err
+    assert b"cross-dock" in err  # it lists what is shipped
