@@ -114,6 +114,11 @@ class SerialPort:
         if self._closed:
             return
         self._closed = True
+        if self._fd is not None and self._waiters:
+            # Unregister before the descriptor is closed: its number may be reused by the next
+            # open, and a stale registration would then belong to the wrong device.
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
         for fut in self._waiters:
             if not fut.done():
                 # NOT_CONNECTED: whoever closed the port already counted why.

@@ -76,6 +76,7 @@ class SmartLabelReaderSim:
         #: Resends per frame, for asserting that ACKed frames stop being resent.
         self.resent: collections.Counter[Key] = collections.Counter()
         self._pending: dict[Key, _Pending] = {}
+        self._seqs: dict[int, int] = {}
         self._decoder = StreamDecoder()
         # Frames, garbage and fault switches in one queue, so that a fault applies at its place
         # in the byte stream rather than whenever the writer next runs.
@@ -100,6 +101,12 @@ class SmartLabelReaderSim:
     def rejected(self) -> collections.Counter[RejectReason]:
         """Gateway -> reader frames this reader could not decode, by reason."""
         return collections.Counter(self._decoder.rejected)
+
+    def next_seq(self, label_id: int) -> int:
+        """The next sequence number of ``label_id`` (labels count their frames from 1)."""
+        seq = self._seqs.get(label_id, 0) + 1
+        self._seqs[label_id] = seq
+        return seq
 
     def send(self, msg: Message) -> None:
         """Relay one label message: frame it, transmit it, keep it until it is ACKed."""

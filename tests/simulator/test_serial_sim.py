@@ -6,11 +6,13 @@ import asyncio
 import errno
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import serial
 
+from protocols.gps import FixQuality, GpsStreamDecoder, PositionFix
 from protocols.smartlabel import (
     Ack,
     Environment,
@@ -22,7 +24,7 @@ from protocols.smartlabel import (
     StreamDecoder,
     build,
 )
-from simulator.serial import PtyPort, SmartLabelReaderSim
+from simulator.serial import GpsReceiverSim, PtyPort, SmartLabelReaderSim
 
 DEADLINE_S = 5.0
 
@@ -206,3 +208,37 @@ async def test_reader_faults_reach_the_wire(pty: PtyPort, peer: Peer) -> None:
         assert len(peer.rejects) == 3
         assert peer.rejects[0].reason is RejectReason.BAD_CRC
         assert sim.unacked == 8
+
+
+async def test_sequence_numbers_count_per_label(pty: PtyPort) -> None:
+    async with SmartLabelReaderSim(pty) as sim:
+        seqs = [(label, sim.next_seq(label)) for label in (1, 2, 1, 1, 2)]
+    assert seqs == [(1, 1), (2, 1), (1, 2), (1, 3), (2, 2)]
+
+
+async def test_gps_receiver_speaks_nmea_and_ubx(pty: PtyPort) -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    async with GpsReceiverSim(pty, rate_hz=50.0) as nmea:
+        assert nmea.epoch_bytes() == b""  # silent until it has a position
+        nmea.set_position(10.0, 20.0, alt_m=5.0, when=when)
+        data = nmea.epoch_bytes()
+        assert [line[3:6] for line in data.split(b"\r\n") if line] == [
+            b"GGA",
+            b"RMC",
+            b"VTG",
+            b"GSA",
+        ]
+        nmea.lose_fix()
+        fix = nmea.current_fix()
+        assert fix is not None
+        assert fix.fix is FixQuality.NONE
+    async with GpsReceiverSim(pty, rate_hz=50.0, ubx=True) as ubx:
+        ubx.set_position(10.0, 20.0, when=when)
+        frame = ubx.epoch_bytes()
+        assert frame[:4] == b"\xb5\x62\x01\x07"  # UBX sync, class NAV, id PVT
+        decoded = GpsStreamDecoder().feed(frame)
+        assert len(decoded) == 1
+        assert isinstance(decoded[0], PositionFix)
+        assert decoded[0].lat == pytest.approx(10.0)
+        assert decoded[0].time is not None
+        assert when <= decoded[0].time < when + timedelta(seconds=5)
