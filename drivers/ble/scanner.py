@@ -131,6 +131,13 @@ class BleScanner(Driver[RawAdvert]):
     # -- the device loop -----------------------------------------------------------------------
 
     async def _run(self) -> None:
+        try:
+            await self._supervise()
+        finally:
+            # Stop while the queue is still open: bleak removes our callback first thing.
+            await self._stop()
+
+    async def _supervise(self) -> None:
         check_every_s = self._config.watchdog_timeout_s / WATCHDOG_CHECKS_PER_TIMEOUT
         while True:
             if self._scanner is None:
@@ -168,7 +175,7 @@ class BleScanner(Driver[RawAdvert]):
                 await self._power_cycle()
 
     async def _close(self) -> None:
-        await self._stop()
+        await self._stop()  # normally already done by _run; a no-op then
 
     # -- start / stop under the lock -----------------------------------------------------------
 

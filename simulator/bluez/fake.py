@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self
 
-from dbus_fast import BusType, DBusError, Message, MessageType, Variant
+from dbus_fast import BusType, DBusError, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 __all__ = [
@@ -74,6 +74,22 @@ _AD_SERVICE_DATA_UUID128: Final = 0x21
 _AD_MANUFACTURER: Final = 0xFF
 
 OrPatternValue = tuple[int, int, bytes]
+
+#: Argument signatures of the methods the fake implements; anything else is InvalidArgs, as
+#: bluetoothd's D-Bus layer answers.
+_SIGNATURES: Final = {
+    (_ADAPTER, "StartDiscovery"): "",
+    (_ADAPTER, "StopDiscovery"): "",
+    (_ADAPTER, "SetDiscoveryFilter"): "a{sv}",
+    (_ADAPTER, "GetDiscoveryFilters"): "",
+    (_ADAPTER, "RemoveDevice"): "o",
+    (_MONITOR_MANAGER, "RegisterMonitor"): "o",
+    (_MONITOR_MANAGER, "UnregisterMonitor"): "o",
+    (_PROPERTIES, "Get"): "ss",
+    (_PROPERTIES, "Set"): "ssv",
+    (_PROPERTIES, "GetAll"): "s",
+    (_OBJECT_MANAGER, "GetManagedObjects"): "",
+}
 
 
 def normalise_uuid(uuid: str) -> str:
@@ -252,6 +268,8 @@ class FakeBlueZ:
         self._flow_lock = asyncio.Lock()
         self._unsynced = 0
         self._changed = asyncio.Event()
+        #: Clients whose ObjectManager signals we already match (per connection of ours).
+        self._watched_apps: set[str] = set()
         #: Event counts: adverts_offered, adverts_sent, start_discovery, stop_discovery,
         #: refused_in_progress, register_monitor, device_found, restarts, power_off, power_on...
         self.counters: collections.Counter[str] = collections.Counter()
@@ -289,6 +307,7 @@ class FakeBlueZ:
                 bus,
                 "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'",
             )
+
             await bus.request_name(BLUEZ_SERVICE)
         except BaseException:
             bus.disconnect()
@@ -297,6 +316,7 @@ class FakeBlueZ:
             raise
         self._bus = bus
         self._unsynced = 0
+        self._watched_apps.clear()
         for adapter in self._adapters.values():
             self._send_signal(
                 "/",
@@ -584,6 +604,12 @@ class FakeBlueZ:
         if msg.message_type is not MessageType.METHOD_CALL:
             return None
         path, interface, member = msg.path, msg.interface, msg.member
+        expected = _SIGNATURES.get((interface or "", member or ""))
+        if expected is not None and msg.signature != expected:
+            raise DBusError(
+                "org.freedesktop.DBus.Error.InvalidArgs",
+                f"{member} takes ({expected}), not ({msg.signature})",
+            )
         if interface == _OBJECT_MANAGER and member == "GetManagedObjects" and path == "/":
             return Message.new_method_return(msg, "a{oa{sa{sv}}}", [self._managed_objects()])
         if interface == _PROPERTIES:
@@ -649,10 +675,26 @@ class FakeBlueZ:
             if (sender, root) in ad.apps:
                 raise DBusError(_ERR_ALREADY_EXISTS, "Already Exists")
             ad.apps.add((sender, root))
-            # BlueZ learns the monitors under the root from the app's InterfacesAdded.
+            # BlueZ learns the monitors under the root from the app's objects: those exported
+            # later arrive as InterfacesAdded, those exported already are fetched. The match
+            # rule is sent before the reply, so the daemon has it before the app can export.
             assert self._tasks is not None
             assert self._bus is not None
-            self._tasks.create_task(self._watch_app(self._bus, sender))
+            if sender not in self._watched_apps:
+                self._watched_apps.add(sender)
+                rule = f"type='signal',sender='{sender}',interface='{_OBJECT_MANAGER}'"
+                self._bus.send(
+                    Message(
+                        destination="org.freedesktop.DBus",
+                        path="/org/freedesktop/DBus",
+                        interface="org.freedesktop.DBus",
+                        member="AddMatch",
+                        signature="s",
+                        body=[rule],
+                        flags=MessageFlag.NO_REPLY_EXPECTED,
+                    )
+                )
+            self._tasks.create_task(self._fetch_monitors(self._bus, sender, root))
             return Message.new_method_return(msg)
         if msg.member == "UnregisterMonitor":
             self.counters["unregister_monitor"] += 1
@@ -665,35 +707,47 @@ class FakeBlueZ:
             return Message.new_method_return(msg)
         return None
 
-    async def _watch_app(self, bus: MessageBus, sender: str) -> None:
-        with contextlib.suppress(Exception):
-            await self._add_match(
-                bus, f"type='signal',sender='{sender}',interface='{_OBJECT_MANAGER}'"
-            )
-
     def _on_signal(self, msg: Message) -> None:
         if msg.member == "NameOwnerChanged" and msg.sender == "org.freedesktop.DBus":
             name, _old, new = msg.body
             if not new:
                 self._client_gone(str(name))
             return
-        if msg.interface != _OBJECT_MANAGER or msg.member != "InterfacesAdded":
-            return
-        path, interfaces = msg.body
-        props = interfaces.get(_MONITOR)
-        if props is None:
-            return
-        for ad in self._adapters.values():
-            for owner, root in ad.apps:
-                if owner == msg.sender and str(path).startswith(root):
+        if msg.interface == _OBJECT_MANAGER and msg.member == "InterfacesAdded" and msg.sender:
+            path, interfaces = msg.body
+            self._add_monitors(msg.sender, {str(path): interfaces})
+
+    def _add_monitors(self, owner: str, objects: Mapping[str, Mapping[str, Any]]) -> None:
+        """Take up the AdvertisementMonitor1 objects ``owner`` exports under a registered root."""
+        for path, interfaces in objects.items():
+            props = interfaces.get(_MONITOR)
+            if props is None:
+                continue
+            for ad in self._adapters.values():
+                for app_owner, root in ad.apps:
+                    if app_owner != owner or not path.startswith(root):
+                        continue
+                    if (owner, path) in ad.monitors:
+                        continue
                     patterns = tuple(
                         (int(start), int(kind), bytes(content))
                         for start, kind, content in props["Patterns"].value
                     )
-                    info = MonitorInfo(owner, str(path), patterns)
-                    ad.monitors[(owner, str(path))] = _Monitor(info)
+                    info = MonitorInfo(owner, path, patterns)
+                    ad.monitors[(owner, path)] = _Monitor(info)
+                    self.counters["monitors_activated"] += 1
                     self._call_monitor(info, "Activate")
                     self._notify()
+
+    async def _fetch_monitors(self, bus: MessageBus, owner: str, root: str) -> None:
+        """Monitors exported before RegisterMonitor: ask the app, as BlueZ does."""
+        with contextlib.suppress(Exception):
+            message = Message(
+                destination=owner, path=root, interface=_OBJECT_MANAGER, member="GetManagedObjects"
+            )
+            reply = await bus.call(message)
+            if reply is not None and reply.message_type is MessageType.METHOD_RETURN:
+                self._add_monitors(owner, reply.body[0])
 
     def _client_gone(self, name: str) -> None:
         for ad in self._adapters.values():

@@ -242,11 +242,12 @@ async def test_burst_of_hundreds_of_devices_survives(bluez: FakeBlueZ) -> None:
     assert bluez.counters["adverts_sent"] == count
 
 
+@pytest.mark.parametrize("mode", list(ScanMode))
 async def test_bluetoothd_restart_is_recovered_within_the_watchdog_time(
-    bluez: FakeBlueZ, advertiser: Callable[[Tag, float], None]
+    bluez: FakeBlueZ, advertiser: Callable[[Tag, float], None], mode: ScanMode
 ) -> None:
     watchdog_s = 1.0
-    config = BleConfig(watchdog_timeout_s=watchdog_s)
+    config = BleConfig(watchdog_timeout_s=watchdog_s, mode=mode)
     async with BleScanner(config, clock=SystemClock()) as scanner:
         await scanner.wait_scanning()
         advertiser(TAGS[0], 0.05)
@@ -260,7 +261,8 @@ async def test_bluetoothd_restart_is_recovered_within_the_watchdog_time(
         assert scanner.counters["sessions_lost"] == 1
         assert scanner.counters["restarts_silent"] == 1
         assert scanner.counters["scans_started"] == 2
-        assert bluez.discovering()
+        assert bluez.scanning()
+        assert bluez.discovering() is (mode is ScanMode.ACTIVE)
     # Silence is noticed within 1.25 timeouts; the new scan starts in milliseconds.
     assert recovered_after_s < watchdog_s * 1.25 + 1.0
 
