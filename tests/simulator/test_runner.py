@@ -17,7 +17,15 @@ from dbus_fast.aio import MessageBus
 
 from protocols.ble import decode_advertisement
 from protocols.gps import GpsStreamDecoder, PositionFix
-from protocols.smartlabel import Ack, Environment, Shock, Status, StreamDecoder, build
+from protocols.smartlabel import (
+    Ack,
+    Environment,
+    HistoryBatch,
+    Shock,
+    Status,
+    StreamDecoder,
+    build,
+)
 from simulator.runner import ScenarioRunner
 from simulator.world import (
     BrokerOutage,
@@ -166,6 +174,33 @@ async def test_smartlabel_frames_arrive_on_the_reader_pty_and_acks_stop_resends(
             port.write(build(Ack(m.label_id, n, 0, m.seq)))
         await reader.wait_for(lambda: reader.unacked == 0)
         assert {(m.label_id, m.seq) for m in got} <= reader.acked
+
+
+async def test_labels_replay_what_they_logged_out_of_range(quiet: ScenarioRunner) -> None:
+    door3 = quiet.endpoints.gateway("gw-door-03")
+    assert door3.smartlabel_port is not None
+    decoder = StreamDecoder()
+    got: list[Any] = []
+
+    def feed(data: bytes) -> bool:
+        got.extend(decoder.feed(data))
+        return any(isinstance(m, HistoryBatch) for m in got)
+
+    with serial.Serial(str(door3.smartlabel_port), timeout=0.2) as port:
+        for t in range(0, 200, 10):  # the trailer drives in and docks; door 3 starts hearing
+            await quiet.step(float(t))
+        await read_until(port, feed)
+    batch = next(m for m in got if isinstance(m, HistoryBatch))
+    item = next(
+        r.item for r in quiet.world.tags if getattr(r.tag, "label_id", None) == batch.label_id
+    )
+    # Readings from before door 3 could hear the label, each with its own time and value.
+    assert len(batch.readings) >= 2
+    for reading in batch.readings:
+        t_s = reading.time - quiet.world.start.timestamp()
+        assert t_s < 200
+        assert reading.temperature_c == quiet.world.sensor_value(item, "temperature_c", t_s)
+    assert quiet.counters["history_batches"] >= 1
 
 
 async def test_the_60g_drop_is_relayed_as_a_shock(stepped: ScenarioRunner) -> None:
