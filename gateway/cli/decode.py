@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -113,6 +114,17 @@ def _run_gps(args: argparse.Namespace) -> int:
 
 def _run(value: str, decoder: _Decoder) -> int:
     """Decode each input, print results as they come, and return the exit status."""
+    try:
+        return _decode_all(value, decoder)
+    except BrokenPipeError:
+        # Piped into head or a closed pager: stop quietly, as other command-line tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_ALL_DECODED
+
+
+def _decode_all(value: str, decoder: _Decoder) -> int:
     status = EXIT_ALL_DECODED
     for number, text in _inputs(value):
         try:

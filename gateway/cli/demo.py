@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
+import sys
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -59,8 +61,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    for line in demo_lines():
-        print(line)
+    try:
+        for line in demo_lines():
+            print(line, flush=True)
+    except BrokenPipeError:
+        # Piped into head or a closed pager: stop quietly, as other command-line tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 0
 
 
