@@ -13,21 +13,21 @@ from protocols.errors import ProtocolError
 __all__ = ["SKIPPABLE_REASONS", "AdvertError", "AdvertErrorReason"]
 
 
-class AdvertErrorReason(enum.Enum):
+class AdvertErrorReason(enum.StrEnum):
     """Why an advertisement record was not decoded."""
 
     #: Not a format tagrelay decodes (unknown company id, service UUID, prefix or frame type).
-    UNKNOWN_FORMAT = "unknown-format"
+    UNKNOWN_FORMAT = "unknown_format"
     #: A known format, but a variant we deliberately leave alone (encrypted TLM, Eddystone-EID).
     UNSUPPORTED = "unsupported"
     #: Our own format with a version this gateway does not know yet.
-    UNSUPPORTED_VERSION = "unsupported-version"
+    UNSUPPORTED_VERSION = "unsupported_version"
     #: Fewer bytes than the format's fixed part.
-    TOO_SHORT = "too-short"
+    TOO_SHORT = "too_short"
     #: A length that the format does not allow (too long, or an AD length running past the end).
-    BAD_LENGTH = "bad-length"
+    BAD_LENGTH = "bad_length"
     #: A field value that the format does not allow.
-    BAD_VALUE = "bad-value"
+    BAD_VALUE = "bad_value"
 
 
 #: Reasons that mean "not ours to decode": a scanner skips these silently instead of counting

@@ -13,17 +13,17 @@ from protocols.errors import ProtocolError
 __all__ = ["GpsError", "GpsRejectReason"]
 
 
-class GpsRejectReason(enum.Enum):
+class GpsRejectReason(enum.StrEnum):
     """Why a sentence or frame was not turned into a position."""
 
     #: NMEA XOR checksum or UBX Fletcher checksum does not match.
-    BAD_CHECKSUM = "bad-checksum"
+    BAD_CHECKSUM = "bad_checksum"
     #: Not a well-formed sentence or frame (missing fields, bad numbers, broken framing).
     MALFORMED = "malformed"
     #: A valid message that carries no position tagrelay uses (GSV, TXT, UBX-ACK, ...).
-    UNSUPPORTED_MESSAGE = "unsupported-message"
+    UNSUPPORTED_MESSAGE = "unsupported_message"
     #: Longer than any sentence or frame we accept: line noise, not GPS.
-    TOO_LONG = "too-long"
+    TOO_LONG = "too_long"
 
 
 class GpsError(ProtocolError):

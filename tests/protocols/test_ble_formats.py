@@ -158,7 +158,7 @@ def test_ruuvi_5_not_available_values_are_none() -> None:
     [
         (b"", AdvertErrorReason.TOO_SHORT),
         (b"\x05\x00", AdvertErrorReason.TOO_SHORT),
-        (bytes.fromhex("0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F00"), "bad-length"),
+        (bytes.fromhex("0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F00"), "bad_length"),
         (b"\x06" + b"\x00" * 19, AdvertErrorReason.UNKNOWN_FORMAT),
         (bytes.fromhex("03291AFF1EFC18F94202CA0B53") + b"\x00", AdvertErrorReason.BAD_VALUE),
     ],
