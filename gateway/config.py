@@ -38,8 +38,8 @@ __all__ = [
 
 #: Where systemd's StateDirectory= puts our state; the outbox database lives here.
 DEFAULT_STATE_DIR: Final = Path("/var/lib/tagrelay")
-#: A gateway id is a topic segment and a client id: no '/', '+', '#', spaces.
-GATEWAY_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: A gateway id is a topic level and a client id: no "/", "+", "#", ".", spaces (NATS forbids ".").
+GATEWAY_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 
 class LoggingConfig(BaseModel):

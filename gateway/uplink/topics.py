@@ -1,7 +1,15 @@
 """The MQTT topic tree of one gateway, built once from the prefix and the gateway id.
 
-``<prefix>/<gateway_id>/events/<kind>``, ``.../status``, ``.../cmd/<name>`` and, for MQTT 3.1.1
-(which has no response topic), ``.../cmd/<name>/result``. docs/mqtt.md is the reference.
+Dotted names (event kinds like ``telemetry.reading``, command names like ``config.get``)
+become topic levels (``telemetry/reading``): NATS' MQTT front end refuses '.' in topics, and
+levels let the platform subscribe to ``.../events/telemetry/#``.
+
+- ``<prefix>/<gateway_id>/events/<kind as levels>``
+- ``<prefix>/<gateway_id>/status``
+- ``<prefix>/<gateway_id>/cmd/<name as levels>``
+- ``<prefix>/<gateway_id>/result/<name as levels>`` (MQTT 3.1.1 has no response topic)
+
+docs/mqtt.md is the reference.
 """
 
 from __future__ import annotations
@@ -9,6 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["Topics"]
+
+
+def _levels(name: str) -> str:
+    return name.replace(".", "/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,19 +38,22 @@ class Topics:
 
     @property
     def commands(self) -> str:
-        """The subscription filter: one level under cmd/, so results are not matched."""
-        return f"{self.base}/cmd/+"
+        """The subscription filter for every command."""
+        return f"{self.base}/cmd/#"
 
     def event(self, kind: str) -> str:
-        return f"{self.base}/events/{kind}"
+        return f"{self.base}/events/{_levels(kind)}"
+
+    def command(self, name: str) -> str:
+        return f"{self.base}/cmd/{_levels(name)}"
 
     def command_name(self, topic: str) -> str | None:
-        """The command name of a message on ``.../cmd/<name>``, else None."""
+        """The (dotted) command name of a message on ``.../cmd/<levels>``, else None."""
         head = f"{self.base}/cmd/"
         if not topic.startswith(head):
             return None
-        name = topic[len(head) :]
-        return name if name and "/" not in name else None
+        levels = topic[len(head) :].split("/")
+        return ".".join(levels) if all(levels) else None
 
     def command_result(self, name: str) -> str:
-        return f"{self.base}/cmd/{name}/result"
+        return f"{self.base}/result/{_levels(name)}"

@@ -15,7 +15,7 @@ import aiomqtt
 
 from drivers.clock import SystemClock
 from gateway.outbox import EventClass, Outbox, OutboxConfig, OutboxEvent
-from gateway.uplink import BatchingConfig, StatusInfo, Uplink, UplinkConfig
+from gateway.uplink import BatchingConfig, Delivery, StatusInfo, Uplink, UplinkConfig
 from tests.fixtures.mosquitto import Broker
 
 GATEWAY_ID = "gw-test-1"
@@ -131,3 +131,25 @@ async def subscribe(
             task.cancel()
             with suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await task
+
+
+@dataclass
+class Deliveries:
+    """An ``on_delivery`` observer: ``wait_acked(n)`` returns once n events got a PUBACK."""
+
+    acked: int = 0
+    rejected: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __call__(self, delivery: Delivery) -> None:
+        if delivery.ack.ok:
+            self.acked += len(delivery.event_ids)
+        else:
+            self.rejected += len(delivery.event_ids)
+        self.changed.set()
+
+    async def wait_acked(self, n: int, timeout_s: float = 30.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while self.acked < n:
+                self.changed.clear()
+                await self.changed.wait()

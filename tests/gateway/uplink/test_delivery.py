@@ -34,7 +34,7 @@ async def test_backlog_is_delivered_in_order_and_acked(mosquitto: Broker, tmp_pa
             seqs = [e["seq"] for e in got if e["source"] == source]
             assert seqs == sorted(seqs)
         assert all(
-            m.topic == f"tagrelay/v1/{GATEWAY_ID}/events/telemetry.reading" for m in sub.messages
+            m.topic == f"tagrelay/v1/{GATEWAY_ID}/events/telemetry/reading" for m in sub.messages
         )
         await outbox.flush()
         after = await outbox.stats()
@@ -55,11 +55,11 @@ async def test_batching_packs_telemetry_and_keeps_alarms_alone(
             async with open_uplink(config, outbox) as uplink:
                 await sub.wait_until(lambda m: len(sub.events()) >= 1001)
             stats = uplink.stats()
-        alarms = [m for m in sub.messages if m.topic.endswith("/condition.shock")]
+        alarms = [m for m in sub.messages if m.topic.endswith("/condition/shock")]
         assert len(alarms) == 1
         assert alarms[0].payload.startswith(b"{")
         assert stats.batches_published == 10
         assert stats.messages_published == 11
         assert sorted(e["seq"] for e in sub.events()) == [*range(1000), 5000]
-        props = [m.properties for m in sub.messages if m.topic.endswith("telemetry.reading")]
+        props = [m.properties for m in sub.messages if m.topic.endswith("telemetry/reading")]
         assert all(("content-encoding", "zlib") in p.UserProperty for p in props)

@@ -1,0 +1,120 @@
+"""Commands through a real broker: MQTT 5 response topic + correlation data, the 3.1.1 result
+topic, error responses that leave the uplink running; and the NATS MQTT front end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway.uplink import ConnectionState
+from tests.fixtures.mosquitto import Broker
+from tests.gateway.uplink.helpers import (
+    GATEWAY_ID,
+    Deliveries,
+    event,
+    open_outbox,
+    open_uplink,
+    plain_config,
+    subscribe,
+)
+
+CMD = f"tagrelay/v1/{GATEWAY_ID}/cmd"
+RESULT = f"tagrelay/v1/{GATEWAY_ID}/result"
+
+
+def _request_properties(response_topic: str, correlation: bytes) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.ResponseTopic = response_topic
+    props.CorrelationData = correlation
+    return props
+
+
+async def test_mqtt5_commands_answer_on_the_response_topic(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    async with (
+        open_outbox(tmp_path) as outbox,
+        open_uplink(plain_config(mosquitto), outbox) as uplink,
+        subscribe(mosquitto, "platform/replies/#") as sub,
+    ):
+        await uplink.wait_state(ConnectionState.CONNECTED)
+        requests = [
+            ("ping", b'{"id": "p-1"}', b"c1"),
+            ("config.get", b'{"id": "g-1"}', b"c2"),
+            ("outbox.stats", b'{"id": "s-1"}', b"c3"),
+            ("ping", b"{oops", b"c4"),
+            ("self-destruct", b'{"id": "x-1"}', b"c5"),
+            ("ping", b'{"id": 7}', b"c6"),
+            ("ping", b"[" * 40_000, b"c7"),
+            ("ping", b'{"id": "p-1"}', b"c8"),  # repeated id: the earlier result
+        ]
+        for name, payload, corr in requests:
+            await sub.client.publish(
+                f"{CMD}/{name.replace('.', '/')}",
+                payload,
+                qos=1,
+                properties=_request_properties("platform/replies/gw", corr),
+            )
+        await sub.wait_until(lambda m: len(m) >= len(requests))
+        by_corr = {m.properties.CorrelationData: json.loads(m.payload) for m in sub.messages}
+        assert by_corr[b"c1"]["ok"] is True
+        assert by_corr[b"c1"]["result"]["pong"] is True
+        assert by_corr[b"c2"]["result"]["host"] == mosquitto.host
+        assert by_corr[b"c3"]["result"]["store_epoch"] == outbox.store_epoch
+        assert by_corr[b"c4"]["error"]["reason"] == "malformed_json"
+        assert by_corr[b"c5"]["error"]["reason"] == "unknown_command"
+        assert by_corr[b"c5"]["id"] == "x-1"
+        assert by_corr[b"c6"]["error"]["reason"] == "invalid"
+        assert by_corr[b"c7"]["error"]["reason"] == "oversize"
+        assert by_corr[b"c8"] == by_corr[b"c1"]
+        stats = uplink.stats()
+        assert stats.command_errors == {
+            "malformed_json": 1,
+            "unknown_command": 1,
+            "invalid": 1,
+            "oversize": 1,
+        }
+        assert uplink.state is ConnectionState.CONNECTED  # still running after the bad ones
+
+
+async def test_mqtt311_commands_answer_on_the_result_topic(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    config = plain_config(mosquitto, protocol="3.1.1")
+    async with (
+        open_outbox(tmp_path) as outbox,
+        open_uplink(config, outbox) as uplink,
+        subscribe(mosquitto, f"tagrelay/v1/{GATEWAY_ID}/result/#", protocol="3.1.1") as sub,
+    ):
+        await uplink.wait_state(ConnectionState.CONNECTED)
+        await sub.client.publish(f"{CMD}/ping", b'{"id": "p-9"}', qos=1)
+        await sub.client.publish(f"{CMD}/nope", b"{}", qos=1)
+        await sub.wait_until(lambda m: len(m) >= 2)
+        replies = {m.topic: json.loads(m.payload) for m in sub.messages}
+        assert replies[f"{RESULT}/ping"]["id"] == "p-9"
+        assert replies[f"{RESULT}/ping"]["ok"] is True
+        assert replies[f"{RESULT}/nope"]["error"]["reason"] == "unknown_command"
+
+
+async def test_delivery_through_the_nats_mqtt_front_end(nats_mqtt: Broker, tmp_path: Path) -> None:
+    n = 300
+    config = plain_config(nats_mqtt, protocol="3.1.1")
+    async with open_outbox(tmp_path) as outbox:
+        await outbox.accept([event(i, source=f"label-{i % 2}") for i in range(n)])
+        async with subscribe(
+            nats_mqtt, f"tagrelay/v1/{GATEWAY_ID}/events/#", protocol="3.1.1"
+        ) as sub:
+            deliveries = Deliveries()
+            async with open_uplink(config, outbox, on_delivery=deliveries):
+                await deliveries.wait_acked(n)
+                await sub.wait_until(lambda m: len(m) >= n)
+        seqs = [e["seq"] for e in sub.events()]
+        assert sorted(seqs) == list(range(n))
+        for source in (0, 1):
+            mine = [s for s in seqs if s % 2 == source]
+            assert mine == sorted(mine)
+        await outbox.flush()
+        assert (await outbox.stats()).depth == 0
