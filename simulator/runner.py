@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Protocol, Self
+from typing import Final, Self
 
 from protocols.smartlabel import (
     HISTORY_MAX_READINGS,
@@ -90,10 +90,6 @@ SHOCK_THRESHOLD_MG: Final = 2000
 SHOCK_SATURATION_MG: Final = 32_767
 #: Fixes per real second from the simulated GPS receiver.
 GPS_RATE_HZ: Final = 1.0
-
-
-class BrokerOutageHook(Protocol):
-    def __call__(self, down_real_s: float) -> Awaitable[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +180,11 @@ class ScenarioRunner:
     With ``drive=True`` (the default) a background task advances the world at ``speed`` times
     real time until the scenario's duration; with ``drive=False`` the caller advances it with
     :meth:`step`, which is how tests get exact, repeatable instants.
+
+    Faults that reach beyond the devices are the caller's: ``power_cut_pid`` is killed with
+    SIGKILL by ``power_cut``, and ``on_broker_outage(down_real_s)`` runs as a task for each
+    ``broker_outage`` (cancelled if the runner stops first). Without them those faults are
+    skipped and recorded as such in :attr:`fault_log`.
     """
 
     def __init__(
@@ -198,7 +199,7 @@ class ScenarioRunner:
         tick_real_s: float = TICK_REAL_S,
         real_monotonic: Callable[[], float] = time.monotonic,
         power_cut_pid: int | None = None,
-        on_broker_outage: BrokerOutageHook | None = None,
+        on_broker_outage: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         if speed <= 0 or tick_real_s <= 0:
             raise ValueError("speed and tick_real_s must be positive")

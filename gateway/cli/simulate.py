@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -76,6 +77,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="PID",
         help="the gateway process that the scenario's power_cut faults kill with SIGKILL",
     )
+    parser.add_argument(
+        "--broker-pid",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="the MQTT broker that broker_outage faults freeze (SIGSTOP, then SIGCONT): "
+        "connections hang as in a dead zone",
+    )
     parser.set_defaults(func=_simulate)
 
 
@@ -117,6 +126,7 @@ async def _run(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> i
             speed=args.speed,
             duration_s=args.duration,
             power_cut_pid=args.power_cut_pid,
+            on_broker_outage=None if args.broker_pid is None else _freezer(args.broker_pid),
         ) as runner:
             where = runner.endpoints.to_json() | {"pid": os.getpid(), "workdir": str(workdir)}
             print(json.dumps(where), flush=True)
@@ -144,3 +154,24 @@ async def _run(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> i
         for sig in signals:
             loop.remove_signal_handler(sig)
     return 0
+
+
+def _freezer(pid: int) -> Callable[[float], Awaitable[None]]:
+    """A broker outage: the broker process is frozen, so its peers' packets go unanswered."""
+
+    async def outage(down_real_s: float) -> None:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            _log.warning("broker outage skipped: pid %d is not running", pid)
+            return
+        _log.info("broker pid %d frozen for %.1fs", pid, down_real_s)
+        try:
+            await asyncio.sleep(down_real_s)
+        finally:
+            # Also when the simulation stops mid-outage: never leave the broker frozen.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+            _log.info("broker pid %d resumed", pid)
+
+    return outage

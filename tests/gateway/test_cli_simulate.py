@@ -155,3 +155,77 @@ async def test_unknown_scenario_is_a_clear_error() -> None:
     assert out == b""
     assert b"no-such-scenario" in err
     assert b"cross-dock" in err  # it lists what is shipped
+
+
+OUTAGE_SCENARIO = """
+name = "outage"
+duration_s = 7200
+
+[[doors]]
+id = "D1"
+lat = 50.0
+lon = 8.0
+gateway = { id = "gw-d1", smartlabel_reader = false }
+
+[[items]]
+id = "BOX"
+at = "D1"
+tags = [{ format = "smartlabel", label_id = 1 }]
+
+[[faults]]
+kind = "broker_outage"
+t_s = 10
+down_s = 3600
+
+[[faults]]
+kind = "power_cut"
+t_s = 20
+"""
+
+
+def process_state(pid: int) -> str:
+    """The state letter in /proc/PID/stat: T while stopped."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+async def wait_state(pid: int, state: str) -> None:
+    # Poll with a deadline: a signal to another process gives us no event to await.
+    async with asyncio.timeout(START_TIMEOUT_S):
+        while process_state(pid) != state:  # noqa: ASYNC110 - no event exists for this
+            await asyncio.sleep(0.02)
+
+
+async def test_broker_outage_freezes_the_broker_and_power_cut_kills(workdir: Path) -> None:
+    scenario = workdir / "outage.toml"
+    scenario.write_text(OUTAGE_SCENARIO)
+    sleeper = (sys.executable, "-c", "import time; time.sleep(120)")
+    broker = await asyncio.create_subprocess_exec(*sleeper)
+    gateway = await asyncio.create_subprocess_exec(*sleeper)
+    proc = await start(
+        str(scenario),
+        "--speed",
+        "10",
+        "--workdir",
+        str(workdir / "run"),
+        "--broker-pid",
+        str(broker.pid),
+        "--power-cut-pid",
+        str(gateway.pid),
+    )
+    try:
+        assert (await read_json_line(proc))["scenario"] == "outage"
+        await wait_state(broker.pid, "T")  # frozen at t = 10 s, for 360 s of real time
+        async with asyncio.timeout(START_TIMEOUT_S):
+            assert await gateway.wait() == -signal.SIGKILL  # the power cut at t = 20 s
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            _, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        # Stopping in the middle of the outage thaws the broker.
+        assert process_state(broker.pid) != "T"
+        assert b"resumed" in err
+    finally:
+        for p in (proc, broker, gateway):
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
