@@ -16,6 +16,7 @@ count: an event may outlive its TTL in wall time, never the reverse.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -60,9 +61,8 @@ _log = logging.getLogger(__name__)
 #: Bytes counted per row on top of its strings and payload: b-tree cell header, row id, the
 #: numeric columns and the dedup index entry. Keeps the byte cap close to real file usage.
 ROW_OVERHEAD_BYTES: Final = 48
-#: Dedup keys of recently acknowledged events kept in memory: a label re-sending a frame just
-#: after its events were delivered is still answered "duplicate" (bounded RAM, ~6 MB).
-RECENT_ACKED_KEYS: Final = 65_536
+#: Bytes of the hash a dedup key is remembered by: 2**-64 collision odds per lookup.
+DEDUP_DIGEST_BYTES: Final = 8
 #: Rows read per step when scanning a class for leasing, expiry or eviction.
 SCAN_CHUNK_ROWS: Final = 256
 #: Host parameters per ``IN (...)``: SQLite builds older than 3.32 allow only 999.
@@ -104,6 +104,10 @@ def translate(exc: sqlite3.Error) -> OutboxError:
 
 def is_disk_full(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.blake2b(key.encode(), digest_size=DEDUP_DIGEST_BYTES).digest()
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
@@ -208,7 +212,8 @@ class Store:
         self._cursor = [class_range(c)[0] - 1 for c in EventClass]
         self._vtime = [0.0] * len(EventClass)
         self._global_vtime = 0.0
-        self._recent_acked: OrderedDict[str, None] = OrderedDict()
+        # Digests of the dedup keys of the last ``dedup_window_events`` accepted events.
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._losses: dict[tuple[EventClass, str], int] = {}
         self._next_expiry_s = -math.inf
         self._open_loss: _OpenLoss | None = None
@@ -319,8 +324,30 @@ class Store:
         ):
             self._depth[int(cls)] = int(count)
             self._bytes[int(cls)] = int(nbytes)
+        self._load_dedup_window()
         for cls, reason, count in conn.execute("SELECT event_class, reason, count FROM losses"):
             self._losses[(EventClass(cls), str(reason))] = int(count)
+
+    def _load_dedup_window(self) -> None:
+        """Refill the dedup window with the keys of the newest stored events, so that a label
+        re-sending frames after a restart is still answered "duplicate"."""
+        window = self._config.dedup_window_events
+        # Sequence numbers are global: the newest ``window`` events all have a sequence above
+        # next_seq - window, so a range scan per class finds them without sorting the table.
+        floor = max(0, self._next_seq - window)
+        newest: list[tuple[int, bytes]] = []
+        for event_class in EventClass:
+            lo, hi = class_range(event_class)
+            newest.extend(
+                (row_id & SEQ_MASK, _digest(key))
+                for row_id, key in self._db().execute(
+                    "SELECT row_id, dedup_key FROM events WHERE row_id >= ? AND row_id < ?",
+                    (lo + floor, hi),
+                )
+            )
+        newest.sort()
+        for _seq, digest in newest:
+            self._remember(digest)
 
     def close(self) -> None:
         """Persist the store clock and close; the last connection's close checkpoints the WAL."""
@@ -435,11 +462,11 @@ class Store:
         statuses: list[AcceptStatus] = []
         tally = _LossTally()
         wall_s = self._clock.now().timestamp()
-        acked: list[tuple[int, int, str, str]] = []
+        batch_seen: dict[bytes, None] = {}
         refused = 0
         with self._transaction():
             if acks:
-                acked = self._delete_rows(sorted(acks))
+                self._delete_rows(sorted(acks))
             cap = self._config.max_bytes
             if events and self._disk_cap is not None:
                 # The disk filled up below the configured cap: make room for this batch first,
@@ -450,10 +477,11 @@ class Store:
                 if excess > 0:
                     top = min(event.event_class for event in events)
                     self._make_room(excess, top, now_s, tally)
-            insert = f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})"
+            insert = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})"
             for event in events:
                 key = event.key
-                if key in self._recent_acked:
+                digest = _digest(key)
+                if digest in self._seen or digest in batch_seen:
                     statuses.append(AcceptStatus.DUPLICATE)
                     continue
                 size = (
@@ -470,7 +498,7 @@ class Store:
                     refused += 1
                     continue
                 cls = int(event.event_class)
-                cursor = conn.execute(
+                conn.execute(
                     insert,
                     (
                         row_id_for(event.event_class, self._next_seq),
@@ -484,9 +512,7 @@ class Store:
                         now_s,
                     ),
                 )
-                if cursor.rowcount != 1:
-                    statuses.append(AcceptStatus.DUPLICATE)
-                    continue
+                batch_seen[digest] = None
                 self._next_seq += 1
                 self._depth[cls] += 1
                 self._bytes[cls] += size
@@ -498,18 +524,18 @@ class Store:
         # Committed: only now may in-memory state that has no rollback change.
         for row_id in acks:
             self._leased[row_id >> CLASS_SHIFT].discard(row_id)
-        for _row_id, _size, key, _event_id in acked:
-            self._remember_acked(key)
+        for digest in batch_seen:
+            self._remember(digest)
         self._duplicates += statuses.count(AcceptStatus.DUPLICATE)
         if refused:
             self._refused += refused
             self._refuse_log.add(refused, now_s, f"store at {sum(self._bytes)} bytes")
         return statuses
 
-    def _remember_acked(self, key: str) -> None:
-        self._recent_acked[key] = None
-        if len(self._recent_acked) > RECENT_ACKED_KEYS:
-            self._recent_acked.popitem(last=False)
+    def _remember(self, digest: bytes) -> None:
+        self._seen[digest] = None
+        if len(self._seen) > self._config.dedup_window_events:
+            self._seen.popitem(last=False)
 
     # -- capacity -----------------------------------------------------------------------------
 
@@ -844,7 +870,7 @@ class Store:
     def requeue_dead(self, row_ids: Collection[int] | None = None) -> int:
         """Move dead letters back into the queue (new position, fresh TTL); return how many.
 
-        A dead letter whose dedup key is queued again meanwhile is dropped as a duplicate.
+        An operator's decision: no dedup check (the platform de-duplicates by event id).
         """
         conn = self._db()
         now_s = self.store_clock()
@@ -863,8 +889,8 @@ class Store:
         try:
             with self._transaction():
                 for old_id, event_id, key, cls, kind, source, payload, size, wall_s in rows:
-                    cursor = conn.execute(
-                        f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})",
+                    conn.execute(
+                        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})",
                         (
                             row_id_for(EventClass(cls), self._next_seq),
                             event_id,
@@ -878,11 +904,10 @@ class Store:
                         ),
                     )
                     conn.execute("DELETE FROM dead_letters WHERE row_id = ?", (old_id,))
-                    if cursor.rowcount == 1:
-                        self._next_seq += 1
-                        self._depth[cls] += 1
-                        self._bytes[cls] += size
-                        requeued += 1
+                    self._next_seq += 1
+                    self._depth[cls] += 1
+                    self._bytes[cls] += size
+                    requeued += 1
                 self._write_meta(now_s)
         except sqlite3.Error as exc:
             raise translate(exc) from exc

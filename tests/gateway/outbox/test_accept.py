@@ -64,6 +64,20 @@ async def test_duplicate_after_delivery_is_still_a_duplicate(tmp_path: Path) -> 
     assert again.statuses == (AcceptStatus.DUPLICATE,)
 
 
+async def test_dedup_window_survives_a_restart_and_is_bounded(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    small = ROOMY.model_copy(update={"dedup_window_events": 50})
+    async with Outbox(db, small, FakeClock()) as outbox:
+        await outbox.accept([event(f"e{i}", dedup_key=f"k{i}") for i in range(80)])
+    async with Outbox(db, small, FakeClock()) as outbox:
+        recent = await outbox.accept([event("again79", dedup_key="k79")])
+        # k0 fell out of the 50-event window: accepted again (the platform de-duplicates it
+        # by event id).
+        old = await outbox.accept([event("again0", dedup_key="k0")])
+    assert recent.statuses == (AcceptStatus.DUPLICATE,)
+    assert old.statuses == (AcceptStatus.ACCEPTED,)
+
+
 async def test_concurrent_accepts_share_transactions(tmp_path: Path) -> None:
     async with Outbox(tmp_path / "o.db", ROOMY, FakeClock()) as outbox:
         before = (await outbox.stats()).commits

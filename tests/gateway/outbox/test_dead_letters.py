@@ -42,16 +42,16 @@ async def test_rejected_rows_become_dead_letters_and_can_be_requeued(tmp_path: P
     assert stats.dead_letters == 0
 
 
-async def test_requeue_skips_a_key_queued_again_meanwhile(tmp_path: Path) -> None:
+async def test_a_dead_lettered_key_stays_a_duplicate(tmp_path: Path) -> None:
     async with Outbox(tmp_path / "o.db", ROOMY, FakeClock()) as outbox:
         await outbox.accept([event("e", dedup_key="label:9:seq:1")])
         (leased,) = await outbox.lease(1)
         await outbox.reject([leased.row_id], "rejected")
-        # Not in the queue any more, so the same key is accepted again...
+        # The reader re-sends the frame: it was accepted once, so it is not queued again...
         result = await outbox.accept([event("e", dedup_key="label:9:seq:1")])
-        assert result.statuses == (AcceptStatus.ACCEPTED,)
-        # ... and the dead letter is then dropped as a duplicate, not queued twice.
-        assert await outbox.requeue_dead() == 0
+        assert result.statuses == (AcceptStatus.DUPLICATE,)
+        # ... only the operator's requeue brings it back.
+        assert await outbox.requeue_dead() == 1
         stats = await outbox.stats()
     assert stats.depth == 1
     assert stats.dead_letters == 0
