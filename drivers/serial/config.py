@@ -6,13 +6,16 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_BAUDRATE", "RECONNECT_MAX_S", "SerialConfig"]
+__all__ = ["DEFAULT_BAUDRATE", "RECONNECT_MAX_S", "WRITE_TIMEOUT_S", "SerialConfig"]
 
 #: SmartLabel readers run their UART at 115200 8N1 (USB CDC ignores the value).
 DEFAULT_BAUDRATE: Final = 115_200
 #: Cap of the reopen backoff when the path exists but cannot be opened: long enough not to spin
 #: on a wedged device, short enough that a fixed permission problem heals within seconds.
 RECONNECT_MAX_S: Final = 5.0
+#: A gateway -> reader frame is tens of bytes; if the device has not taken it after this long,
+#: flow control is stuck and the link is treated as lost (the reader resends what we did not ACK).
+WRITE_TIMEOUT_S: Final = 2.0
 
 
 class SerialConfig(BaseModel):
@@ -31,6 +34,7 @@ class SerialConfig(BaseModel):
     #: terminal) cannot steal bytes; ignored for URLs.
     exclusive: bool = True
     reconnect_max_s: float = Field(default=RECONNECT_MAX_S, gt=0)
+    write_timeout_s: float = Field(default=WRITE_TIMEOUT_S, gt=0)
 
     @property
     def is_url(self) -> bool:

@@ -21,13 +21,10 @@ import serial
 from drivers.serial.config import SerialConfig
 from drivers.serial.errors import LinkFailure, SerialLinkError
 
-__all__ = ["READ_CHUNK_BYTES", "WRITE_TIMEOUT_S", "SerialPort", "open_port"]
+__all__ = ["READ_CHUNK_BYTES", "SerialPort", "open_port"]
 
 #: Bytes taken per read: several frames at once under load, still one short callback.
 READ_CHUNK_BYTES: Final = 4096
-#: A gateway -> reader frame is tens of bytes; if the device has not taken it after this long,
-#: flow control is stuck and the link is treated as lost (the reader resends what we did not ACK).
-WRITE_TIMEOUT_S: Final = 2.0
 #: Blocking-read timeout of the thread fallback: bounds how long a cancelled read lingers.
 THREAD_READ_TIMEOUT_S: Final = 0.2
 
@@ -43,8 +40,11 @@ def _signal(fut: asyncio.Future[None]) -> None:
 class SerialPort:
     """An open port: ``await read()`` returns the next bytes, ``await write()`` sends a frame."""
 
-    def __init__(self, ser: serial.SerialBase, *, path: str, device: str) -> None:
+    def __init__(
+        self, ser: serial.SerialBase, *, path: str, device: str, write_timeout_s: float
+    ) -> None:
         self._serial = ser
+        self._write_timeout_s = write_timeout_s
         self.path = path
         #: What was actually opened: the tty behind the symlink at open time, or the URL.
         self.device = device
@@ -89,7 +89,7 @@ class SerialPort:
         """Send ``data`` completely, or raise ``SerialLinkError`` (timeout or OS failure)."""
         async with self._write_lock:
             try:
-                async with asyncio.timeout(WRITE_TIMEOUT_S):
+                async with asyncio.timeout(self._write_timeout_s):
                     if self._fd is None:
                         await asyncio.to_thread(self._serial.write, data)
                         return
@@ -105,7 +105,7 @@ class SerialPort:
                             raise self._lost(LinkFailure.WRITE_FAILED, exc) from exc
                         view = view[written:]
             except TimeoutError as exc:
-                raise self._lost(LinkFailure.WRITE_TIMEOUT, f"{WRITE_TIMEOUT_S} s") from exc
+                raise self._lost(LinkFailure.WRITE_TIMEOUT, f"{self._write_timeout_s} s") from exc
             except serial.SerialException as exc:
                 raise self._lost(LinkFailure.WRITE_FAILED, exc) from exc
 
@@ -183,7 +183,7 @@ def _open_blocking(config: SerialConfig, device: str) -> serial.SerialBase:
             device,
             baudrate=config.baudrate,
             timeout=THREAD_READ_TIMEOUT_S,
-            write_timeout=WRITE_TIMEOUT_S,
+            write_timeout=config.write_timeout_s,
         )
     return serial.Serial(
         device,
@@ -213,4 +213,4 @@ async def open_port(config: SerialConfig) -> SerialPort:
         if isinstance(exc.__context__, FileNotFoundError) or isinstance(exc, FileNotFoundError):
             reason = LinkFailure.PATH_MISSING
         raise SerialLinkError(reason, config.path, str(exc)) from exc
-    return SerialPort(ser, path=config.path, device=device)
+    return SerialPort(ser, path=config.path, device=device, write_timeout_s=config.write_timeout_s)

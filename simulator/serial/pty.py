@@ -46,6 +46,7 @@ class PtyPort:
         self._device: str | None = None
         self._receiver: Receiver | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stalled = False
         self.replugs = 0
         self.tx_bytes = 0
         self.rx_bytes = 0
@@ -102,7 +103,8 @@ class PtyPort:
         tmp.symlink_to(self._device)
         tmp.replace(self.link)
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(master, self._on_readable)
+        if not self._stalled:
+            self._loop.add_reader(master, self._on_readable)
         _log.debug("pty %s plugged as %s", self.link, self._device)
 
     def unplug(self) -> None:
@@ -114,6 +116,19 @@ class PtyPort:
             self.link.unlink()
         self._release(*old)
         _log.debug("pty %s unplugged", self.link)
+
+    def stall(self, stalled: bool = True) -> None:
+        """Stop (or resume) taking bytes from the gateway: a device whose flow control is stuck.
+
+        The gateway's writes then fill the pty buffer and stop making progress.
+        """
+        self._stalled = stalled
+        if self._master is None or self._loop is None:
+            return
+        if stalled:
+            self._loop.remove_reader(self._master)
+        else:
+            self._loop.add_reader(self._master, self._on_readable)
 
     def replug(self) -> None:
         """Appear again on a new pty behind the same symlink (unplugging first if plugged).

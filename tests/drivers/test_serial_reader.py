@@ -338,3 +338,26 @@ async def test_any_noise_then_a_frame(tmp_path: Path, noise: bytes, chunk: int) 
             while (await anext(events)).message != frame:
                 pass
         assert d.link.connected
+
+
+async def test_stuck_device_times_out_writes_and_the_link_recovers(port: PtyPort) -> None:
+    config = SerialConfig(path=str(port.link), write_timeout_s=0.2)
+    async with SmartLabelReaderDriver(config, clock=SystemClock()) as d:
+        async with asyncio.timeout(DEADLINE_S):
+            await d.link.wait_connected()
+        port.stall()  # the device stops reading: flow control stuck
+        with pytest.raises(SerialLinkError) as info:
+            await d.link.write(bytes(1_000_000))
+        assert info.value.reason is LinkFailure.WRITE_TIMEOUT
+        port.stall(False)
+        async with asyncio.timeout(DEADLINE_S):
+            await d.link.wait_disconnected()
+            await d.link.wait_connected()
+        async with SmartLabelReaderSim(port, resend_after_s=30.0) as sim:
+            sim.send(env(12, 1))
+            got = await take(d, 1)
+            await d.ack(12, 1)
+            await sim.wait_for(lambda: sim.unacked == 0)
+    assert got[0].message == env(12, 1)
+    assert d.link_stats.failures[LinkFailure.WRITE_TIMEOUT] == 1
+    assert d.link_stats.opens == 2

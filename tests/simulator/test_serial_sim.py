@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import serial
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from protocols.gps import FixQuality, GpsStreamDecoder, PositionFix
 from protocols.smartlabel import (
@@ -242,3 +244,24 @@ async def test_gps_receiver_speaks_nmea_and_ubx(pty: PtyPort) -> None:
         assert decoded[0].lat == pytest.approx(10.0)
         assert decoded[0].time is not None
         assert when <= decoded[0].time < when + timedelta(seconds=5)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(noise=st.binary(max_size=300))
+async def test_reader_survives_any_downlink_bytes(tmp_path: Path, noise: bytes) -> None:
+    """Whatever the gateway side sends, a delimiter and a good ACK after it are honoured."""
+    async with PtyPort(tmp_path / "fuzz") as port, SmartLabelReaderSim(port) as sim:
+        peer = Peer(port.link)
+        try:
+            sim.send(env(4, 1))
+            peer.serial.write(noise + b"\x00")
+            peer.write(Ack(label_id=4, seq=0, label_time=0, acked_seq=1))
+            async with asyncio.timeout(DEADLINE_S):
+                await sim.wait_for(lambda: sim.unacked == 0)
+        finally:
+            peer.close()
+    assert (4, 1) in sim.acked
