@@ -8,6 +8,7 @@ the whole registry: adding a format is one row.
 from __future__ import annotations
 
 import re
+import uuid as uuid_module
 from collections.abc import Callable, Mapping
 from typing import Final, TypeAlias, TypeVar
 
@@ -74,9 +75,8 @@ _FULL_UUID_RE: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 # AD structure types (Bluetooth Assigned Numbers, "Common Data Types").
 _AD_UUID16_INCOMPLETE: Final = 0x02
 _AD_UUID16_COMPLETE: Final = 0x03
-_AD_SERVICE_DATA_16: Final = 0x16
-_AD_SERVICE_DATA_32: Final = 0x20
-_AD_SERVICE_DATA_128: Final = 0x21
+#: Service data AD types and the size of the (little-endian) UUID that starts their value.
+_SERVICE_DATA_UUID_BYTES: Final = {0x16: 2, 0x20: 4, 0x21: 16}
 _AD_MANUFACTURER: Final = 0xFF
 
 
@@ -146,7 +146,7 @@ def decode_adv_payload(payload: bytes) -> list[Advert]:
     Eddystone requires the list, and a mismatch means the service data is not what it seems.
     """
     manufacturer: dict[int, bytes] = {}
-    service: list[tuple[int, bytes]] = []
+    service: list[tuple[str, bytes]] = []
     listed: set[int] | None = None
     offset = 0
     while offset < len(payload):
@@ -164,10 +164,11 @@ def decode_adv_payload(payload: bytes) -> list[Advert]:
             if len(value) < 2:
                 raise AdvertError(AdvertErrorReason.TOO_SHORT, "manufacturer data without id")
             manufacturer[int.from_bytes(value[:2], "little")] = value[2:]
-        elif ad_type == _AD_SERVICE_DATA_16:
-            if len(value) < 2:
+        elif ad_type in _SERVICE_DATA_UUID_BYTES:
+            size = _SERVICE_DATA_UUID_BYTES[ad_type]
+            if len(value) < size:
                 raise AdvertError(AdvertErrorReason.TOO_SHORT, "service data without UUID")
-            service.append((int.from_bytes(value[:2], "little"), value[2:]))
+            service.append((_uuid_string(value[:size]), value[size:]))
         elif ad_type in (_AD_UUID16_COMPLETE, _AD_UUID16_INCOMPLETE):
             if len(value) % 2:
                 raise AdvertError(AdvertErrorReason.BAD_LENGTH, "odd 16-bit UUID list")
@@ -178,10 +179,18 @@ def decode_adv_payload(payload: bytes) -> list[Advert]:
     adverts: list[Advert] = []
     for company_id, data in manufacturer.items():
         _collect(adverts, decode_manufacturer, company_id, data)
-    for uuid16, data in service:
-        if listed is None or uuid16 in listed:
-            _collect(adverts, decode_service_data, f"{uuid16:04x}", data)
+    for uuid, data in service:
+        uuid16 = service_uuid16(uuid)
+        if listed is None or uuid16 is None or uuid16 in listed:
+            _collect(adverts, decode_service_data, uuid, data)
     return adverts
+
+
+def _uuid_string(little_endian: bytes) -> str:
+    """The 128-bit string form (as bleak reports it) of a 16-, 32- or 128-bit UUID on air."""
+    if len(little_endian) == 16:
+        return str(uuid_module.UUID(bytes=little_endian[::-1]))
+    return f"{int.from_bytes(little_endian, 'little'):08x}{_BASE_UUID_SUFFIX}"
 
 
 def _collect(

@@ -324,3 +324,14 @@ def test_adv_payload_stops_at_padding_and_checks_record_sizes() -> None:
     assert exc.value.reason is AdvertErrorReason.BAD_LENGTH
     # A structure claiming more bytes than remain is trailing junk, not a record.
     assert [a.format for a in decode_adv_payload(ALTBEACON_ADV + b"\x05\xff")] == ["altbeacon"]
+
+
+def test_adv_payload_service_data_with_32_and_128_bit_uuids() -> None:
+    tlm = bytes.fromhex("20000b1813000000146700002ac4")
+    as_32 = bytes([1 + 4 + len(tlm), 0x20]) + bytes.fromhex("aafe0000") + tlm
+    assert [a.format for a in decode_adv_payload(as_32)] == ["eddystone-tlm"]
+    base_feaa = bytes.fromhex("0000feaa00001000800000805f9b34fb")[::-1]
+    as_128 = bytes([1 + 16 + len(tlm), 0x21]) + base_feaa + tlm
+    assert [a.format for a in decode_adv_payload(as_128)] == ["eddystone-tlm"]
+    nordic_uart = bytes.fromhex("6e400001b5a3f393e0a9e50e24dcca9e")[::-1]
+    assert decode_adv_payload(bytes([1 + 16 + 1, 0x21]) + nordic_uart + b"\x00") == []
