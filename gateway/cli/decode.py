@@ -36,6 +36,20 @@ EXIT_ALL_DECODED: Final = 0
 EXIT_SOME_FAILED: Final = 1
 _STDIN: Final = "-"
 _FRAME_DELIMITER: Final = b"\x00"
+_HELP: Final = """\
+Decode bytes captured in the field with the gateway's own decoders.
+
+  tagrelay decode ble --mfr 4c000215...          manufacturer data, company id little-endian
+  tagrelay decode ble --service-data feaa:10f8...  service data for a service UUID
+  tagrelay decode ble --adv 0201061aff4c00...     a whole advertising payload (as btmon)
+  tagrelay decode serial 0701024d...00           SmartLabel serial link bytes (docs/protocol.md)
+  tagrelay decode gps '$GPGGA,...*5B'            an NMEA sentence, or NMEA / UBX bytes in hex
+
+Give - instead of the input to read stdin, one input per line. Each decoded message is printed
+as one JSON object per line on stdout; an input that cannot be decoded prints
+'error: <reason> (<detail>)' on stderr and decoding goes on. Exit status: 0 when everything
+decoded, 1 otherwise.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "decode",
         help="decode captured BLE adverts, serial frames or GPS sentences to JSON",
-        description=__doc__,
+        description=_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     kinds = parser.add_subparsers(dest="decode_kind", metavar="KIND", required=True)
