@@ -55,7 +55,12 @@ _SHOWN_HEX_BYTES: Final = 12  # enough to recognise a frame without wrapping the
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "demo", help="show the decoders at work on built-in sample frames", description=__doc__
+        "demo",
+        help="show the decoders at work on built-in sample frames",
+        description=(
+            "Build sample SmartLabel frames, BLE adverts and GPS sentences (plus a corrupted one "
+            "of each kind), run them through the gateway's decoders, and print what comes out."
+        ),
     )
     parser.set_defaults(func=_run)
 
