@@ -66,20 +66,20 @@ _STATUS_QUALITY: Final = {
 _MODE_QUALITY: Final = {2: FixQuality.FIX_2D, 3: FixQuality.FIX_3D}
 
 
-class GpsdRejectReason(enum.Enum):
+class GpsdRejectReason(enum.StrEnum):
     """Why a line from gpsd was skipped."""
 
-    BAD_JSON = "bad-json"
+    BAD_JSON = "bad_json"
     #: Valid JSON, but a TPV / SKY report with missing or out-of-range fields.
-    MALFORMED_REPORT = "malformed-report"
-    TOO_LONG = "too-long"
+    MALFORMED_REPORT = "malformed_report"
+    TOO_LONG = "too_long"
 
 
-class GpsdFailure(enum.Enum):
+class GpsdFailure(enum.StrEnum):
     """Why the connection to gpsd is down."""
 
-    CONNECT_FAILED = "connect-failed"
-    CONNECTION_LOST = "connection-lost"
+    CONNECT_FAILED = "connect_failed"
+    CONNECTION_LOST = "connection_lost"
 
 
 class _Tpv(BaseModel):
