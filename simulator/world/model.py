@@ -63,7 +63,8 @@ Longitude = Annotated[float, Field(ge=-180.0, le=180.0)]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and infinity would poison every distance and reading derived from them.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 # --- places and things that move -------------------------------------------------------------

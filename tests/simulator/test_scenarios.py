@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import math
+from importlib import resources
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from simulator.world import (
     GeoPoint,
     Scenario,
+    ScenarioError,
     World,
     distance_m,
     load_scenario,
+    parse_scenario,
     shipped_scenarios,
 )
 
@@ -28,8 +33,6 @@ def delivery() -> World:
 
 def test_both_scenarios_are_shipped_and_load_by_name_or_path() -> None:
     assert {"cross-dock", "delivery-route"} <= set(shipped_scenarios())
-    from importlib import resources
-
     path = resources.files("simulator.scenarios").joinpath("cross-dock.toml")
     assert isinstance(load_scenario(str(path)), Scenario)
 
@@ -148,3 +151,39 @@ def test_van_stops_hearing_a_parcel_after_leaving_its_stop(delivery: World) -> N
         assert d.item in delivery.snapshot(stop.arrive_s + 1).items_heard_by("gw-van-17")
         later = delivery.snapshot(stop.depart_s + 120).items_heard_by("gw-van-17")
         assert d.item not in later
+
+
+CROSS_DOCK_TEXT = resources.files("simulator.scenarios").joinpath("cross-dock.toml").read_text()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=0), st.text(max_size=8)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_mangled_scenario_files_fail_with_a_scenario_error(edits: list[tuple[int, str]]) -> None:
+    """Any text is either a valid scenario or a ScenarioError naming the file, never a crash."""
+    text = CROSS_DOCK_TEXT
+    for position, insert in edits:
+        at = position % len(text)
+        text = text[:at] + insert + text[at + len(insert) :]
+    outcome: Scenario | ScenarioError
+    try:
+        outcome = parse_scenario(text, "mangled.toml")
+    except ScenarioError as exc:
+        outcome = exc
+    if isinstance(outcome, ScenarioError):
+        assert outcome.source == "mangled.toml"
+    else:
+        World(outcome).snapshot(outcome.duration_s / 2)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_rejected(value: str) -> None:
+    text = CROSS_DOCK_TEXT.replace("peak_g = [4.5, -3.0, 60.0]", f"peak_g = [4.5, -3.0, {value}]")
+    assert text != CROSS_DOCK_TEXT
+    with pytest.raises(ScenarioError, match="finite"):
+        parse_scenario(text)
