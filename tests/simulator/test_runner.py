@@ -29,6 +29,7 @@ from protocols.smartlabel import (
 from simulator.runner import ScenarioRunner
 from simulator.world import (
     BrokerOutage,
+    GeoPoint,
     PowerCut,
     Scenario,
     distance_m,
@@ -244,6 +245,32 @@ async def test_gps_pty_reports_the_trailer_position(stepped: ScenarioRunner) -> 
     assert fix.lon is not None
     truth = snap.vehicles["TRL-17"].position
     assert distance_m(truth, type(truth)(fix.lat, fix.lon)) < 50.0
+
+
+async def test_van_gps_speaks_ubx_and_follows_the_route(workdir: Path) -> None:
+    scenario = load_scenario("delivery-route").model_copy(update={"faults": ()})
+    async with ScenarioRunner(scenario, workdir, speed=60.0, drive=False) as runner:
+        van = runner.endpoints.gateway("gw-van-17")
+        assert van.gps_ubx
+        assert van.gps_port is not None
+        decoder = GpsStreamDecoder()
+        fixes: list[PositionFix] = []
+
+        def feed(data: bytes) -> bool:
+            fixes.extend(f for f in decoder.feed(data) if isinstance(f, PositionFix))
+            return any(f.format == "ubx-nav-pvt" for f in fixes)
+
+        stop = scenario.routes[0].stops[2]
+        with serial.Serial(str(van.gps_port), timeout=0.2) as port:
+            snap = await runner.step((stop.arrive_s + stop.depart_s) / 2)
+            await read_until(port, feed)
+        pvt = next(f for f in fixes if f.format == "ubx-nav-pvt")
+        assert pvt.lat is not None
+        assert pvt.lon is not None
+        assert distance_m(GeoPoint(stop.lat, stop.lon), GeoPoint(pvt.lat, pvt.lon)) < stop.radius_m
+        assert snap.vehicles["VAN-17"].at_stop == stop.id
+        assert pvt.time is not None
+        assert abs((pvt.time - snap.when).total_seconds()) < 5.0
 
 
 async def test_faults_fall_due_in_order(stepped: ScenarioRunner) -> None:
