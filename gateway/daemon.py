@@ -16,7 +16,6 @@ import logging
 import signal
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Final, Self
@@ -47,12 +46,21 @@ def gateway_version() -> str:
         return "0+unknown"
 
 
-@dataclass(frozen=True, slots=True)
 class SystemdNotifier:
-    """``sd_notify`` when started by systemd (``NOTIFY_SOCKET`` set), else a no-op."""
+    """``sd_notify`` when started by systemd (``NOTIFY_SOCKET`` set), else a no-op.
 
-    enabled: bool
-    watchdog_interval_s: float | None
+    The datagram socket is non-blocking: if nobody reads it, a notification is dropped
+    rather than stalling the event loop (which would stall delivery, too).
+    """
+
+    def __init__(self, enabled: bool, watchdog_interval_s: float | None) -> None:
+        self.enabled = enabled
+        self.watchdog_interval_s = watchdog_interval_s
+        self._notifier: sdnotify.SystemdNotifier | None = None
+        if enabled:
+            # sdnotify reads NOTIFY_SOCKET itself and swallows send errors (debug=False).
+            self._notifier = sdnotify.SystemdNotifier()
+            self._notifier.socket.setblocking(False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> SystemdNotifier:
@@ -62,9 +70,13 @@ class SystemdNotifier:
         return cls(enabled, interval if enabled else None)
 
     def notify(self, message: str) -> None:
-        if self.enabled:
-            # sdnotify reads NOTIFY_SOCKET itself and never raises (debug=False).
-            sdnotify.SystemdNotifier().notify(message)
+        if self._notifier is not None:
+            self._notifier.notify(message)
+
+    def close(self) -> None:
+        if self._notifier is not None:
+            self._notifier.socket.close()
+            self._notifier = None
 
 
 class Daemon:
@@ -166,6 +178,9 @@ class Daemon:
 async def run_daemon(config: GatewayConfig, environ: Mapping[str, str]) -> int:
     """``tagrelay run``: until SIGTERM; the exit code for systemd."""
     notifier = SystemdNotifier.from_environ(environ)
-    async with Daemon(config, notifier=notifier) as daemon:
-        await daemon.wait_stopped()
+    try:
+        async with Daemon(config, notifier=notifier) as daemon:
+            await daemon.wait_stopped()
+    finally:
+        notifier.close()
     return 0
