@@ -3,7 +3,8 @@
 The BLE driver hands this package the manufacturer data and service data of each scan result
 (as bleak reports them); it returns frozen advert dataclasses, each with a ``format`` name that
 is also its JSON ``format``. Supported: iBeacon, AltBeacon, Eddystone UID / URL / TLM, RuuviTag
-data formats 3, 5 and E1, and our own SmartLabel advert (docs/ble-adverts.md).
+data formats 3, 5 and E1 (docs/ble-adverts.md), and our own SmartLabel advert (docs/protocol.md,
+section 11).
 """
 
 from protocols.ble.altbeacon import AltBeacon

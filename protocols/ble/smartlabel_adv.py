@@ -2,7 +2,7 @@
 
 A SmartLabel broadcasts this between serial relays so that a gateway can see it directly: who it
 is, how its battery and temperature look, and whether something happened (a latched shock).
-Layout after the company id, all multi-byte fields big-endian (docs/ble-adverts.md)::
+Layout after the company id, all multi-byte fields big-endian (docs/protocol.md, section 11)::
 
     0   2  magic          0x53 0x4C ("SL"), tells our advert from other 0xFFFF users
     2   1  version        0x01

@@ -1,4 +1,8 @@
-"""docs/ble-adverts.md stays true: its worked SmartLabel example decodes to its JSON."""
+"""docs/protocol.md, section 11 stays true: the SmartLabel advert layout, flags and worked example.
+
+Firmware engineers implement the label's advert from that section alone, so its tables are
+checked against the code and its worked example must decode to its JSON.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,88 @@ import json
 import re
 from pathlib import Path
 
-from protocols.ble import SMARTLABEL_COMPANY_ID, decode_adv_payload, decode_manufacturer
+from protocols.ble import (
+    SMARTLABEL_COMPANY_ID,
+    SmartLabelAdv,
+    SmartLabelAdvFlags,
+    build_smartlabel_adv,
+    decode_adv_payload,
+    decode_manufacturer,
+)
 from protocols.jsonform import to_jsonable
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "ble-adverts.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+HEADING = "## 11. SmartLabel BLE advertisement"
+TABLE_ROW = re.compile(r"^\| (\d+) \| (\d+) \| (\w+) \| (\w+) \|", re.MULTILINE)
+FLAG_ROW = re.compile(r"^\| (\d) \| ([a-z ]+) \|", re.MULTILINE)
+
+
+def _section() -> str:
+    text = (DOCS / "protocol.md").read_text(encoding="utf-8")
+    assert text.count(HEADING) == 1
+    return text.split(HEADING)[1].split("\n## ")[0]
+
+
+def _worked_example() -> tuple[bytes, dict[str, object]]:
+    section = _section()
+    hex_blocks = re.findall(r"```hex\n(.*?)\n```", section, re.S)
+    json_blocks = re.findall(r"```json\n(.*?)\n```", section, re.S)
+    assert len(hex_blocks) == len(json_blocks) == 1
+    assert f"--mfr ffff{hex_blocks[0]}" in section
+    return bytes.fromhex(hex_blocks[0]), json.loads(json_blocks[0])
 
 
 def test_worked_example_decodes_to_the_documented_json() -> None:
-    text = DOC.read_text(encoding="utf-8")
-    hex_blocks = re.findall(r"```hex\n(.*?)\n```", text, re.S)
-    json_blocks = re.findall(r"```json\n(.*?)\n```", text, re.S)
-    assert len(hex_blocks) == len(json_blocks) == 1
-    advert = decode_manufacturer(SMARTLABEL_COMPANY_ID, bytes.fromhex(hex_blocks[0]))
-    assert to_jsonable(advert) == json.loads(json_blocks[0])
-    assert f"--mfr ffff{hex_blocks[0]}" in text
+    data, expected = _worked_example()
+    advert = decode_manufacturer(SMARTLABEL_COMPANY_ID, data)
+    assert isinstance(advert, SmartLabelAdv)
+    assert to_jsonable(advert) == expected
+    assert (
+        build_smartlabel_adv(
+            advert.label_id, advert.battery_mv, advert.temperature_c, advert.flags, advert.sequence
+        )
+        == data
+    )
+
+
+def test_layout_table_is_contiguous_and_as_long_as_the_advert() -> None:
+    rows = [(int(off), int(size), name) for off, size, name, _ in TABLE_ROW.findall(_section())]
+    assert [name for _, _, name in rows] == [
+        "magic",
+        "version",
+        "label_id",
+        "battery_mv",
+        "temperature",
+        "flags",
+        "sequence",
+    ]
+    end = 0
+    for offset, size, name in rows:
+        assert offset == end, name
+        end += size
+    data, _ = _worked_example()
+    assert end == len(data) == 20
+    assert "(manufacturer data after the company id; 20 bytes)" in _section()
+
+
+def test_flag_bits_match_the_code() -> None:
+    documented = {int(bit): name for bit, name in FLAG_ROW.findall(_section())}
+    assert documented == {
+        flag.value.bit_length() - 1: str(flag.name).lower().replace("_", " ")
+        for flag in SmartLabelAdvFlags
+        if flag.value
+    }
 
 
 def test_whole_documented_advertisement_fits_legacy_advertising_and_decodes() -> None:
-    data = bytes.fromhex("534c0101020304050607080bb8f8c6030000002a")
+    data, _ = _worked_example()
     payload = bytes.fromhex("020106") + bytes([3 + len(data), 0xFF]) + b"\xff\xff" + data
-    assert len(payload) == 27  # as the document says; legacy advertising allows 31
+    assert len(payload) == 27
+    assert "is 3 + 24 = 27 bytes, within the\n31-byte legacy advertising limit" in _section()
     (advert,) = decode_adv_payload(payload)
     assert advert == decode_manufacturer(SMARTLABEL_COMPANY_ID, data)
+
+
+def test_ble_adverts_md_points_to_the_section() -> None:
+    text = (DOCS / "ble-adverts.md").read_text(encoding="utf-8")
+    assert "protocol.md#11-smartlabel-ble-advertisement" in text

@@ -8,7 +8,7 @@
   reserved bytes (shown as XX) are filled with 0x00 here.
 - Ruuvi 5 invalid values: the "invalid values" case of
   https://docs.ruuvi.com/communication/bluetooth-advertisements/data-format-5-rawv2.
-- SmartLabel: our own advert (docs/ble-adverts.md).
+- SmartLabel: our own advert (docs/protocol.md, section 11).
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ def test_smartlabel_adv_round_trip(
 
 
 def test_smartlabel_adv_golden_bytes() -> None:
-    # The worked example of docs/ble-adverts.md.
+    # The worked example of docs/protocol.md, section 11.
     data = build_smartlabel_adv(
         0x0102030405060708,
         3000,

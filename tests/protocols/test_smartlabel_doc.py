@@ -34,6 +34,8 @@ from protocols.smartlabel import (
 from protocols.smartlabel.wire import CRC_CHECK_VALUE
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+ADVERT_HEADING = "## 11. SmartLabel BLE advertisement"
+"""Where the serial link ends; the advert section after it is checked by test_ble_doc.py."""
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 BODY_LINE = re.compile(r"^\s*(\d+): ((?:[0-9a-f]{2} ?)+)\s*\| (\S+) = ")
 
@@ -46,7 +48,8 @@ class Example:
 
 
 def _examples() -> list[Example]:
-    blocks = FENCE.findall(DOC.read_text(encoding="utf-8"))
+    serial_part, _, _ = DOC.read_text(encoding="utf-8").partition(ADVERT_HEADING)
+    blocks = FENCE.findall(serial_part)
     out = []
     for i, (info, text) in enumerate(blocks):
         if info != "hex":
