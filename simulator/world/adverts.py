@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from protocols.ble import SmartLabelAdvFlags, build_smartlabel_adv
-from protocols.ble.smartlabel_adv import SMARTLABEL_COMPANY_ID
+from protocols.ble import SMARTLABEL_COMPANY_ID, SmartLabelAdvFlags, build_smartlabel_adv
 from simulator.world.model import EddystoneUidTag, IBeaconTag, RuuviTag, SmartLabelTag, Tag
 
 __all__ = [
