@@ -6,5 +6,6 @@ messages, and the simulator builds its frames from the same definitions.
 """
 
 from protocols.errors import ProtocolError
+from protocols.jsonform import JsonValue, to_json_value, to_jsonable
 
-__all__ = ["ProtocolError"]
+__all__ = ["JsonValue", "ProtocolError", "to_json_value", "to_jsonable"]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from protocols import to_jsonable
 from protocols.ble import (
     AdvertError,
     AdvertErrorReason,
@@ -27,7 +28,6 @@ from protocols.ble import (
 )
 from protocols.errors import ProtocolError
 from protocols.gps import GpsRejected, GpsRejectReason, GpsStreamDecoder
-from protocols.jsonform import to_jsonable
 from protocols.smartlabel import FrameRejected, StreamDecoder
 
 __all__ = ["EXIT_ALL_DECODED", "EXIT_SOME_FAILED", "DecodeFailure", "register"]

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, Final
 
+from protocols import to_json_value, to_jsonable
 from protocols.ble import (
     SMARTLABEL_COMPANY_ID,
     AdvertError,
@@ -33,7 +34,6 @@ from protocols.gps import (
     build_nmea_fix,
     build_ubx_nav_pvt,
 )
-from protocols.jsonform import to_json_value, to_jsonable
 from protocols.smartlabel import (
     Environment,
     FrameRejected,

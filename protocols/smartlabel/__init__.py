@@ -30,6 +30,7 @@ from protocols.smartlabel.messages import (
     TimeSync,
 )
 from protocols.smartlabel.wire import (
+    CRC_CHECK_VALUE,
     HISTORY_MAX_READINGS,
     MAX_BODY_BYTES,
     MAX_ENCODED_BYTES,
@@ -40,6 +41,7 @@ from protocols.smartlabel.wire import (
 )
 
 __all__ = [
+    "CRC_CHECK_VALUE",
     "GATEWAY_TO_LABEL",
     "HISTORY_MAX_READINGS",
     "LABEL_TO_GATEWAY",

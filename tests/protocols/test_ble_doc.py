@@ -10,6 +10,7 @@ import json
 import re
 from pathlib import Path
 
+from protocols import to_jsonable
 from protocols.ble import (
     SMARTLABEL_COMPANY_ID,
     SmartLabelAdv,
@@ -18,7 +19,6 @@ from protocols.ble import (
     decode_adv_payload,
     decode_manufacturer,
 )
-from protocols.jsonform import to_jsonable
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 HEADING = "## 11. SmartLabel BLE advertisement"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from protocols import to_jsonable
 from protocols.ble import (
     SKIPPABLE_REASONS,
     Advert,
@@ -21,7 +22,6 @@ from protocols.ble import (
     decode_manufacturer,
     decode_service_data,
 )
-from protocols.jsonform import to_jsonable
 from tests.protocols.ble_vectors import load_vectors
 
 _BLE_KEYS = (

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocols import to_jsonable
 from protocols.gps import (
     FixQuality,
     GpsError,
@@ -20,7 +21,6 @@ from protocols.gps import (
     build_nmea_fix,
     decode_nmea,
 )
-from protocols.jsonform import to_jsonable
 
 UBLOX_GGA = b"$GPGGA,092725.00,4717.11399,N,00833.91590,E,1,08,1.01,499.6,M,48.0,M,,*5B\r\n"
 UBLOX_RMC = b"$GPRMC,083559.00,A,4717.11437,N,00833.91522,E,0.004,77.52,091202,,,A*57\r\n"

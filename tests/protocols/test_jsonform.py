@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from protocols.jsonform import to_json_value, to_jsonable
+from protocols import to_json_value, to_jsonable
 
 
 class Colour(enum.StrEnum):

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from cobs import cobs
 
-from protocols.jsonform import to_jsonable
+from protocols import to_jsonable
 from protocols.smartlabel import (
+    CRC_CHECK_VALUE,
     GATEWAY_TO_LABEL,
     LABEL_TO_GATEWAY,
     MAX_BODY_BYTES,
@@ -31,7 +32,6 @@ from protocols.smartlabel import (
     crc16,
     decode,
 )
-from protocols.smartlabel.wire import CRC_CHECK_VALUE
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 ADVERT_HEADING = "## 11. SmartLabel BLE advertisement"

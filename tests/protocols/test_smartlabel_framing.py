@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.smartlabel import (
+    CRC_CHECK_VALUE,
     MAX_ENCODED_BYTES,
     Ack,
     Environment,
@@ -46,7 +47,6 @@ from protocols.smartlabel import (
     build_body,
     crc16,
 )
-from protocols.smartlabel.wire import CRC_CHECK_VALUE
 from tests.protocols.smartlabel_strategies import messages
 
 VECTORS_FILE = (
