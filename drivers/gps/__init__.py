@@ -11,7 +11,13 @@ from drivers.clock import Clock
 from drivers.gps.base import TIME_HOLDOVER_S, GpsDriver
 from drivers.gps.config import GPSD_DEFAULT_PORT, GpsConfig, GpsdConfig
 from drivers.gps.events import TIME_SOURCE_GPS, GpsFixEvent, TrustedTime
-from drivers.gps.gpsd import GpsdDriver, GpsdFailure, GpsdRejectReason, fix_from_tpv
+from drivers.gps.gpsd import (
+    GpsdDriver,
+    GpsdFailure,
+    GpsdRejectReason,
+    GpsdReportError,
+    fix_from_tpv,
+)
 from drivers.gps.serial import GpsSerialDriver
 
 __all__ = [
@@ -26,6 +32,7 @@ __all__ = [
     "GpsdDriver",
     "GpsdFailure",
     "GpsdRejectReason",
+    "GpsdReportError",
     "TrustedTime",
     "fix_from_tpv",
     "gps_driver",

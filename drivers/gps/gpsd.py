@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drivers.base import DEFAULT_QUEUE_SIZE
 from drivers.clock import Clock
+from drivers.errors import DriverError
 from drivers.gps.base import GpsDriver
 from drivers.gps.config import GpsdConfig
 from drivers.serial import Backoff
@@ -35,6 +36,7 @@ __all__ = [
     "GpsdDriver",
     "GpsdFailure",
     "GpsdRejectReason",
+    "GpsdReportError",
     "fix_from_tpv",
 ]
 
@@ -75,6 +77,15 @@ class GpsdRejectReason(enum.StrEnum):
     TOO_LONG = "too_long"
 
 
+class GpsdReportError(DriverError):
+    """A gpsd report line that cannot be used; ``reason`` says why, ``detail`` is for the log."""
+
+    def __init__(self, reason: GpsdRejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
 class GpsdFailure(enum.StrEnum):
     """Why the connection to gpsd is down."""
 
@@ -111,11 +122,24 @@ class _Sky(BaseModel):
 def fix_from_tpv(tpv: Mapping[str, object], sky: Mapping[str, object] | None = None) -> PositionFix:
     """A gpsd TPV report (and the latest SKY report) as a :class:`PositionFix`.
 
-    Raises ``pydantic.ValidationError`` for a report with wrong types or out-of-range values.
+    Raises :class:`GpsdReportError` (``MALFORMED_REPORT``) for a report with wrong types or
+    out-of-range values.
     """
-    report = _Tpv.model_validate(tpv)
-    satellites = _Sky.model_validate(sky) if sky is not None else None
+    try:
+        report = _Tpv.model_validate(tpv)
+    except ValidationError as exc:
+        raise _malformed("TPV", exc) from exc
+    try:
+        satellites = _Sky.model_validate(sky) if sky is not None else None
+    except ValidationError as exc:
+        raise _malformed("SKY", exc) from exc
     return _to_fix(report, satellites)
+
+
+def _malformed(kind: object, exc: ValidationError) -> GpsdReportError:
+    return GpsdReportError(
+        GpsdRejectReason.MALFORMED_REPORT, f"{kind}: {exc.error_count()} invalid fields"
+    )
 
 
 def _to_fix(report: _Tpv, sky: _Sky | None) -> PositionFix:
@@ -244,6 +268,12 @@ class GpsdDriver(GpsDriver):
         if not isinstance(report, dict):
             self._reject(GpsdRejectReason.BAD_JSON, "not a JSON object")
             return
+        try:
+            self._handle(report)
+        except GpsdReportError as exc:
+            self._reject(exc.reason, exc.detail)
+
+    def _handle(self, report: dict[str, object]) -> None:
         kind = report.get("class")
         try:
             if kind == "TPV":
@@ -259,7 +289,7 @@ class GpsdDriver(GpsDriver):
                 release = report.get("release")
                 self.gpsd_release = release if isinstance(release, str) else None
         except ValidationError as exc:
-            self._reject(GpsdRejectReason.MALFORMED_REPORT, f"{kind}: {exc.error_count()} errors")
+            raise _malformed(kind, exc) from exc
 
     def _reject(self, reason: GpsdRejectReason, detail: str) -> None:
         self._rejected[reason] += 1

@@ -14,12 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from drivers import SystemClock
+from drivers import DriverError, SystemClock
 from drivers.gps import (
     GpsdConfig,
     GpsdDriver,
     GpsdFailure,
     GpsdRejectReason,
+    GpsdReportError,
     GpsFixEvent,
     fix_from_tpv,
 )
@@ -162,11 +163,13 @@ def test_tpv_fix_quality(tpv: dict[str, Any], quality: FixQuality) -> None:
     assert (fix.lat is None) == (quality is FixQuality.NONE)
 
 
-def test_tpv_out_of_range_is_rejected() -> None:
-    with pytest.raises(ValidationError):
-        fix_from_tpv({"class": "TPV", "mode": 3, "lat": 91.0, "lon": 0.0})
-    with pytest.raises(ValidationError):
-        fix_from_tpv({"class": "TPV", "mode": 7})
+def test_tpv_out_of_range_is_a_typed_error() -> None:
+    for tpv in ({"mode": 3, "lat": 91.0, "lon": 0.0}, {"mode": 7}):
+        with pytest.raises(GpsdReportError) as caught:
+            fix_from_tpv({"class": "TPV", **tpv})
+        assert caught.value.reason is GpsdRejectReason.MALFORMED_REPORT
+        assert isinstance(caught.value, DriverError)
+        assert isinstance(caught.value.__cause__, ValidationError)
 
 
 _json = st.recursive(
