@@ -8,7 +8,8 @@ JSON events, each figure next to a baseline measured in the same run:
 2. lease + ack rate: the uplink's loop (lease 100, ack, batched deletes) vs raw SELECT 100 +
    DELETE in one transaction per batch;
 3. bytes written to disk per event over its whole life (accept, lease, ack, checkpoint, close),
-   from the kernel's per-process counter (/proc/self/io write_bytes); plus a naive design that
+   from the kernel's per-process counter (/proc/self/io write_bytes), both after an outage
+   (50k queued, then drained) and streaming (uplink keeping up); plus a naive design that
    commits every event on its own, for scale;
 4. resident memory with a backlog of 100,000 and of 1,000,000 events (filled in large batches).
 
@@ -198,6 +199,30 @@ async def outbox_lease_ack(outbox: Outbox) -> tuple[float, int]:
     return done / elapsed, done
 
 
+async def streaming(path: Path, events: list[OutboxEvent]) -> tuple[float, float]:
+    """Normal operation: producers and the uplink at once, the backlog stays small.
+    Returns (events/s through the store, bytes written per event including close)."""
+    before = write_bytes()
+    delivered = 0
+    async with Outbox(path, OutboxConfig(), SystemClock()) as outbox:
+
+        async def uplink() -> None:
+            nonlocal delivered
+            while delivered < len(events):
+                await outbox.wait_available()
+                leased = await outbox.lease(LEASE_BATCH)
+                await outbox.ack([e.row_id for e in leased])
+                delivered += len(leased)
+
+        start = time.perf_counter()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(uplink())
+            tg.create_task(outbox_accept(outbox, events))
+        await outbox.flush()
+        elapsed = time.perf_counter() - start
+    return len(events) / elapsed, (write_bytes() - before) / len(events)
+
+
 async def backlog_memory(path: Path, backlog: int) -> dict[str, float]:
     config = OutboxConfig(max_bytes=4 << 30, group_commit_max_events=FILL_BATCH)
     figures: dict[str, float] = {}
@@ -261,6 +286,9 @@ async def main() -> int:
         print(f"outbox lease+ack (batched deletes, FULL):              {lease_rate:10.0f} events/s")
         print(f"outbox transactions for {args.events} events in and out: {commits}")
         print(f"outbox bytes written per event, whole life:            {per_event:10.0f} B")
+        stream_rate, stream_bytes = await streaming(work / "stream.db", events)
+        print(f"streaming (uplink keeping up) events/s:                {stream_rate:10.0f}")
+        print(f"streaming bytes written per event, whole life:         {stream_bytes:10.0f} B")
         naive = naive_bytes_per_event(work / "naive.db", events[:NAIVE_EVENTS])
         print(f"naive per-event commits, bytes written per event:      {naive:10.0f} B")
 
@@ -279,6 +307,8 @@ async def main() -> int:
         "lease_ack_events_per_s": round(lease_rate),
         "baseline_lease_ack_events_per_s": round(raw_lease),
         "bytes_written_per_event": round(per_event),
+        "streaming_events_per_s": round(stream_rate),
+        "streaming_bytes_written_per_event": round(stream_bytes),
         "naive_bytes_written_per_event": round(naive),
         "transactions": commits,
         **memory,
@@ -291,9 +321,9 @@ async def main() -> int:
                 round(lease_ratio, 2), f">= {RATIO_TARGET} x", lease_ratio >= RATIO_TARGET
             ),
             "bytes_written_per_event": check(
-                round(per_event),
-                f"<= {BYTES_PER_EVENT_LIMIT} B",
-                per_event <= BYTES_PER_EVENT_LIMIT,
+                round(max(per_event, stream_bytes)),
+                f"<= {BYTES_PER_EVENT_LIMIT} B (worse of outage-then-drain and streaming)",
+                max(per_event, stream_bytes) <= BYTES_PER_EVENT_LIMIT,
             ),
             "rss_flat_with_backlog": check(
                 round(growth, 1),

@@ -51,11 +51,12 @@ class OutboxConfig(BaseModel):
     #: Acks are deleted in batches: at most this delay, or at once at ``ack_batch_max`` ids.
     ack_flush_delay_ms: float = Field(default=200.0, ge=0.0)
     ack_batch_max: int = Field(default=1000, gt=0)
-    #: Accepting a dedup key seen among the last this-many accepted events reports DUPLICATE.
-    #: Kept in RAM (~100 B each) and reloaded from the file at start; covers a reader's
-    #: re-sends and a restart's replays by a wide margin. Older repeats are accepted again and
-    #: the platform de-duplicates them by their deterministic event id.
-    dedup_window_events: int = Field(default=100_000, gt=0)
+    #: A dedup key is remembered for at least this many (at most twice as many) later accepts:
+    #: accepting it again meanwhile reports DUPLICATE. Kept in RAM (~70 B per key, at most
+    #: 2 x window) and reloaded from the file at start; covers a reader's re-sends and a
+    #: restart's replays by a wide margin. Older repeats are accepted again and the platform
+    #: de-duplicates them by their deterministic event id.
+    dedup_window_events: int = Field(default=65_536, gt=0)
     #: Weighted fair share of each class in ``lease``.
     class_weights: dict[EventClass, int] = Field(
         default_factory=lambda: dict(DEFAULT_CLASS_WEIGHTS)
