@@ -22,6 +22,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -71,6 +72,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="stop after S simulated seconds (default: the scenario's duration)",
     )
     parser.add_argument(
+        "--start",
+        type=_start_time,
+        default=None,
+        metavar="WHEN",
+        help="simulated UTC at t = 0: 'now', or an ISO 8601 time with offset "
+        "(default: the scenario's start, else now)",
+    )
+    parser.add_argument(
         "--power-cut-pid",
         type=int,
         default=None,
@@ -93,6 +102,18 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be a positive number")
     return value
+
+
+def _start_time(text: str) -> datetime:
+    if text == "now":
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text}") from exc
+    if when.utcoffset() is None:
+        raise argparse.ArgumentTypeError("give a UTC offset, e.g. 2026-03-02T06:00:00Z")
+    return when.astimezone(UTC)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -124,6 +145,7 @@ async def _run(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> i
             scenario,
             workdir,
             speed=args.speed,
+            start=args.start,
             duration_s=args.duration,
             power_cut_pid=args.power_cut_pid,
             on_broker_outage=None if args.broker_pid is None else _freezer(args.broker_pid),

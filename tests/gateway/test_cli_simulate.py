@@ -8,6 +8,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,13 @@ def test_simulate_is_a_subcommand() -> None:
     )
     with pytest.raises(SystemExit):
         build_parser().parse_args(["simulate", "cross-dock", "--speed", "0"])
+    start = build_parser().parse_args(["simulate", "x", "--start", "2026-05-01T08:00:00+02:00"])
+    assert start.start == datetime(2026, 5, 1, 6, 0, tzinfo=UTC)
+    now = build_parser().parse_args(["simulate", "x", "--start", "now"]).start
+    assert abs((now - datetime.now(UTC)).total_seconds()) < 60
+    for bad in ("2026-05-01T08:00:00", "yesterday"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["simulate", "x", "--start", bad])
 
 
 async def test_prints_where_to_look_and_stops_cleanly_on_sigint(
@@ -142,7 +150,9 @@ async def test_runs_to_the_duration_and_exits_by_itself(workdir: Path) -> None:
     assert proc.returncode == 0, err.decode()
     lines = out.decode().splitlines()
     assert len(lines) == 1  # exactly one JSON object on stdout; the rest is on stderr
-    assert json.loads(lines[0])["duration_s"] == 300.0
+    where = json.loads(lines[0])
+    assert where["duration_s"] == 300.0
+    assert where["start"] == "2026-03-02T08:00:00+00:00"  # the scenario's own start
     assert b"finished at t=300s" in err
     assert b"s of 300s: " in err  # progress lines go to stderr
 
