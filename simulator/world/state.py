@@ -54,6 +54,9 @@ DOCK_HALF_WIDTH_M: Final = 4.0
 #: Parcels left at a stop end up on the doorstep, a few metres from where the van parks.
 DOORSTEP_MIN_M: Final = 1.0
 DOORSTEP_MAX_M: Final = 3.0
+#: A waypoint closer than this to the previous one is the vehicle manoeuvring in place, not
+#: a heading (GPS scatters by a metre or two anyway).
+MIN_MOVE_M: Final = 1.0
 #: Below this a vehicle counts as standing still (GPS speed noise is larger).
 STANDSTILL_MPS: Final = 0.05
 
@@ -230,11 +233,17 @@ class World:
 
     @staticmethod
     def _rest_heading(track: tuple[tuple[float, GeoPoint], ...], upto: int) -> float:
-        """Heading of the last real movement up to waypoint ``upto`` (parked vehicles keep it)."""
-        for k in range(min(upto, len(track) - 1), 0, -1):
-            if distance_m(track[k - 1][1], track[k][1]) > 1.0:
-                return bearing_deg(track[k - 1][1], track[k][1])
-        return 0.0
+        """Heading of the last real movement up to waypoint ``upto`` (parked vehicles keep it);
+        before the first movement, the heading it will set off in."""
+        moves = [
+            (k, bearing_deg(a, b))
+            for k, ((_, a), (_, b)) in enumerate(itertools.pairwise(track), start=1)
+            if distance_m(a, b) > MIN_MOVE_M
+        ]
+        before = [h for k, h in moves if k <= upto]
+        if before:
+            return before[-1]
+        return moves[0][1] if moves else 0.0
 
     # --- items -----------------------------------------------------------------------------------
 

@@ -17,9 +17,11 @@ from simulator.world import (
     ScenarioError,
     SimClock,
     World,
+    bearing_deg,
     curve_value,
     derive_address,
     distance_m,
+    load_scenario,
     mean_rssi_dbm,
     parse_scenario,
 )
@@ -289,3 +291,13 @@ missing = []
         parse_scenario(text)
     ok = parse_scenario(text.replace("missing = []", 'missing = ["CRATE"]'))
     assert ok.ground_truth.handoffs[0].missing == ("CRATE",)
+
+
+def test_a_vehicle_waiting_to_leave_faces_its_first_leg() -> None:
+    scenario = load_scenario("cross-dock")
+    w = World(scenario)
+    first, second = scenario.vehicles[0].track[:2]
+    leg = bearing_deg(GeoPoint(first.lat, first.lon), GeoPoint(second.lat, second.lon))
+    assert 180.0 < leg < 270.0  # from the gate towards the doors: south-west
+    assert w.vehicle_state("TRL-17", 0).heading_deg == pytest.approx(leg)
+    assert w.vehicle_state("TRL-17", -10).heading_deg == pytest.approx(leg)
