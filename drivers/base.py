@@ -14,7 +14,7 @@ import asyncio
 import collections
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
@@ -22,13 +22,25 @@ from typing import Final, Generic, Self, TypeVar
 
 from drivers.clock import Clock
 
-__all__ = ["DEFAULT_QUEUE_SIZE", "Driver", "EventQueue", "OverflowPolicy", "QueueStats"]
+__all__ = [
+    "DEFAULT_QUEUE_SIZE",
+    "REJECT_LOG_INTERVAL_S",
+    "BurstLog",
+    "Driver",
+    "EventQueue",
+    "OverflowPolicy",
+    "QueueStats",
+]
 
 T = TypeVar("T")
 
 #: Room for about ten seconds of a busy dock door (hundreds of tags at 10 Hz would be more, but
 #: the consumer drains in microseconds per event; a full queue means the gateway is stuck).
 DEFAULT_QUEUE_SIZE: Final = 10_000
+
+#: At most one log line per this interval about bad input: a noisy line (EMI, wrong baud rate)
+#: produces thousands of rejects a second, and the per-reason counters carry the detail.
+REJECT_LOG_INTERVAL_S: Final = 10.0
 
 _log = logging.getLogger(__name__)
 
@@ -114,6 +126,45 @@ class EventQueue(Generic[T]):
     @property
     def stats(self) -> QueueStats:
         return QueueStats(self._offered, self._delivered, self._dropped, len(self._items))
+
+
+class BurstLog:
+    """One warning per burst of bad input: the first reject at once, then at most one line per
+    ``interval_s``, each with how many were rejected since the previous line and the totals."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        name: str,
+        what: str,
+        clock: Clock,
+        interval_s: float = REJECT_LOG_INTERVAL_S,
+    ) -> None:
+        self._logger = logger
+        self._name = name
+        self._what = what
+        self._clock = clock
+        self._interval_s = interval_s
+        self._since_log = 0
+        self._logged_at: float | None = None
+
+    def reject(self, detail: str, totals: Mapping[str, int]) -> bool:
+        """Note one reject; True when this one was logged."""
+        self._since_log += 1
+        now = self._clock.monotonic()
+        if self._logged_at is not None and now - self._logged_at < self._interval_s:
+            return False
+        self._logger.warning(
+            "%s: %s (%s); %d rejected since the last report, totals %s",
+            self._name,
+            self._what,
+            detail,
+            self._since_log,
+            dict(totals),
+        )
+        self._logged_at = now
+        self._since_log = 0
+        return True
 
 
 class Driver(ABC, Generic[T]):

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Final, Literal
 
-from drivers.base import DEFAULT_QUEUE_SIZE, Driver, OverflowPolicy
+from drivers.base import DEFAULT_QUEUE_SIZE, BurstLog, Driver, OverflowPolicy
 from drivers.clock import Clock
 from drivers.gps.events import GpsFixEvent, TrustedTime
 from protocols.gps import PositionFix
 
-__all__ = ["REJECT_LOG_INTERVAL_S", "TIME_HOLDOVER_S", "GpsDriver"]
+__all__ = ["TIME_HOLDOVER_S", "GpsDriver"]
 
 #: How long GPS time stays trusted after the last valid fix (tunnel, depot roof): the monotonic
 #: clock drifts at most ~50 ppm, i.e. 30 ms over this time, far below event-time precision.
 TIME_HOLDOVER_S: Final = 600.0
-#: At most one log line per this interval about bad sentences; the counters carry the rest.
-REJECT_LOG_INTERVAL_S: Final = 10.0
 
 _log = logging.getLogger(__name__)
 
@@ -34,8 +33,7 @@ class GpsDriver(Driver[GpsFixEvent]):
         )
         self._last_valid: GpsFixEvent | None = None
         self._trusted: TrustedTime | None = None
-        self._rejects_since_log = 0
-        self._reject_logged_at: float | None = None
+        self._reject_log = BurstLog(_log, name, "bad GPS input", clock)
 
     @property
     def last_valid_fix(self) -> GpsFixEvent | None:
@@ -63,19 +61,5 @@ class GpsDriver(Driver[GpsFixEvent]):
                 self._trusted = TrustedTime(event.fix.time, event.monotonic)
         self._emit(event)
 
-    def _log_reject(self, what: str, totals: dict[str, int]) -> None:
-        self._rejects_since_log += 1
-        now = self._clock.monotonic()
-        if self._reject_logged_at is not None and now - self._reject_logged_at < (
-            REJECT_LOG_INTERVAL_S
-        ):
-            return
-        _log.warning(
-            "%s: bad GPS input (%s); %d rejected since the last report, totals %s",
-            self.name,
-            what,
-            self._rejects_since_log,
-            totals,
-        )
-        self._reject_logged_at = now
-        self._rejects_since_log = 0
+    def _log_reject(self, what: str, totals: Mapping[str, int]) -> None:
+        self._reject_log.reject(what, totals)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from drivers.base import DEFAULT_QUEUE_SIZE, Driver, OverflowPolicy
+from drivers.base import DEFAULT_QUEUE_SIZE, BurstLog, Driver, OverflowPolicy
 from drivers.clock import Clock
 from drivers.serial.config import SerialConfig
 from drivers.serial.link import LinkStats, SerialLink
@@ -43,11 +43,8 @@ from protocols.smartlabel import (
     build,
 )
 
-__all__ = ["REJECT_LOG_INTERVAL_S", "ReaderFrame", "SmartLabelReaderDriver"]
+__all__ = ["ReaderFrame", "SmartLabelReaderDriver"]
 
-#: At most one log line per this interval about bad frames: a noisy line (EMI, wrong baud rate)
-#: produces thousands of rejects a second, and the counters carry the detail.
-REJECT_LOG_INTERVAL_S: Final = 10.0
 #: Sequence numbers are 32-bit on the wire and wrap.
 _SEQ_MODULO: Final = 1 << 32
 
@@ -88,8 +85,7 @@ class SmartLabelReaderDriver(Driver[ReaderFrame]):
         self.link = SerialLink(config, name=name, clock=clock)
         self._rejected: collections.Counter[RejectReason] = collections.Counter()
         self._unexpected = 0
-        self._rejects_since_log = 0
-        self._reject_logged_at: float | None = None
+        self._reject_log = BurstLog(_log, name, "bad frame", clock)
         self._down_seq: dict[int, int] = {}
 
     @property
@@ -205,21 +201,7 @@ class SmartLabelReaderDriver(Driver[ReaderFrame]):
         self._log_reject(f"{item.reason.value}: {item.detail}")
 
     def _log_reject(self, what: str) -> None:
-        self._rejects_since_log += 1
-        now = self._clock.monotonic()
-        if self._reject_logged_at is not None and now - self._reject_logged_at < (
-            REJECT_LOG_INTERVAL_S
-        ):
-            return
-        _log.warning(
-            "%s: bad frame (%s); %d rejected since the last report, totals %s",
-            self.name,
-            what,
-            self._rejects_since_log,
-            {reason.value: count for reason, count in self._rejected.items()},
-        )
-        self._reject_logged_at = now
-        self._rejects_since_log = 0
+        self._reject_log.reject(what, {r.value: n for r, n in self._rejected.items()})
 
     async def _close(self) -> None:
         self.link.close()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 
 import pytest
 
-from drivers.base import Driver, EventQueue, OverflowPolicy
+from drivers import BurstLog, Driver, EventQueue, OverflowPolicy
+from drivers.base import REJECT_LOG_INTERVAL_S
 
 
 class FakeClock:
@@ -86,3 +88,21 @@ async def test_driver_emits_stamps_and_stops() -> None:
     assert driver.closed
     assert [i async for i in driver.events()] == []
     assert driver.queue_stats.delivered == 5
+
+
+def test_burst_log_writes_one_line_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    log = BurstLog(logging.getLogger("test.burst"), "dev", "bad frame", clock)
+    caplog.set_level(logging.WARNING, logger="test.burst")
+    assert log.reject("bad_crc: x", {"bad_crc": 1})  # the first of a burst: at once
+    assert not any(log.reject("bad_crc: x", {"bad_crc": n}) for n in range(2, 1001))
+    clock.t += REJECT_LOG_INTERVAL_S - 0.001
+    assert not log.reject("bad_crc: x", {"bad_crc": 1001})
+    clock.t += 0.001
+    assert log.reject("too_long: y", {"bad_crc": 1001, "too_long": 1})
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "dev: bad frame (bad_crc: x); 1 rejected since the last report, totals {'bad_crc': 1}",
+        "dev: bad frame (too_long: y); 1001 rejected since the last report, "
+        "totals {'bad_crc': 1001, 'too_long': 1}",
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncIterator
@@ -101,8 +102,9 @@ async def test_split_and_merged_frames(port: PtyPort, driver: SmartLabelReaderDr
 
 
 async def test_corrupt_input_is_counted_and_the_stream_goes_on(
-    port: PtyPort, driver: SmartLabelReaderDriver
+    port: PtyPort, driver: SmartLabelReaderDriver, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="drivers.serial.reader")
     async with SmartLabelReaderSim(port, resend_after_s=0.2) as sim:
         sim.corrupt_next_crc()
         sim.send(env(9, 1))
@@ -121,6 +123,9 @@ async def test_corrupt_input_is_counted_and_the_stream_goes_on(
         await sim.wait_for(lambda: sim.unacked == 0)
     assert driver.rejected[RejectReason.BAD_CRC] >= 1
     assert sum(driver.rejected.values()) >= 3
+    # The burst (well inside one log interval) is one log line, not one per bad frame.
+    bad_frame_lines = [r for r in caplog.records if "bad frame" in r.getMessage()]
+    assert len(bad_frame_lines) == 1
 
 
 async def test_acks_stop_resends(port: PtyPort, driver: SmartLabelReaderDriver) -> None:
