@@ -81,6 +81,14 @@ class OutboxConfig(BaseModel):
                 out[key] = item
         return out
 
+    @field_validator("ttl_s")
+    @classmethod
+    def _positive_ttl(cls, value: dict[EventClass, float | None]) -> dict[EventClass, float | None]:
+        for event_class, ttl in value.items():
+            if ttl is not None and not ttl > 0:  # also rejects NaN
+                raise ValueError(f"ttl_s for {event_class.name.lower()} must be > 0 seconds")
+        return value
+
     def ttl_for(self, event_class: EventClass) -> float | None:
         return self.ttl_s.get(event_class, DEFAULT_TTL_S[event_class])
 

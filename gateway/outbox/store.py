@@ -281,7 +281,6 @@ class Store:
             raise OutboxError(OutboxErrorReason.SCHEMA_TOO_NEW, str(exc)) from exc
         except sqlite3.Error as exc:
             raise translate(exc) from exc
-        self._mono_base = self._clock.monotonic()
         if self._quarantined:
             tally = _LossTally()
             with self._transaction():
@@ -309,6 +308,7 @@ class Store:
             conn.execute("COMMIT")
         self._epoch = str(meta["store_epoch"])
         self._clock_base_s = float(meta["store_clock_s"])
+        self._mono_base = self._clock.monotonic()
         self._persisted_clock_s = self._clock_base_s
         next_seq = int(meta["next_seq"])
         for event_class in EventClass:

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from gateway.cli import main
-from gateway.outbox import EventClass, Outbox, OutboxEvent
+from gateway.outbox import EventClass, Outbox, OutboxConfig, OutboxEvent
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
 
 BINARY = OutboxEvent("bin", EventClass.STATUS, "device.status", b"\xff\x00not json")
@@ -104,3 +105,14 @@ async def test_config_locates_the_store_in_the_state_dir(
 def test_missing_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["outbox", "stats", "--db", str(tmp_path / "nope.db")]) == 1
     assert "no such outbox file" in capsys.readouterr().err
+
+
+def test_config_rejects_a_bad_ttl() -> None:
+    with pytest.raises(ValidationError):
+        OutboxConfig.model_validate({"ttl_s": {"telemetry": float("nan")}})
+    with pytest.raises(ValidationError):
+        OutboxConfig.model_validate({"ttl_s": {"nonsense": 5}})
+    config = OutboxConfig.model_validate({"ttl_s": {"Alarm": 60}, "class_weights": {"status": 9}})
+    assert config.ttl_for(EventClass.ALARM) == 60
+    assert config.ttl_for(EventClass.TELEMETRY) == 2 * 86400
+    assert config.weight_for(EventClass.STATUS) == 9
