@@ -88,21 +88,27 @@ class PtyPort:
         """Create a pty and point the symlink at it (the device appears)."""
         if self._master is not None:
             raise RuntimeError("already plugged")
+        loop = asyncio.get_running_loop()
         master, slave = os.openpty()
-        # Raw on the slave side before anyone opens it: no echo, no CR/LF translation, binary
-        # frames pass untouched even before the gateway's pyserial sets its own attributes.
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        self._master, self._slave = master, slave
-        self._device = os.ttyname(slave)
-        self.link.parent.mkdir(parents=True, exist_ok=True)
-        # Atomic re-point: a reader never sees the link missing half-way through a replug.
-        tmp = self.link.with_name(f".{self.link.name}.tmp")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        tmp.symlink_to(self._device)
-        tmp.replace(self.link)
-        self._loop = asyncio.get_running_loop()
+        try:
+            # Raw on the slave side before anyone opens it: no echo, no CR/LF translation,
+            # binary frames pass untouched even before the gateway's pyserial sets its own.
+            tty.setraw(slave)
+            os.set_blocking(master, False)
+            device = os.ttyname(slave)
+            self.link.parent.mkdir(parents=True, exist_ok=True)
+            # Atomic re-point: a reader never sees the link missing half-way through a replug.
+            tmp = self.link.with_name(f".{self.link.name}.tmp")
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            tmp.symlink_to(device)
+            tmp.replace(self.link)
+        except BaseException:
+            # A pty that never got published must not outlive the failed plug.
+            self._release(master, slave)
+            raise
+        self._master, self._slave, self._device = master, slave, device
+        self._loop = loop
         if not self._stalled:
             self._loop.add_reader(master, self._on_readable)
         _log.debug("pty %s plugged as %s", self.link, self._device)

@@ -265,3 +265,15 @@ async def test_reader_survives_any_downlink_bytes(tmp_path: Path, noise: bytes) 
         finally:
             peer.close()
     assert (4, 1) in sim.acked
+
+
+async def test_failed_plug_leaks_no_descriptor(tmp_path: Path) -> None:
+    blocker = tmp_path / "by-id"
+    blocker.write_text("a file where the symlink's directory should be")
+    port = PtyPort(blocker / "usb-reader")
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(FileExistsError):
+        port.plug()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert not port.plugged
+    assert port.device is None
