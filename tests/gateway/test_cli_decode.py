@@ -7,7 +7,6 @@ test_gps_nmea.py) and frames built with the protocols' own builders.
 from __future__ import annotations
 
 import datetime
-import io
 import json
 import subprocess
 import sys
@@ -93,16 +92,6 @@ def test_undecodable_input_is_an_error_line_and_exit_1(
         assert err[0].startswith(f"error: {reason} ")
 
 
-def test_stdin_one_input_per_line_goes_on_after_errors(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{IBEACON_MFR}\n\nnothex\n{RUUVI_MFR}\n"))
-    status, out, err = _run(capsys, "ble", "--mfr", "-")
-    assert status == 1
-    assert [o["format"] for o in out] == ["ibeacon", "ruuvi-5"]
-    assert err == ["error: bad_hex (input 2: not hex: 'nothex')"]
-
-
 def test_serial_frames(capsys: pytest.CaptureFixture[str]) -> None:
     env = Environment(0x1122334455667788, 7, 1_772_437_500, temperature_c=4.25, humidity_pct=61.5)
     beat = Heartbeat(0x1122334455667788, 8, 1_772_437_560)
@@ -139,11 +128,12 @@ def test_gps_text_and_ubx_hex(capsys: pytest.CaptureFixture[str]) -> None:
     assert (out[0]["lat"], out[0]["fix"]) == (53.5, "3d")
 
 
-def test_subprocess_exit_codes_and_stream_separation() -> None:
+def test_stdin_one_input_per_line_goes_on_after_errors_in_a_real_process() -> None:
+    """The real entry point on a real stdin: blank lines skipped, errors numbered, exit 1."""
     command = [sys.executable, "-m", "gateway", "decode", "ble", "--mfr", "-"]
     done = subprocess.run(
         command,
-        input=f"{IBEACON_MFR}\n4c00\n",
+        input=f"{IBEACON_MFR}\n\n4c00\nnothex\n{RUUVI_MFR}\n",
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -151,9 +141,11 @@ def test_subprocess_exit_codes_and_stream_separation() -> None:
         check=False,
     )
     assert done.returncode == 1
-    assert [json.loads(line)["format"] for line in done.stdout.splitlines()] == ["ibeacon"]
+    formats = [json.loads(line)["format"] for line in done.stdout.splitlines()]
+    assert formats == ["ibeacon", "ruuvi-5"]
     assert done.stderr.splitlines() == [
-        "error: unknown_format (input 2: company id 0x004c with data ...)"
+        "error: unknown_format (input 2: company id 0x004c with data ...)",
+        "error: bad_hex (input 3: not hex: 'nothex')",
     ]
     ok = subprocess.run(
         [sys.executable, "-m", "gateway", "decode", "gps", UBLOX_GGA],
