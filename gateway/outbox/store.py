@@ -218,6 +218,7 @@ class Store:
         self._losses: dict[tuple[EventClass, str], int] = {}
         self._next_expiry_s = -math.inf
         self._open_loss: _OpenLoss | None = None
+        self._saw_expired = False
         self._disk_cap: int | None = None
         self._disk_cap_since_s = 0.0
         self._duplicates = 0
@@ -780,6 +781,7 @@ class Store:
         alloc = self._allocate(available, max_events)
         now_s = self.store_clock()
         out: list[LeasedEvent] = []
+        self._saw_expired = False
         try:
             for event_class in sorted(alloc):
                 out.extend(self._fetch(event_class, alloc[event_class], now_s))
@@ -787,6 +789,14 @@ class Store:
             for event in out:
                 self._leased[event.event_class].discard(event.row_id)
             raise translate(exc) from exc
+        if self._saw_expired:
+            # Expired rows still count as leasable until deleted: remove them now, or the
+            # uplink would be woken for rows it can never lease.
+            self._next_expiry_s = -math.inf
+            try:
+                self.sweep()
+            except OutboxError as exc:
+                _log.warning("outbox: sweeping expired rows failed: %s", exc)
         return out
 
     def _fetch(self, event_class: EventClass, count: int, now_s: float) -> list[LeasedEvent]:
@@ -810,7 +820,8 @@ class Store:
                     continue
                 expires_in = None if ttl is None else ttl - (now_s - accepted_s)
                 if expires_in is not None and expires_in <= 0:
-                    continue  # the next sweep deletes it and reports the loss
+                    self._saw_expired = True  # swept at the end of this lease
+                    continue
                 leased.add(row_id)
                 out.append(
                     LeasedEvent(

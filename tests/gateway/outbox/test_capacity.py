@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -67,8 +68,19 @@ async def test_expired_events_are_not_leased_even_before_the_sweep(tmp_path: Pat
         await outbox.accept([event("t1")])
         clock.advance(HOUR_S + 1)
         leased = await outbox.lease(10)
+        # ... and the lease swept it: only its loss record is left to lease, then nothing
+        # wakes the uplink.
+        stats = await outbox.stats()
+        (loss,) = await outbox.lease(10)
+        assert loss.kind == LOSS_KIND
+        waiter = asyncio.create_task(outbox.wait_available())
+        await asyncio.sleep(0.01)
+        assert not waiter.done()
+        waiter.cancel()
     assert [e.event_id for e in leased] == ["t1"]
     assert leased[0].expires_in_s == pytest.approx(HOUR_S - 1)
+    assert stats.depth == 2  # t1 (leased) and the loss record for t0
+    assert stats.lost == 1
 
 
 async def test_age_is_carried_across_restarts(tmp_path: Path) -> None:
