@@ -3,6 +3,7 @@ corrupt messages; and the assembler merging one epoch's sentences into one fix."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
 import pytest
@@ -149,22 +150,8 @@ def _sentence(content: str) -> str:
 
 
 def _epoch(when: datetime.datetime) -> list[PositionFix]:
-    return [decode_nmea(line) for line in build_nmea_fix(_at(when)).splitlines()]
-
-
-def _at(when: datetime.datetime) -> PositionFix:
-    return PositionFix(
-        format="sim",
-        time=when,
-        lat=FIX.lat,
-        lon=FIX.lon,
-        alt_m=FIX.alt_m,
-        speed_mps=FIX.speed_mps,
-        heading_deg=FIX.heading_deg,
-        fix=FIX.fix,
-        num_sats=FIX.num_sats,
-        hdop=FIX.hdop,
-    )
+    sentences = build_nmea_fix(dataclasses.replace(FIX, time=when)).splitlines()
+    return [decode_nmea(line) for line in sentences]
 
 
 def test_assembler_merges_an_epoch_into_one_complete_fix() -> None:
