@@ -11,6 +11,7 @@ exit status is 1 if any input failed, else 0.
 from __future__ import annotations
 
 import argparse
+import enum
 import json
 import os
 import sys
@@ -30,7 +31,7 @@ from protocols.errors import ProtocolError
 from protocols.gps import GpsRejected, GpsRejectReason, GpsStreamDecoder
 from protocols.smartlabel import FrameRejected, StreamDecoder
 
-__all__ = ["EXIT_ALL_DECODED", "EXIT_SOME_FAILED", "DecodeFailure", "register"]
+__all__ = ["EXIT_ALL_DECODED", "EXIT_SOME_FAILED", "DecodeFailure", "InputProblem", "register"]
 
 EXIT_ALL_DECODED: Final = 0
 EXIT_SOME_FAILED: Final = 1
@@ -50,6 +51,19 @@ as one JSON object per line on stdout; an input that cannot be decoded prints
 'error: <reason> (<detail>)' on stderr and decoding goes on. Exit status: 0 when everything
 decoded, 1 otherwise.
 """
+
+
+class InputProblem(enum.StrEnum):
+    """Reasons of this command's own, for input that never reached a decoder whole."""
+
+    BAD_HEX = "bad_hex"
+    """The input is not hexadecimal bytes."""
+    BAD_INPUT = "bad_input"
+    """The input does not have the shape the option asks for (``UUID16:HEX``)."""
+    TRUNCATED = "truncated"
+    """The bytes end before a complete frame or message."""
+    NO_MESSAGE = "no_message"
+    """Nothing in the bytes looks like an NMEA sentence or a UBX frame."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,13 +195,13 @@ def _hex(text: str) -> bytes:
     try:
         return bytes.fromhex(cleaned)
     except ValueError as exc:
-        raise _InputError("bad_hex", f"not hex: {text[:40]!r}") from exc
+        raise _InputError(InputProblem.BAD_HEX, f"not hex: {text[:40]!r}") from exc
 
 
 class _InputError(ProtocolError):
     """Input the command line could not even turn into bytes."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: InputProblem, detail: str) -> None:
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason} ({detail})")
@@ -203,7 +217,7 @@ def _decode_mfr(text: str) -> list[Any | DecodeFailure]:
 def _decode_service_data(text: str) -> list[Any | DecodeFailure]:
     uuid, colon, data = text.partition(":")
     if not colon:
-        raise _InputError("bad_input", "expected UUID16:HEX, e.g. feaa:10f8...")
+        raise _InputError(InputProblem.BAD_INPUT, "expected UUID16:HEX, e.g. feaa:10f8...")
     return [decode_service_data(uuid, _hex(data))]
 
 
@@ -223,11 +237,11 @@ def _decode_serial(text: str) -> list[Any | DecodeFailure]:
         # bytes by hand): close it, so that it decodes or fails with a real reason.
         items += decoder.feed(_FRAME_DELIMITER)
     results: list[Any | DecodeFailure] = [
-        DecodeFailure(str(item.reason), item.detail) if isinstance(item, FrameRejected) else item
+        DecodeFailure(item.reason, item.detail) if isinstance(item, FrameRejected) else item
         for item in items
     ]
     if not results:
-        results.append(DecodeFailure("truncated", "no frame in the input"))
+        results.append(DecodeFailure(InputProblem.TRUNCATED, "no frame in the input"))
     return results
 
 
@@ -237,15 +251,19 @@ def _decode_gps(text: str) -> list[Any | DecodeFailure]:
     decoder = GpsStreamDecoder()
     items = decoder.feed(data if data is not None else _hex(stripped))
     results: list[Any | DecodeFailure] = [
-        DecodeFailure(str(item.reason), item.detail) if isinstance(item, GpsRejected) else item
+        DecodeFailure(item.reason, item.detail) if isinstance(item, GpsRejected) else item
         for item in items
     ]
     for kind, count in decoder.unsupported.items():
-        results.append(DecodeFailure(str(GpsRejectReason.UNSUPPORTED_MESSAGE), f"{kind} x{count}"))
+        results.append(DecodeFailure(GpsRejectReason.UNSUPPORTED_MESSAGE, f"{kind} x{count}"))
     if decoder.pending:
         results.append(
-            DecodeFailure("truncated", f"{len(decoder.pending)} bytes without a complete message")
+            DecodeFailure(
+                InputProblem.TRUNCATED, f"{len(decoder.pending)} bytes without a complete message"
+            )
         )
     elif not results:
-        results.append(DecodeFailure("no_message", "no NMEA sentence or UBX frame found"))
+        results.append(
+            DecodeFailure(InputProblem.NO_MESSAGE, "no NMEA sentence or UBX frame found")
+        )
     return results
