@@ -6,6 +6,7 @@
 """
 
 from drivers.ble.adapter import power_cycle, set_powered
+from drivers.ble.buswatch import BusWatch
 from drivers.ble.errors import BleError, BleErrorReason
 from drivers.ble.models import (
     RESTARTS_BEFORE_POWER_CYCLE,
@@ -14,10 +15,11 @@ from drivers.ble.models import (
     RawAdvert,
     ScanMode,
 )
-from drivers.ble.scanner import DEFAULT_OR_PATTERNS, BleScanner, or_patterns
+from drivers.ble.scanner import BLUETOOTHD_SETTLE_S, DEFAULT_OR_PATTERNS, BleScanner, or_patterns
 from drivers.ble.supervision import RecoveryAction, ScanSupervisor
 
 __all__ = [
+    "BLUETOOTHD_SETTLE_S",
     "DEFAULT_OR_PATTERNS",
     "RESTARTS_BEFORE_POWER_CYCLE",
     "WATCHDOG_TIMEOUT_S",
@@ -25,6 +27,7 @@ __all__ = [
     "BleError",
     "BleErrorReason",
     "BleScanner",
+    "BusWatch",
     "RawAdvert",
     "RecoveryAction",
     "ScanMode",

@@ -3,17 +3,19 @@
 
 Detection callbacks stop here: each one becomes a frozen :class:`RawAdvert` on the driver's
 bounded queue. Supervision follows what long-running scanners on real BlueZ need (Home
-Assistant's): start and stop under one lock; ``org.bluez.Error.InProgress`` on start is retried;
-a watchdog restarts the scan when no advert arrives for ``watchdog_timeout_s``; when bluetoothd
-restarts, callbacks just stop and ``stop()`` fails with "No discovery started" (the old session
-is gone), which is expected and answered by a fresh start; and when restarts in a row bring
-nothing back, the adapter is power cycled over D-Bus.
+Assistant's): start and stop under one lock; ``org.bluez.Error.InProgress`` on start is
+retried; a :class:`BusWatch` sees bluetoothd restart (its callbacks would just stop, and
+``stop()`` then fails with "No discovery started") and the system bus restart, and the scan is
+restarted at once; a watchdog restarts the scan when no advert arrives for
+``watchdog_timeout_s`` for any other reason; and when restarts in a row bring nothing back, the
+adapter is power cycled over D-Bus.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Callable
 from types import MappingProxyType
@@ -22,19 +24,21 @@ from typing import Final
 from bleak import BleakScanner
 from bleak.args.bluez import BlueZScannerArgs, OrPattern
 from bleak.assigned_numbers import AdvertisementDataType
+from bleak.backends.bluezdbus.manager import get_global_bluez_manager
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakDBusError, BleakError
 
 from drivers.base import Driver
 from drivers.ble.adapter import POWER_OFF_S, power_cycle
+from drivers.ble.buswatch import BusWatch
 from drivers.ble.errors import BleError, BleErrorReason
 from drivers.ble.models import BleConfig, RawAdvert, ScanMode
 from drivers.ble.supervision import RecoveryAction, ScanSupervisor
 from drivers.clock import Clock
 from protocols.ble import SMARTLABEL_COMPANY_ID
 
-__all__ = ["DEFAULT_OR_PATTERNS", "BleScanner", "or_patterns"]
+__all__ = ["BLUETOOTHD_SETTLE_S", "DEFAULT_OR_PATTERNS", "BleScanner", "or_patterns"]
 
 _log = logging.getLogger(__name__)
 
@@ -61,6 +65,9 @@ START_RETRY_DELAY_S: Final = 2.0
 START_STOP_TIMEOUT_S: Final = 15.0
 #: The watchdog looks this many times per timeout: recovery lands within 1.25 x the timeout.
 WATCHDOG_CHECKS_PER_TIMEOUT: Final = 4
+#: bluetoothd takes the bus name before it has published its adapters; starting the scan at
+#: once would fail with "adapter not found". A second covers a real bluetoothd's start-up.
+BLUETOOTHD_SETTLE_S: Final = 1.0
 #: Repeated failures are logged once, then every this many, so a dead adapter cannot flood.
 LOG_EVERY_FAILURES: Final = 30
 
@@ -100,8 +107,15 @@ class BleScanner(Driver[RawAdvert]):
         )
         self._scanning = asyncio.Event()
         self._changed = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._watch = BusWatch(clock, self._wake_up)
+        #: (bus, bluetoothd) generations the running scan was started on.
+        self._scan_generations = (0, 0)
+        #: A scan whose bus connection died; stopped once bleak has reconnected.
+        self._orphan: BleakScanner | None = None
         #: Counters: scans_started, in_progress_retries, start_failures, restarts_silent,
-        #: sessions_lost (bluetoothd restarted), stop_errors, power_cycles, power_cycle_failures.
+        #: bluetoothd_restarts, sessions_lost (stop found the session gone), bus_lost,
+        #: stop_errors, power_cycles, power_cycle_failures.
         self.counters: collections.Counter[str] = collections.Counter()
 
     @property
@@ -132,15 +146,39 @@ class BleScanner(Driver[RawAdvert]):
 
     async def _run(self) -> None:
         try:
-            await self._supervise()
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._watch.run(), name=f"{self.name}:bus-watch")
+                await self._supervise()
         finally:
             # Stop while the queue is still open: bleak removes our callback first thing.
             await self._stop()
 
+    def _wake_up(self) -> None:
+        self._wake.set()
+
+    async def _sleep(self, seconds: float | None) -> None:
+        """Sleep ``seconds`` (forever if None), waking early when the bus or bluetoothd changes."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        self._wake.clear()
+
     async def _supervise(self) -> None:
         check_every_s = self._config.watchdog_timeout_s / WATCHDOG_CHECKS_PER_TIMEOUT
+        watch = self._watch
         while True:
+            await self._follow_bus()
             if self._scanner is None:
+                if not (watch.bus_up and watch.bluez_up):
+                    await self._sleep(None)  # nothing to scan with until they are back
+                    continue
+                appeared_at = watch.bluez_appeared_at
+                settle_s = 0.0
+                if appeared_at is not None:
+                    settle_s = appeared_at + BLUETOOTHD_SETTLE_S - self._clock.monotonic()
+                if settle_s > 0:
+                    await self._sleep(settle_s)
+                    continue
                 if self._supervisor.before_start() is RecoveryAction.POWER_CYCLE:
                     await self._power_cycle()
                 try:
@@ -157,9 +195,11 @@ class BleScanner(Driver[RawAdvert]):
                             START_RETRY_DELAY_S,
                             failures,
                         )
-                    await asyncio.sleep(START_RETRY_DELAY_S)
+                    await self._sleep(START_RETRY_DELAY_S)
                     continue
-            await asyncio.sleep(check_every_s)
+            await self._sleep(check_every_s)
+            if self._scan_generations != (watch.bus_generation, watch.bluez_generation):
+                continue  # handled by _follow_bus at the top
             action = self._supervisor.check(self.last_event_at)
             if action is RecoveryAction.NONE:
                 continue
@@ -173,6 +213,27 @@ class BleScanner(Driver[RawAdvert]):
             await self._stop()
             if action is RecoveryAction.POWER_CYCLE:
                 await self._power_cycle()
+
+    async def _follow_bus(self) -> None:
+        """React to what the bus watch saw since the scan started."""
+        watch = self._watch
+        if self._scanner is None:
+            return
+        bus_generation, bluez_generation = self._scan_generations
+        if not watch.bus_up or watch.bus_generation != bus_generation:
+            # The system bus went away, and bleak's connection with it. Calling into that dead
+            # connection only produces errors, so the scan is set aside and stopped once
+            # bleak has reconnected (see _start).
+            async with self._lock:
+                self._orphan, self._scanner = self._scanner, None
+                self._scanning.clear()
+            self._count("bus_lost")
+            _log.warning("%s: the system bus went away; scanning again once it is back", self.name)
+        elif watch.bluez_up and watch.bluez_generation != bluez_generation:
+            # bluetoothd restarted: our discovery session or monitor died with the old one.
+            self._count("bluetoothd_restarts")
+            _log.warning("%s: bluetoothd restarted, restarting the scan", self.name)
+            await self._stop()
 
     async def _close(self) -> None:
         await self._stop()  # normally already done by _run; a no-op then
@@ -189,6 +250,9 @@ class BleScanner(Driver[RawAdvert]):
         async with self._lock:
             if self._scanner is not None:
                 return
+            if self._orphan is not None:
+                await self._stop_orphan()
+            generations = (self._watch.bus_generation, self._watch.bluez_generation)
             for attempt in range(IN_PROGRESS_RETRIES + 1):
                 scanner = self._new_scanner()
                 try:
@@ -213,6 +277,7 @@ class BleScanner(Driver[RawAdvert]):
                 except (OSError, EOFError) as exc:
                     raise BleError(BleErrorReason.BUS_UNAVAILABLE, str(exc)) from exc
                 self._scanner = scanner
+                self._scan_generations = generations
                 self._supervisor.scan_started()
                 self._count("scans_started")
                 self._scanning.set()
@@ -224,26 +289,47 @@ class BleScanner(Driver[RawAdvert]):
         async with self._lock:
             scanner, self._scanner = self._scanner, None
             self._scanning.clear()
-            if scanner is None:
-                return
-            try:
-                async with asyncio.timeout(START_STOP_TIMEOUT_S):
-                    await scanner.stop()
-            except BleakDBusError as exc:
-                if exc.dbus_error in _SESSION_LOST_ERRORS:
-                    # bluetoothd restarted: our session died with the old process.
-                    self._count("sessions_lost")
-                    _log.warning(
-                        "%s: bluetoothd no longer knows our scan (%s): it restarted",
-                        self.name,
-                        exc.dbus_error_details or exc.dbus_error,
-                    )
-                else:
-                    self._count("stop_errors")
-                    _log.warning("%s: stopping the scan failed: %s", self.name, exc)
-            except (BleakError, TimeoutError, OSError, EOFError) as exc:
+            if scanner is not None:
+                await self._stop_scanner(scanner)
+
+    async def _stop_orphan(self) -> None:
+        """Stop the scan set aside when the bus went away, now that the bus is back.
+
+        bleak's manager reconnects first (through its public accessor), so the stop runs on a
+        live connection: it removes the old callback and bluetoothd answers that it does not
+        know the session. Must be called with the lock held, before a new scan starts (the
+        stop would otherwise end the new session, which has the same client name).
+        """
+        orphan, self._orphan = self._orphan, None
+        if orphan is None:
+            return
+        try:
+            async with asyncio.timeout(START_STOP_TIMEOUT_S):
+                await get_global_bluez_manager()
+        except (BleakError, TimeoutError, OSError, EOFError) as exc:
+            self._orphan = orphan
+            raise BleError(BleErrorReason.BUS_UNAVAILABLE, str(exc)) from exc
+        await self._stop_scanner(orphan)
+
+    async def _stop_scanner(self, scanner: BleakScanner) -> None:
+        try:
+            async with asyncio.timeout(START_STOP_TIMEOUT_S):
+                await scanner.stop()
+        except BleakDBusError as exc:
+            if exc.dbus_error in _SESSION_LOST_ERRORS:
+                # bluetoothd restarted (or the bus did): our session died with the old one.
+                self._count("sessions_lost")
+                _log.warning(
+                    "%s: bluetoothd no longer knows our scan (%s): it restarted",
+                    self.name,
+                    exc.dbus_error_details or exc.dbus_error,
+                )
+            else:
                 self._count("stop_errors")
-                _log.warning("%s: stopping the scan failed: %r", self.name, exc)
+                _log.warning("%s: stopping the scan failed: %s", self.name, exc)
+        except (BleakError, TimeoutError, OSError, EOFError) as exc:
+            self._count("stop_errors")
+            _log.warning("%s: stopping the scan failed: %r", self.name, exc)
 
     async def _power_cycle(self) -> None:
         self._count("power_cycles")

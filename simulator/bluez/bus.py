@@ -78,6 +78,15 @@ class PrivateBus:
         return self._process.pid
 
     async def __aenter__(self) -> Self:
+        await self._start()
+        return self
+
+    async def restart(self) -> None:
+        """The system bus restarts: every connection drops; the same address comes back."""
+        await self._stop()
+        await self._start()
+
+    async def _start(self) -> None:
         daemon = shutil.which(_DBUS_DAEMON)
         if daemon is None:
             raise PrivateBusError("dbus-daemon is not installed")
@@ -112,7 +121,6 @@ class PrivateBus:
             raise PrivateBusError(f"dbus-daemon did not start: {err.decode(errors='replace')}")
         # The daemon prints "unix:path=...,guid=..."; clients want the path part only.
         self._address = line.decode().strip().split(",")[0]
-        return self
 
     async def __aexit__(
         self,

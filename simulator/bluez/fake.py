@@ -536,6 +536,14 @@ class FakeBlueZ:
         """The next ``times`` StartDiscovery calls fail with org.bluez.Error.InProgress."""
         self._adapter(adapter).refuse_start += times
 
+    def drop_discovery_sessions(self, adapter: str = "hci0") -> None:
+        """bluetoothd forgets every discovery session without leaving the bus (as after the
+        kernel ended a scan under it): clients only notice that adverts stop."""
+        ad = self._adapter(adapter)
+        ad.sessions.clear()
+        ad.filters.clear()
+        self._adapter_changed(ad, {"Discovering": Variant("b", False)})
+
     def jam_radio(self, adapter: str = "hci0") -> None:
         """Discovery keeps "running" but nothing is heard until the adapter is power cycled
         (the controller wedged; restarting the scan does not help)."""
