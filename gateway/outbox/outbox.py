@@ -63,7 +63,8 @@ class Outbox:
         self._pending_acks: set[int] = set()
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
-        self._urgent = asyncio.Event()
+        # Set when the next commit should not wait for its window (alarm, full group, flush).
+        self._urgent = False
         self._available = asyncio.Event()
         self._open = False
         self._closing = False
@@ -96,7 +97,7 @@ class Outbox:
     ) -> None:
         # Drain: everything handed to accept() and ack() before this point is committed.
         self._closing = True
-        self._urgent.set()
+        self._urgent = True
         self._wake.set()
         try:
             if self._task_group is not None:
@@ -148,7 +149,7 @@ class Outbox:
         if self._pending_events >= self._config.group_commit_max_events or any(
             event.event_class is EventClass.ALARM for event in events
         ):
-            self._urgent.set()
+            self._urgent = True
         self._wake.set()
         return await future
 
@@ -170,7 +171,7 @@ class Outbox:
         self._check_open()
         self._pending_acks.update(row_ids)
         if len(self._pending_acks) >= self._config.ack_batch_max:
-            self._urgent.set()
+            self._urgent = True
         self._wake.set()
 
     async def reject(self, row_ids: Iterable[int], reason: str) -> None:
@@ -199,7 +200,7 @@ class Outbox:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flush_waiters.append(waiter)
-        self._urgent.set()
+        self._urgent = True
         self._wake.set()
         await waiter
 
@@ -231,20 +232,31 @@ class Outbox:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if not self._urgent.is_set():
-                delay_ms = (
-                    self._config.group_commit_window_ms
-                    if self._pending
-                    else self._config.ack_flush_delay_ms
-                )
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay_ms / 1000.0):
-                        await self._urgent.wait()
-            self._urgent.clear()
+            await self._wait_for_group()
+            self._urgent = False
             await self._commit_pending()
             if self._pending:
                 # These arrived while the last commit ran: they have waited long enough.
-                self._urgent.set()
+                self._urgent = True
+
+    async def _wait_for_group(self) -> None:
+        """Let a group gather: up to the commit window once accepts are pending, up to the ack
+        delay while only acks are; at once when something urgent arrives."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while not self._urgent and not self._closing:
+            delay_ms = (
+                self._config.group_commit_window_ms
+                if self._pending
+                else self._config.ack_flush_delay_ms
+            )
+            deadline = start + delay_ms / 1000.0
+            if loop.time() >= deadline:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await self._wake.wait()
 
     async def _commit_pending(self) -> None:
         batch, self._pending, self._pending_events = self._pending, [], 0

@@ -11,6 +11,13 @@ advanced by ``Clock.monotonic``). Each row records ``accepted_store_s``; its age
 ``store_s - accepted_store_s``. The wall clock is recorded for information only, so setting it
 forwards or backwards never expires anything. Time while the gateway is powered off does not
 count: an event may outlive its TTL in wall time, never the reverse.
+
+De-duplication: the keys of recent accepts are remembered in RAM (bounded by
+``dedup_window_events``, reloaded from the newest rows at open) instead of a unique index on
+disk. An index on random keys would dirty one more page per event per commit on the flash.
+
+Failures: SQLite errors are rolled back (in-memory totals with them) and raised as
+:class:`OutboxError` with a reason; SQLITE_FULL is first answered by evicting and retrying.
 """
 
 from __future__ import annotations
@@ -56,8 +63,8 @@ from gateway.outbox.schema import (
 
 _log = logging.getLogger(__name__)
 
-#: Bytes counted per row on top of its strings and payload: b-tree cell header, row id, the
-#: numeric columns and the dedup index entry. Keeps the byte cap close to real file usage.
+#: Bytes counted per row on top of its strings and payload: b-tree cell header, row id and the
+#: numeric columns. Keeps the byte cap close to real file usage.
 ROW_OVERHEAD_BYTES: Final = 48
 #: Rows read per step when scanning a class for leasing, expiry or eviction.
 SCAN_CHUNK_ROWS: Final = 256
@@ -80,8 +87,6 @@ LEASED_EXPIRY_RECHECK_S: Final = 1.0
 
 LOSS_KIND: Final = "outbox.loss"
 
-_SQLITE_IOERR: Final = 10
-_SQLITE_CORRUPT: Final = 11
 _SQLITE_FULL: Final = 13
 
 _EVENT_COLUMNS: Final = (

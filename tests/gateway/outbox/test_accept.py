@@ -178,3 +178,19 @@ async def test_any_input_keeps_the_store_consistent(
     assert sizes == stats.total_bytes
     # Over the cap only by loss records, which bypass it so that losses are never silent.
     assert stats.total_bytes <= cap.max_bytes + 600 * (stats.lost > 0) * len(batches)
+
+
+async def test_an_accept_does_not_wait_behind_a_slow_ack_batch(tmp_path: Path) -> None:
+    lazy_acks = ROOMY.model_copy(update={"ack_flush_delay_ms": 60_000.0})
+    async with Outbox(tmp_path / "o.db", lazy_acks, FakeClock()) as outbox:
+        await outbox.accept([event("a")])
+        leased = await outbox.lease(1)
+        await outbox.ack([e.row_id for e in leased])
+        await asyncio.sleep(0.01)  # the flusher is now waiting out the ack delay
+        async with asyncio.timeout(5):
+            result = await outbox.accept([event("b")])
+        # The ack rode along in the same commit.
+        stats = await outbox.stats()
+    assert result.statuses == (AcceptStatus.ACCEPTED,)
+    assert stats.depth == 1
+    assert stats.leased == 0
