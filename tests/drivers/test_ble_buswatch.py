@@ -1,0 +1,68 @@
+"""The driver's own view of the system bus: bluetoothd and bus restarts as generations."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from drivers import SystemClock
+from drivers.ble import BusWatch
+from simulator.bluez import FakeBlueZ, PrivateBus
+
+
+class Watched:
+    def __init__(self) -> None:
+        self.changed = asyncio.Event()
+        self.watch = BusWatch(SystemClock(), self.changed.set)
+
+    async def until(self, predicate: Callable[[BusWatch], bool], timeout_s: float = 10.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate(self.watch):
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@contextlib.asynccontextmanager
+async def watching() -> AsyncIterator[Watched]:
+    watched = Watched()
+    task = asyncio.create_task(watched.watch.run())
+    try:
+        yield watched
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_sees_bluetoothd_leave_and_return(bluez: FakeBlueZ) -> None:
+    async with watching() as watched:
+        await watched.until(lambda w: w.bluez_up)
+        assert watched.watch.bus_up
+        assert watched.watch.bluez_appeared_at is None  # it was there before we looked
+        generation = watched.watch.bluez_generation
+        restart = asyncio.create_task(bluez.restart(down_s=0.2))
+        await watched.until(lambda w: not w.bluez_up)
+        await watched.until(lambda w: w.bluez_up)
+        await restart
+        assert watched.watch.bluez_generation == generation + 1
+        assert watched.watch.bluez_appeared_at is not None
+        assert watched.watch.bus_generation == 1
+
+
+async def test_reconnects_after_the_bus_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
+    with tempfile.TemporaryDirectory(prefix="tagrelay-dbus-") as workdir:
+        async with PrivateBus(Path(workdir)) as bus:
+            monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address)
+            async with watching() as watched:
+                await watched.until(lambda w: w.bus_up)
+                assert not watched.watch.bluez_up
+                await bus.restart()
+                # A second connection means the first one was seen to drop.
+                await watched.until(lambda w: w.bus_generation == 2 and w.bus_up)
+                async with FakeBlueZ(bus.address):
+                    await watched.until(lambda w: w.bluez_up)
