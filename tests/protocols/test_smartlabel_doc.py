@@ -20,6 +20,7 @@ from protocols import to_jsonable
 from protocols.smartlabel import (
     CRC_CHECK_VALUE,
     GATEWAY_TO_LABEL,
+    HISTORY_MAX_READINGS,
     LABEL_TO_GATEWAY,
     MAX_BODY_BYTES,
     MAX_ENCODED_BYTES,
@@ -142,3 +143,4 @@ def test_limits_quoted_in_the_text_match_the_code() -> None:
     assert f"at most **{MAX_BODY_BYTES} bytes**" in text
     assert f"at most **{MAX_ENCODED_BYTES} bytes**" in text
     assert f"**`0x{CRC_CHECK_VALUE:04X}`**" in text
+    assert f"the number of readings, **1 … {HISTORY_MAX_READINGS}**" in text
