@@ -264,6 +264,7 @@ class FakeBlueZ:
             for index, name in enumerate(adapters)
         }
         self._bus: MessageBus | None = None
+        self._closed = False
         self._tasks: asyncio.TaskGroup | None = None
         self._flow_lock = asyncio.Lock()
         self._unsynced = 0
@@ -292,6 +293,7 @@ class FakeBlueZ:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._closed = True
         await self._disconnect()
         assert self._tasks is not None
         await self._tasks.__aexit__(exc_type, exc, tb)
@@ -511,7 +513,8 @@ class FakeBlueZ:
                 device.announced = False
         self._notify()
         await asyncio.sleep(down_s)
-        await self._connect()
+        if not self._closed:  # a restart still running when the fake is shut down stays down
+            await self._connect()
 
     async def remove_adapter(self, adapter: str) -> None:
         """The adapter is unplugged: its devices and then the adapter leave the object tree."""
