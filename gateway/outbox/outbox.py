@@ -39,6 +39,8 @@ _T = TypeVar("_T")
 
 #: Seconds between retries of a failed ack flush (e.g. during an I/O error burst).
 ACK_RETRY_DELAY_S: Final = 1.0
+#: A failing card fails every commit: one error line per this many seconds, with a count.
+ERROR_LOG_BURST_S: Final = 60.0
 
 
 class _Pending:
@@ -69,6 +71,8 @@ class Outbox:
         self._open = False
         self._closing = False
         self._in_flight = False
+        self._failed_commits = 0
+        self._last_error_log_s = -ERROR_LOG_BURST_S
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -272,7 +276,17 @@ class Outbox:
                 if isinstance(exc, OutboxError)
                 else OutboxError(OutboxErrorReason.IO_ERROR, repr(exc))
             )
-            _log.error("outbox commit of %d events failed: %s", len(events), error)
+            self._failed_commits += 1
+            now = asyncio.get_running_loop().time()
+            if now - self._last_error_log_s >= ERROR_LOG_BURST_S:
+                _log.error(
+                    "outbox: %d commit(s) failed, last with %d events: %s",
+                    self._failed_commits,
+                    len(events),
+                    error,
+                )
+                self._failed_commits = 0
+                self._last_error_log_s = now
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(error)

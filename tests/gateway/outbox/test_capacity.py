@@ -206,3 +206,19 @@ async def test_disk_full_with_nothing_evictable_is_a_typed_error(tmp_path: Path)
         await outbox.flush()
         again = await outbox.accept([event("after", size=20_000)])
     assert again.statuses == (AcceptStatus.ACCEPTED,)
+
+
+async def test_a_storage_error_is_typed_rolled_back_and_survived(tmp_path: Path) -> None:
+    async with Outbox(tmp_path / "o.db", ROOMY, FakeClock()) as outbox:
+        await outbox.accept([event("before")])
+        # The card turns read-only under us (as a failing SD card does).
+        outbox._store._db().execute("PRAGMA query_only = ON")
+        with pytest.raises(OutboxError) as excinfo:
+            await outbox.accept([event("during")])
+        assert excinfo.value.reason is OutboxErrorReason.IO_ERROR
+        assert (await outbox.stats()).depth == 1  # nothing half-counted
+        outbox._store._db().execute("PRAGMA query_only = OFF")
+        after = await outbox.accept([event("during"), event("after")])
+        leased = await outbox.lease(10)
+    assert after.statuses == (AcceptStatus.ACCEPTED, AcceptStatus.ACCEPTED)
+    assert [e.event_id for e in leased] == ["before", "during", "after"]
