@@ -17,7 +17,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
@@ -89,7 +89,7 @@ class BleScanner(Driver[RawAdvert]):
     """Scan with ``config`` and yield :class:`RawAdvert` from :meth:`events`.
 
     The bus is the system bus from the environment (``DBUS_SYSTEM_BUS_ADDRESS``), as bleak
-    uses it. ``stats`` counts starts, restarts by reason, power cycles and failures.
+    uses it. :attr:`counters` counts starts, restarts by reason, power cycles and failures.
     """
 
     def __init__(
@@ -116,7 +116,12 @@ class BleScanner(Driver[RawAdvert]):
         #: Counters: scans_started, in_progress_retries, start_failures, restarts_silent,
         #: bluetoothd_restarts, sessions_lost (stop found the session gone), bus_lost,
         #: stop_errors, power_cycles, power_cycle_failures.
-        self.counters: collections.Counter[str] = collections.Counter()
+        self._counters: collections.Counter[str] = collections.Counter()
+
+    @property
+    def counters(self) -> Mapping[str, int]:
+        """Read-only view of the supervision counters (a missing name reads as 0)."""
+        return MappingProxyType(self._counters)
 
     @property
     def config(self) -> BleConfig:
@@ -138,7 +143,7 @@ class BleScanner(Driver[RawAdvert]):
             await event.wait()
 
     def _count(self, name: str) -> None:
-        self.counters[name] += 1
+        self._counters[name] += 1
         self._changed.set()
         self._changed = asyncio.Event()
 
