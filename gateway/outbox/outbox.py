@@ -109,10 +109,15 @@ class Outbox:
                 await self._task_group.__aexit__(None, None, None)
         finally:
             self._open = False
-            if self._executor is not None:
-                await self._call(self._store.close)
-                self._executor.shutdown(wait=True)
-                self._executor = None
+            executor = self._executor
+            if executor is not None:
+                try:
+                    await self._call(self._store.close)
+                finally:
+                    # Even when cancelled: the close job finishes in the thread before this
+                    # returns, so the file is never left open.
+                    self._executor = None
+                    executor.shutdown(wait=True)
             for pending in self._pending:
                 if not pending.future.done():
                     pending.future.set_exception(OutboxError(OutboxErrorReason.CLOSED))
