@@ -46,6 +46,10 @@ PAHO_MAX_IN_FLIGHT: Final = 65_535
 INBOUND_QUEUE_MESSAGES: Final = 256
 
 
+#: Linux only; elsewhere PUBACK pacing is left to the kernel's defaults.
+_QUICKACK: Final[int | None] = getattr(socket, "TCP_QUICKACK", None)
+
+
 @dataclass(frozen=True, slots=True)
 class PubAck:
     """The broker's answer to one QoS 1 publish."""
@@ -176,12 +180,18 @@ class MqttSession:
         self._misc_task: asyncio.Task[None] | None = None
         self.inbound: asyncio.Queue[InboundMessage] = asyncio.Queue(INBOUND_QUEUE_MESSAGES)
         self.inbound_dropped = 0
+        self._last_props_key: tuple[object, ...] | None = None
+        self._last_props: Properties | None = None
 
     # -- paho socket callbacks (may run on the executor thread during connect) ------------
 
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         def register() -> None:
             self._sock = sock
+            # paho writes each packet with its own send(): without TCP_NODELAY, Nagle holds
+            # the next small PUBLISH until the previous one is ACKed (tens of ms per round).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._loop.add_reader(sock, self._read)
 
         self._call_on_loop(register)
@@ -215,6 +225,13 @@ class MqttSession:
 
     def _read(self) -> None:
         self._client.loop_read()
+        sock = self._sock
+        if _QUICKACK is not None and sock is not None:
+            # Brokers usually leave Nagle on: each small PUBACK waits for our ACK of the
+            # previous one, and delayed ACKs make that 10 to 40 ms. Quick ACKs (reset by the
+            # kernel after a while, hence after every read) keep PUBACKs flowing.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
     def _write(self) -> None:
         self._client.loop_write()
@@ -367,15 +384,22 @@ class MqttSession:
         """Send at QoS 1; ``on_ack`` runs with the PUBACK, or never if the connection drops."""
         props: Properties | None = None
         if self._v5:
-            props = _properties(PacketTypes.PUBLISH)
-            if expiry_s is not None:
-                props.MessageExpiryInterval = max(1, expiry_s)
-            if content_type is not None:
-                props.ContentType = content_type
-            if user_properties:
-                props.UserProperty = list(user_properties)
-            if correlation_data is not None:
-                props.CorrelationData = correlation_data
+            key = (expiry_s, content_type, tuple(user_properties), correlation_data)
+            if key == self._last_props_key:
+                # A backlog's messages mostly share their properties: building paho's
+                # Properties costs about as much as the rest of a publish.
+                props = self._last_props
+            else:
+                props = _properties(PacketTypes.PUBLISH)
+                if expiry_s is not None:
+                    props.MessageExpiryInterval = max(1, expiry_s)
+                if content_type is not None:
+                    props.ContentType = content_type
+                if user_properties:
+                    props.UserProperty = list(user_properties)
+                if correlation_data is not None:
+                    props.CorrelationData = correlation_data
+                self._last_props_key, self._last_props = key, props
         info = self._client.publish(topic, payload, qos=1, retain=retain, properties=props)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise UplinkError(

@@ -18,7 +18,7 @@ import logging
 import math
 import random
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -344,42 +344,73 @@ class Uplink:
             await self._slot_freed.wait()
 
     async def _publish_loop(self, session: MqttSession) -> None:
+        """Keep the window full: a short queue of leased messages is refilled while the
+        window is still half full, so every PUBACK is answered by the next PUBLISH at once
+        (a stop-and-go window leaves the TCP connection idle for a round trip each time)."""
         cfg = self._config
         batching = cfg.batching.enabled
-        window = cfg.in_flight_window
-        per_slot = cfg.batching.max_events if batching else 1
+        low_water = max(1, cfg.in_flight_window // 2)
+        lease_size = LEASE_MAX_EVENTS if batching else cfg.in_flight_window
         pending: dict[str, _Batch] = {}
+        urgent: deque[LeasedEvent] = deque()  # alarms: ahead of everything leased before
+        ready: deque[LeasedEvent | _Batch] = deque()
+        ready_events = 0
+        outbox_drained = False
         while True:
-            # Lease only once half the window is free: fewer, larger leases (one SQLite query
-            # each) without letting the pipe run dry.
-            while self._in_flight > window // 2:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-            n = min(LEASE_MAX_EVENTS, (window - self._in_flight) * per_slot)
-            rows = await self._outbox.lease(n)
-            if not rows:
-                await self._idle(session, pending)
+            queued = len(urgent) + len(ready)
+            if not outbox_drained and queued < low_water and ready_events < LEASE_MAX_EVENTS:
+                rows = await self._outbox.lease(lease_size)
+                outbox_drained = len(rows) < lease_size
+                for row in rows:
+                    if row.event_class is EventClass.ALARM:
+                        urgent.append(row)
+                    elif batching and row.event_class in BATCHED_CLASSES:
+                        full = self._add_to_batch(pending, row)
+                        if full is not None:
+                            ready.append(full)
+                            ready_events += len(full.rows)
+                    else:
+                        ready.append(row)
+                        ready_events += 1
+            for batch in self._aged(pending):
+                ready.append(batch)
+                ready_events += len(batch.rows)
+            if not urgent and not ready:
+                await self._idle(pending)
+                outbox_drained = False
                 continue
-            for row in rows:
-                if batching and row.event_class in BATCHED_CLASSES:
-                    batch = pending.get(row.kind)
-                    if batch is None:
-                        batch = pending[row.kind] = _Batch(row.kind, self._clock.monotonic())
-                    batch.rows.append(row)
-                    batch.size += len(row.payload) + 1
-                    if (
-                        len(batch.rows) >= cfg.batching.max_events
-                        or batch.size >= cfg.batching.max_bytes
-                    ):
-                        await self._wait_slot()
-                        self._send_batch(session, pending.pop(row.kind))
-                else:
-                    await self._wait_slot()
-                    self._send_single(session, row)
-            await self._flush_aged(session, pending)
+            await self._wait_slot()
+            if urgent:
+                self._send_single(session, urgent.popleft())
+                continue
+            item = ready.popleft()
+            if isinstance(item, _Batch):
+                ready_events -= len(item.rows)
+                self._send_batch(session, item)
+            else:
+                ready_events -= 1
+                self._send_single(session, item)
 
-    async def _idle(self, session: MqttSession, pending: dict[str, _Batch]) -> None:
-        """Nothing to lease: wait for new events, or for the oldest partial batch's deadline."""
+    def _add_to_batch(self, pending: dict[str, _Batch], row: LeasedEvent) -> _Batch | None:
+        """Add to the kind's open batch; return the batch once it is full."""
+        limits = self._config.batching
+        batch = pending.get(row.kind)
+        if batch is None:
+            batch = pending[row.kind] = _Batch(row.kind, self._clock.monotonic())
+        batch.rows.append(row)
+        batch.size += len(row.payload) + 1
+        if len(batch.rows) >= limits.max_events or batch.size >= limits.max_bytes:
+            return pending.pop(row.kind)
+        return None
+
+    def _aged(self, pending: dict[str, _Batch]) -> list[_Batch]:
+        """Open batches older than max_age, removed from ``pending``."""
+        max_age_s = self._config.batching.max_age_ms / 1000
+        now = self._clock.monotonic()
+        return [pending.pop(k) for k, b in list(pending.items()) if now - b.started_s >= max_age_s]
+
+    async def _idle(self, pending: dict[str, _Batch]) -> None:
+        """Nothing to send: wait for new events, or for the oldest open batch's deadline."""
         if not pending:
             await self._outbox.wait_available()
             return
@@ -390,14 +421,6 @@ class Uplink:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_s):
                     await self._outbox.wait_available()
-        await self._flush_aged(session, pending)
-
-    async def _flush_aged(self, session: MqttSession, pending: dict[str, _Batch]) -> None:
-        max_age_s = self._config.batching.max_age_ms / 1000
-        now = self._clock.monotonic()
-        for kind in [k for k, b in pending.items() if now - b.started_s >= max_age_s]:
-            await self._wait_slot()
-            self._send_batch(session, pending.pop(kind))
 
     def _send_single(self, session: MqttSession, row: LeasedEvent) -> None:
         expiry = math.ceil(row.expires_in_s) if row.expires_in_s is not None else None
