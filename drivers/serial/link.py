@@ -118,8 +118,6 @@ class SerialLink:
         self._failures: collections.Counter[LinkFailure] = collections.Counter()
         self._bytes_in = 0
         self._bytes_out = 0
-        #: Monotonic time the current port was opened (or the last one closed).
-        self.changed_at: float | None = None
 
     @property
     def connected(self) -> bool:
@@ -210,7 +208,6 @@ class SerialLink:
     def _connected(self, port: SerialPort, failed_opens: int) -> None:
         self._port = port
         self._opens += 1
-        self.changed_at = self._clock.monotonic()
         self._down.clear()
         self._up.set()
         after = f" after {failed_opens} failed attempts" if failed_opens else ""
@@ -219,7 +216,6 @@ class SerialLink:
     def _disconnected(self, port: SerialPort) -> None:
         port.close()
         self._port = None
-        self.changed_at = self._clock.monotonic()
         self._up.clear()
         self._down.set()
 
