@@ -6,7 +6,7 @@
 """
 
 from drivers.ble.adapter import power_cycle, set_powered
-from drivers.ble.buswatch import BusWatch
+from drivers.ble.buswatch import BUS_RETRY_S, BusWatch
 from drivers.ble.errors import BleError, BleErrorReason
 from drivers.ble.models import (
     RESTARTS_BEFORE_POWER_CYCLE,
@@ -20,6 +20,7 @@ from drivers.ble.supervision import RecoveryAction, ScanSupervisor
 
 __all__ = [
     "BLUETOOTHD_SETTLE_S",
+    "BUS_RETRY_S",
     "DEFAULT_OR_PATTERNS",
     "RESTARTS_BEFORE_POWER_CYCLE",
     "WATCHDOG_TIMEOUT_S",

@@ -54,6 +54,7 @@ class BusWatch:
         #: Monotonic time bluetoothd last took the bus name while we watched (None if it was
         #: already there when we connected): it publishes its adapters a moment later.
         self.bluez_appeared_at: float | None = None
+        self._unreachable_logged = False
 
     async def run(self) -> None:
         """Watch until cancelled."""
@@ -66,11 +67,18 @@ class BusWatch:
                 owner = await self._call(bus, "GetNameOwner", "s", [_BLUEZ])
                 self.bus_generation += 1
                 self.bus_up = True
+                self._unreachable_logged = False
                 self._set_bluez(owner is not None)
                 await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
             except (OSError, EOFError, AuthError, TimeoutError) as exc:
                 if self.bus_up:
                     _log.warning("system bus connection lost: %r", exc)
+                elif not self._unreachable_logged:
+                    # Once per outage: the retries below would otherwise flood the log.
+                    self._unreachable_logged = True
+                    _log.warning(
+                        "cannot reach the system bus (%r); retrying every %.1f s", exc, BUS_RETRY_S
+                    )
             finally:
                 bus.disconnect()
                 with contextlib.suppress(Exception):

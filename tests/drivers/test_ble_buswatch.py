@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drivers import SystemClock
-from drivers.ble import BusWatch
+from drivers.ble import BUS_RETRY_S, BusWatch
 from simulator.bluez import FakeBlueZ, PrivateBus
 
 
@@ -66,3 +66,19 @@ async def test_reconnects_after_the_bus_restarts(monkeypatch: pytest.MonkeyPatch
                 await watched.until(lambda w: w.bus_generation == 2 and w.bus_up)
                 async with FakeBlueZ(bus.address):
                     await watched.until(lambda w: w.bluez_up)
+
+
+async def test_an_unreachable_bus_is_logged_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="tagrelay-dbus-") as workdir:
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={workdir}/absent.sock")
+        async with watching() as watched:
+            # Time itself is under test here: several attempts fail, one per BUS_RETRY_S ...
+            await asyncio.sleep(BUS_RETRY_S * 4)
+            assert not watched.watch.bus_up
+            assert watched.watch.bus_generation == 0
+    # ... and one line says so.
+    lines = [r.getMessage() for r in caplog.records if r.name == "drivers.ble.buswatch"]
+    assert len(lines) == 1
+    assert lines[0].startswith("cannot reach the system bus")
