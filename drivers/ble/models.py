@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,7 +55,7 @@ class BleConfig(BaseModel):
     restarts_before_power_cycle: int = Field(default=RESTARTS_BEFORE_POWER_CYCLE, ge=0)
     queue_size: int = Field(default=DEFAULT_QUEUE_SIZE, ge=1)
     #: Further manufacturer ids to pass in passive mode (each becomes an or-pattern).
-    extra_company_ids: tuple[int, ...] = ()
+    extra_company_ids: tuple[Annotated[int, Field(ge=0, le=0xFFFF)], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

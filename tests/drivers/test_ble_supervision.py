@@ -131,7 +131,14 @@ def test_config_defaults_and_validation() -> None:
     config = BleConfig()
     assert (config.adapter, config.mode) == ("hci0", ScanMode.ACTIVE)
     assert BleConfig.model_validate({"mode": "passive"}).mode is ScanMode.PASSIVE
-    for bad in ({"adapter": "wlan0"}, {"watchdog_timeout_s": 0}, {"queue_size": 0}, {"x": 1}):
+    bad_configs: list[dict[str, object]] = [
+        {"adapter": "wlan0"},
+        {"watchdog_timeout_s": 0},
+        {"queue_size": 0},
+        {"extra_company_ids": [0x10000]},
+        {"x": 1},
+    ]
+    for bad in bad_configs:
         with pytest.raises(ValidationError):
             BleConfig.model_validate(bad)
     with pytest.raises(ValidationError):
