@@ -127,10 +127,14 @@ class EventQueue(Generic[T]):
     def stats(self) -> QueueStats:
         return QueueStats(self._offered, self._delivered, self._dropped, len(self._items))
 
+    @property
+    def policy(self) -> OverflowPolicy:
+        return self._policy
+
 
 class BurstLog:
-    """One warning per burst of bad input: the first reject at once, then at most one line per
-    ``interval_s``, each with how many were rejected since the previous line and the totals."""
+    """One warning per burst of bad input or drops: the first at once, then at most one line
+    per ``interval_s``, each with how many happened since the previous line and the totals."""
 
     def __init__(
         self,
@@ -149,13 +153,13 @@ class BurstLog:
         self._logged_at: float | None = None
 
     def reject(self, detail: str, totals: Mapping[str, int]) -> bool:
-        """Note one reject; True when this one was logged."""
+        """Note one reject (or drop); True when this one was logged."""
         self._since_log += 1
         now = self._clock.monotonic()
         if self._logged_at is not None and now - self._logged_at < self._interval_s:
             return False
         self._logger.warning(
-            "%s: %s (%s); %d rejected since the last report, totals %s",
+            "%s: %s (%s); %d since the last report, totals %s",
             self._name,
             self._what,
             detail,
@@ -188,6 +192,7 @@ class Driver(ABC, Generic[T]):
         self._task_group: asyncio.TaskGroup | None = None
         self._main: asyncio.Task[None] | None = None
         self._last_event_at: float | None = None
+        self._drop_log = BurstLog(_log, name, "event queue full", clock)
 
     @property
     def last_event_at(self) -> float | None:
@@ -206,12 +211,8 @@ class Driver(ABC, Generic[T]):
         """Hand one raw event inward; called from the loop, never blocks."""
         self._last_event_at = self._clock.monotonic()
         if not self._queue.put(event):
-            stats = self._queue.stats
-            # One line per thousand drops: a stuck consumer must not flood the log.
-            if stats.dropped % 1000 == 1:
-                _log.warning(
-                    "%s: event queue full, %d events dropped so far", self.name, stats.dropped
-                )
+            # A stuck consumer drops thousands a second: one line per burst, not per drop.
+            self._drop_log.reject(self._queue.policy.value, {"dropped": self._queue.stats.dropped})
 
     @abstractmethod
     async def _run(self) -> None:

@@ -102,7 +102,23 @@ def test_burst_log_writes_one_line_per_interval(caplog: pytest.LogCaptureFixture
     assert log.reject("too_long: y", {"bad_crc": 1001, "too_long": 1})
     messages = [r.getMessage() for r in caplog.records]
     assert messages == [
-        "dev: bad frame (bad_crc: x); 1 rejected since the last report, totals {'bad_crc': 1}",
-        "dev: bad frame (too_long: y); 1001 rejected since the last report, "
+        "dev: bad frame (bad_crc: x); 1 since the last report, totals {'bad_crc': 1}",
+        "dev: bad frame (too_long: y); 1001 since the last report, "
         "totals {'bad_crc': 1001, 'too_long': 1}",
+    ]
+
+
+async def test_a_full_queue_logs_once_per_burst(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    caplog.set_level(logging.WARNING, logger="drivers.base")
+    driver = CountingDriver(clock, stop_after=0)
+    for i in range(5_000):  # queue_size is 100: 4,900 drops in one burst
+        driver._emit(i)
+    clock.t += REJECT_LOG_INTERVAL_S
+    driver._emit(5_000)
+    assert driver.queue_stats.dropped == 4_901
+    assert [r.getMessage() for r in caplog.records] == [
+        "counting: event queue full (drop-oldest); 1 since the last report, totals {'dropped': 1}",
+        "counting: event queue full (drop-oldest); 4900 since the last report, "
+        "totals {'dropped': 4901}",
     ]
