@@ -127,6 +127,9 @@ class SmartLabelReaderDriver(Driver[ReaderFrame]):
 
     async def time_sync(self, label_id: int, utc: datetime, source: TimeSource) -> None:
         """Give a label (through its reader) the gateway's time and where it came from."""
+        if utc.tzinfo is None:
+            # A naive time would be taken as local time and sent hours off as "UTC".
+            raise ValueError(f"time sync needs an aware UTC time, got {utc!r}")
         await self._send(
             TimeSync(
                 label_id=label_id,

@@ -7,6 +7,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -366,3 +367,9 @@ async def test_stuck_device_times_out_writes_and_the_link_recovers(port: PtyPort
     assert got[0].message == env(12, 1)
     assert d.link_stats.failures[LinkFailure.WRITE_TIMEOUT] == 1
     assert d.link_stats.opens == 2
+
+
+async def test_time_sync_refuses_a_naive_time(tmp_path: Path) -> None:
+    driver = SmartLabelReaderDriver(SerialConfig(path=str(tmp_path / "none")), clock=SystemClock())
+    with pytest.raises(ValueError, match="aware UTC time"):
+        await driver.time_sync(1, datetime(2026, 1, 1, 12, 0), TimeSource.NTP)
