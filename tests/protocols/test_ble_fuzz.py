@@ -39,15 +39,20 @@ _FORMATS = {
 }
 
 
+def test_advert_errors_are_protocol_errors() -> None:
+    assert issubclass(AdvertError, ProtocolError)
+
+
 def _only_protocol_errors(call: Callable[[], Advert | list[Advert]]) -> None:
-    reason: AdvertErrorReason | None = None
+    error: AdvertError | None = None
     try:
         result = call()
     except AdvertError as exc:  # the one error a decoder may raise: a ProtocolError with a reason
-        reason = exc.reason
-    if reason is not None:
-        assert issubclass(AdvertError, ProtocolError)
-        assert isinstance(reason, AdvertErrorReason)
+        error = exc
+    if error is not None:
+        assert isinstance(error.reason, AdvertErrorReason)
+        assert error.detail  # the log line says what was wrong, not just the reason
+        assert error.format is None or error.format in _FORMATS | {"ruuvi", "eddystone"}
         return
     for advert in result if isinstance(result, list) else [result]:
         assert advert.format in _FORMATS
