@@ -5,11 +5,21 @@ and owns reconnects, adapter recovery and the watchdog for its own device. Drive
 ``protocols`` for decoding and never import ``gateway``.
 """
 
-from drivers.base import BurstLog, Driver, EventQueue, OverflowPolicy, QueueStats
+from drivers.base import (
+    DEFAULT_QUEUE_SIZE,
+    REJECT_LOG_INTERVAL_S,
+    BurstLog,
+    Driver,
+    EventQueue,
+    OverflowPolicy,
+    QueueStats,
+)
 from drivers.clock import Clock, SystemClock
 from drivers.errors import DriverError
 
 __all__ = [
+    "DEFAULT_QUEUE_SIZE",
+    "REJECT_LOG_INTERVAL_S",
     "BurstLog",
     "Clock",
     "Driver",

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from drivers import BurstLog, Driver, EventQueue, OverflowPolicy
-from drivers.base import REJECT_LOG_INTERVAL_S
+from drivers import REJECT_LOG_INTERVAL_S, BurstLog, Driver, EventQueue, OverflowPolicy
 
 
 class FakeClock:
