@@ -222,3 +222,22 @@ async def test_a_storage_error_is_typed_rolled_back_and_survived(tmp_path: Path)
         leased = await outbox.lease(10)
     assert after.statuses == (AcceptStatus.ACCEPTED, AcceptStatus.ACCEPTED)
     assert [e.event_id for e in leased] == ["before", "during", "after"]
+
+
+async def test_expired_rows_go_before_live_ones_at_the_cap(tmp_path: Path) -> None:
+    clock = FakeClock()
+    ttl: dict[EventClass, float | None] = {c: None for c in EventClass}
+    ttl[EventClass.PRESENCE] = HOUR_S
+    config = ROOMY.model_copy(update={"max_bytes": 4 * 380, "ttl_s": ttl})
+    async with Outbox(tmp_path / "o.db", config, clock) as outbox:
+        await outbox.accept([event("p-old", EventClass.PRESENCE)])
+        await outbox.accept([event(f"t{i}") for i in range(3)])
+        clock.advance(2 * HOUR_S)  # p-old has expired; no sweep has run yet
+        await outbox.accept([event("t3")])
+        stats = await outbox.stats()
+        leased = await outbox.lease(10)
+    ids = [e.event_id for e in leased if e.kind != LOSS_KIND]
+    # A presence row outranks telemetry, but an expired one goes first.
+    assert ids == ["t0", "t1", "t2", "t3"]
+    reasons = {(x.event_class, x.reason): x.count for x in stats.losses}
+    assert reasons == {(EventClass.PRESENCE, "expired"): 1}
