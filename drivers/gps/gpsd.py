@@ -253,8 +253,8 @@ class GpsdDriver(GpsDriver):
             try:
                 line = await reader.readuntil(b"\n")
             except asyncio.LimitOverrunError as exc:
-                await reader.readexactly(exc.consumed)  # skip the runaway line's head
-                self._reject(GpsdRejectReason.TOO_LONG, f"over {MAX_LINE_BYTES} bytes")
+                skipped = await _skip_line(reader, exc.consumed)
+                self._reject(GpsdRejectReason.TOO_LONG, f"{skipped} bytes, over {MAX_LINE_BYTES}")
                 continue
             self.feed_line(line)
 
@@ -296,3 +296,19 @@ class GpsdDriver(GpsDriver):
         self._log_reject(
             f"{reason.value}: {detail}", {r.value: n for r, n in self._rejected.items()}
         )
+
+
+async def _skip_line(reader: asyncio.StreamReader, consumed: int) -> int:
+    """Drop a line that overran the limit, up to and including its newline; bytes dropped.
+
+    ``LimitOverrunError`` leaves everything in the buffer: the line's head (``consumed``
+    bytes), and possibly its newline. Dropping only the head would hand the rest of the line
+    on as a line of its own, counted a second time.
+    """
+    skipped = 0
+    while True:
+        skipped += len(await reader.readexactly(consumed))
+        try:
+            return skipped + len(await reader.readuntil(b"\n"))
+        except asyncio.LimitOverrunError as exc:
+            consumed = exc.consumed

@@ -24,6 +24,7 @@ from drivers.gps import (
     GpsFixEvent,
     fix_from_tpv,
 )
+from drivers.gps.gpsd import MAX_LINE_BYTES
 from protocols.gps import FixQuality
 from simulator.serial import GpsReceiverSim, PtyPort
 from tests.fixtures.gpsd import GpsdFactory
@@ -195,3 +196,28 @@ def test_any_line_is_handled_without_raising(line: bytes) -> None:
     driver.feed_line(line)
     stats = driver.queue_stats
     assert sum(driver.rejected.values()) + stats.offered <= 1
+
+
+async def test_an_overlong_line_is_one_reject_and_the_next_report_decodes() -> None:
+    good = b'{"class":"TPV","mode":3,"time":"2026-06-01T12:00:00Z","lat":1.5,"lon":2.5}\n'
+    runaway = b'{"class":"SKY","junk":"' + b"x" * (2 * MAX_LINE_BYTES + 10) + b'"}\n'
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()  # the WATCH command
+        writer.write(runaway + good)
+        await writer.drain()
+        await reader.read()  # until the driver hangs up
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with GpsdDriver(GpsdConfig(port=port), clock=SystemClock()) as driver:
+            event = await next_valid(driver)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert event.fix.lat == 1.5
+    assert driver.rejected == {GpsdRejectReason.TOO_LONG: 1}
+    assert driver.failures == {}
