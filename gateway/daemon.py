@@ -26,6 +26,7 @@ from pydantic_core import to_jsonable_python
 
 from drivers.clock import Clock, SystemClock
 from gateway.config import GatewayConfig, config_hash, redacted_view
+from gateway.errors import GatewayError
 from gateway.outbox import Outbox
 from gateway.uplink import ConnectionState, StatusInfo, Uplink, default_registry
 
@@ -125,6 +126,7 @@ class Daemon:
             )
             self._tasks = asyncio.TaskGroup()
             await self._stack.enter_async_context(self._tasks)
+            self._tasks.create_task(self._supervise(self.uplink))
             if self._notifier.watchdog_interval_s is not None:
                 self._tasks.create_task(self._watchdog(self._notifier.watchdog_interval_s))
         except BaseException:
@@ -166,6 +168,22 @@ class Daemon:
 
     def _on_uplink_state(self, state: ConnectionState, detail: str) -> None:
         self._notifier.notify(f"STATUS=uplink {state.value}: {detail}")
+
+    async def _supervise(self, uplink: Uplink) -> None:
+        """The uplink retries connection problems forever; if its loop ends anyway, that is
+        a bug: fail the TaskGroup so the process exits and systemd restarts it."""
+        finished = asyncio.create_task(uplink.wait_finished())
+        stopping = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait([finished, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not finished.done():
+                finished.cancel()  # only our wait: the uplink itself is shielded
+        if finished.done() and not finished.cancelled():
+            finished.result()  # re-raises the uplink's failure
+            if not self._stop.is_set():
+                raise GatewayError("the uplink stopped unexpectedly")
 
     async def _watchdog(self, interval_s: float) -> None:
         while not self._stop.is_set():

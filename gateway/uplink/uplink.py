@@ -192,6 +192,12 @@ class Uplink:
         """Ask for a clean stop (what leaving the context manager does)."""
         self._stop.set()
 
+    async def wait_finished(self) -> None:
+        """Return when the uplink's loop ended; raise what ended it if it failed (a bug:
+        connection problems are retried forever). For supervisors."""
+        if self._run_task is not None:
+            await asyncio.shield(self._run_task)
+
     @property
     def state(self) -> ConnectionState:
         return self._state
