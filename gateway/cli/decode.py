@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import enum
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from gateway.cli._pipe import detach_stdout
 from protocols import to_jsonable
 from protocols.ble import (
     AdvertError,
@@ -145,10 +145,7 @@ def _run(value: str, decoder: _Decoder) -> int:
     try:
         return _decode_all(value, decoder)
     except BrokenPipeError:
-        # Piped into head or a closed pager: stop quietly, as other command-line tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        detach_stdout()  # piped into head or a closed pager: stop quietly
         return EXIT_ALL_DECODED
 
 

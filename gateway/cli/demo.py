@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import sys
 from collections.abc import Iterator
 from typing import Any, Final
 
+from gateway.cli._pipe import detach_stdout
 from protocols import to_json_value, to_jsonable
 from protocols.ble import (
     SMARTLABEL_COMPANY_ID,
@@ -70,10 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         for line in demo_lines():
             print(line, flush=True)
     except BrokenPipeError:
-        # Piped into head or a closed pager: stop quietly, as other command-line tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        detach_stdout()  # piped into head or a closed pager: stop quietly
     return 0
 
 

@@ -156,3 +156,27 @@ def test_stdin_one_input_per_line_goes_on_after_errors_in_a_real_process() -> No
     )
     assert (ok.returncode, ok.stderr) == (0, "")
     assert json.loads(ok.stdout)["format"] == "nmea-gga"
+
+
+def test_a_closed_pipe_stops_the_output_quietly(tmp_path: Path) -> None:
+    """``tagrelay decode ... | head -1``: no traceback once the reader has gone."""
+    inputs = tmp_path / "adverts.txt"
+    inputs.write_text(f"{IBEACON_MFR}\n" * 5_000)  # far more output than a pipe buffers
+    with inputs.open("rb") as stdin:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "decode", "ble", "--mfr", "-"],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO_ROOT,
+        )
+        try:
+            assert proc.stdout is not None
+            assert json.loads(proc.stdout.readline())["format"] == "ibeacon"
+            proc.stdout.close()  # the reader goes away
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert (proc.returncode, stderr) == (0, b"")
