@@ -112,7 +112,7 @@ def _mixed_messages(count: int, rng: random.Random) -> list[Message]:
 _RAW_FORMATS: Final = {
     0x01: struct.Struct("<BBQIIiiiHHHBI"),
     0x02: struct.Struct("<BBQIIhH"),
-    0x03: struct.Struct("<BBQIIhhhHH"),
+    0x03: struct.Struct("<BBQIIiiiHH"),
     0x04: struct.Struct("<BBQIIHBBBHHI"),
     0x06: struct.Struct("<BBQII"),
 }

@@ -91,7 +91,7 @@ def _serial_lines() -> Iterator[str]:
     t = int(_T0.timestamp())
     messages: list[Message] = [
         Environment(_LABEL_ID, 41, t, temperature_c=4.25, humidity_pct=61.5),
-        Shock(_LABEL_ID, 42, t + 7, 2900, -450, 1200, duration_ms=18, threshold_mg=2000),
+        Shock(_LABEL_ID, 42, t + 7, 2900, -450, 58_000, duration_ms=18, threshold_mg=2000),
         Status(_LABEL_ID, 43, t + 60, 2950, "1.4.2", flags=1, config_id=3, uptime_s=86_400),
         HistoryBatch(
             _LABEL_ID,

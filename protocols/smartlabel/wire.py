@@ -141,9 +141,11 @@ ENVIRONMENT: Final[Any] = Struct(
 )
 
 SHOCK: Final[Any] = Struct(
-    "peak_x_mg" / Int16sl,
-    "peak_y_mg" / Int16sl,
-    "peak_z_mg" / Int16sl,
+    # 32-bit: parcel drops reach 50 to 100 g and shock sensors are built for ±200 g; 16 bits of
+    # mg would saturate at 32.767 g and hide exactly the drops that cause claims.
+    "peak_x_mg" / Int32sl,
+    "peak_y_mg" / Int32sl,
+    "peak_z_mg" / Int32sl,
     "duration_ms" / Int16ul,
     "threshold_mg" / Int16ul,
 )

@@ -37,6 +37,7 @@ U16 = st.integers(0, 0xFFFF)
 U32 = st.integers(0, 0xFFFF_FFFF)
 U64 = st.integers(0, 0xFFFF_FFFF_FFFF_FFFF)
 I16 = st.integers(-0x8000, 0x7FFF)
+I32 = st.integers(-0x8000_0000, 0x7FFF_FFFF)
 
 
 def optional(s: st.SearchStrategy[T]) -> st.SearchStrategy[T | None]:
@@ -72,9 +73,9 @@ environments = _header(
 )
 shocks = _header(
     Shock,
-    peak_x_mg=I16,
-    peak_y_mg=I16,
-    peak_z_mg=I16,
+    peak_x_mg=I32,
+    peak_y_mg=I32,
+    peak_z_mg=I32,
     duration_ms=U16,
     threshold_mg=U16,
 )

@@ -35,6 +35,7 @@ from protocols.smartlabel import (
     Nack,
     NackReason,
     RejectReason,
+    Shock,
     Status,
     TimeSource,
     TimeSync,
@@ -81,6 +82,14 @@ def test_gps_golden_bytes_with_sentinels() -> None:
     )
     body = _frame(0x01, payload)
     msg = GpsFix(LABEL, 7, T0, 52.5200066, -13.404954, None, None, 271.5, 0.9, None, T0 - 2)
+    assert build_body(msg) == body
+    assert decode(body) == msg
+
+
+def test_shock_golden_bytes_carry_a_60_g_drop() -> None:
+    # 60 g does not fit 16 bits of mg: the peaks are 32-bit on the wire (docs/protocol.md 6.3).
+    body = _frame(0x03, struct.pack("<iiiHH", 4_500, -3_000, 60_000, 12, 2_000))
+    msg = Shock(LABEL, 7, T0, 4_500, -3_000, 60_000, 12, 2_000)
     assert build_body(msg) == body
     assert decode(body) == msg
 

@@ -58,7 +58,7 @@ T0 = 1_767_225_600
 GOLDEN: tuple[Message, ...] = (
     GpsFix(LABEL, 1, T0, 52.5200066, 13.404954, 34.5, 12.34, 271.5, 0.9, 9, T0 - 1),
     Environment(LABEL, 2, T0 + 1, 4.25, 81.5),
-    Shock(LABEL, 3, T0 + 2, 2400, -300, 980, 35, 2000),
+    Shock(LABEL, 3, T0 + 2, 2400, -300, 61_000, 35, 2000),
     Status(LABEL, 4, T0 + 3, 2950, "1.4.2", 0b1000, 3, 86_400),
     HistoryBatch(LABEL, 5, T0 + 4, (HistoryReading(T0 - 300, 5.5, None),) * 3),
     Heartbeat(LABEL, 6, T0 + 5),
