@@ -177,6 +177,7 @@ class MqttSession:
         self._acks: dict[int, AckCallback] = {}
         self._subacks: dict[int, asyncio.Future[list[ReasonCode]]] = {}
         self._sock: socket.socket | None = None
+        self._writing = False  # our writer callback is registered with the loop
         self._misc_task: asyncio.Task[None] | None = None
         self.inbound: asyncio.Queue[InboundMessage] = asyncio.Queue(INBOUND_QUEUE_MESSAGES)
         self.inbound_dropped = 0
@@ -200,16 +201,25 @@ class MqttSession:
         def unregister() -> None:
             self._loop.remove_reader(sock)
             self._loop.remove_writer(sock)
+            self._writing = False
             self._sock = None
 
         self._call_on_loop(unregister)
 
     def _on_socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._call_on_loop(lambda: self._loop.add_writer(sock, self._write))
+        # paho asks for every queued packet; re-registering costs an epoll_ctl each time.
+        def register() -> None:
+            if not self._writing:
+                self._writing = True
+                self._loop.add_writer(sock, self._write)
+
+        self._call_on_loop(register)
 
     def _on_socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         def unregister() -> None:
-            self._loop.remove_writer(sock)
+            if self._writing:
+                self._writing = False
+                self._loop.remove_writer(sock)
 
         self._call_on_loop(unregister)
 
