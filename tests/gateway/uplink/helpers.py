@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -90,8 +91,6 @@ class Subscriber:
 
     def events(self) -> list[dict[str, Any]]:
         """Every event received on .../events/..., batches unpacked."""
-        import zlib
-
         out: list[dict[str, Any]] = []
         for m in self.messages:
             if "/events/" not in m.topic:

@@ -36,6 +36,10 @@ async def test_backlog_is_delivered_in_order_and_acked(mosquitto: Broker, tmp_pa
         assert all(
             m.topic == f"tagrelay/v1/{GATEWAY_ID}/events/telemetry/reading" for m in sub.messages
         )
+        # MQTT 5 message expiry from the class TTL (telemetry: 2 days by default).
+        props = sub.messages[0].properties
+        assert 0 < props.MessageExpiryInterval <= 2 * 86400
+        assert props.ContentType == "application/json"
         await outbox.flush()
         after = await outbox.stats()
         assert after.depth == 0
