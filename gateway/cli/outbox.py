@@ -23,6 +23,19 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL from sysexits.h
 
 _CLASS_NAMES = [c.name.lower() for c in EventClass]
 
+#: Figures only the running daemon holds in memory; the file cannot tell them, so ``stats``
+#: names them instead of printing zeros. The daemon reports them over MQTT (``outbox.stats``).
+DAEMON_ONLY: tuple[str, ...] = (
+    "leased",
+    "duplicates",
+    "refused",
+    "commits",
+    "dedup_keys",
+    "dedup_shortened_to_s",
+    "disk_full_cap_bytes",
+    "quarantined",
+)
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
@@ -112,6 +125,11 @@ def _print_stats(path: Path, stats: OutboxStats, max_bytes: int, out: TextIO) ->
             print(f"  lost          {loss.count} {name} ({loss.reason})", file=out)
     else:
         print("  lost          0", file=out)
+    print(
+        "  (read from the file; ages as of the daemon's last commit. Only the running daemon\n"
+        f"   knows: {', '.join(DAEMON_ONLY)}; ask it with its outbox.stats command)",
+        file=out,
+    )
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -128,6 +146,8 @@ def _stats(args: argparse.Namespace) -> int:
     if args.json:
         body = {
             "path": str(path),
+            "source": "file",
+            "daemon_only": list(DAEMON_ONLY),
             "store_epoch": stats.store_epoch,
             "schema_version": stats.schema_version,
             "classes": {

@@ -51,12 +51,13 @@ class OutboxConfig(BaseModel):
     #: Acks are deleted in batches: at most this delay, or at once at ``ack_batch_max`` ids.
     ack_flush_delay_ms: float = Field(default=200.0, ge=0.0)
     ack_batch_max: int = Field(default=1000, gt=0)
-    #: A dedup key is remembered for at least this many (at most twice as many) later accepts:
-    #: accepting it again meanwhile reports DUPLICATE. Kept in RAM (~70 B per key, at most
-    #: 2 x window) and reloaded from the file at start; covers a reader's re-sends and a
-    #: restart's replays by a wide margin. Older repeats are accepted again and the platform
-    #: de-duplicates them by their deterministic event id.
-    dedup_window_events: int = Field(default=65_536, gt=0)
+    #: A dedup key is answered DUPLICATE for at least this long (store clock) after it was
+    #: accepted, also across restarts: docs/protocol.md promises 24 h for a (label, seq).
+    dedup_retention_s: float = Field(default=86400.0, gt=0.0)
+    #: ... as long as fewer than this many keys were accepted since (~70 B of RAM a key,
+    #: 8 B on disk): 500,000 keys cover 24 h at 5.8 keyed events/s. Past it the oldest keys
+    #: are forgotten early, logged once; the platform still de-duplicates by event id.
+    dedup_max_keys: int = Field(default=500_000, gt=0)
     #: Weighted fair share of each class in ``lease``.
     class_weights: dict[EventClass, int] = Field(
         default_factory=lambda: dict(DEFAULT_CLASS_WEIGHTS)

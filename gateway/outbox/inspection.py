@@ -60,8 +60,10 @@ def _store_clock(db: sqlite_utils.Database) -> float:
 def file_stats(path: Path) -> OutboxStats:
     """Depth and bytes per class, oldest age, dead letters and losses, read from the file.
 
-    ``leased``, ``duplicates``, ``refused`` and ``commits`` live in the daemon's memory and
-    read as 0 here; ``max_bytes`` is the default unless the daemon's config is known.
+    ``leased``, ``duplicates``, ``refused``, ``commits``, the dedup memory, the disk-full cap
+    and ``quarantined`` live in the daemon's memory: they read as 0 / empty here, and callers
+    must not present them (``tagrelay outbox stats`` names them as daemon-only). ``max_bytes``
+    is the default unless the daemon's config is known.
     """
     with _read_only(path) as db:
         now_s = _store_clock(db)

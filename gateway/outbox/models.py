@@ -109,6 +109,10 @@ class OutboxStats:
     duplicates: int
     refused: int
     commits: int
+    #: De-duplication keys remembered (accepted within ``dedup_retention_s``, up to the cap).
+    dedup_keys: int = 0
+    #: Set while the key cap, not the retention, limits the memory: it covers only this long.
+    dedup_shortened_to_s: float | None = None
 
     @property
     def depth(self) -> int:

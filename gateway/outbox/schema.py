@@ -7,7 +7,8 @@ Row ids carry the class in their high bits (``class << 48 | sequence``): the eve
 ordered by (class, arrival), so leasing a class and finding its oldest rows are range scans on
 the primary key. There is deliberately no secondary index: an index on random keys (dedup keys,
 event ids) dirties one page per event per commit, which would multiply the bytes written to
-flash per event. De-duplication uses a bounded in-memory window instead (see ``Store``).
+flash per event. De-duplication keys are remembered in memory instead, and persisted as one
+append-only row of 8-byte digests per commit (``seen_keys``), see gateway/outbox/dedup.py.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from typing import Final
 
 import sqlite_utils
 
+from gateway.outbox.dedup import digest, pack
 from gateway.outbox.models import EventClass
 
 _log = logging.getLogger(__name__)
 
 #: The schema version this code writes; migrations bring older files up to it.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 #: Bits of the row id below the class: room for 2**48 events per store epoch.
 CLASS_SHIFT: Final = 48
@@ -93,8 +95,31 @@ def _migrate_to_1(db: sqlite_utils.Database) -> None:
     db.table("meta").create({"key": str, "value": str}, pk="key")
 
 
+def _migrate_to_2(db: sqlite_utils.Database) -> None:
+    """Persist the de-duplication keys of each commit; seed it with the keys still stored."""
+    db.table("seen_keys").create(
+        {"id": int, "newest_store_s": float, "digests": bytes},
+        pk="id",
+        not_null={"newest_store_s", "digests"},
+    )
+    keys: list[int] = []
+    newest = 0.0
+    for table in ("events", "dead_letters"):
+        for key, accepted_s in db.execute(f"SELECT dedup_key, accepted_store_s FROM {table}"):
+            keys.append(digest(str(key)))
+            newest = max(newest, float(accepted_s or 0.0))
+    if keys:
+        db.execute(
+            "INSERT INTO seen_keys (newest_store_s, digests) VALUES (?, ?)",
+            (newest, pack(keys)),
+        )
+
+
 #: MIGRATIONS[n] takes a store at version n to version n + 1.
-MIGRATIONS: Final[tuple[Callable[[sqlite_utils.Database], None], ...]] = (_migrate_to_1,)
+MIGRATIONS: Final[tuple[Callable[[sqlite_utils.Database], None], ...]] = (
+    _migrate_to_1,
+    _migrate_to_2,
+)
 
 
 class SchemaTooNewError(Exception):
@@ -117,11 +142,20 @@ def configure(conn: sqlite3.Connection, checkpoint_pages: int) -> None:
     conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}")
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to :data:`SCHEMA_VERSION`; return the version found before."""
+def refuse_newer(conn: sqlite3.Connection) -> int:
+    """Raise :class:`SchemaTooNewError` for a file of a newer tagrelay; return its version.
+
+    Runs before :func:`configure`: switching to WAL rewrites the file header, and a file we
+    cannot read must be left exactly as it is."""
     found = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if found > SCHEMA_VERSION:
         raise SchemaTooNewError(found)
+    return found
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to :data:`SCHEMA_VERSION`; return the version found before."""
+    found = refuse_newer(conn)
     db = sqlite_utils.Database(conn)
     for version in range(found, SCHEMA_VERSION):
         conn.execute("BEGIN IMMEDIATE")

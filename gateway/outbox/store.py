@@ -12,9 +12,11 @@ advanced by ``Clock.monotonic``). Each row records ``accepted_store_s``; its age
 forwards or backwards never expires anything. Time while the gateway is powered off does not
 count: an event may outlive its TTL in wall time, never the reverse.
 
-De-duplication: the keys of recent accepts are remembered in RAM (bounded by
-``dedup_window_events``, reloaded from the newest rows at open) instead of a unique index on
-disk. An index on random keys would dirty one more page per event per commit on the flash.
+De-duplication: the keys accepted in the last ``dedup_retention_s`` (24 h) are remembered in
+RAM (:class:`DedupMemory`, capped at ``dedup_max_keys``) instead of a unique index on disk: an
+index on random keys would dirty one more page per event per commit on the flash. Each commit
+appends its keys' digests as one row to ``seen_keys`` (8 bytes a key), read back at open and
+pruned by the sweep, so a restart forgets nothing a reader may still re-send.
 
 Failures: SQLite errors are rolled back (in-memory totals with them) and raised as
 :class:`OutboxError` with a reason; SQLITE_FULL is first answered by evicting and retrying.
@@ -38,6 +40,7 @@ from typing import Final
 
 from drivers.clock import Clock
 from gateway.outbox.config import OutboxConfig
+from gateway.outbox.dedup import DedupMemory, digest, pack, unpack
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
 from gateway.outbox.models import (
     AcceptStatus,
@@ -58,6 +61,7 @@ from gateway.outbox.schema import (
     configure,
     migrate,
     quarantine,
+    refuse_newer,
     row_id_for,
 )
 
@@ -105,12 +109,6 @@ def translate(exc: sqlite3.Error) -> OutboxError:
 
 def is_disk_full(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL
-
-
-def _digest(key: str) -> int:
-    """A dedup key is remembered by its 64-bit SipHash (``hash``, salted per process, recomputed
-    at start): ~2**-64 odds per stored key that a new key is mistaken for it, at ~70 B each."""
-    return hash(key)
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
@@ -215,11 +213,10 @@ class Store:
         self._cursor = [class_range(c)[0] - 1 for c in EventClass]
         self._vtime = [0.0] * len(EventClass)
         self._global_vtime = 0.0
-        # Digests of the dedup keys of the last ``dedup_window_events`` accepted events.
-        # Two generations, each up to ``dedup_window_events``: when the new one is full, the
-        # old one is dropped whole. No per-key deletions, so memory is bounded and stable.
-        self._seen_new: set[int] = set()
-        self._seen_old: set[int] = set()
+        self._dedup = DedupMemory(config.dedup_retention_s, config.dedup_max_keys)
+        #: Keys in the ``seen_keys`` table, to prune it to the same cap as the memory.
+        self._persisted_keys = 0
+        self._dedup_warned = False
         self._losses: dict[tuple[EventClass, str], int] = {}
         self._next_expiry_s = -math.inf
         self._open_loss: _OpenLoss | None = None
@@ -280,6 +277,7 @@ class Store:
             raise translate(exc) from exc
         self._conn = conn
         try:
+            refuse_newer(conn)
             configure(conn, self._config.checkpoint_pages)
             migrate(conn)
             self._load()
@@ -331,30 +329,63 @@ class Store:
         ):
             self._depth[int(cls)] = int(count)
             self._bytes[int(cls)] = int(nbytes)
-        self._load_dedup_window()
+        self._load_seen_keys()
         for cls, reason, count in conn.execute("SELECT event_class, reason, count FROM losses"):
             self._losses[(EventClass(cls), str(reason))] = int(count)
 
-    def _load_dedup_window(self) -> None:
-        """Refill the dedup window with the keys of the newest stored events, so that a label
-        re-sending frames after a restart is still answered "duplicate"."""
-        window = self._config.dedup_window_events
-        # Sequence numbers are global: the newest ``window`` events all have a sequence above
-        # next_seq - window, so a range scan per class finds them without sorting the table.
-        floor = max(0, self._next_seq - window)
-        newest: list[tuple[int, int]] = []
-        for event_class in EventClass:
-            lo, hi = class_range(event_class)
-            newest.extend(
-                (row_id & SEQ_MASK, _digest(key))
-                for row_id, key in self._db().execute(
-                    "SELECT row_id, dedup_key FROM events WHERE row_id >= ? AND row_id < ?",
-                    (lo + floor, hi),
-                )
-            )
-        newest.sort()
-        for _seq, digest in newest:
-            self._remember(digest)
+    def _load_seen_keys(self) -> None:
+        """Refill the dedup memory from the digests of past commits, newest first, down to the
+        retention or the key cap, so that a label re-sending frames after a restart is still
+        answered "duplicate"."""
+        conn = self._db()
+        now_s = self.store_clock()
+        self._persisted_keys = int(
+            conn.execute("SELECT coalesce(sum(length(digests)), 0) FROM seen_keys").fetchone()[0]
+            // 8
+        )
+        newest_first: list[tuple[float, bytes]] = []
+        held = 0
+        for newest_s, blob in conn.execute(
+            "SELECT newest_store_s, digests FROM seen_keys ORDER BY id DESC"
+        ):
+            if newest_s + self._config.dedup_retention_s <= now_s:
+                break
+            newest_first.append((float(newest_s), bytes(blob)))
+            held += len(blob) // 8
+            if held >= self._config.dedup_max_keys:
+                break
+        for newest_s, blob in reversed(newest_first):
+            self._dedup.add(unpack(blob), newest_s)
+
+    def _prune_seen_keys(self, now_s: float) -> None:
+        """Drop persisted digests past the retention, or beyond the key cap (oldest first)."""
+        conn = self._db()
+        doomed: list[int] = []
+        after = 0
+        keys = self._persisted_keys
+        while True:
+            rows = conn.execute(
+                "SELECT id, newest_store_s, length(digests) FROM seen_keys WHERE id > ? "
+                "ORDER BY id LIMIT ?",
+                (after, SCAN_CHUNK_ROWS),
+            ).fetchall()
+            for row_id, newest_s, nbytes in rows:
+                expired = newest_s + self._config.dedup_retention_s <= now_s
+                if not expired and keys - nbytes // 8 < self._config.dedup_max_keys:
+                    break
+                doomed.append(row_id)
+                keys -= nbytes // 8
+            else:
+                if rows:
+                    after = rows[-1][0]
+                    continue
+            break
+        if doomed:
+            with self._transaction():
+                for chunk in _chunks(doomed):
+                    marks = ",".join("?" * len(chunk))
+                    conn.execute(f"DELETE FROM seen_keys WHERE id IN ({marks})", tuple(chunk))
+            self._persisted_keys = keys
 
     def close(self) -> None:
         """Persist the store clock and close; the last connection's close checkpoints the WAL."""
@@ -487,8 +518,8 @@ class Store:
             insert = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})"
             for event in events:
                 key = event.key
-                digest = _digest(key)
-                if digest in self._seen_new or digest in self._seen_old or digest in batch_seen:
+                key_digest = digest(key)
+                if key_digest in self._dedup or key_digest in batch_seen:
                     statuses.append(AcceptStatus.DUPLICATE)
                     continue
                 size = (
@@ -519,30 +550,30 @@ class Store:
                         now_s,
                     ),
                 )
-                batch_seen[digest] = None
+                batch_seen[key_digest] = None
                 self._next_seq += 1
                 self._depth[cls] += 1
                 self._bytes[cls] += size
                 statuses.append(AcceptStatus.ACCEPTED)
             if tally:
                 self._record_loss_event(tally, now_s)
+            if batch_seen:
+                conn.execute(
+                    "INSERT INTO seen_keys (newest_store_s, digests) VALUES (?, ?)",
+                    (now_s, pack(batch_seen)),
+                )
             if events or tally:
                 self._write_meta(now_s)
         # Committed: only now may in-memory state that has no rollback change.
         for row_id in acks:
             self._leased[row_id >> CLASS_SHIFT].discard(row_id)
-        for digest in batch_seen:
-            self._remember(digest)
+        self._dedup.add(batch_seen, now_s)
+        self._persisted_keys += len(batch_seen)
         self._duplicates += statuses.count(AcceptStatus.DUPLICATE)
         if refused:
             self._refused += refused
             self._refuse_log.add(refused, now_s, f"store at {sum(self._bytes)} bytes")
         return statuses
-
-    def _remember(self, digest: int) -> None:
-        self._seen_new.add(digest)
-        if len(self._seen_new) >= self._config.dedup_window_events:
-            self._seen_old, self._seen_new = self._seen_new, set()
 
     # -- capacity -----------------------------------------------------------------------------
 
@@ -744,8 +775,20 @@ class Store:
             if now_s - self._persisted_clock_s >= STORE_CLOCK_PERSIST_S:
                 with self._transaction():
                     self._write_meta(now_s)
+            self._dedup.expire(now_s)
+            self._prune_seen_keys(now_s)
         except sqlite3.Error as exc:
             raise translate(exc) from exc
+        shortened = self._dedup.shortened_to_s
+        if shortened is not None and not self._dedup_warned:
+            _log.warning(
+                "outbox: more than %d dedup keys in %.0f s: keys are remembered for only the "
+                "last %.0f s (raise dedup_max_keys)",
+                self._config.dedup_max_keys,
+                self._config.dedup_retention_s,
+                shortened,
+            )
+        self._dedup_warned = shortened is not None
         return sum(tally.counts.values())
 
     # -- lease / release / reject -------------------------------------------------------------
@@ -972,4 +1015,6 @@ class Store:
             duplicates=self._duplicates,
             refused=self._refused,
             commits=self._commits,
+            dedup_keys=len(self._dedup),
+            dedup_shortened_to_s=self._dedup.shortened_to_s,
         )

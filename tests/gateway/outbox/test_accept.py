@@ -64,21 +64,75 @@ async def test_duplicate_after_delivery_is_still_a_duplicate(tmp_path: Path) -> 
     assert again.statuses == (AcceptStatus.DUPLICATE,)
 
 
-async def test_dedup_window_survives_a_restart_and_is_bounded(tmp_path: Path) -> None:
+DAY_S = 86400.0
+
+
+async def test_a_key_is_a_duplicate_for_24_hours_across_delivery_and_restart(
+    tmp_path: Path,
+) -> None:
+    """The reader may re-send a committed frame whose ACK was lost, after a back-off or when
+    its serial line returns hours later: the key must still be known, even if the event was
+    delivered meanwhile and the gateway restarted (docs/protocol.md: at least 24 h)."""
     db = tmp_path / "o.db"
-    small = ROOMY.model_copy(update={"dedup_window_events": 50})
-    async with Outbox(db, small, FakeClock()) as outbox:
-        await outbox.accept([event(f"e{i}", dedup_key=f"k{i}") for i in range(200)])
-        newest = [event(f"again{i}", dedup_key=f"k{i}") for i in range(150, 200)]
+    frame = event("f", dedup_key="label:03:seq:9")
+    clock = FakeClock()
+    async with Outbox(db, ROOMY, clock) as outbox:
+        assert (await outbox.accept([frame])).statuses == (AcceptStatus.ACCEPTED,)
+        leased = await outbox.lease(10)
+        await outbox.ack([e.row_id for e in leased])
+        await outbox.flush()
+        assert (await outbox.stats()).depth == 0
+        clock.advance(DAY_S / 2)
+    rebooted = FakeClock(monotonic=1.0)  # the monotonic clock restarts; the wall clock is off
+    rebooted.jump_wall(-3 * DAY_S)
+    async with Outbox(db, ROOMY, rebooted) as outbox:
+        rebooted.advance(DAY_S / 2 - 60.0)
+        await outbox.sweep()
+        late = await outbox.accept([frame])
+        assert (await outbox.stats()).dedup_keys == 1
+        rebooted.advance(61.0)
+        await outbox.sweep()  # the day is over: the key and its stored digests are dropped
+        stats = await outbox.stats()
+        after_a_day = await outbox.accept([frame])
+    assert late.statuses == (AcceptStatus.DUPLICATE,)
+    assert stats.dedup_keys == 0
+    assert after_a_day.statuses == (AcceptStatus.ACCEPTED,)
+    conn = sqlite3.connect(db)
+    try:
+        # Only the digests of the last accept are left on disk.
+        assert conn.execute("SELECT count(*) FROM seen_keys").fetchone()[0] == 1
+    finally:
+        conn.close()
+
+
+async def test_the_key_cap_bounds_memory_keeps_the_newest_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "o.db"
+    capped = ROOMY.model_copy(update={"dedup_max_keys": 40})
+    clock = FakeClock()
+    async with Outbox(db, capped, clock) as outbox:
+        for i in range(0, 200, 10):
+            await outbox.accept([event(f"e{j}", dedup_key=f"k{j}") for j in range(i, i + 10)])
+            clock.advance(60.0)
+        await outbox.sweep()
+        stats = await outbox.stats()
+        newest = [event(f"again{i}", dedup_key=f"k{i}") for i in range(160, 200)]
         in_memory = await outbox.accept(newest)
-    async with Outbox(db, small, FakeClock()) as outbox:
+    async with Outbox(db, capped, FakeClock()) as outbox:
         reloaded = await outbox.accept(newest)
         oldest = await outbox.accept([event("again0", dedup_key="k0")])
-    # The newest 50 keys are always remembered, also across a restart...
-    assert in_memory.statuses == (AcceptStatus.DUPLICATE,) * 50
-    assert reloaded.statuses == (AcceptStatus.DUPLICATE,) * 50
-    # ... and the oldest fell out of the window: accepted again (the platform de-duplicates
-    # it by event id). Memory stays bounded by the window, not by the backlog.
+    # Memory holds the newest 40 keys and at most one generation (40 / 8) more ...
+    assert 40 <= stats.dedup_keys <= 45
+    # ... it says how long it covers instead of the day it promises ...
+    assert stats.dedup_shortened_to_s is not None
+    assert stats.dedup_shortened_to_s < 10 * 60.0
+    assert any("dedup_max_keys" in r.message for r in caplog.records)
+    # ... the newest keys are always remembered, also across a restart ...
+    assert in_memory.statuses == (AcceptStatus.DUPLICATE,) * 40
+    assert reloaded.statuses == (AcceptStatus.DUPLICATE,) * 40
+    # ... and the oldest fell out early: accepted again (the platform de-duplicates it by its
+    # deterministic event id).
     assert oldest.statuses == (AcceptStatus.ACCEPTED,)
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -208,20 +211,54 @@ async def test_disk_full_with_nothing_evictable_is_a_typed_error(tmp_path: Path)
     assert again.statuses == (AcceptStatus.ACCEPTED,)
 
 
-async def test_a_storage_error_is_typed_rolled_back_and_survived(tmp_path: Path) -> None:
-    async with Outbox(tmp_path / "o.db", ROOMY, FakeClock()) as outbox:
+@contextlib.contextmanager
+def _failing_writes(path: Path) -> Iterator[None]:
+    """A real write fault under SQLite: the store's open file descriptor for ``path`` is
+    swapped for a read-only one on the same file, so reads work and every write(2) fails with
+    EBADF, as on a card that fails its writes. The original descriptor is put back after."""
+    target = str(path)
+    (fd,) = [
+        int(name)
+        for name in os.listdir("/proc/self/fd")
+        if os.path.realpath(f"/proc/self/fd/{name}") == os.path.realpath(target)
+    ]
+    saved = os.dup(fd)
+    read_only = os.open(target, os.O_RDONLY)
+    try:
+        os.dup2(read_only, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(read_only)
+
+
+async def test_a_write_error_is_typed_rolled_back_and_survived(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
         await outbox.accept([event("before")])
-        # The card turns read-only under us (as a failing SD card does).
-        outbox._store._db().execute("PRAGMA query_only = ON")
-        with pytest.raises(OutboxError) as excinfo:
-            await outbox.accept([event("during")])
-        assert excinfo.value.reason is OutboxErrorReason.IO_ERROR
-        assert (await outbox.stats()).depth == 1  # nothing half-counted
-        outbox._store._db().execute("PRAGMA query_only = OFF")
+        with _failing_writes(Path(f"{db}-wal")):
+            with pytest.raises(OutboxError) as excinfo:
+                await outbox.accept([event("during")])
+            assert excinfo.value.reason is OutboxErrorReason.IO_ERROR
+            # Acks fail the same way; the rows stay stored and leased, the flusher retries.
+            (before,) = await outbox.lease(1)
+            await outbox.ack([before.row_id])
+            stats = await outbox.stats()
+            assert stats.depth == 1  # nothing half-counted
+            assert stats.leased == 1
         after = await outbox.accept([event("during"), event("after")])
+        await outbox.flush()  # the retried ack goes through now
         leased = await outbox.lease(10)
+        final = await outbox.stats()
     assert after.statuses == (AcceptStatus.ACCEPTED, AcceptStatus.ACCEPTED)
-    assert [e.event_id for e in leased] == ["before", "during", "after"]
+    assert [e.event_id for e in leased] == ["during", "after"]
+    assert final.depth == 2
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
 
 
 async def test_expired_rows_go_before_live_ones_at_the_cap(tmp_path: Path) -> None:

@@ -33,6 +33,10 @@ async def test_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     text = capsys.readouterr().out
     assert "telemetry" in text
     assert "dead letters  1" in text
+    # In-memory figures are named as the daemon's, never shown as zeros read from the file.
+    assert "Only the running daemon" in text
+    assert "duplicates" in text
+    assert "commits" in text
     assert main(["outbox", "stats", "--db", str(db), "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["classes"]["telemetry"]["depth"] == 5
@@ -41,6 +45,9 @@ async def test_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert body["classes"]["telemetry"]["oldest_age_s"] == pytest.approx(90.0)
     assert body["depth"] == 7
     assert body["dead_letters"] == 1
+    assert body["source"] == "file"
+    assert {"leased", "duplicates", "refused", "commits"} <= set(body["daemon_only"])
+    assert not {"leased", "duplicates", "refused", "commits"} & set(body)
 
 
 async def test_peek_by_class_and_dead_letters(

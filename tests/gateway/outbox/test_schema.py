@@ -1,0 +1,67 @@
+"""The schema version is recorded; older files are migrated, newer ones are refused untouched."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxError, OutboxErrorReason
+from gateway.outbox.schema import MIGRATIONS, SCHEMA_VERSION, row_id_for
+from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
+
+
+def _pragma(db: Path, name: str) -> object:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+async def test_a_new_store_records_its_schema_and_runs_wal_full(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        conn = outbox._store._db()
+        # synchronous is per connection: read it on the store's own.
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert (await outbox.stats()).schema_version == SCHEMA_VERSION
+    assert _pragma(db, "user_version") == SCHEMA_VERSION
+
+
+async def test_a_version_1_file_is_migrated_and_keeps_its_events_and_keys(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "o.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    MIGRATIONS[0](sqlite_utils.Database(conn))
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO events VALUES (?, 'old', 'label:01:seq:5', 'k', 's', x'7b7d', 60, 0, 0)",
+        (row_id_for(EventClass.ALARM, 1),),
+    )
+    conn.close()
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        (leased,) = await outbox.lease(10)
+        again = await outbox.accept([event("old", dedup_key="label:01:seq:5")])
+    assert leased.event_id == "old"
+    assert again.statuses == (AcceptStatus.DUPLICATE,)
+    assert _pragma(db, "user_version") == SCHEMA_VERSION
+
+
+async def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    before = db.read_bytes()
+    with pytest.raises(OutboxError) as excinfo:
+        async with Outbox(db, ROOMY, FakeClock()):
+            pass
+    assert excinfo.value.reason is OutboxErrorReason.SCHEMA_TOO_NEW
+    assert db.read_bytes() == before
+    assert [n for n in os.listdir(tmp_path) if "corrupt" in n] == []
