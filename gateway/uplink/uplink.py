@@ -355,8 +355,10 @@ class Uplink:
         (a stop-and-go window leaves the TCP connection idle for a round trip each time)."""
         cfg = self._config
         batching = cfg.batching.enabled
-        low_water = max(1, cfg.in_flight_window // 2)
-        lease_size = LEASE_MAX_EVENTS if batching else cfg.in_flight_window
+        # Leased-ahead depth: one window's worth, refilled two windows at a time, so a lease
+        # stuck behind an outbox commit (fsync) does not let the window run dry.
+        low_water = cfg.in_flight_window
+        lease_size = LEASE_MAX_EVENTS if batching else 2 * cfg.in_flight_window
         pending: dict[str, _Batch] = {}
         urgent: deque[LeasedEvent] = deque()  # alarms: ahead of everything leased before
         ready: deque[LeasedEvent | _Batch] = deque()
