@@ -16,7 +16,12 @@ from drivers.ble.models import (
     ScanMode,
 )
 from drivers.ble.scanner import BLUETOOTHD_SETTLE_S, DEFAULT_OR_PATTERNS, BleScanner, or_patterns
+from drivers.ble.sendbuffer import install_send_buffer_fix, send_buffer_fix_installed
 from drivers.ble.supervision import RecoveryAction, ScanSupervisor
+
+# Before any connection exists: every dbus-fast connection of the process (bleak's included)
+# must wait on a full send buffer instead of closing (see drivers.ble.sendbuffer).
+install_send_buffer_fix()
 
 __all__ = [
     "BLUETOOTHD_SETTLE_S",
@@ -33,7 +38,9 @@ __all__ = [
     "RecoveryAction",
     "ScanMode",
     "ScanSupervisor",
+    "install_send_buffer_fix",
     "or_patterns",
     "power_cycle",
+    "send_buffer_fix_installed",
     "set_powered",
 ]

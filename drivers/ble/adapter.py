@@ -3,8 +3,8 @@
 When restarting the scan does not bring adverts back, the controller is usually wedged; turning
 the adapter off and on through ``org.bluez.Adapter1.Powered`` resets it without root tools.
 Each call opens its own short connection to the system bus and waits for every reply before the
-next call, so it never has more than one message queued (dbus-fast closes a connection whose
-socket buffer fills up instead of waiting: https://github.com/altdesktop/python-dbus-next/issues/153).
+next call, so it never has more than one message queued (and a full socket send buffer would
+not drop the connection: see drivers.ble.sendbuffer).
 """
 
 from __future__ import annotations

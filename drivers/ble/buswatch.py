@@ -4,9 +4,8 @@ bleak notices neither a restarted bluetoothd (its callbacks just stop) nor, unti
 used, a restarted system bus. This watch answers both at once: it follows the owner of
 ``org.bluez`` (NameOwnerChanged) and reconnects when the bus goes away, counting generations
 so the scanner can tell whether the bluetoothd or the bus it started its scan on is still the
-one running. It only receives signals and makes one call at a time, so it cannot fill its
-socket buffer (dbus-fast drops a connection on EAGAIN instead of waiting:
-https://github.com/altdesktop/python-dbus-next/issues/153).
+one running. It only receives signals and makes one call at a time; a full socket send buffer
+would not drop it anyway (see drivers.ble.sendbuffer).
 """
 
 from __future__ import annotations

@@ -58,9 +58,12 @@ _ERR_INVALID_ARGS: Final = "org.bluez.Error.InvalidArguments"
 #: calls ``sock.send`` directly when its queue looks empty although a partly written message is
 #: still pending (https://github.com/altdesktop/python-dbus-next/issues/153, open; the same
 #: ``_MessageWriter.write_callback`` is in dbus-fast's aio/message_bus.py). A burst of hundreds
-#: of devices hits that. So after this many messages the fake waits for a round trip to the
-#: daemon, which proves the daemon has read everything before it; 64 PropertiesChanged signals
-#: (~30 KiB) stay far below the default unix socket send buffer (~208 KiB).
+#: of devices hits that. So before sending more than this many messages the fake waits for a
+#: round trip to the daemon, which proves the daemon has read everything before it (concurrent
+#: senders queue behind that wait). 64 small messages, even at the kernel's per-send overhead
+#: of 1 to 2 KiB, stay below the default unix socket send buffer (~208 KiB). Real bluetoothd
+#: does not pace itself (libdbus queues without limit); tests that need its unpaced bursts
+#: send them from a plain connection.
 FLOW_SYNC_EVERY_MESSAGES: Final = 64
 #: The 16-bit UUIDs of the Bluetooth base UUID, as BlueZ spells them in ServiceData keys.
 _BASE_UUID_SUFFIX: Final = "-0000-1000-8000-00805f9b34fb"
@@ -444,6 +447,7 @@ class FakeBlueZ:
             device.uuids = new_uuids
             changed["UUIDs"] = Variant("as", list(new_uuids))
         self.counters["adverts_offered"] += 1
+        await self._flow()
         if not self._heard(ad, device):
             return
         if not device.announced:
@@ -462,7 +466,6 @@ class FakeBlueZ:
         else:
             return
         self.counters["adverts_sent"] += 1
-        await self._flow()
 
     async def remove_device(self, address: str, *, adapter: str = "hci0") -> None:
         """The device is forgotten (BlueZ removes temporary devices it no longer hears)."""
@@ -470,6 +473,7 @@ class FakeBlueZ:
         device = ad.devices.pop(address.upper(), None)
         if device is None:
             return
+        await self._flow()
         for monitor in ad.monitors.values():
             if device.address in monitor.found:
                 monitor.found.discard(device.address)
@@ -478,7 +482,6 @@ class FakeBlueZ:
             self._send_signal(
                 "/", _OBJECT_MANAGER, "InterfacesRemoved", "oas", [device.path, [_DEVICE]]
             )
-            await self._flow()
 
     def _heard(self, ad: _Adapter, device: _Device) -> bool:
         if self._bus is None or not ad.powered or ad.jammed:
@@ -520,11 +523,13 @@ class FakeBlueZ:
         """The adapter is unplugged: its devices and then the adapter leave the object tree."""
         ad = self._adapter(adapter)
         del self._adapters[adapter]
-        for device in ad.devices.values():
+        for device in list(ad.devices.values()):
             if device.announced:
+                await self._flow()
                 self._send_signal(
                     "/", _OBJECT_MANAGER, "InterfacesRemoved", "oas", [device.path, [_DEVICE]]
                 )
+        await self._flow()
         self._send_signal(
             "/",
             _OBJECT_MANAGER,
@@ -533,7 +538,6 @@ class FakeBlueZ:
             [ad.path, [_ADAPTER, _MONITOR_MANAGER]],
         )
         self._notify()
-        await self._flow()
 
     def refuse_start_discovery(self, times: int = 1, *, adapter: str = "hci0") -> None:
         """The next ``times`` StartDiscovery calls fail with org.bluez.Error.InProgress."""
@@ -564,23 +568,29 @@ class FakeBlueZ:
         self._unsynced += 1
 
     async def _flow(self) -> None:
-        """Bound the bytes in flight to the daemon (see FLOW_SYNC_EVERY_MESSAGES)."""
-        if self._unsynced < FLOW_SYNC_EVERY_MESSAGES:
-            return
-        async with self._flow_lock:
-            bus = self._bus
-            if self._unsynced < FLOW_SYNC_EVERY_MESSAGES or bus is None or not bus.connected:
-                return
-            self._unsynced = 0
-            with contextlib.suppress(Exception):
-                await bus.call(
-                    Message(
-                        destination="org.freedesktop.DBus",
-                        path="/org/freedesktop/DBus",
-                        interface="org.freedesktop.DBus.Peer",
-                        member="Ping",
+        """Before sending more, wait until the daemon has read enough of what we sent (see
+        FLOW_SYNC_EVERY_MESSAGES). Called before a send, so concurrent senders queue here."""
+        while self._unsynced >= FLOW_SYNC_EVERY_MESSAGES:
+            async with self._flow_lock:
+                bus = self._bus
+                if self._unsynced < FLOW_SYNC_EVERY_MESSAGES:
+                    continue  # another sender synced while we waited for the lock
+                if bus is None or not bus.connected:
+                    self._unsynced = 0  # nothing in flight on a connection that is gone
+                    return
+                in_flight = self._unsynced
+                with contextlib.suppress(Exception):
+                    await bus.call(
+                        Message(
+                            destination="org.freedesktop.DBus",
+                            path="/org/freedesktop/DBus",
+                            interface="org.freedesktop.DBus.Peer",
+                            member="Ping",
+                        )
                     )
-                )
+                # The reply proves the daemon read everything sent before the ping; what
+                # synchronous handlers sent meanwhile is still in flight.
+                self._unsynced = max(0, self._unsynced - in_flight)
 
     def _call_monitor(self, monitor: MonitorInfo, member: str, *args: str) -> None:
         """Call the client's AdvertisementMonitor1 method (no reply needed to go on)."""
@@ -818,15 +828,20 @@ class FakeBlueZ:
                 ad.sessions.clear()
                 ad.filters.clear()
                 changed["Discovering"] = Variant("b", False)
+            forgotten = [d.path for d in ad.devices.values() if d.announced]
             for device in ad.devices.values():
-                if device.announced:
-                    device.announced = False
-                    self._send_signal(
-                        "/", _OBJECT_MANAGER, "InterfacesRemoved", "oas", [device.path, [_DEVICE]]
-                    )
+                device.announced = False
+            if forgotten and self._tasks is not None:
+                # Hundreds of devices can go at once: sent paced, after this handler returns.
+                self._tasks.create_task(self._send_removed(forgotten))
             for monitor in ad.monitors.values():
                 monitor.found.clear()
         self._adapter_changed(ad, changed)
+
+    async def _send_removed(self, paths: list[str]) -> None:
+        for path in paths:
+            await self._flow()
+            self._send_signal("/", _OBJECT_MANAGER, "InterfacesRemoved", "oas", [path, [_DEVICE]])
 
     def _managed_objects(self) -> dict[str, dict[str, dict[str, Variant]]]:
         objects: dict[str, dict[str, dict[str, Variant]]] = {}
