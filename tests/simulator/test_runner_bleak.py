@@ -39,6 +39,12 @@ async def test_door_3_driver_hears_the_docked_trailer(
         config = BleConfig(adapter=adapter, mode=mode)
         async with BleScanner(config, clock=SystemClock()) as scanner:
             await scanner.wait_scanning()
+            if mode is ScanMode.PASSIVE:
+                # bleak's start returns once RegisterMonitor is answered; BlueZ only reports
+                # what matches once it has taken up the monitor object exported after that.
+                bluez = runner.bluez
+                assert bluez is not None
+                await bluez.wait_until(lambda: bool(bluez.monitors(adapter)))
             snap = await runner.step(200.0)  # docked, nothing unloaded yet
             heard = snap.heard_by("gw-door-03")
             # Passive mode too: the driver's or-patterns cover every format the tags send.
