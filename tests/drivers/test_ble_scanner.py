@@ -230,20 +230,32 @@ async def test_rssi_only_changes_arrive(bluez: FakeBlueZ) -> None:
     assert rssis == [-65, -52, -80]
 
 
-async def test_burst_of_hundreds_of_devices_survives(bluez: FakeBlueZ) -> None:
-    count = 600
+@pytest.mark.parametrize("mode", list(ScanMode))
+async def test_burst_of_hundreds_of_devices_survives(bluez: FakeBlueZ, mode: ScanMode) -> None:
+    # All at once, as a trailer of tags backing up to a door: in passive mode every new device
+    # is also a DeviceFound call to bleak's monitor, which bleak answers.
+    count = 1500
     addresses = [f"D0:00:00:00:{i // 256:02X}:{i % 256:02X}" for i in range(count)]
-    async with BleScanner(BleConfig(), clock=SystemClock()) as scanner:
+    async with BleScanner(BleConfig(mode=mode), clock=SystemClock()) as scanner:
         await scanner.wait_scanning()
-        for i, address in enumerate(addresses):
-            await bluez.upsert_device(
-                address, rssi=-40 - i % 50, manufacturer_data={0x0499: bytes([5, i % 256]) * 12}
+        await bluez.wait_until(bluez.scanning)
+        await asyncio.gather(
+            *(
+                bluez.upsert_device(
+                    address,
+                    rssi=-40 - i % 50,
+                    manufacturer_data={0x0499: bytes([5, i % 256]) * 12},
+                )
+                for i, address in enumerate(addresses)
             )
+        )
         adverts = await collect(scanner, lambda seen: len(seen) == count, timeout_s=30.0)
         assert bluez.running
         assert scanner.queue_stats.dropped == 0
+        assert scanner.counters["bus_lost"] == 0
     assert set(adverts) == set(addresses)
     assert bluez.counters["adverts_sent"] == count
+    assert bluez.counters["device_found"] == (count if mode is ScanMode.PASSIVE else 0)
 
 
 @pytest.mark.parametrize("mode", list(ScanMode))
