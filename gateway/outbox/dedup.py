@@ -125,17 +125,21 @@ class DedupMemory:
 
     def add(self, digests: Iterable[int], store_s: float) -> None:
         """Remember keys accepted at ``store_s`` (non-decreasing from call to call)."""
-        for key_digest in digests:
+        pending = list(digests)
+        start = 0
+        while start < len(pending):
             current = self._open
             if (
                 len(current.keys) >= self._generation_keys
                 or store_s - current.oldest_s >= self._generation_span_s
             ):
                 current = self._rotate(store_s)
-            if key_digest not in current.keys:
-                current.keys.add(key_digest)
-                self._count += 1
+            end = start + self._generation_keys - len(current.keys)
+            before = len(current.keys)
+            current.keys.update(pending[start:end])
+            self._count += len(current.keys) - before
             current.newest_s = store_s
+            start = end
         self._enforce_cap(store_s)
 
     def _rotate(self, store_s: float) -> _Generation:

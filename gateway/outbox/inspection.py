@@ -21,7 +21,7 @@ from drivers.clock import SystemClock
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
 from gateway.outbox.models import ClassStats, EventClass, LossCount, OutboxStats
-from gateway.outbox.schema import CLASS_SHIFT, SCHEMA_VERSION, class_range
+from gateway.outbox.schema import CLASS_SHIFT, SCHEMA_VERSION, class_range, oldest_store_s
 from gateway.outbox.store import Store
 
 JsonRow = dict[str, object]
@@ -76,19 +76,14 @@ def file_stats(path: Path) -> OutboxStats:
         }
         classes = []
         for event_class in EventClass:
-            lo, hi = class_range(event_class)
-            oldest = db.execute(
-                "SELECT accepted_store_s FROM events WHERE row_id >= ? AND row_id < ? "
-                "ORDER BY row_id LIMIT 1",
-                (lo, hi),
-            ).fetchone()
+            oldest = oldest_store_s(db.conn, event_class)
             depth, nbytes = totals.get(int(event_class), (0, 0))
             classes.append(
                 ClassStats(
                     event_class=event_class,
                     depth=depth,
                     bytes=nbytes,
-                    oldest_age_s=None if oldest is None else max(0.0, now_s - oldest[0]),
+                    oldest_age_s=None if oldest is None else max(0.0, now_s - oldest),
                 )
             )
         dead = int(db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])

@@ -56,6 +56,17 @@ def class_range(event_class: EventClass) -> tuple[int, int]:
     return int(event_class) << CLASS_SHIFT, (int(event_class) + 1) << CLASS_SHIFT
 
 
+def oldest_store_s(conn: sqlite3.Connection, event_class: EventClass) -> float | None:
+    """Store-clock time at which the oldest queued event of a class was accepted."""
+    lo, hi = class_range(event_class)
+    row = conn.execute(
+        "SELECT accepted_store_s FROM events WHERE row_id >= ? AND row_id < ? "
+        "ORDER BY row_id LIMIT 1",
+        (lo, hi),
+    ).fetchone()
+    return None if row is None else float(row[0])
+
+
 def _migrate_to_1(db: sqlite_utils.Database) -> None:
     db.table("events").create(
         {
@@ -96,11 +107,12 @@ def _migrate_to_1(db: sqlite_utils.Database) -> None:
 
 
 def _migrate_to_2(db: sqlite_utils.Database) -> None:
-    """Persist the de-duplication keys of each commit; seed it with the keys still stored."""
+    """Persist the de-duplication keys of each commit (with the store clock and the next
+    sequence number at that commit); seed it with the keys still stored."""
     db.table("seen_keys").create(
-        {"id": int, "newest_store_s": float, "digests": bytes},
+        {"id": int, "newest_store_s": float, "next_seq": int, "digests": bytes},
         pk="id",
-        not_null={"newest_store_s", "digests"},
+        not_null={"newest_store_s", "next_seq", "digests"},
     )
     keys: list[int] = []
     newest = 0.0
@@ -110,7 +122,7 @@ def _migrate_to_2(db: sqlite_utils.Database) -> None:
             newest = max(newest, float(accepted_s or 0.0))
     if keys:
         db.execute(
-            "INSERT INTO seen_keys (newest_store_s, digests) VALUES (?, ?)",
+            "INSERT INTO seen_keys (newest_store_s, next_seq, digests) VALUES (?, 0, ?)",
             (newest, pack(keys)),
         )
 

@@ -6,11 +6,12 @@ It owns the in-memory state that must never reach the disk: leases, lease cursor
 scheduler's virtual times, per-class depth and byte totals.
 
 TTL rule (robust to wall-clock jumps): the store keeps its own clock, ``store_s`` = seconds the
-store has been open, accumulated across restarts (persisted with every commit, resumed at open,
-advanced by ``Clock.monotonic``). Each row records ``accepted_store_s``; its age is
-``store_s - accepted_store_s``. The wall clock is recorded for information only, so setting it
-forwards or backwards never expires anything. Time while the gateway is powered off does not
-count: an event may outlive its TTL in wall time, never the reverse.
+store has been open, accumulated across restarts (persisted with every commit, in its
+``seen_keys`` row or in ``meta``; resumed at open; advanced by ``Clock.monotonic``). Each
+row records ``accepted_store_s``; its age is ``store_s - accepted_store_s``. The wall clock is
+recorded for information only, so setting it forwards or backwards never expires anything.
+Time while the gateway is powered off does not count: an event may outlive its TTL in wall
+time, never the reverse.
 
 De-duplication: the keys accepted in the last ``dedup_retention_s`` (24 h) are remembered in
 RAM (:class:`DedupMemory`, capped at ``dedup_max_keys``) instead of a unique index on disk: an
@@ -36,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from drivers.clock import Clock
 from gateway.outbox.config import OutboxConfig
@@ -60,6 +61,7 @@ from gateway.outbox.schema import (
     class_range,
     configure,
     migrate,
+    oldest_store_s,
     quarantine,
     refuse_newer,
     row_id_for,
@@ -311,10 +313,18 @@ class Store:
             conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
             conn.execute("COMMIT")
         self._epoch = str(meta["store_epoch"])
-        self._clock_base_s = float(meta["store_clock_s"])
-        self._mono_base = self._clock.monotonic()
-        self._persisted_clock_s = self._clock_base_s
+        clock_s = float(meta["store_clock_s"])
         next_seq = int(meta["next_seq"])
+        # A commit that accepted events wrote both into its seen_keys row, not into meta.
+        last = conn.execute(
+            "SELECT newest_store_s, next_seq FROM seen_keys ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if last is not None:
+            clock_s = max(clock_s, float(last[0]))
+            next_seq = max(next_seq, int(last[1]))
+        self._clock_base_s = clock_s
+        self._mono_base = self._clock.monotonic()
+        self._persisted_clock_s = clock_s
         for event_class in EventClass:
             lo, hi = class_range(event_class)
             for table in ("events", "dead_letters"):
@@ -558,17 +568,21 @@ class Store:
             if tally:
                 self._record_loss_event(tally, now_s)
             if batch_seen:
+                # This row also carries the store clock and the next sequence number, so the
+                # meta page need not be rewritten by every commit (one page less per commit).
                 conn.execute(
-                    "INSERT INTO seen_keys (newest_store_s, digests) VALUES (?, ?)",
-                    (now_s, pack(batch_seen)),
+                    "INSERT INTO seen_keys (newest_store_s, next_seq, digests) VALUES (?, ?, ?)",
+                    (now_s, self._next_seq, pack(batch_seen)),
                 )
-            if events or tally:
+            elif events or tally:
                 self._write_meta(now_s)
         # Committed: only now may in-memory state that has no rollback change.
         for row_id in acks:
             self._leased[row_id >> CLASS_SHIFT].discard(row_id)
-        self._dedup.add(batch_seen, now_s)
-        self._persisted_keys += len(batch_seen)
+        if batch_seen:
+            self._dedup.add(batch_seen, now_s)
+            self._persisted_keys += len(batch_seen)
+            self._persisted_clock_s = now_s
         self._duplicates += statuses.count(AcceptStatus.DUPLICATE)
         if refused:
             self._refused += refused
@@ -577,30 +591,39 @@ class Store:
 
     # -- capacity -----------------------------------------------------------------------------
 
+    def _scan(self, event_class: EventClass, column: str) -> Iterator[list[tuple[int, Any]]]:
+        """(row_id, column) of one class, oldest first, in chunks; the caller may delete the
+        rows of a chunk before asking for the next."""
+        lo, hi = class_range(event_class)
+        after = lo - 1
+        while (
+            rows := self._db()
+            .execute(
+                f"SELECT row_id, {column} FROM events WHERE row_id > ? AND row_id < ? "
+                "ORDER BY row_id LIMIT ?",
+                (after, hi, SCAN_CHUNK_ROWS),
+            )
+            .fetchall()
+        ):
+            yield rows
+            after = rows[-1][0]
+
     def _make_room(
         self, needed: int, for_class: EventClass, now_s: float, tally: _LossTally
     ) -> bool:
         """Free ``needed`` bytes: expired rows first, then the oldest of the lowest classes,
         never a class above ``for_class``. Leased rows are left alone (they may be delivered)."""
         freed = self._expire(now_s, tally)
-        conn = self._db()
         for event_class in sorted(EventClass, reverse=True):
             if event_class < for_class:
                 break
-            lo, hi = class_range(event_class)
-            after = lo - 1
-            while freed < needed and self._depth[event_class] > len(self._leased[event_class]):
-                rows = conn.execute(
-                    "SELECT row_id, size FROM events WHERE row_id > ? AND row_id < ? "
-                    "ORDER BY row_id LIMIT ?",
-                    (after, hi, SCAN_CHUNK_ROWS),
-                ).fetchall()
-                if not rows:
-                    break
-                after = rows[-1][0]
+            leased = self._leased[event_class]
+            if freed >= needed or self._depth[event_class] <= len(leased):
+                continue
+            for rows in self._scan(event_class, "size"):
                 doomed: list[int] = []
                 for row_id, size in rows:
-                    if row_id in self._leased[event_class]:
+                    if row_id in leased:
                         continue
                     doomed.append(row_id)
                     freed += size
@@ -613,6 +636,8 @@ class Store:
                     self._evict_log.add(
                         len(gone), now_s, f"class {event_class.name.lower()} at the byte cap"
                     )
+                if freed >= needed or self._depth[event_class] <= len(leased):
+                    break
             if freed >= needed:
                 return True
         return freed >= needed
@@ -621,32 +646,21 @@ class Store:
         """Delete rows older than their class's TTL; return the bytes freed."""
         if now_s < self._next_expiry_s:
             return 0
-        conn = self._db()
         freed = 0
         next_check = math.inf
         for event_class in EventClass:
             ttl = self._config.ttl_for(event_class)
             if ttl is None or self._depth[event_class] == 0:
                 continue
-            lo, hi = class_range(event_class)
-            after = lo - 1
-            done = False
-            while not done:
-                rows = conn.execute(
-                    "SELECT row_id, accepted_store_s FROM events WHERE row_id > ? AND row_id < ? "
-                    "ORDER BY row_id LIMIT ?",
-                    (after, hi, SCAN_CHUNK_ROWS),
-                ).fetchall()
-                if not rows:
-                    break
-                after = rows[-1][0]
-                doomed: list[int] = []
+            for rows in self._scan(event_class, "accepted_store_s"):
+                doomed = []
+                young = False
                 for row_id, accepted_s in rows:
                     if accepted_s + ttl > now_s:
                         # accepted_store_s grows with the row id within a class: all later
                         # rows are younger.
                         next_check = min(next_check, accepted_s + ttl)
-                        done = True
+                        young = True
                         break
                     if row_id in self._leased[event_class]:
                         next_check = min(next_check, now_s + LEASED_EXPIRY_RECHECK_S)
@@ -660,6 +674,8 @@ class Store:
                     self._expire_log.add(
                         len(gone), now_s, f"class {event_class.name.lower()} past its TTL"
                     )
+                if young:
+                    break
         self._next_expiry_s = next_check
         return freed
 
@@ -981,18 +997,13 @@ class Store:
         classes: list[ClassStats] = []
         try:
             for event_class in EventClass:
-                lo, hi = class_range(event_class)
-                oldest = conn.execute(
-                    "SELECT accepted_store_s FROM events WHERE row_id >= ? AND row_id < ? "
-                    "ORDER BY row_id LIMIT 1",
-                    (lo, hi),
-                ).fetchone()
+                oldest = oldest_store_s(conn, event_class)
                 classes.append(
                     ClassStats(
                         event_class=event_class,
                         depth=self._depth[event_class],
                         bytes=self._bytes[event_class],
-                        oldest_age_s=None if oldest is None else max(0.0, now_s - oldest[0]),
+                        oldest_age_s=None if oldest is None else max(0.0, now_s - oldest),
                     )
                 )
             dead = int(conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])

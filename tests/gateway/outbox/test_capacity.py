@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,26 @@ async def test_age_is_carried_across_restarts(tmp_path: Path) -> None:
         await outbox.release_all()
         rebooted.advance(0.5 * HOUR_S + 1)
         assert await outbox.sweep() == 1
+
+
+async def test_a_power_cut_keeps_the_store_clock(tmp_path: Path) -> None:
+    """The store clock rides in each commit, not only in a clean close: after a power cut the
+    ages (and so the TTLs) carry on from the last commit."""
+    db = tmp_path / "o.db"
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    clock = FakeClock()
+    async with Outbox(db, _ttl_config(), clock) as outbox:
+        await outbox.accept([event("t0")])
+        clock.advance(HOUR_S)
+        await outbox.accept([event("t1")])
+        # The power goes now: what is on the card is the main file and the committed WAL.
+        for suffix in ("", "-wal"):
+            shutil.copyfile(f"{db}{suffix}", cut / f"o.db{suffix}")
+    async with Outbox(cut / "o.db", _ttl_config(), FakeClock(monotonic=1.0)) as outbox:
+        leased = await outbox.lease(10)
+    assert [e.event_id for e in leased] == ["t0", "t1"]
+    assert [e.expires_in_s for e in leased] == [pytest.approx(HOUR_S), pytest.approx(2 * HOUR_S)]
 
 
 async def test_eviction_takes_oldest_of_the_lowest_class_first(tmp_path: Path) -> None:

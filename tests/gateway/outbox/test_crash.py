@@ -6,6 +6,7 @@ once after each kill, and the file must pass SQLite's full integrity check.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -15,6 +16,9 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+
+from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxConfig, OutboxEvent
+from tests.gateway.outbox.helpers import FakeClock
 
 CHILD = Path(__file__).with_name("crash_child.py")
 KILLS = 22
@@ -34,6 +38,14 @@ def _wait_for_output(proc: subprocess.Popen[bytes], lines: int) -> list[bytes]:
         got.append(line)
         assert time.monotonic() < deadline, "child too slow"
     return got
+
+
+async def _statuses_of_a_resend(db: Path, event_ids: list[str]) -> set[AcceptStatus]:
+    async with Outbox(db, OutboxConfig(), FakeClock()) as outbox:
+        result = await outbox.accept(
+            [OutboxEvent(i, EventClass.TELEMETRY, "test.crash", b"{}") for i in event_ids]
+        )
+    return set(result.statuses)
 
 
 def test_sigkill_at_random_moments_loses_no_accepted_event(tmp_path: Path) -> None:
@@ -72,3 +84,5 @@ def test_sigkill_at_random_moments_loses_no_accepted_event(tmp_path: Path) -> No
         missing = [i for i in printed if stored[i] != 1]
         assert not missing, f"run {run}: {len(missing)} accepted ids lost or doubled"
     assert len(printed) == len(set(printed)) > KILLS
+    # Every accepted key survived the kills too: re-sending any of them is a duplicate.
+    assert asyncio.run(_statuses_of_a_resend(db, printed)) == {AcceptStatus.DUPLICATE}

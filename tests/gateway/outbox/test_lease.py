@@ -140,3 +140,16 @@ async def test_accepts_from_many_tasks_while_leasing_and_acking(tmp_path: Path) 
     assert len(delivered) == len(set(delivered)) == n_producers * per_producer
     assert stats.depth == 0
     assert stats.leased == 0
+
+
+async def test_acks_are_deleted_in_batches_not_one_commit_each(tmp_path: Path) -> None:
+    async with Outbox(tmp_path / "o.db", ROOMY, FakeClock()) as outbox:
+        await outbox.accept([event(f"e{i}") for i in range(200)])
+        leased = await outbox.lease(200)
+        before = (await outbox.stats()).commits
+        for e in leased:  # the uplink acks each PUBACK as it comes
+            await outbox.ack([e.row_id])
+        await outbox.flush()
+        stats = await outbox.stats()
+    assert stats.depth == 0
+    assert stats.commits - before <= 2
