@@ -21,7 +21,13 @@ from drivers.clock import SystemClock
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
 from gateway.outbox.models import ClassStats, EventClass, LossCount, OutboxStats
-from gateway.outbox.schema import CLASS_SHIFT, SCHEMA_VERSION, class_range, oldest_store_s
+from gateway.outbox.schema import (
+    CLASS_SHIFT,
+    SCHEMA_VERSION,
+    class_range,
+    last_commit_marks,
+    oldest_store_s,
+)
 from gateway.outbox.store import Store
 
 JsonRow = dict[str, object]
@@ -52,9 +58,11 @@ def _read_only(path: Path) -> Iterator[sqlite_utils.Database]:
 
 
 def _store_clock(db: sqlite_utils.Database) -> float:
-    """The store clock as last persisted by the daemon (ages are relative to that moment)."""
+    """The store clock as of the daemon's last commit (ages are relative to that moment)."""
     row = db.execute("SELECT value FROM meta WHERE key = 'store_clock_s'").fetchone()
-    return 0.0 if row is None else float(row[0])
+    meta_s = 0.0 if row is None else float(row[0])
+    last = last_commit_marks(db.conn)
+    return meta_s if last is None else max(meta_s, last[0])
 
 
 def file_stats(path: Path) -> OutboxStats:

@@ -67,6 +67,15 @@ def oldest_store_s(conn: sqlite3.Connection, event_class: EventClass) -> float |
     return None if row is None else float(row[0])
 
 
+def last_commit_marks(conn: sqlite3.Connection) -> tuple[float, int] | None:
+    """Store clock and next sequence number as of the last commit that accepted events (its
+    ``seen_keys`` row); ``meta`` holds them only as of the last idle moment or close."""
+    row = conn.execute(
+        "SELECT newest_store_s, next_seq FROM seen_keys ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else (float(row[0]), int(row[1]))
+
+
 def _migrate_to_1(db: sqlite_utils.Database) -> None:
     db.table("events").create(
         {

@@ -60,6 +60,7 @@ from gateway.outbox.schema import (
     check_integrity,
     class_range,
     configure,
+    last_commit_marks,
     migrate,
     oldest_store_s,
     quarantine,
@@ -316,12 +317,10 @@ class Store:
         clock_s = float(meta["store_clock_s"])
         next_seq = int(meta["next_seq"])
         # A commit that accepted events wrote both into its seen_keys row, not into meta.
-        last = conn.execute(
-            "SELECT newest_store_s, next_seq FROM seen_keys ORDER BY id DESC LIMIT 1"
-        ).fetchone()
+        last = last_commit_marks(conn)
         if last is not None:
-            clock_s = max(clock_s, float(last[0]))
-            next_seq = max(next_seq, int(last[1]))
+            clock_s = max(clock_s, last[0])
+            next_seq = max(next_seq, last[1])
         self._clock_base_s = clock_s
         self._mono_base = self._clock.monotonic()
         self._persisted_clock_s = clock_s

@@ -123,3 +123,18 @@ def test_config_rejects_a_bad_ttl() -> None:
     assert config.ttl_for(EventClass.ALARM) == 60
     assert config.ttl_for(EventClass.TELEMETRY) == 2 * 86400
     assert config.weight_for(EventClass.STATUS) == 9
+
+
+async def test_stats_beside_a_running_daemon_ages_from_its_last_commit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "outbox.db"
+    clock = FakeClock()
+    async with Outbox(db, ROOMY, clock) as outbox:
+        await outbox.accept([event("t0")])
+        clock.advance(100.0)
+        await outbox.accept([event("t1")])
+        assert main(["outbox", "stats", "--db", str(db), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["classes"]["telemetry"]["depth"] == 2
+    assert body["classes"]["telemetry"]["oldest_age_s"] == pytest.approx(100.0)

@@ -29,6 +29,10 @@ async def test_a_new_store_records_its_schema_and_runs_wal_full(tmp_path: Path) 
         # synchronous is per connection: read it on the store's own.
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        # Checkpoint policy for SD-card wear, and no zero-filling of freed pages.
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == ROOMY.checkpoint_pages
+        assert conn.execute("PRAGMA secure_delete").fetchone()[0] != 1
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0  # no VACUUM work
         assert (await outbox.stats()).schema_version == SCHEMA_VERSION
     assert _pragma(db, "user_version") == SCHEMA_VERSION
 
