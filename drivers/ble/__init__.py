@@ -9,6 +9,7 @@ from drivers.ble.adapter import power_cycle, set_powered
 from drivers.ble.buswatch import BUS_RETRY_S, BusWatch
 from drivers.ble.errors import BleError, BleErrorReason
 from drivers.ble.models import (
+    MAX_POWER_CYCLES_WHILE_SILENT,
     RESTARTS_BEFORE_POWER_CYCLE,
     WATCHDOG_TIMEOUT_S,
     BleConfig,
@@ -27,6 +28,7 @@ __all__ = [
     "BLUETOOTHD_SETTLE_S",
     "BUS_RETRY_S",
     "DEFAULT_OR_PATTERNS",
+    "MAX_POWER_CYCLES_WHILE_SILENT",
     "RESTARTS_BEFORE_POWER_CYCLE",
     "WATCHDOG_TIMEOUT_S",
     "BleConfig",

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from drivers.base import DEFAULT_QUEUE_SIZE
 
 __all__ = [
+    "MAX_POWER_CYCLES_WHILE_SILENT",
     "RESTARTS_BEFORE_POWER_CYCLE",
     "WATCHDOG_TIMEOUT_S",
     "BleConfig",
@@ -32,6 +33,11 @@ WATCHDOG_TIMEOUT_S: Final = 90.0
 #: Scan restarts without any advert in between before the adapter is power cycled: a restart
 #: fixes a lost discovery session; a wedged controller needs the power cycle.
 RESTARTS_BEFORE_POWER_CYCLE: Final = 2
+#: Power cycles without any advert in between before the driver stops power cycling: over
+#: D-Bus a site with no tags in range looks like a wedged controller, so one power cycle
+#: tries the cure and then the adapter is left alone (scan restarts only) until an advert
+#: arrives. A wedged controller that a single power cycle does not fix needs a person anyway.
+MAX_POWER_CYCLES_WHILE_SILENT: Final = 1
 
 
 class ScanMode(enum.StrEnum):
@@ -53,6 +59,8 @@ class BleConfig(BaseModel):
     mode: ScanMode = ScanMode.ACTIVE
     watchdog_timeout_s: float = Field(default=WATCHDOG_TIMEOUT_S, gt=0)
     restarts_before_power_cycle: int = Field(default=RESTARTS_BEFORE_POWER_CYCLE, ge=0)
+    #: 0: never power cycle the adapter.
+    max_power_cycles_while_silent: int = Field(default=MAX_POWER_CYCLES_WHILE_SILENT, ge=0)
     queue_size: int = Field(default=DEFAULT_QUEUE_SIZE, ge=1)
     #: Further manufacturer ids to pass in passive mode (each becomes an or-pattern).
     extra_company_ids: tuple[Annotated[int, Field(ge=0, le=0xFFFF)], ...] = ()

@@ -104,7 +104,10 @@ class BleScanner(Driver[RawAdvert]):
             clock,
             silence_timeout_s=config.watchdog_timeout_s,
             restarts_before_power_cycle=config.restarts_before_power_cycle,
+            max_power_cycles_while_silent=config.max_power_cycles_while_silent,
         )
+        #: The "site looks quiet" line was logged for the current silence.
+        self._quiet_logged = False
         self._scanning = asyncio.Event()
         self._changed = asyncio.Event()
         self._wake = asyncio.Event()
@@ -206,18 +209,40 @@ class BleScanner(Driver[RawAdvert]):
             if self._scan_generations != (watch.bus_generation, watch.bluez_generation):
                 continue  # handled by _follow_bus at the top
             action = self._supervisor.check(self.last_event_at)
+            if not self._supervisor.power_cycles_exhausted:
+                self._quiet_logged = False
             if action is RecoveryAction.NONE:
                 continue
             self._count("restarts_silent")
-            _log.warning(
-                "%s: no advert for %.1f s, restarting the scan%s",
-                self.name,
-                self._config.watchdog_timeout_s,
-                " after an adapter power cycle" if action is RecoveryAction.POWER_CYCLE else "",
-            )
+            self._log_silent_restart(action)
             await self._stop()
             if action is RecoveryAction.POWER_CYCLE:
                 await self._power_cycle()
+
+    def _log_silent_restart(self, action: RecoveryAction) -> None:
+        timeout_s = self._config.watchdog_timeout_s
+        if action is RecoveryAction.POWER_CYCLE:
+            _log.warning(
+                "%s: no advert for %.1f s, restarting the scan after an adapter power cycle",
+                self.name,
+                timeout_s,
+            )
+        elif not self._supervisor.power_cycles_exhausted:
+            _log.warning("%s: no advert for %.1f s, restarting the scan", self.name, timeout_s)
+        elif not self._quiet_logged:
+            # Once per silence: a quiet site would otherwise log a warning every timeout.
+            self._quiet_logged = True
+            _log.warning(
+                "%s: no advert for %.1f s after %d adapter power cycle(s): no tags in range? "
+                "Restarting the scan every %.1f s; the adapter is not power cycled again "
+                "until an advert arrives",
+                self.name,
+                timeout_s,
+                self._supervisor.power_cycles_while_silent,
+                timeout_s,
+            )
+        else:
+            _log.info("%s: no advert for %.1f s, restarting the scan", self.name, timeout_s)
 
     async def _follow_bus(self) -> None:
         """React to what the bus watch saw since the scan started."""

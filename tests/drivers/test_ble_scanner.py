@@ -341,6 +341,39 @@ async def test_wedged_controller_escalates_to_a_power_cycle(
         assert bluez.powered()
 
 
+async def test_a_quiet_site_is_power_cycled_once_then_left_alone(
+    bluez: FakeBlueZ, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No tag in range at all: one restart, one power cycle (the cure for a wedged controller,
+    # which looks the same over D-Bus), then only scan restarts until an advert arrives.
+    config = BleConfig(watchdog_timeout_s=0.2, restarts_before_power_cycle=1)
+    async with BleScanner(config, clock=SystemClock(), power_off_s=0.01) as scanner:
+        async with asyncio.timeout(20.0):
+            await scanner.wait_until(lambda: scanner.counters["restarts_silent"] >= 6)
+        assert scanner.counters["power_cycles"] == 1
+        assert bluez.counters["power_off"] == 1
+        quiet = [r for r in caplog.records if "no tags in range?" in r.getMessage()]
+        assert len(quiet) == 1
+
+        # A tag passes by (advertising until heard: a scan may be restarting right then) ...
+        async def pass_by() -> None:
+            while True:
+                await advertise(bluez, TAGS[0])
+                await asyncio.sleep(0.05)
+
+        passing = asyncio.create_task(pass_by())
+        try:
+            await collect(scanner, lambda seen: bool(seen))
+        finally:
+            passing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await passing
+        # ... and the next silence may power cycle again.
+        await bluez.wait_until(lambda: bluez.counters["power_on"] == 2, timeout_s=20.0)
+        assert scanner.counters["power_cycles"] == 2
+    assert bluez.counters["power_off"] == 2
+
+
 async def test_missing_adapter_is_retried_without_crashing(bluez: FakeBlueZ) -> None:
     async with BleScanner(BleConfig(adapter="hci7"), clock=SystemClock()) as scanner:
         async with asyncio.timeout(10.0):

@@ -33,10 +33,15 @@ class FakeClock:
         return datetime.fromtimestamp(self.t, UTC)
 
 
-def make(restarts: int = 2, timeout_s: float = 10.0) -> tuple[FakeClock, ScanSupervisor]:
+def make(
+    restarts: int = 2, timeout_s: float = 10.0, power_cycles: int = 1
+) -> tuple[FakeClock, ScanSupervisor]:
     clock = FakeClock()
     supervisor = ScanSupervisor(
-        clock, silence_timeout_s=timeout_s, restarts_before_power_cycle=restarts
+        clock,
+        silence_timeout_s=timeout_s,
+        restarts_before_power_cycle=restarts,
+        max_power_cycles_while_silent=power_cycles,
     )
     supervisor.scan_started()
     return clock, supervisor
@@ -57,19 +62,42 @@ def test_adverts_keep_the_watchdog_quiet() -> None:
         assert supervisor.check(last_event_at=clock.t - 1.0) is RecoveryAction.NONE
 
 
-def test_escalates_to_power_cycle_after_fruitless_restarts() -> None:
-    clock, supervisor = make(restarts=2)
+def silent_checks(clock: FakeClock, supervisor: ScanSupervisor, n: int) -> list[RecoveryAction]:
     actions = []
-    for _ in range(4):
+    for _ in range(n):
         clock.t += 11.0
         actions.append(supervisor.check(None))
         supervisor.scan_started()
-    assert actions == [
-        RecoveryAction.RESTART_SCAN,
-        RecoveryAction.RESTART_SCAN,
-        RecoveryAction.POWER_CYCLE,
-        RecoveryAction.RESTART_SCAN,
-    ]
+    return actions
+
+
+R, P = RecoveryAction.RESTART_SCAN, RecoveryAction.POWER_CYCLE
+
+
+def test_escalates_to_power_cycle_after_fruitless_restarts() -> None:
+    clock, supervisor = make(restarts=2, power_cycles=2)
+    assert silent_checks(clock, supervisor, 7) == [R, R, P, R, R, P, R]
+
+
+def test_a_quiet_site_gets_one_power_cycle_then_only_restarts() -> None:
+    # No tag in range at all: the default allows one power cycle per silence.
+    clock, supervisor = make(restarts=2)
+    assert silent_checks(clock, supervisor, 12) == [R, R, P] + [R] * 9
+    assert supervisor.power_cycles_exhausted
+    # A tag shows up: the ladder is re-armed for the next silence.
+    clock.t += 1.0
+    heard_at = clock.t
+    assert supervisor.check(heard_at) is RecoveryAction.NONE
+    assert not supervisor.power_cycles_exhausted
+    assert silent_checks(clock, supervisor, 4) == [R, R, P, R]
+
+
+def test_power_cycles_can_be_switched_off() -> None:
+    clock, supervisor = make(restarts=0, power_cycles=0)
+    assert silent_checks(clock, supervisor, 5) == [R] * 5
+    for _ in range(3):
+        supervisor.start_failed()
+    assert supervisor.before_start() is RecoveryAction.NONE
 
 
 def test_data_after_a_restart_resets_the_escalation() -> None:
@@ -92,6 +120,10 @@ def test_failed_starts_lead_to_a_power_cycle_before_the_next_start() -> None:
     supervisor.start_failed()
     assert supervisor.before_start() is RecoveryAction.POWER_CYCLE
     assert supervisor.before_start() is RecoveryAction.NONE
+    # A missing adapter keeps failing: it is not power cycled every few seconds forever.
+    for _ in range(10):
+        supervisor.start_failed()
+        assert supervisor.before_start() is RecoveryAction.NONE
 
 
 @settings(max_examples=60, deadline=None)
@@ -100,30 +132,38 @@ def test_failed_starts_lead_to_a_power_cycle_before_the_next_start() -> None:
         st.tuples(st.floats(0.0, 30.0), st.booleans(), st.booleans()), min_size=1, max_size=40
     ),
     restarts=st.integers(0, 4),
+    power_cycles=st.integers(0, 3),
 )
-def test_never_more_than_the_configured_restarts_in_a_row(
-    steps: list[tuple[float, bool, bool]], restarts: int
+def test_never_more_than_the_configured_restarts_or_power_cycles_in_a_row(
+    steps: list[tuple[float, bool, bool]], restarts: int, power_cycles: int
 ) -> None:
-    clock, supervisor = make(restarts=restarts)
+    clock, supervisor = make(restarts=restarts, power_cycles=power_cycles)
     last: float | None = None
     in_a_row = 0
+    cycles_in_a_row = 0
     for advance_s, heard, failed_start in steps:
         clock.t += advance_s
         if heard:
             last = clock.t
-            in_a_row = 0
         if failed_start:
             supervisor.start_failed()
         action = supervisor.check(last)
+        if heard and action is RecoveryAction.NONE:
+            in_a_row = cycles_in_a_row = 0
         if action is RecoveryAction.RESTART_SCAN:
             in_a_row += 1
             supervisor.scan_started()
         elif action is RecoveryAction.POWER_CYCLE:
             in_a_row = 0
+            cycles_in_a_row += 1
             supervisor.scan_started()
         if supervisor.before_start() is RecoveryAction.POWER_CYCLE:
             in_a_row = 0
-        assert in_a_row <= restarts
+            cycles_in_a_row += 1
+        # Restarts in a row are bounded while a power cycle is left; power cycles always are.
+        if not supervisor.power_cycles_exhausted:
+            assert in_a_row <= restarts
+        assert cycles_in_a_row <= power_cycles
         assert supervisor.failures <= restarts + 1
 
 
