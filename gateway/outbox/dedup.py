@@ -97,9 +97,10 @@ class DedupMemory:
         self._generation_span_s = retention_s / GENERATIONS
         self._open = _Generation(-math.inf, -math.inf)
         self._closed: deque[_Generation] = deque()
-        slots = 1 << max(10, (max_keys * FILTER_SLOTS_PER_KEY - 1).bit_length())
-        self._mask = slots - 1
-        self._filter = bytearray(slots)
+        self._slots = 1 << max(10, (max_keys * FILTER_SLOTS_PER_KEY - 1).bit_length())
+        self._mask = self._slots - 1
+        # Allocated when the first generation closes: a quiet store does not pay for it.
+        self._filter = bytearray()
         self._count = 0
         #: Age of the oldest key dropped by the cap while younger than ``retention_s``;
         #: ``None`` while the full retention holds.
@@ -111,7 +112,7 @@ class DedupMemory:
     def __contains__(self, key_digest: int) -> bool:
         if key_digest in self._open.keys:
             return True
-        if not self._filter[key_digest & self._mask]:
+        if not self._closed or not self._filter[key_digest & self._mask]:
             return False
         # Newest first: a re-sent frame is most likely recent.
         for generation in reversed(self._closed):
@@ -160,6 +161,8 @@ class DedupMemory:
         return self._open
 
     def _count_into_filter(self, generation: _Generation, step: int) -> None:
+        if not self._filter:
+            self._filter = bytearray(self._slots)
         flt, mask = self._filter, self._mask
         for key_digest in generation.sorted_keys:
             slot = key_digest & mask

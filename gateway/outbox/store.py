@@ -372,6 +372,8 @@ class Store:
         doomed: list[int] = []
         after = 0
         keys = self._persisted_keys
+        # The newest row stays: it carries the store clock and the next sequence number.
+        newest_id = conn.execute("SELECT max(id) FROM seen_keys").fetchone()[0]
         while True:
             rows = conn.execute(
                 "SELECT id, newest_store_s, length(digests) FROM seen_keys WHERE id > ? "
@@ -380,7 +382,9 @@ class Store:
             ).fetchall()
             for row_id, newest_s, nbytes in rows:
                 expired = newest_s + self._config.dedup_retention_s <= now_s
-                if not expired and keys - nbytes // 8 < self._config.dedup_max_keys:
+                if row_id == newest_id or (
+                    not expired and keys - nbytes // 8 < self._config.dedup_max_keys
+                ):
                     break
                 doomed.append(row_id)
                 keys -= nbytes // 8
@@ -407,6 +411,8 @@ class Store:
                 _log.warning("outbox: could not persist the store clock at close: %s", exc)
             self._conn.close()
             self._conn = None
+            # The keys are on disk; give their memory back now, not when this object goes.
+            self._dedup = DedupMemory(self._config.dedup_retention_s, self._config.dedup_max_keys)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
