@@ -28,6 +28,7 @@ from protocols.smartlabel import (
 )
 from simulator.runner import ScenarioRunner
 from simulator.world import (
+    AdapterRemoved,
     BrokerOutage,
     GeoPoint,
     PowerCut,
@@ -276,6 +277,25 @@ async def test_van_gps_speaks_ubx_and_follows_the_route(workdir: Path) -> None:
 async def test_faults_fall_due_in_order(stepped: ScenarioRunner) -> None:
     port = stepped.devices["gw-door-03"].reader_port
     assert port is not None
+    bluez = stepped.bluez
+    assert bluez is not None
+    bus = await MessageBus(bus_address=stepped.endpoints.dbus_address).connect()
+    try:
+        await stepped.step(1.0)
+        # discovery_refused: the first StartDiscovery is answered InProgress, the next works.
+        start = Message(
+            destination="org.bluez",
+            path="/org/bluez/hci0",
+            interface="org.bluez.Adapter1",
+            member="StartDiscovery",
+        )
+        refused = await bus.call(start)
+        assert refused is not None
+        assert refused.error_name == "org.bluez.Error.InProgress"
+        await call(bus, "/org/bluez/hci0", "org.bluez.Adapter1", "StartDiscovery")
+    finally:
+        bus.disconnect()
+        await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
     await stepped.step(1099.0)
     assert [f.kind for f in stepped.fault_log] == [
         "discovery_refused",
@@ -283,6 +303,9 @@ async def test_faults_fall_due_in_order(stepped: ScenarioRunner) -> None:
         "corrupt_crc",
         "bluetoothd_restart",
     ]
+    assert all(f.applied for f in stepped.fault_log)
+    # bluetoothd_restart (2 simulated s at speed 60): the service left the bus and came back.
+    await bluez.wait_until(lambda: bluez.counters["restarts"] == 1 and bluez.running, WAIT_S)
     await stepped.step(1100.0)  # unplugged for 10 s
     assert not port.link.exists()
     await stepped.step(1109.0)
@@ -299,6 +322,39 @@ async def test_faults_fall_due_in_order(stepped: ScenarioRunner) -> None:
         False,
         "no broker hook given",
     )
+
+
+async def test_adapter_removed_takes_the_gateways_adapter_away(
+    cross_dock: Scenario, workdir: Path
+) -> None:
+    scenario = cross_dock.model_copy(
+        update={"faults": (AdapterRemoved(t_s=300, gateway="gw-door-03"),)}
+    )
+    async with ScenarioRunner(scenario, workdir, speed=60.0, drive=False) as runner:
+        bus = await MessageBus(bus_address=runner.endpoints.dbus_address).connect()
+        try:
+            await call(bus, "/org/bluez/hci0", "org.bluez.Adapter1", "StartDiscovery")
+            await runner.step(299.0)
+            assert await managed_devices(bus, "hci0")
+            await runner.step(300.0)
+            reply = await call(bus, "/", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects")
+            paths = set(reply.body[0])
+            assert "/org/bluez/hci0" not in paths
+            assert not any(p.startswith("/org/bluez/hci0/") for p in paths)
+            assert "/org/bluez/hci1" in paths  # the neighbours' adapters stay
+            adverts = runner.counters["adverts"]
+            await runner.step(400.0)  # the world goes on; nothing more is pushed to hci0
+            assert runner.counters["adverts"] > adverts
+            assert not any(
+                p.startswith("/org/bluez/hci0")
+                for p in (
+                    await call(bus, "/", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects")
+                ).body[0]
+            )
+        finally:
+            bus.disconnect()
+            await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+    assert [(f.kind, f.applied) for f in runner.fault_log] == [("adapter_removed", True)]
 
 
 async def test_power_cut_kills_the_given_pid_and_broker_hook_runs(
