@@ -86,8 +86,10 @@ MIN_FAULT_REAL_S: Final = 0.05
 PROGRESS_EVERY_REAL_S: Final = 5.0
 #: Label-side shock threshold reported in shock messages (2 g is a typical "handle with care").
 SHOCK_THRESHOLD_MG: Final = 2000
-#: Shock peaks beyond the label's range saturate here (int16 mg on the serial link).
-SHOCK_SATURATION_MG: Final = 32_767
+#: The simulated label's accelerometer full scale (±200 g, what parcel shock sensors are
+#: built for); peaks beyond it saturate there, as docs/protocol.md specifies. A 60 g drop is
+#: carried as it is (the link's peaks are 32-bit mg).
+SHOCK_FULL_SCALE_MG: Final = 200_000
 #: Fixes per real second from the simulated GPS receiver.
 GPS_RATE_HZ: Final = 1.0
 
@@ -447,10 +449,9 @@ class ScenarioRunner:
                 out.append(Heartbeat(label.label_id, label.next_seq(), when))
         for shock in self.world.shocks_between(prev, t):
             if shock.item == item.id:
-                # The label's accelerometer saturates at the wire's int16 mg range (32.767 g),
-                # as docs/protocol.md specifies: a 60 g drop arrives as a saturated axis.
+                # Only beyond the label's own full scale does an axis saturate.
                 x, y, z = (
-                    max(-SHOCK_SATURATION_MG, min(SHOCK_SATURATION_MG, round(g * 1000)))
+                    max(-SHOCK_FULL_SCALE_MG, min(SHOCK_FULL_SCALE_MG, round(g * 1000)))
                     for g in shock.peak_g
                 )
                 out.append(
