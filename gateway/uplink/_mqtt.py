@@ -80,8 +80,21 @@ class Will:
 AckCallback = Callable[[PubAck], None]
 
 
+class _PackOnce(Properties):
+    """Properties that serialise once: a backlog's publishes share one object (see
+    ``MqttSession.publish``) and paho would otherwise re-encode it for every message.
+    Only for objects that are not modified after their first publish."""
+
+    def pack(self) -> bytes:
+        packed: bytes | None = self.__dict__.get("_packed")
+        if packed is None:
+            packed = super().pack()  # type: ignore[no-untyped-call]
+            object.__setattr__(self, "_packed", packed)  # paho's __setattr__ checks names
+        return packed
+
+
 def _properties(packet_type: int) -> Properties:
-    return Properties(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+    return _PackOnce(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
 
 
 def _tls_context(config: UplinkConfig) -> ssl.SSLContext:
