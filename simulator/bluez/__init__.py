@@ -4,7 +4,7 @@ Point the gateway at :attr:`PrivateBus.address` through ``DBUS_SYSTEM_BUS_ADDRES
 bleak BlueZ backend talks to :class:`FakeBlueZ` as it would to bluetoothd.
 """
 
-from simulator.bluez.bus import PrivateBus, PrivateBusError
+from simulator.bluez.bus import PrivateBus, PrivateBusError, add_match
 from simulator.bluez.fake import (
     FLOW_SYNC_EVERY_MESSAGES,
     FakeBlueZ,
@@ -19,6 +19,7 @@ __all__ = [
     "MonitorInfo",
     "PrivateBus",
     "PrivateBusError",
+    "add_match",
     "device_path",
     "normalise_uuid",
 ]

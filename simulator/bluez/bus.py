@@ -16,7 +16,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
-__all__ = ["PrivateBus", "PrivateBusError"]
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
+
+__all__ = ["PrivateBus", "PrivateBusError", "add_match"]
 
 #: Where Debian installs the reference daemon; found on PATH first.
 _DBUS_DAEMON: Final = "dbus-daemon"
@@ -53,7 +56,7 @@ _CONFIG_TEMPLATE: Final = """<!DOCTYPE busconfig PUBLIC
 
 
 class PrivateBusError(Exception):
-    """The private dbus-daemon could not be started."""
+    """The private dbus-daemon could not be started, or refused a request."""
 
 
 class PrivateBus:
@@ -149,3 +152,19 @@ class PrivateBus:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 await stream.read()
+
+
+async def add_match(bus: MessageBus, rule: str) -> None:
+    """Ask the daemon to route the signals matching ``rule`` to ``bus`` (``AddMatch``)."""
+    reply = await bus.call(
+        Message(
+            destination="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus",
+            member="AddMatch",
+            signature="s",
+            body=[rule],
+        )
+    )
+    if reply is None or reply.message_type is not MessageType.METHOD_RETURN:
+        raise PrivateBusError(f"AddMatch {rule!r} failed: {reply.body if reply else None}")

@@ -28,6 +28,8 @@ from typing import Any, Final, Self
 from dbus_fast import BusType, DBusError, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
+from simulator.bluez.bus import add_match
+
 __all__ = [
     "FLOW_SYNC_EVERY_MESSAGES",
     "FakeBlueZ",
@@ -308,7 +310,7 @@ class FakeBlueZ:
             await bus.connect()
             bus.add_message_handler(self._on_message)
             # Clients that leave the bus lose their discovery sessions and monitors, as in BlueZ.
-            await self._add_match(
+            await add_match(
                 bus,
                 "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'",
             )
@@ -339,21 +341,6 @@ class FakeBlueZ:
         bus.disconnect()
         with contextlib.suppress(Exception):
             await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
-
-    @staticmethod
-    async def _add_match(bus: MessageBus, rule: str) -> None:
-        reply = await bus.call(
-            Message(
-                destination="org.freedesktop.DBus",
-                path="/org/freedesktop/DBus",
-                interface="org.freedesktop.DBus",
-                member="AddMatch",
-                signature="s",
-                body=[rule],
-            )
-        )
-        if reply is None or reply.message_type is MessageType.ERROR:
-            raise RuntimeError(f"AddMatch failed: {reply.body if reply else None}")
 
     # -- state seen by tests -------------------------------------------------------------------
 

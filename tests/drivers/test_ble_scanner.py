@@ -126,6 +126,12 @@ async def collect(
     raise AssertionError("the scanner stopped")
 
 
+async def heard_again_after(scanner: BleScanner, since: float) -> float:
+    """Seconds from ``since`` until the first advert stamped after it has been taken."""
+    await collect(scanner, lambda seen: bool(seen), accept=lambda advert: advert.monotonic > since)
+    return time.monotonic() - since
+
+
 @pytest.fixture
 async def advertiser(bluez: FakeBlueZ) -> AsyncIterator[Callable[[Tag, float], None]]:
     """Start a tag advertising every ``interval_s`` (RSSI wandering) until the test ends."""
@@ -269,11 +275,7 @@ async def test_bluetoothd_restart_is_recovered_at_once(
         advertiser(TAGS[0], 0.05)
         await collect(scanner, lambda seen: bool(seen))
         await bluez.restart(down_s=0.2)
-        back_at = time.monotonic()
-        await collect(
-            scanner, lambda seen: bool(seen), accept=lambda advert: advert.monotonic > back_at
-        )
-        recovered_after_s = time.monotonic() - back_at
+        recovered_after_s = await heard_again_after(scanner, time.monotonic())
         assert scanner.counters["bluetoothd_restarts"] == 1
         # Stopping the old scan finds bluetoothd ignorant of it ("No discovery started").
         assert scanner.counters["sessions_lost"] == 1
@@ -296,11 +298,7 @@ async def test_silent_scan_is_restarted_by_the_watchdog(
         # The discovery session is lost without bluetoothd leaving the bus (as when the kernel
         # ends a scan under it): only the silence shows it.
         bluez.drop_discovery_sessions()
-        lost_at = time.monotonic()
-        await collect(
-            scanner, lambda seen: bool(seen), accept=lambda advert: advert.monotonic > lost_at
-        )
-        recovered_after_s = time.monotonic() - lost_at
+        recovered_after_s = await heard_again_after(scanner, time.monotonic())
         assert scanner.counters["restarts_silent"] == 1
         assert scanner.counters["sessions_lost"] == 1
         assert scanner.counters["scans_started"] == 2
@@ -328,10 +326,7 @@ async def test_wedged_controller_escalates_to_a_power_cycle(
         advertiser(TAGS[2], 0.05)
         await collect(scanner, lambda seen: bool(seen))
         bluez.jam_radio()
-        jammed_at = time.monotonic()
-        await collect(
-            scanner, lambda seen: bool(seen), accept=lambda advert: advert.monotonic > jammed_at
-        )
+        await heard_again_after(scanner, time.monotonic())
         # One plain restart did not help; the second silence power cycled the adapter.
         assert scanner.counters["restarts_silent"] == 2
         assert scanner.counters["power_cycles"] == 1
@@ -404,13 +399,7 @@ async def _bus_restart_scenario() -> float:
                     # Every connection drops, bleak's included; bluetoothd reconnects.
                     await bus.restart()
                     await fake.restart(down_s=0.0)
-                    back_at = time.monotonic()
-                    await collect(
-                        scanner,
-                        lambda seen: bool(seen),
-                        accept=lambda advert: advert.monotonic > back_at,
-                    )
-                    recovered_after_s = time.monotonic() - back_at
+                    recovered_after_s = await heard_again_after(scanner, time.monotonic())
                 finally:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

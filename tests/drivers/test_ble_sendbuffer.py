@@ -18,7 +18,7 @@ from dbus_fast.aio import MessageBus
 
 from drivers import SystemClock
 from drivers.ble import BleConfig, BleScanner, ScanMode, send_buffer_fix_installed
-from simulator.bluez import FakeBlueZ, PrivateBus
+from simulator.bluez import FakeBlueZ, PrivateBus, add_match
 
 #: Far more bytes than a unix socket's send buffer (~208 KiB) in one synchronous burst.
 BURST_MESSAGES = 3000
@@ -49,18 +49,7 @@ async def _burst(bus: PrivateBus, *, with_fix: bool) -> tuple[int, list[BaseExce
                     all_in.set()
 
         receiver.add_message_handler(on_message)
-        reply = await receiver.call(
-            Message(
-                destination="org.freedesktop.DBus",
-                path="/org/freedesktop/DBus",
-                interface="org.freedesktop.DBus",
-                member="AddMatch",
-                signature="s",
-                body=["type='signal',member='Burst'"],
-            )
-        )
-        assert reply is not None
-        assert reply.message_type is MessageType.METHOD_RETURN
+        await add_match(receiver, "type='signal',member='Burst'")
         sent: list[asyncio.Future[Any]] = []
         errors: list[BaseException] = []
         for _ in range(BURST_MESSAGES):

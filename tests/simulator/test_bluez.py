@@ -17,7 +17,7 @@ from dbus_fast.aio import MessageBus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator.bluez import FakeBlueZ, PrivateBus, device_path, normalise_uuid
+from simulator.bluez import FakeBlueZ, PrivateBus, add_match, device_path, normalise_uuid
 
 ADAPTER = "/org/bluez/hci0"
 
@@ -63,21 +63,6 @@ class Client:
         )
         assert reply is not None
         return reply
-
-
-async def add_match(bus: MessageBus, rule: str) -> None:
-    reply = await bus.call(
-        Message(
-            destination="org.freedesktop.DBus",
-            path="/org/freedesktop/DBus",
-            interface="org.freedesktop.DBus",
-            member="AddMatch",
-            signature="s",
-            body=[rule],
-        )
-    )
-    assert reply is not None
-    assert reply.message_type is MessageType.METHOD_RETURN
 
 
 @pytest.fixture
