@@ -53,14 +53,18 @@ class BusWatch:
         #: Monotonic time bluetoothd last took the bus name while we watched (None if it was
         #: already there when we connected): it publishes its adapters a moment later.
         self.bluez_appeared_at: float | None = None
+        #: Connection attempts that failed (the bus unreachable or dropping us at once).
+        self.failed_connects = 0
         self._unreachable_logged = False
 
     async def run(self) -> None:
         """Watch until cancelled."""
         while True:
             bus = MessageBus(bus_type=BusType.SYSTEM)
+            connected = False
             try:
                 await bus.connect()
+                connected = True
                 bus.add_message_handler(self._on_message)
                 await self._call(bus, "AddMatch", "s", [_owner_rule()])
                 owner = await self._call(bus, "GetNameOwner", "s", [_BLUEZ])
@@ -70,6 +74,8 @@ class BusWatch:
                 self._set_bluez(owner is not None)
                 await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
             except (OSError, EOFError, AuthError, TimeoutError) as exc:
+                if not self.bus_up:
+                    self.failed_connects += 1
                 if self.bus_up:
                     _log.warning("system bus connection lost: %r", exc)
                 elif not self._unreachable_logged:
@@ -80,8 +86,11 @@ class BusWatch:
                     )
             finally:
                 bus.disconnect()
-                with contextlib.suppress(Exception):
-                    await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+                if connected:
+                    # A connection that never came up never finishes disconnecting: waiting
+                    # for it would stop the watch after its first failed attempt.
+                    with contextlib.suppress(Exception):
+                        await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
                 if self.bus_up:
                     self.bus_up = False
                     self.bluez_up = False

@@ -306,8 +306,10 @@ class FakeBlueZ:
 
     async def _connect(self) -> None:
         bus = MessageBus(bus_address=self._bus_address, bus_type=BusType.SYSTEM)
+        connected = False
         try:
             await bus.connect()
+            connected = True
             bus.add_message_handler(self._on_message)
             # Clients that leave the bus lose their discovery sessions and monitors, as in BlueZ.
             await add_match(
@@ -318,8 +320,9 @@ class FakeBlueZ:
             await bus.request_name(BLUEZ_SERVICE)
         except BaseException:
             bus.disconnect()
-            with contextlib.suppress(Exception):
-                await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+            if connected:  # one that never connected never finishes disconnecting
+                with contextlib.suppress(Exception):
+                    await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
             raise
         self._bus = bus
         self._unsynced = 0
