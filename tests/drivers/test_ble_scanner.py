@@ -369,6 +369,25 @@ async def test_a_quiet_site_is_power_cycled_once_then_left_alone(
     assert bluez.counters["power_off"] == 2
 
 
+async def test_scans_the_configured_adapter_only(
+    private_bus: PrivateBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", private_bus.address)
+    async with FakeBlueZ(private_bus.address, adapters=("hci0", "hci1")) as fake:
+        async with BleScanner(BleConfig(adapter="hci1"), clock=SystemClock()) as scanner:
+            await scanner.wait_scanning()
+            assert fake.discovering("hci1")
+            assert not fake.discovering("hci0")
+            await fake.upsert_device(TAGS[5].address, adapter="hci0", rssi=-40)
+            tag = TAGS[6]
+            await fake.upsert_device(
+                tag.address, adapter="hci1", rssi=-45, manufacturer_data=tag.manufacturer_data
+            )
+            adverts = await collect(scanner, lambda seen: tag.address in seen)
+        assert set(adverts) == {tag.address}
+        assert adverts[tag.address].adapter == "hci1"
+
+
 async def test_missing_adapter_is_retried_without_crashing(bluez: FakeBlueZ) -> None:
     async with BleScanner(BleConfig(adapter="hci7"), clock=SystemClock()) as scanner:
         async with asyncio.timeout(10.0):

@@ -122,7 +122,12 @@ async def test_devices_appear_only_while_discovering(client: Client, bluez: Fake
     assert bluez.counters["adverts_sent"] == 0
     await client.call("StartDiscovery")
     await bluez.upsert_device(
-        address, rssi=-69, service_data={"feaa": b"\x10\x00"}, name="tag-1", tx_power=4
+        address,
+        rssi=-69,
+        service_data={"feaa": b"\x10\x00"},
+        name="tag-1",
+        tx_power=4,
+        uuids=["feaa"],
     )
     (added,) = await client.wait_signals("InterfacesAdded", 1)
     path, interfaces = added.body
@@ -131,6 +136,9 @@ async def test_devices_appear_only_while_discovering(client: Client, bluez: Fake
     assert props["Address"].value == address
     assert props["Adapter"].value == ADAPTER
     assert props["Alias"].value == "tag-1"
+    assert props["Name"].value == "tag-1"
+    assert props["UUIDs"].value == [normalise_uuid("feaa")]
+    assert props["ServiceData"].signature == "a{sv}"
     assert props["RSSI"].value == -69
     assert props["TxPower"].value == 4
     assert props["ManufacturerData"].signature == "a{qv}"
