@@ -6,7 +6,7 @@ All are frozen and slotted; the uplink and the pipeline depend on these names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum, IntEnum
 
 
@@ -64,10 +64,15 @@ class LeasedEvent:
     kind: str
     payload: bytes
     source: str
-    #: Wall clock at accept (UTC), for information only: TTL never uses it.
-    accepted_at: datetime
+    #: Wall clock at accept (POSIX seconds), for information only: TTL never uses it.
+    accepted_wall_s: float
     #: Remaining TTL on the store's monotonic clock; ``None`` = no TTL (MQTT 5 message expiry).
     expires_in_s: float | None
+
+    @property
+    def accepted_at(self) -> datetime:
+        """:attr:`accepted_wall_s` as a UTC datetime (made on demand: leasing is hot)."""
+        return datetime.fromtimestamp(self.accepted_wall_s, UTC)
 
 
 @dataclass(frozen=True, slots=True)

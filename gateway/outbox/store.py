@@ -26,6 +26,7 @@ Failures: SQLite errors are rolled back (in-memory totals with them) and raised 
 from __future__ import annotations
 
 import fcntl
+import heapq
 import json
 import logging
 import math
@@ -35,7 +36,7 @@ import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -462,20 +463,23 @@ class Store:
         conn.execute("UPDATE meta SET value = ? WHERE key = 'store_clock_s'", (repr(now_s),))
         self._persisted_clock_s = now_s
 
-    def _delete_rows(self, row_ids: Sequence[int]) -> list[tuple[int, int, str, str]]:
-        """Delete rows; return (row_id, size, dedup_key, event_id) of those that existed."""
+    def _delete_rows(
+        self, row_ids: Sequence[int], *, event_ids: bool = False
+    ) -> list[tuple[int, int, str]]:
+        """Delete rows; return (row_id, size, event_id) of those that existed. The event id is
+        read only when asked for (losses): acks are the hot path."""
         conn = self._db()
-        gone: list[tuple[int, int, str, str]] = []
+        gone: list[tuple[int, int, str]] = []
+        returning = "row_id, size, event_id" if event_ids else "row_id, size, ''"
         for chunk in _chunks(row_ids):
             marks = ",".join("?" * len(chunk))
             gone.extend(
                 conn.execute(
-                    f"DELETE FROM events WHERE row_id IN ({marks}) "
-                    "RETURNING row_id, size, dedup_key, event_id",
+                    f"DELETE FROM events WHERE row_id IN ({marks}) RETURNING {returning}",
                     tuple(chunk),
                 ).fetchall()
             )
-        for row_id, size, _key, _event_id in gone:
+        for row_id, size, _event_id in gone:
             cls = row_id >> CLASS_SHIFT
             self._depth[cls] -= 1
             self._bytes[cls] -= size
@@ -531,6 +535,9 @@ class Store:
                     top = min(event.event_class for event in events)
                     self._make_room(excess, top, now_s, tally)
             insert = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})"
+            # Rows go in with one executemany (far cheaper than a call per row); they are
+            # flushed before anything is evicted, so eviction sees every row of this batch.
+            rows: list[tuple[object, ...]] = []
             for event in events:
                 key = event.key
                 key_digest = digest(key)
@@ -546,13 +553,15 @@ class Store:
                     + ROW_OVERHEAD_BYTES
                 )
                 excess = sum(self._bytes) + size - cap
-                if excess > 0 and not self._make_room(excess, event.event_class, now_s, tally):
-                    statuses.append(AcceptStatus.REFUSED)
-                    refused += 1
-                    continue
+                if excess > 0:
+                    conn.executemany(insert, rows)
+                    rows.clear()
+                    if not self._make_room(excess, event.event_class, now_s, tally):
+                        statuses.append(AcceptStatus.REFUSED)
+                        refused += 1
+                        continue
                 cls = int(event.event_class)
-                conn.execute(
-                    insert,
+                rows.append(
                     (
                         row_id_for(event.event_class, self._next_seq),
                         event.event_id,
@@ -563,13 +572,14 @@ class Store:
                         size,
                         wall_s,
                         now_s,
-                    ),
+                    )
                 )
                 batch_seen[key_digest] = None
                 self._next_seq += 1
                 self._depth[cls] += 1
                 self._bytes[cls] += size
                 statuses.append(AcceptStatus.ACCEPTED)
+            conn.executemany(insert, rows)
             if tally:
                 self._record_loss_event(tally, now_s)
             if batch_seen:
@@ -634,8 +644,8 @@ class Store:
                     freed += size
                     if freed >= needed:
                         break
-                gone = self._delete_rows(doomed)
-                for row_id, _size, _key, event_id in gone:
+                gone = self._delete_rows(doomed, event_ids=True)
+                for row_id, _size, event_id in gone:
                     tally.add(event_class, "evicted", row_id, event_id)
                 if gone:
                     self._evict_log.add(
@@ -671,8 +681,8 @@ class Store:
                         next_check = min(next_check, now_s + LEASED_EXPIRY_RECHECK_S)
                         continue
                     doomed.append(row_id)
-                gone = self._delete_rows(doomed)
-                for row_id, size, _key, event_id in gone:
+                gone = self._delete_rows(doomed, event_ids=True)
+                for row_id, size, event_id in gone:
                     tally.add(event_class, "expired", row_id, event_id)
                     freed += size
                 if gone:
@@ -825,17 +835,24 @@ class Store:
         for c in backlog:
             # A class that was idle gets no credit for the time it had nothing to send.
             self._vtime[c] = max(self._vtime[c], self._global_vtime)
+        cost = {c: 1.0 / self._config.weight_for(c) for c in backlog}
+        # (virtual time, class): the heap's order is the pick order, ties to the higher class.
+        heap = [(self._vtime[c], c) for c in backlog]
+        heapq.heapify(heap)
         alloc: dict[EventClass, int] = {}
         for _ in range(max_events):
-            if not backlog:
+            if not heap:
                 break
-            pick = min(backlog, key=lambda c: (self._vtime[c], c))
-            self._global_vtime = self._vtime[pick]
-            self._vtime[pick] += 1.0 / self._config.weight_for(pick)
+            vtime, pick = heap[0]
+            self._global_vtime = vtime
+            vtime += cost[pick]
+            self._vtime[pick] = vtime
             alloc[pick] = alloc.get(pick, 0) + 1
             backlog[pick] -= 1
-            if backlog[pick] == 0:
-                del backlog[pick]
+            if backlog[pick]:
+                heapq.heapreplace(heap, (vtime, pick))
+            else:
+                heapq.heappop(heap)
         return alloc
 
     def lease(
@@ -883,8 +900,8 @@ class Store:
             ).fetchall()
             if not rows:
                 break
+            last = rows[-1][0]
             for row_id, event_id, kind, source, payload, wall_s, accepted_s in rows:
-                self._cursor[event_class] = row_id
                 if row_id in leased:
                     continue
                 expires_in = None if ttl is None else ttl - (now_s - accepted_s)
@@ -894,18 +911,13 @@ class Store:
                 leased.add(row_id)
                 out.append(
                     LeasedEvent(
-                        row_id=row_id,
-                        event_id=event_id,
-                        event_class=event_class,
-                        kind=kind,
-                        payload=payload,
-                        source=source,
-                        accepted_at=datetime.fromtimestamp(wall_s, UTC),
-                        expires_in_s=expires_in,
+                        row_id, event_id, event_class, kind, payload, source, wall_s, expires_in
                     )
                 )
                 if len(out) == count:
+                    last = row_id
                     break
+            self._cursor[event_class] = last
         return out
 
     def release(self, row_ids: Iterable[int]) -> None:
