@@ -16,7 +16,13 @@ from drivers.ble.models import (
     RawAdvert,
     ScanMode,
 )
-from drivers.ble.scanner import BLUETOOTHD_SETTLE_S, DEFAULT_OR_PATTERNS, BleScanner, or_patterns
+from drivers.ble.scanner import (
+    BLUETOOTHD_SETTLE_S,
+    DEFAULT_OR_PATTERNS,
+    IN_PROGRESS_RETRIES,
+    BleScanner,
+    or_patterns,
+)
 from drivers.ble.sendbuffer import install_send_buffer_fix, send_buffer_fix_installed
 from drivers.ble.supervision import RecoveryAction, ScanSupervisor
 
@@ -28,6 +34,7 @@ __all__ = [
     "BLUETOOTHD_SETTLE_S",
     "BUS_RETRY_S",
     "DEFAULT_OR_PATTERNS",
+    "IN_PROGRESS_RETRIES",
     "MAX_POWER_CYCLES_WHILE_SILENT",
     "RESTARTS_BEFORE_POWER_CYCLE",
     "WATCHDOG_TIMEOUT_S",

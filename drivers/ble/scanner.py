@@ -38,7 +38,13 @@ from drivers.ble.supervision import RecoveryAction, ScanSupervisor
 from drivers.clock import Clock
 from protocols.ble import SMARTLABEL_COMPANY_ID
 
-__all__ = ["BLUETOOTHD_SETTLE_S", "DEFAULT_OR_PATTERNS", "BleScanner", "or_patterns"]
+__all__ = [
+    "BLUETOOTHD_SETTLE_S",
+    "DEFAULT_OR_PATTERNS",
+    "IN_PROGRESS_RETRIES",
+    "BleScanner",
+    "or_patterns",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -291,6 +297,8 @@ class BleScanner(Driver[RawAdvert]):
                 except BleakDBusError as exc:
                     if exc.dbus_error != _ERR_IN_PROGRESS:
                         raise BleError(BleErrorReason.DBUS_ERROR, str(exc)) from exc
+                    if attempt == IN_PROGRESS_RETRIES:
+                        break  # out of retries: a failed start, tried again later
                     self._count("in_progress_retries")
                     _log.info(
                         "%s: discovery start refused (InProgress), retry %d of %d",

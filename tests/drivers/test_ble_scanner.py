@@ -19,7 +19,14 @@ from pathlib import Path
 import pytest
 
 from drivers import SystemClock
-from drivers.ble import BLUETOOTHD_SETTLE_S, BleConfig, BleScanner, RawAdvert, ScanMode
+from drivers.ble import (
+    BLUETOOTHD_SETTLE_S,
+    IN_PROGRESS_RETRIES,
+    BleConfig,
+    BleScanner,
+    RawAdvert,
+    ScanMode,
+)
 from protocols.ble import (
     SMARTLABEL_COMPANY_ID,
     SmartLabelAdvFlags,
@@ -315,6 +322,20 @@ async def test_in_progress_on_start_is_retried(bluez: FakeBlueZ) -> None:
         await advertise(bluez, TAGS[1])
         adverts = await collect(scanner, lambda seen: bool(seen))
     assert TAGS[1].address in adverts
+
+
+async def test_in_progress_beyond_the_retries_fails_the_start_and_is_tried_again(
+    bluez: FakeBlueZ,
+) -> None:
+    # One start: the first try and its 3 retries all refused; the next start succeeds.
+    bluez.refuse_start_discovery(IN_PROGRESS_RETRIES + 1)
+    async with BleScanner(BleConfig(), clock=SystemClock()) as scanner:
+        await asyncio.wait_for(scanner.wait_scanning(), 20.0)
+        assert scanner.counters["in_progress_retries"] == IN_PROGRESS_RETRIES
+        assert bluez.counters["refused_in_progress"] == IN_PROGRESS_RETRIES + 1
+        assert scanner.counters["start_failures"] == 1
+        assert scanner.counters["scans_started"] == 1
+        assert bluez.discovering()
 
 
 async def test_wedged_controller_escalates_to_a_power_cycle(
