@@ -6,7 +6,8 @@ JSON events, each figure next to a baseline measured in the same run:
 1. durable accept rate: the outbox (WAL, synchronous=FULL, group commit, 32 producers handing
    in 10 events each) vs raw sqlite3 ``executemany`` with one transaction per 100 rows, FULL;
 2. lease + ack rate: the uplink's loop (lease 100, ack, batched deletes) vs raw SELECT 100 +
-   DELETE in one transaction per batch;
+   DELETE in one transaction per batch; rates are the best of 3 rounds, baseline and outbox
+   alternating (the baselines have no UNIQUE index: they are the floor of SQLite's cost);
 3. bytes written to disk per event over its whole life (accept, lease, ack, checkpoint, close),
    from the kernel's per-process counter (/proc/self/io write_bytes), both after an outage
    (50k queued, then drained) and streaming (uplink keeping up); plus a naive design that
@@ -14,7 +15,7 @@ JSON events, each figure next to a baseline measured in the same run:
 4. resident memory with a backlog of 100,000 and of 1,000,000 events (filled in large batches).
 
 Run: ``.venv/bin/python bench/outbox.py [--events 50000] [--backlog 1000000]``.
-The last line is one JSON object with the figures and the checks against issue 3's targets.
+The last line is one JSON object with the figures and the checks against the targets.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxConfig, Outbo
 PRODUCERS: Final = 32
 #: Events per accept call (one serial frame or one pipeline step).
 EVENTS_PER_ACCEPT: Final = 10
-#: Rows per transaction in the raw baseline, as issue 3 defines it.
+#: Rows per transaction in the raw baseline, as the outbox requirements define it.
 BASELINE_BATCH_ROWS: Final = 100
 LEASE_BATCH: Final = 100
 #: Bulk fill for the memory test: large accepts keep the 1M fill to seconds.
@@ -51,6 +52,8 @@ RSS_GROWTH_LIMIT_MIB: Final = 32.0
 BYTES_PER_EVENT_LIMIT: Final = 2048
 RATIO_TARGET: Final = 0.5
 NAIVE_EVENTS: Final = 2000
+#: Rates are the best of this many alternating rounds: the machine may be shared.
+ROUNDS: Final = 3
 
 _CLASSES: Final = (
     [EventClass.TELEMETRY] * 6
@@ -270,19 +273,32 @@ async def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="outbox-bench-", dir=Path.cwd()) as tmp:
         work = Path(tmp)
-        raw_rate = raw_accept(work / "raw.db", events)
-        raw_lease, _ = raw_lease_ack(work / "raw.db")
+        rates: dict[str, list[float]] = {"raw": [], "raw_lease": [], "accept": [], "lease": []}
+        per_events: list[float] = []
+        for r in range(ROUNDS):
+            # Baseline and outbox alternate, so that a change in machine load hits both.
+            rates["raw"].append(raw_accept(work / f"raw{r}.db", events))
+            rates["raw_lease"].append(raw_lease_ack(work / f"raw{r}.db")[0])
+            before = write_bytes()
+            async with Outbox(work / f"outbox{r}.db", OutboxConfig(), SystemClock()) as outbox:
+                rates["accept"].append(await outbox_accept(outbox, events))
+                lease_rate, delivered = await outbox_lease_ack(outbox)
+                rates["lease"].append(lease_rate)
+                commits = (await outbox.stats()).commits
+            per_events.append((write_bytes() - before) / args.events)
+            if delivered != args.events:
+                raise RuntimeError(f"delivered {delivered} of {args.events}")
+            print(
+                f"round {r + 1}: raw accept {rates['raw'][-1]:.0f}, outbox accept "
+                f"{rates['accept'][-1]:.0f}, raw select+delete {rates['raw_lease'][-1]:.0f}, "
+                f"outbox lease+ack {lease_rate:.0f} events/s, {per_events[-1]:.0f} B/event"
+            )
+        raw_rate, raw_lease = max(rates["raw"]), max(rates["raw_lease"])
+        accept_rate, lease_rate = max(rates["accept"]), max(rates["lease"])
+        per_event = max(per_events)
+        print(f"best of {ROUNDS} rounds (rates), worst (bytes):")
         print(f"raw sqlite3 accept (executemany, 100 rows/txn, FULL): {raw_rate:10.0f} events/s")
         print(f"raw sqlite3 select+delete (100 rows/txn, FULL):       {raw_lease:10.0f} events/s")
-
-        before = write_bytes()
-        async with Outbox(work / "outbox.db", OutboxConfig(), SystemClock()) as outbox:
-            accept_rate = await outbox_accept(outbox, events)
-            lease_rate, delivered = await outbox_lease_ack(outbox)
-            commits = (await outbox.stats()).commits
-        per_event = (write_bytes() - before) / args.events
-        if delivered != args.events:
-            raise RuntimeError(f"delivered {delivered} of {args.events}")
         print(
             f"outbox accept (group commit, FULL):                    {accept_rate:10.0f} events/s"
         )
