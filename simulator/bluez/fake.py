@@ -818,8 +818,8 @@ class FakeBlueZ:
                 ad.sessions.clear()
                 ad.filters.clear()
                 changed["Discovering"] = Variant("b", False)
-            forgotten = [d.path for d in ad.devices.values() if d.announced]
-            for device in ad.devices.values():
+            forgotten = [d for d in ad.devices.values() if d.announced]
+            for device in forgotten:
                 device.announced = False
             if forgotten and self._tasks is not None:
                 # Hundreds of devices can go at once: sent paced, after this handler returns.
@@ -828,10 +828,14 @@ class FakeBlueZ:
                 monitor.found.clear()
         self._adapter_changed(ad, changed)
 
-    async def _send_removed(self, paths: list[str]) -> None:
-        for path in paths:
+    async def _send_removed(self, devices: list[_Device]) -> None:
+        for device in devices:
             await self._flow()
-            self._send_signal("/", _OBJECT_MANAGER, "InterfacesRemoved", "oas", [path, [_DEVICE]])
+            if device.announced:
+                continue  # heard again (power back on) before its removal went out: keep it
+            self._send_signal(
+                "/", _OBJECT_MANAGER, "InterfacesRemoved", "oas", [device.path, [_DEVICE]]
+            )
 
     def _managed_objects(self) -> dict[str, dict[str, dict[str, Variant]]]:
         objects: dict[str, dict[str, dict[str, Variant]]] = {}
