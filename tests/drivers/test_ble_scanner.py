@@ -417,6 +417,31 @@ async def test_missing_adapter_is_retried_without_crashing(bluez: FakeBlueZ) -> 
     assert bluez.counters["start_discovery"] == 0
 
 
+async def test_a_gateway_started_before_the_bus_scans_once_it_is_up(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="tagrelay-dbus-") as workdir:
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={workdir}/bus.sock")
+        async with contextlib.AsyncExitStack() as devices:
+            async with BleScanner(BleConfig(), clock=SystemClock()) as scanner:
+                # Polled with a deadline: the failed connect is only visible in the log.
+                async with asyncio.timeout(10.0):
+                    while not any(  # noqa: ASYNC110 - no event to await
+                        "cannot reach the system bus" in r.getMessage() for r in caplog.records
+                    ):
+                        await asyncio.sleep(0.05)
+                assert not scanner.scanning
+                bus = await devices.enter_async_context(PrivateBus(Path(workdir)))
+                fake = await devices.enter_async_context(FakeBlueZ(bus.address))
+                await asyncio.wait_for(scanner.wait_scanning(), 10.0)
+                assert fake.discovering()
+                await advertise(fake, TAGS[8])
+                adverts = await collect(scanner, lambda seen: bool(seen))
+            # The scanner closed while the bus and bluetoothd are still up: a clean stop.
+            assert not fake.discovering()
+    assert TAGS[8].address in adverts
+
+
 async def _bus_restart_scenario() -> float:
     with tempfile.TemporaryDirectory(prefix="tagrelay-dbus-") as workdir:
         async with PrivateBus(Path(workdir)) as bus:
