@@ -16,10 +16,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
-from dbus_fast import Message, MessageType
+from dbus_fast import Message, MessageFlag, MessageType
 from dbus_fast.aio import MessageBus
 
-__all__ = ["PrivateBus", "PrivateBusError", "add_match"]
+__all__ = ["PrivateBus", "PrivateBusError", "add_match", "add_match_message"]
 
 #: Where Debian installs the reference daemon; found on PATH first.
 _DBUS_DAEMON: Final = "dbus-daemon"
@@ -154,17 +154,21 @@ class PrivateBus:
                 await stream.read()
 
 
+def add_match_message(rule: str, *, reply: bool = True) -> Message:
+    """The ``AddMatch`` call for ``rule``; without ``reply`` it can be sent from a handler."""
+    return Message(
+        destination="org.freedesktop.DBus",
+        path="/org/freedesktop/DBus",
+        interface="org.freedesktop.DBus",
+        member="AddMatch",
+        signature="s",
+        body=[rule],
+        flags=MessageFlag.NONE if reply else MessageFlag.NO_REPLY_EXPECTED,
+    )
+
+
 async def add_match(bus: MessageBus, rule: str) -> None:
     """Ask the daemon to route the signals matching ``rule`` to ``bus`` (``AddMatch``)."""
-    reply = await bus.call(
-        Message(
-            destination="org.freedesktop.DBus",
-            path="/org/freedesktop/DBus",
-            interface="org.freedesktop.DBus",
-            member="AddMatch",
-            signature="s",
-            body=[rule],
-        )
-    )
+    reply = await bus.call(add_match_message(rule))
     if reply is None or reply.message_type is not MessageType.METHOD_RETURN:
         raise PrivateBusError(f"AddMatch {rule!r} failed: {reply.body if reply else None}")

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self
 
-from dbus_fast import BusType, DBusError, Message, MessageFlag, MessageType, Variant
+from dbus_fast import BusType, DBusError, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from simulator.bluez.bus import add_match
+from simulator.bluez.bus import add_match, add_match_message
 
 __all__ = [
     "FLOW_SYNC_EVERY_MESSAGES",
@@ -694,17 +694,7 @@ class FakeBlueZ:
             if sender not in self._watched_apps:
                 self._watched_apps.add(sender)
                 rule = f"type='signal',sender='{sender}',interface='{_OBJECT_MANAGER}'"
-                self._bus.send(
-                    Message(
-                        destination="org.freedesktop.DBus",
-                        path="/org/freedesktop/DBus",
-                        interface="org.freedesktop.DBus",
-                        member="AddMatch",
-                        signature="s",
-                        body=[rule],
-                        flags=MessageFlag.NO_REPLY_EXPECTED,
-                    )
-                )
+                self._bus.send(add_match_message(rule, reply=False))
             self._tasks.create_task(self._fetch_monitors(self._bus, sender, root))
             return Message.new_method_return(msg)
         if msg.member == "UnregisterMonitor":
