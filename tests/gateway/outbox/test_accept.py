@@ -241,7 +241,9 @@ async def test_an_accept_does_not_wait_behind_a_slow_ack_batch(tmp_path: Path) -
         await outbox.accept([event("a")])
         leased = await outbox.lease(1)
         await outbox.ack([e.row_id for e in leased])
-        await asyncio.sleep(0.01)  # the flusher is now waiting out the ack delay
+        for _ in range(3):  # let the flusher wake and start waiting out the ack delay
+            await asyncio.sleep(0)
+        assert (await outbox.stats()).leased == 1  # the ack is held back, not committed
         async with asyncio.timeout(5):
             result = await outbox.accept([event("b")])
         # The ack rode along in the same commit.
