@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drivers.clock import SystemClock
-from gateway.outbox import EventClass, Outbox, OutboxConfig, OutboxEvent
+from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxConfig, OutboxEvent
 from gateway.uplink import (
     BatchingConfig,
     Delivery,
@@ -53,6 +53,8 @@ ALARM_INTERVAL_S: Final = 0.02
 #: How often mosquitto publishes $SYS counters (its minimum is 1 s).
 SYS_INTERVAL_S: Final = 1
 GATEWAY_ID: Final = "bench-gw"
+#: A phase that has not finished by then is reported as a failure instead of hanging.
+PHASE_TIMEOUT_S: Final = 900.0
 T0: Final = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 
 
@@ -179,8 +181,10 @@ def raw_paho_rate(port: int, payloads: list[bytes]) -> float:
     for payload in payloads:
         window.acquire()
         client.publish(topic, payload, qos=1)
-    done.wait(timeout=600)
+    finished = done.wait(timeout=PHASE_TIMEOUT_S)
     elapsed = time.perf_counter() - start
+    if not finished:
+        raise SystemExit(f"raw paho: only {acked} of {n} acknowledged after {elapsed:.0f} s")
     client.loop_stop()
     client.disconnect()
     return n / elapsed
@@ -196,7 +200,10 @@ async def fill(outbox: Outbox, first: int, n: int) -> None:
                     event_id, EventClass.TELEMETRY, "telemetry.reading", payload, source="0011"
                 )
             )
-        await outbox.accept(chunk)
+        result = await outbox.accept(chunk)
+        refused = sum(status is not AcceptStatus.ACCEPTED for status in result.statuses)
+        if refused:
+            raise SystemExit(f"the outbox did not accept {refused} of {len(chunk)} events")
 
 
 def uplink_config(port: int, batching: BatchingConfig) -> UplinkConfig:
@@ -230,7 +237,11 @@ async def drain(
             status=StatusInfo("bench", "bench"),
             on_delivery=on_delivery,
         ):
-            await all_acked.wait()
+            try:
+                async with asyncio.timeout(PHASE_TIMEOUT_S):
+                    await all_acked.wait()
+            except TimeoutError:
+                raise SystemExit(f"{name}: only {acked} of {n} acknowledged") from None
             await outbox.flush()
             elapsed = time.perf_counter() - start
         depth = (await outbox.stats()).depth
@@ -240,11 +251,11 @@ async def drain(
 
 
 async def alarm_latency(
-    workdir: Path, port: int, backlog: int, batching: BatchingConfig
+    workdir: Path, name: str, port: int, backlog: int, batching: BatchingConfig
 ) -> tuple[list[float], list[float], list[float], float]:
     """Accept -> PUBACK of alarms accepted while a telemetry backlog drains, and the part of
     it spent in the outbox's durable commit (seconds)."""
-    async with Outbox(workdir / "alarms.db", OutboxConfig(), SystemClock()) as outbox:
+    async with Outbox(workdir / f"{name}.db", OutboxConfig(), SystemClock()) as outbox:
         await fill(outbox, 0, backlog)
         accepted_at: dict[str, float] = {}
         latencies: list[float] = []
@@ -276,7 +287,10 @@ async def alarm_latency(
             on_delivery=on_delivery,
         ):
             i = 0
+            deadline = time.perf_counter() + PHASE_TIMEOUT_S
             while not drained.is_set():
+                if time.perf_counter() > deadline:
+                    raise SystemExit(f"{name}: {telemetry_acked} of {backlog} acknowledged")
                 event_id = f"alarm-{i}"
                 accepted_at[event_id] = time.perf_counter()
                 payload = json.dumps({"event_id": event_id, "kind": "condition.shock"}).encode()
@@ -336,10 +350,10 @@ async def main(events: int, backlog: int) -> dict[str, Any]:
                 f"batched, no compression ({plain_n} events): {plain_bpe:.1f} B/event on the wire"
             )
             lat, commits, uplink_part, drain_s = await alarm_latency(
-                workdir, broker.port, backlog, BatchingConfig()
+                workdir, "alarms-batched", broker.port, backlog, BatchingConfig()
             )
             lat_single, _, _, drain_single_s = await alarm_latency(
-                workdir, broker.port, backlog, BatchingConfig(enabled=False)
+                workdir, "alarms-single", broker.port, backlog, BatchingConfig(enabled=False)
             )
         finally:
             sysbytes.close()

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Literal, Self
 
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
@@ -160,6 +160,7 @@ class Uplink:
         self._ack_wakeup = asyncio.Event()
         self._ack_lock = asyncio.Lock()
         self._reject_log_s: dict[str, float] = {}
+        self._connect_failures_logged: set[UplinkErrorReason] = set()
         self._counts: Counter[str] = Counter()
         self._reject_reasons: Counter[str] = Counter()
 
@@ -270,19 +271,19 @@ class Uplink:
 
     def _log_connect_failure(self, exc: UplinkError) -> None:
         # The first failure of a kind explains itself (TLS problems must say what failed).
-        key = f"connect:{exc.reason.value}"
-        if key not in self._reject_log_s:
-            self._reject_log_s[key] = self._clock.monotonic()
+        if exc.reason not in self._connect_failures_logged:
+            self._connect_failures_logged.add(exc.reason)
             _log.error("uplink cannot connect: %s", exc)
 
     def _will(self) -> Will:
         return Will(self._topics.status, self._status_payload("offline", None, "connection lost"))
 
-    def _status_payload(self, state: str, depth: int | None, reason: str | None) -> bytes:
-        online = state == "online"
+    def _status_payload(
+        self, state: Literal["online", "offline"], depth: int | None, reason: str | None
+    ) -> bytes:
         return GatewayStatus(
             gateway_id=self._gateway_id,
-            state="online" if online else "offline",
+            state=state,
             version=self._status.version,
             config_hash=self._status.config_hash,
             clock_state=self._clock_state(),
@@ -303,7 +304,7 @@ class Uplink:
             _log.error("broker refused the birth message: %s", birth.reason)
         self._counts["connects"] += 1
         self._backoff.reset()
-        self._reject_log_s = {k: v for k, v in self._reject_log_s.items() if ":" not in k}
+        self._connect_failures_logged.clear()  # the next outage explains itself again
         self._set_state(ConnectionState.CONNECTED, f"{self._config.host}:{self._config.port}")
         publisher = asyncio.create_task(self._publish_loop(session), name="uplink-publish")
         commands = asyncio.create_task(self._command_loop(session), name="uplink-commands")
