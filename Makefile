@@ -14,7 +14,7 @@ test: setup
 	VENV=$(VENV) scripts/check
 
 bench: setup
-	for b in bench/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+	for b in bench/[!_]*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
