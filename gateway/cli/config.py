@@ -11,16 +11,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gateway.config import (
-    ConfigError,
-    GatewayConfig,
-    config_hash,
-    load_config,
-    missing_files,
-    redacted_view,
-    resolve_secrets,
-)
+if TYPE_CHECKING:  # loaded by the commands themselves: building the parser stays light
+    from gateway.config import GatewayConfig
 
 __all__ = ["register"]
 
@@ -44,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _load(path: Path) -> GatewayConfig | None:
+    from gateway.config import ConfigError, load_config
+
     try:
         return load_config(path, secrets=False)
     except ConfigError as exc:
@@ -54,6 +50,8 @@ def _load(path: Path) -> GatewayConfig | None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from gateway.config import ConfigError, config_hash, missing_files, resolve_secrets
+
     config = _load(args.file)
     if config is None:
         return EXIT_INVALID
@@ -89,6 +87,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from gateway.config import redacted_view
+
     config = _load(args.file)
     if config is None:
         return EXIT_INVALID

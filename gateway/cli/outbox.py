@@ -11,9 +11,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from gateway.outbox import EventClass, OutboxConfig, OutboxError, OutboxErrorReason, OutboxStats
+if TYPE_CHECKING:  # the outbox (SQLite, sqlite_utils) loads only when a command runs
+    from gateway.outbox import OutboxConfig, OutboxError, OutboxStats
 
 __all__ = ["register"]
 
@@ -21,7 +22,9 @@ EXIT_ERROR = 1
 #: The daemon holds the store; try again when it is stopped.
 EXIT_LOCKED = 75  # EX_TEMPFAIL from sysexits.h
 
-_CLASS_NAMES = [c.name.lower() for c in EventClass]
+#: ``EventClass`` names, spelled out so that building the parser does not load the outbox
+#: (the CLI tests check they match the enum).
+CLASS_NAMES: tuple[str, ...] = ("alarm", "handoff", "presence", "status", "telemetry")
 
 #: Figures only the running daemon holds in memory; the file cannot tell them, so ``stats``
 #: names them instead of printing zeros. The daemon reports them over MQTT (``outbox.stats``).
@@ -57,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     stats.set_defaults(func=_stats)
 
     peek = add("peek", "show the next events in lease order (or dead letters)")
-    peek.add_argument("--class", dest="event_class", choices=_CLASS_NAMES, help="only this class")
+    peek.add_argument("--class", dest="event_class", choices=CLASS_NAMES, help="only this class")
     peek.add_argument("-n", type=int, default=10, metavar="N", help="how many (default: 10)")
     peek.add_argument("--dead", action="store_true", help="show dead letters instead")
     peek.set_defaults(func=_peek)
@@ -75,6 +78,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _locate(args: argparse.Namespace) -> tuple[Path, OutboxConfig] | None:
+    from gateway.outbox import OutboxConfig
+
     if args.db is not None:
         return Path(args.db), OutboxConfig()
     from gateway.config import ConfigError, load_config
@@ -89,6 +94,8 @@ def _locate(args: argparse.Namespace) -> tuple[Path, OutboxConfig] | None:
 
 
 def _fail(exc: OutboxError) -> int:
+    from gateway.outbox import OutboxErrorReason
+
     print(f"tagrelay outbox: {exc}", file=sys.stderr)
     return EXIT_LOCKED if exc.reason is OutboxErrorReason.LOCKED else EXIT_ERROR
 
@@ -133,6 +140,7 @@ def _print_stats(path: Path, stats: OutboxStats, max_bytes: int, out: TextIO) ->
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from gateway.outbox import OutboxError
     from gateway.outbox.inspection import file_stats
 
     located = _locate(args)
@@ -174,6 +182,7 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _peek(args: argparse.Namespace) -> int:
+    from gateway.outbox import EventClass, OutboxError
     from gateway.outbox.inspection import iter_rows
 
     located = _locate(args)
@@ -189,6 +198,7 @@ def _peek(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from gateway.outbox import OutboxError
     from gateway.outbox.inspection import iter_rows
 
     located = _locate(args)
@@ -210,6 +220,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _requeue(args: argparse.Namespace) -> int:
+    from gateway.outbox import OutboxError, OutboxErrorReason
     from gateway.outbox.inspection import requeue_dead_letters
 
     located = _locate(args)

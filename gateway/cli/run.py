@@ -9,8 +9,6 @@ import os
 import sys
 from pathlib import Path
 
-from gateway.config import ConfigError, load_config
-
 __all__ = ["register"]
 
 #: Exit code for a configuration that cannot be used (systemd: do not restart in a loop).
@@ -28,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Loaded here, not at the top: every tagrelay command builds the whole parser, and the
+    # daemon's modules (pydantic models, SQLite, paho) would slow down the light ones.
+    from gateway.config import ConfigError, load_config
     from gateway.daemon import run_daemon
 
     try:
