@@ -5,7 +5,11 @@ Starts its own mosquitto on a free 127.0.0.1 port (stopped by pid at the end). B
 are the broker's own ``$SYS/broker/bytes/received`` counter (MQTT packets as received, headers
 and properties included). Prints the figures, then one JSON line with them and the checks.
 
-    .venv/bin/python bench/uplink.py [--events 200000] [--backlog 100000]
+    .venv/bin/python bench/uplink.py [--events 200000] [--backlog 100000] [--rounds 3]
+
+The one-event-per-message rate and its raw paho baseline are each the best of ``--rounds``
+alternating rounds (raw, uplink, raw, uplink, ...): on a shared machine a neighbour's load
+hits whichever run it overlaps, and the best round is the least disturbed one of each.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ ALARM_INTERVAL_S: Final = 0.02
 #: How often mosquitto publishes $SYS counters (its minimum is 1 s).
 SYS_INTERVAL_S: Final = 1
 GATEWAY_ID: Final = "bench-gw"
+#: Alternating (raw paho, uplink) rounds of the single-message drain; the best of each counts.
+DEFAULT_ROUNDS: Final = 3
 #: A phase that has not finished by then is reported as a failure instead of hanging.
 PHASE_TIMEOUT_S: Final = 900.0
 T0: Final = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
@@ -312,7 +318,7 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[98] if len(values) > 1 else 0.0
 
 
-async def main(events: int, backlog: int) -> dict[str, Any]:
+async def main(events: int, backlog: int, rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tagrelay-bench-") as tmp:
         workdir = Path(tmp)
         broker = Mosquitto(workdir)
@@ -321,13 +327,24 @@ async def main(events: int, backlog: int) -> dict[str, Any]:
             payloads = [telemetry_payload(i)[1] for i in range(events)]
             json_bytes = statistics.mean(len(p) for p in payloads)
             print(f"events {events}, mean event JSON {json_bytes:.0f} B, window {WINDOW}")
-            raw = raw_paho_rate(broker.port, payloads)
-            print(f"raw paho loop, one event per message:       {raw:10.0f} events/s")
-            single, single_bpe = await drain(
-                workdir, "single", broker.port, events, BatchingConfig(enabled=False), sysbytes
-            )
+            raws: list[float] = []
+            singles: list[float] = []
+            single_bpe = 0.0
+            for r in range(rounds):
+                raws.append(await asyncio.to_thread(raw_paho_rate, broker.port, payloads))
+                rate, single_bpe = await drain(
+                    workdir, f"single-{r}", broker.port, events, BatchingConfig(enabled=False),
+                    sysbytes,
+                )  # fmt: skip
+                singles.append(rate)
+                print(
+                    f"round {r + 1}/{rounds}: raw paho {raws[-1]:8.0f} events/s, "
+                    f"uplink {singles[-1]:8.0f} events/s ({singles[-1] / raws[-1]:.2f} x)"
+                )
+            raw, single = max(raws), max(singles)
+            print(f"raw paho loop, one event per message:       {raw:10.0f} events/s (best)")
             print(
-                f"uplink drain, one event per message:        {single:10.0f} events/s "
+                f"uplink drain, one event per message:        {single:10.0f} events/s (best) "
                 f"({single / raw:.2f} x raw), {single_bpe:.0f} B/event on the wire"
             )
             batched, batched_bpe = await drain(
@@ -371,11 +388,18 @@ async def main(events: int, backlog: int) -> dict[str, Any]:
         f"p50 {statistics.median(lat_single) * 1000:.1f} ms, p99 {p99_single_ms:.1f} ms, "
         f"n={len(lat_single)}"
     )
+    print(
+        f"alarm p99 breakdown (batched): outbox commit {p99_commit_ms:.1f} ms, "
+        f"commit->PUBACK {p99_uplink_ms:.1f} ms"
+    )
     return {
         "events": events,
         "event_json_bytes": round(json_bytes, 1),
+        "rounds": rounds,
         "raw_paho_events_per_s": round(raw),
         "drain_single_events_per_s": round(single),
+        "raw_paho_events_per_s_rounds": [round(x) for x in raws],
+        "drain_single_events_per_s_rounds": [round(x) for x in singles],
         "drain_batched_events_per_s": round(batched),
         "wire_bytes_per_event_single": round(single_bpe, 1),
         "wire_bytes_per_event_batched_zlib": round(batched_bpe, 1),
@@ -410,6 +434,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     args = parser.parse_args()
-    result = asyncio.run(main(args.events, args.backlog))
+    result = asyncio.run(main(args.events, args.backlog, args.rounds))
     print(json.dumps(result))
