@@ -23,14 +23,18 @@ GATEWAY = "gw-daemon"
 STATUS = f"tagrelay/v1/{GATEWAY}/status"
 
 
-def write_config(tmp_path: Path, broker: Broker) -> Path:
+#: The daemon's MQTT password, from the environment; the plain broker takes any credentials.
+SECRET = "daemon-secret-pw"
+
+
+def write_config(tmp_path: Path, broker: Broker, extra: str = "") -> Path:
     path = tmp_path / "tagrelay.toml"
     path.write_text(
         f'gateway_id = "{GATEWAY}"\n'
         f'state_dir = "{tmp_path / "state"}"\n'
         "[uplink]\n"
         f'host = "{broker.host}"\nport = {broker.port}\ntransport = "tcp"\n'
-        "reconnect_min_s = 0.05\n"
+        "reconnect_min_s = 0.05\n" + extra
     )
     return path
 
@@ -80,9 +84,14 @@ async def test_sigterm_drains_the_outbox_and_says_goodbye(
     (tmp_path / "state").mkdir()
     async with Outbox(tmp_path / "state" / "outbox.db", OutboxConfig(), SystemClock()) as ob:
         await ob.accept([event(i) for i in range(n)])
-    config = write_config(tmp_path, mosquitto)
+    extra = 'username = "gw"\npassword_env = "TAGRELAY_TEST_PW"\n[logging]\nlevel = "DEBUG"\n'
+    config = write_config(tmp_path, mosquitto, extra)
     with notify_socket(tmp_path) as sock:
-        env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"}
+        env = {
+            "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+            "WATCHDOG_USEC": "1000000",
+            "TAGRELAY_TEST_PW": SECRET,
+        }
         async with subscribe(mosquitto, f"tagrelay/v1/{GATEWAY}/#") as sub:
             with daemon(tmp_path, config, **env) as proc:
                 ready = await notifications(sock, "READY=1")
@@ -105,6 +114,11 @@ async def test_sigterm_drains_the_outbox_and_says_goodbye(
     assert sorted(e["seq"] for e in sub.events()) == list(range(n))
     async with Outbox(tmp_path / "state" / "outbox.db", OutboxConfig(), SystemClock()) as ob:
         assert (await ob.stats()).depth == 0
+    # The whole run's log, at DEBUG, never shows the password.
+    log = (tmp_path / "daemon.log").read_text()
+    assert "uplink connected" in log
+    assert "DEBUG" in log
+    assert SECRET not in log
 
 
 async def test_sigkill_leaves_the_will_to_the_broker(mosquitto: Broker, tmp_path: Path) -> None:

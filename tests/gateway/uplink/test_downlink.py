@@ -23,6 +23,7 @@ from tests.gateway.uplink.helpers import (
 
 CMD = f"tagrelay/v1/{GATEWAY_ID}/cmd"
 RESULT = f"tagrelay/v1/{GATEWAY_ID}/result"
+SECRET = "pw-never-shown"
 
 
 def _request_properties(response_topic: str, correlation: bytes) -> Properties:
@@ -35,9 +36,11 @@ def _request_properties(response_topic: str, correlation: bytes) -> Properties:
 async def test_mqtt5_commands_answer_on_the_response_topic(
     mosquitto: Broker, tmp_path: Path
 ) -> None:
+    # The plain broker takes any credentials; config.get must not hand the password out.
+    config = plain_config(mosquitto, username="gw", password=SECRET)
     async with (
         open_outbox(tmp_path) as outbox,
-        open_uplink(plain_config(mosquitto), outbox) as uplink,
+        open_uplink(config, outbox) as uplink,
         subscribe(mosquitto, "platform/replies/#") as sub,
     ):
         await uplink.wait_state(ConnectionState.CONNECTED)
@@ -63,6 +66,8 @@ async def test_mqtt5_commands_answer_on_the_response_topic(
         assert by_corr[b"c1"]["ok"] is True
         assert by_corr[b"c1"]["result"]["pong"] is True
         assert by_corr[b"c2"]["result"]["host"] == mosquitto.host
+        assert by_corr[b"c2"]["result"]["password"] == "**********"
+        assert all(SECRET.encode() not in m.payload for m in sub.messages)
         assert by_corr[b"c3"]["result"]["store_epoch"] == outbox.store_epoch
         assert by_corr[b"c4"]["error"]["reason"] == "malformed_json"
         assert by_corr[b"c5"]["error"]["reason"] == "unknown_command"

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+from collections import Counter
 from pathlib import Path
 
 import aiomqtt
+import pytest
 
 from gateway.outbox import EventClass
-from gateway.uplink import ConnectionState
+from gateway.uplink import ConnectionState, Delivery, Uplink, UplinkConfig
 from tests.fixtures.mosquitto import (
     PASSWORD,
     SUBSCRIBER,
@@ -19,6 +23,7 @@ from tests.fixtures.mosquitto import (
 )
 from tests.gateway.uplink.helpers import (
     GATEWAY_ID,
+    Deliveries,
     event,
     open_outbox,
     open_uplink,
@@ -41,24 +46,26 @@ def _platform_client(host: str, port: int) -> aiomqtt.Client:
     )
 
 
-#: Retry pause of the test consumer while the broker is down (an external process: polling).
-CONSUMER_RETRY_S = 0.05
+#: Published by the test once the uplink is done: the broker queues it behind every event, so
+#: reading up to it reads every copy the broker kept, duplicates included.
+MARKER_TOPIC = f"tagrelay/v1/{GATEWAY_ID}/events/test/end"
 
 
-async def _consume(host: str, port: int, seqs: list[int], n: int, third: asyncio.Event) -> None:
-    """Read until every seq arrived, reconnecting through outages (the session survives)."""
-    while True:
-        try:
-            async with _platform_client(host, port) as client:
-                async for msg in client.messages:
-                    assert isinstance(msg.payload, bytes)
-                    seqs.append(json.loads(msg.payload)["seq"])
-                    if len(seqs) >= n // 3:
-                        third.set()
-                    if len(set(seqs)) >= n:
-                        return
-        except aiomqtt.MqttError:
-            await asyncio.sleep(CONSUMER_RETRY_S)
+async def _read_queue(host: str, port: int) -> list[tuple[str, int]]:
+    """(kind, seq) of every event queued for the persistent consumer, in delivery order.
+
+    The consumer connects once, after the outage: a client that lives through a broker
+    restart leaves aiomqtt futures with exceptions nobody retrieves."""
+    got: list[tuple[str, int]] = []
+    async with _platform_client(host, port) as client:
+        await client.publish(MARKER_TOPIC, b"{}", qos=1)
+        async for msg in client.messages:
+            if str(msg.topic) == MARKER_TOPIC:
+                return got
+            assert isinstance(msg.payload, bytes)
+            body = json.loads(msg.payload)
+            got.append((body["kind"], body["seq"]))
+    raise AssertionError("the message stream ended before the marker")
 
 
 async def test_broker_restart_mid_drain_loses_nothing(
@@ -67,35 +74,77 @@ async def test_broker_restart_mid_drain_loses_nothing(
     broker = mosquitto_factory("persistent")
     n, window = 3000, 20
     config = plain_config(broker, in_flight_window=window, protocol="3.1.1")
-    seqs: list[int] = []
-    third = asyncio.Event()
+    # Two classes, four sources each: order is promised within (class, source).
+    events = [
+        event(i, EventClass.PRESENCE, "presence.enter", f"label-{i % 4}")
+        if i % 3 == 0
+        else event(i, source=f"label-{i % 4}")
+        for i in range(n)
+    ]
+    deliveries = Deliveries()
+    acked_ids: list[str] = []
+    at_drop: dict[str, object] = {}
+
+    def observe(delivery: Delivery) -> None:
+        deliveries(delivery)
+        if delivery.ack.ok:
+            acked_ids.extend(delivery.event_ids)
+
     async with open_outbox(tmp_path) as outbox:
-        await outbox.accept([event(i, source=f"label-{i % 4}") for i in range(n)])
+        await outbox.accept(events)
         async with _platform_client(broker.host, broker.port) as client:
             await client.subscribe(EVENTS, qos=1)
-        async with open_uplink(config, outbox) as uplink, asyncio.timeout(90):
-            consumer = asyncio.create_task(_consume(broker.host, broker.port, seqs, n, third))
-            await third.wait()
+        holder: list[Uplink] = []
+
+        def on_state(state: ConnectionState, detail: str) -> None:
+            # Runs before the session's leftovers are released: published minus acked is
+            # exactly what was in flight when the connection dropped.
+            if state is ConnectionState.DISCONNECTED and holder and "in_flight" not in at_drop:
+                stats = holder[0].stats()
+                at_drop["in_flight"] = stats.events_published - stats.events_acked
+                at_drop["acked"] = set(acked_ids)
+
+        async with (
+            open_uplink(config, outbox, on_delivery=observe, on_state=on_state) as uplink,
+            asyncio.timeout(90),
+        ):
+            holder.append(uplink)
+            await deliveries.wait_acked(n // 3)
             # Clean broker stop: it saves the consumer's session and queue to disk.
             broker.stop()
             await uplink.wait_state(ConnectionState.DISCONNECTED)
             broker.start()
-            await consumer
+            await deliveries.wait_acked(n)
             stats = uplink.stats()
+        received = await _read_queue(broker.host, broker.port)
     assert stats.connects == 2
+    assert deliveries.acked == n, "an event was acknowledged twice"
+    seqs = [seq for _, seq in received]
     assert set(seqs) == set(range(n)), "lost events"
-    # What the uplink sent twice is bounded by what was in flight at the outage.
-    resent = stats.events_published - n
-    assert 0 <= resent <= window, resent
-    for source in range(4):
-        first_seen = list(dict.fromkeys(s for s in seqs if s % 4 == source))
-        assert first_seen == sorted(first_seen)
+    # What the uplink sent twice is exactly what was in flight at the outage, at most a window.
+    in_flight = at_drop["in_flight"]
+    assert isinstance(in_flight, int)
+    assert 0 <= in_flight <= window
+    assert stats.events_published - n == in_flight
+    # The consumer's duplicates are among those, never an event the broker had acknowledged.
+    duplicates = [s for s, count in Counter(seqs).items() if count > 1]
+    assert len(seqs) - n <= in_flight
+    assert all(count <= 2 for count in Counter(seqs).values())
+    acked_before = at_drop["acked"]
+    assert isinstance(acked_before, set)
+    assert not {f"ev-{s:08d}" for s in duplicates} & acked_before
+    for kind in ("presence.enter", "telemetry.reading"):
+        for source in range(4):
+            mine = [s for k, s in received if k == kind and s % 4 == source]
+            first_seen = list(dict.fromkeys(mine))
+            assert first_seen == sorted(first_seen), (kind, source)
 
 
 async def test_acl_denial_is_a_negative_puback_and_a_dead_letter(
-    mosquitto_factory: BrokerFactory, tmp_path: Path
+    mosquitto_factory: BrokerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = mosquitto_factory("auth")
+    caplog.set_level(logging.DEBUG)  # every logger, the most verbose: still no password
     config = plain_config(broker, username=USERNAME, password=PASSWORD)
     allowed = [event(i) for i in range(20)]
     denied = [event(100 + i, EventClass.PRESENCE, "denied.thing") for i in range(3)]
@@ -116,16 +165,23 @@ async def test_acl_denial_is_a_negative_puback_and_a_dead_letter(
         assert store.dead_letters == 3
         assert store.depth == 0
         assert all("denied" not in m.topic for m in sub.messages)
+    assert "broker refused a publish" in caplog.text  # the run did log
+    assert PASSWORD not in caplog.text
 
 
 async def test_wrong_password_is_a_refused_connect(
-    mosquitto_factory: BrokerFactory, tmp_path: Path
+    mosquitto_factory: BrokerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = mosquitto_factory("auth")
-    config = plain_config(broker, username=USERNAME, password="wrong")
+    wrong = "wrong-but-still-secret"
+    config = plain_config(broker, username=USERNAME, password=wrong)
+    caplog.set_level(logging.DEBUG)
     async with open_outbox(tmp_path) as outbox, open_uplink(config, outbox) as uplink:
         await uplink.wait_state(ConnectionState.DISCONNECTED)
         assert uplink.state_detail == "connect_refused"
+    assert "uplink cannot connect" in caplog.text
+    assert wrong not in caplog.text
+    assert wrong not in repr(config)
 
 
 async def test_retained_birth_after_reconnect_and_offline_on_clean_stop(
@@ -155,3 +211,72 @@ async def test_retained_birth_after_reconnect_and_offline_on_clean_stop(
         death = json.loads(sub.messages[0].payload)
         assert death["state"] == "offline"
         assert death["reason"] == "shutdown"
+
+
+class _FakeBroker:
+    """A TCP listener that counts connection attempts and answers each CONNECT with a
+    refusing CONNACK (3.1.1 code 5, not authorised) or, with ``refuse = False``, by hanging up.
+    Standing in for a broker lets the test see every attempt the uplink makes."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.refuse = True
+        self.changed = asyncio.Event()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.attempts += 1
+        self.changed.set()
+        try:
+            if self.refuse:
+                await reader.read(1024)  # the CONNECT packet
+                writer.write(b"\x20\x02\x00\x05")
+                await writer.drain()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def wait_attempts(self, n: int) -> None:
+        async with asyncio.timeout(30):
+            while self.attempts < n:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def test_connection_state_is_logged_once_per_change_not_per_attempt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = _FakeBroker()
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = UplinkConfig(
+        host="127.0.0.1",
+        port=port,
+        transport="tcp",
+        protocol="3.1.1",
+        reconnect_min_s=0.01,
+        reconnect_max_s=0.02,
+    )
+    caplog.set_level(logging.INFO, logger="gateway.uplink")
+
+    def lines(text: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+    try:
+        async with open_outbox(tmp_path) as outbox, open_uplink(config, outbox) as uplink:
+            await fake.wait_attempts(6)
+            assert uplink.state_detail == "connect_refused"
+            assert len(lines("uplink disconnected")) == 1
+            assert len(lines("uplink cannot connect")) == 1
+            assert "Not authorized" in lines("uplink cannot connect")[0]
+            # A new reason is a change: one more line, however many attempts follow.
+            fake.refuse = False
+            seen = fake.attempts
+            await fake.wait_attempts(seen + 6)
+            assert uplink.state_detail == "connection_lost"
+            assert len(lines("uplink disconnected")) == 2
+            assert len(lines("uplink cannot connect")) == 1
+            assert uplink.stats().connects == 0
+    finally:
+        server.close()
+        await server.wait_closed()
