@@ -4,8 +4,12 @@ SQLite never runs on the event loop. One dedicated writer thread owns the connec
 class batches work for it and hands results back through futures:
 
 - group commit: accepts arriving within ``group_commit_window_ms`` (or until
-  ``group_commit_max_events``) share one transaction and one fsync; an alarm commits at once.
-  While a commit is running, new accepts queue up and go in the next one.
+  ``group_commit_max_events``) share one transaction and one fsync. While a commit is running,
+  new accepts queue up and go in the next one.
+- alarms take a fast lane: an accept holding an alarm is committed at once, with whatever
+  accepts are waiting and without the pending acks, as a job that the writer thread runs ahead
+  of queued leases and ack batches (see gateway/outbox/writer.py). Accept commits keep their
+  order among themselves, so order within a class and source is unchanged.
 - acks are deleted in batches, riding the next commit (or after ``ack_flush_delay_ms``); an
   acked row stays leased until then, so it is never handed out twice.
 """
@@ -16,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Final, TypeVar
@@ -32,6 +35,7 @@ from gateway.outbox.models import (
     OutboxStats,
 )
 from gateway.outbox.store import Store
+from gateway.outbox.writer import Priority, WriterThread
 
 _log = logging.getLogger(__name__)
 
@@ -57,7 +61,7 @@ class Outbox:
     def __init__(self, path: Path, config: OutboxConfig, clock: Clock) -> None:
         self._config = config
         self._store = Store(path, config, clock)
-        self._executor: ThreadPoolExecutor | None = None
+        self._writer: WriterThread | None = None
         self._task_group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: list[_Pending] = []
@@ -71,18 +75,20 @@ class Outbox:
         self._open = False
         self._closing = False
         self._in_flight = False
+        #: Alarm fast-lane commits not finished yet (flush waits for them too).
+        self._lanes: set[asyncio.Task[None]] = set()
         self._failed_commits = 0
         self._last_error_log_s = -ERROR_LOG_BURST_S
 
     # -- life cycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Outbox:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-writer")
+        self._writer = WriterThread("outbox-writer")
         try:
             await self._call(self._store.open)
         except BaseException:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+            self._writer.shutdown()
+            self._writer = None
             raise
         self._open = True
         self._task_group = asyncio.TaskGroup()
@@ -109,15 +115,15 @@ class Outbox:
                 await self._task_group.__aexit__(None, None, None)
         finally:
             self._open = False
-            executor = self._executor
-            if executor is not None:
+            writer = self._writer
+            if writer is not None:
                 try:
-                    await self._call(self._store.close)
+                    await self._call(self._store.close, priority=Priority.LAST)
                 finally:
                     # Even when cancelled: the close job finishes in the thread before this
                     # returns, so the file is never left open.
-                    self._executor = None
-                    executor.shutdown(wait=True)
+                    self._writer = None
+                    writer.shutdown()
             for pending in self._pending:
                 if not pending.future.done():
                     pending.future.set_exception(OutboxError(OutboxErrorReason.CLOSED))
@@ -126,15 +132,17 @@ class Outbox:
     def store_epoch(self) -> str:
         return self._store.store_epoch
 
-    async def _call(self, func: Callable[..., _T], *args: object) -> _T:
-        if self._executor is None:
+    async def _call(
+        self, func: Callable[..., _T], *args: object, priority: Priority = Priority.NORMAL
+    ) -> _T:
+        if self._writer is None:
             raise OutboxError(OutboxErrorReason.CLOSED)
         store = self._store
 
         def job() -> tuple[_T, int]:
             return func(*args), store.leasable() if store.store_epoch else 0
 
-        result, leasable = await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        result, leasable = await asyncio.wrap_future(self._writer.submit(priority, job))
         if leasable > 0:
             self._available.set()
         else:
@@ -155,9 +163,16 @@ class Outbox:
         future: asyncio.Future[AcceptResult] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(events, future))
         self._pending_events += len(events)
-        if self._pending_events >= self._config.group_commit_max_events or any(
-            event.event_class is EventClass.ALARM for event in events
-        ):
+        if any(event.event_class is EventClass.ALARM for event in events):
+            # Now, not when the flusher is back from a commit that may be deleting a
+            # thousand acked rows; the waiting accepts go along (one fsync), the acks do not.
+            batch, self._pending, self._pending_events = self._pending, [], 0
+            assert self._task_group is not None
+            lane = self._task_group.create_task(self._commit(batch, set(), []))
+            self._lanes.add(lane)
+            lane.add_done_callback(self._lanes.discard)
+            return await future
+        if self._pending_events >= self._config.group_commit_max_events:
             self._urgent = True
         self._wake.set()
         return await future
@@ -205,13 +220,15 @@ class Outbox:
     async def flush(self) -> None:
         """Wait until every accept and ack handed in so far is committed."""
         self._check_open()
-        if not self._pending and not self._pending_acks and not self._in_flight:
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._flush_waiters.append(waiter)
-        self._urgent = True
-        self._wake.set()
-        await waiter
+        lanes = list(self._lanes)
+        if self._pending or self._pending_acks or self._in_flight:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._flush_waiters.append(waiter)
+            self._urgent = True
+            self._wake.set()
+            await waiter
+        if lanes:
+            await asyncio.wait(lanes)
 
     async def sweep(self) -> int:
         """Expire rows past their TTL now (also done periodically); return how many."""
@@ -271,10 +288,21 @@ class Outbox:
         batch, self._pending, self._pending_events = self._pending, [], 0
         acks, self._pending_acks = self._pending_acks, set()
         waiters, self._flush_waiters = self._flush_waiters, []
-        events = [event for pending in batch for event in pending.events]
         self._in_flight = True
         try:
-            statuses = await self._call(self._store.commit, events, acks)
+            await self._commit(batch, acks, waiters)
+        finally:
+            self._in_flight = False
+
+    async def _commit(
+        self, batch: list[_Pending], acks: set[int], waiters: list[asyncio.Future[None]]
+    ) -> None:
+        """Commit accepts and acks in one transaction; settle the callers' futures."""
+        events = [event for pending in batch for event in pending.events]
+        # Accepts keep their relative order (same priority, FIFO); an ack-only batch yields.
+        priority = Priority.ACCEPT if events else Priority.NORMAL
+        try:
+            statuses = await self._call(self._store.commit, events, acks, priority=priority)
         except Exception as exc:
             error = (
                 exc
@@ -303,8 +331,6 @@ class Outbox:
             if acks and not batch:
                 await asyncio.sleep(ACK_RETRY_DELAY_S)
             return
-        finally:
-            self._in_flight = False
         start = 0
         for pending in batch:
             end = start + len(pending.events)

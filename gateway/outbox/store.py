@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from drivers.clock import Clock
+from gateway.outbox.checkpoint import Checkpointer
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.dedup import DedupMemory, digest, pack, unpack
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
@@ -92,6 +93,9 @@ DISK_FULL_RELEARN_S: Final = 300.0
 LOG_BURST_S: Final = 60.0
 #: A leased row that has expired is re-examined after this long (it may be acked meanwhile).
 LEASED_EXPIRY_RECHECK_S: Final = 1.0
+#: Checkpoints run beside the writer (gateway/outbox/checkpoint.py); the writer's own automatic
+#: checkpoint, inside a commit, is only a backstop at this many times the threshold.
+CHECKPOINT_BACKSTOP_FACTOR: Final = 4
 
 LOSS_KIND: Final = "outbox.loss"
 
@@ -204,6 +208,7 @@ class Store:
         self._config = config
         self._clock = clock
         self._conn: sqlite3.Connection | None = None
+        self._checkpointer: Checkpointer | None = None
         self._lock_fd: int | None = None
         self._epoch = ""
         self._quarantined: tuple[str, ...] = ()
@@ -282,9 +287,10 @@ class Store:
         self._conn = conn
         try:
             refuse_newer(conn)
-            configure(conn, self._config.checkpoint_pages)
+            configure(conn, self._config.checkpoint_pages * CHECKPOINT_BACKSTOP_FACTOR)
             migrate(conn)
             self._load()
+            self._checkpointer = Checkpointer(self._path, self._config.checkpoint_pages)
         except SchemaTooNewError as exc:
             raise OutboxError(OutboxErrorReason.SCHEMA_TOO_NEW, str(exc)) from exc
         except sqlite3.Error as exc:
@@ -410,6 +416,9 @@ class Store:
                         self._write_meta(self.store_clock())
             except (sqlite3.Error, OutboxError) as exc:
                 _log.warning("outbox: could not persist the store clock at close: %s", exc)
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
             self._conn.close()
             self._conn = None
             # The keys are on disk; give their memory back now, not when this object goes.
@@ -445,6 +454,8 @@ class Store:
             yield
             conn.execute("COMMIT")
             self._commits += 1
+            if self._checkpointer is not None:
+                self._checkpointer.poke()
         except BaseException:
             if conn.in_transaction:
                 try:

@@ -234,23 +234,27 @@ async def test_disk_full_with_nothing_evictable_is_a_typed_error(tmp_path: Path)
 
 @contextlib.contextmanager
 def _failing_writes(path: Path) -> Iterator[None]:
-    """A real write fault under SQLite: the store's open file descriptor for ``path`` is
-    swapped for a read-only one on the same file, so reads work and every write(2) fails with
-    EBADF, as on a card that fails its writes. The original descriptor is put back after."""
+    """A real write fault under SQLite: the store's open file descriptors for ``path`` (the
+    writer's and the checkpointer's connection) are swapped for a read-only one on the same
+    file, so reads work and every write(2) fails with EBADF, as on a card that fails its
+    writes. The original descriptors are put back after."""
     target = str(path)
-    (fd,) = [
+    fds = [
         int(name)
         for name in os.listdir("/proc/self/fd")
         if os.path.realpath(f"/proc/self/fd/{name}") == os.path.realpath(target)
     ]
-    saved = os.dup(fd)
+    assert fds
+    saved = [os.dup(fd) for fd in fds]
     read_only = os.open(target, os.O_RDONLY)
     try:
-        os.dup2(read_only, fd)
+        for fd in fds:
+            os.dup2(read_only, fd)
         yield
     finally:
-        os.dup2(saved, fd)
-        os.close(saved)
+        for fd, copy in zip(fds, saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
         os.close(read_only)
 
 

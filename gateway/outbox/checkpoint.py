@@ -1,0 +1,111 @@
+"""WAL checkpoints beside the writer, not inside its commits.
+
+SQLite's automatic checkpoint runs inside the commit that takes the WAL past the threshold:
+that commit (and every accept and alarm queued behind it) then waits while 16 MiB are copied
+into the main file and synced. In WAL mode a checkpoint may run on another connection while
+the writer keeps committing, so this thread owns a second connection and runs a PASSIVE
+checkpoint there whenever the WAL holds ``checkpoint_pages`` frames. The threshold (and so the
+SD-card reasoning: a page written by an accept and rewritten by its ack reaches the main file
+once) is unchanged; only the thread that pays for it moves.
+
+The WAL's frame count is read from the wal-index header in the ``-shm`` file (``mxFrame`` and
+``nBackfill``, native byte order, see SQLite's "WAL-mode File Format" document): SQLite has no
+other way to ask for it without checkpointing. The writer keeps a larger automatic checkpoint
+as a backstop in case this thread ever falls behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import struct
+import threading
+from pathlib import Path
+from typing import Final
+
+_log = logging.getLogger(__name__)
+
+#: Byte offsets in the -shm file: mxFrame in the first copy of the wal-index header, nBackfill
+#: in the checkpoint information that follows both copies.
+_MX_FRAME_OFFSET: Final = 16
+_N_BACKFILL_OFFSET: Final = 96
+_HEADER_BYTES: Final = 100
+
+
+def wal_frames(path: Path) -> tuple[int, int] | None:
+    """(frames in the WAL, frames already copied to the main file), or None if unknown."""
+    try:
+        with open(f"{path}-shm", "rb") as shm:
+            header = shm.read(_HEADER_BYTES)
+    except OSError:
+        return None
+    if len(header) < _HEADER_BYTES:
+        return None
+    (mx_frame,) = struct.unpack_from("=I", header, _MX_FRAME_OFFSET)
+    (backfilled,) = struct.unpack_from("=I", header, _N_BACKFILL_OFFSET)
+    return int(mx_frame), int(backfilled)
+
+
+class Checkpointer:
+    """A thread with its own connection that checkpoints the WAL when it is due.
+
+    ``poke()`` after each commit is all the writer does (an event set, no I/O)."""
+
+    def __init__(self, path: Path, checkpoint_pages: int) -> None:
+        self._path = path
+        self._pages = checkpoint_pages
+        self._wake = threading.Event()
+        self._stop = False
+        self._checkpoints = 0
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            # The checkpoint syncs the WAL before copying and the main file after: FULL keeps
+            # a power cut during it harmless, as for the writer.
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        except BaseException:
+            self._conn.close()
+            raise
+        self._thread = threading.Thread(target=self._run, name="outbox-checkpoint", daemon=True)
+        self._thread.start()
+
+    @property
+    def checkpoints(self) -> int:
+        """Checkpoints run so far (for tests and stats)."""
+        return self._checkpoints
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop the thread and close the connection (before the writer's, which is the last
+        and so checkpoints and removes the WAL)."""
+        self._stop = True
+        self._wake.set()
+        self._thread.join()
+        self._conn.close()
+
+    def due(self) -> bool:
+        frames = wal_frames(self._path)
+        if frames is None:
+            return False
+        total, backfilled = frames
+        # After a checkpoint the writer restarts the WAL from its start at its next commit,
+        # but only if every frame was copied: frames committed while a checkpoint ran are
+        # copied by the next one, however few.
+        return total >= self._pages and total > backfilled
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop:
+                return
+            if not self.due():
+                continue
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self._checkpoints += 1
+            except sqlite3.Error as exc:
+                # The writer's backstop checkpoint still bounds the WAL.
+                _log.warning("outbox: background checkpoint failed: %s", exc)

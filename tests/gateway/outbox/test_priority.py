@@ -1,0 +1,124 @@
+"""Alarm latency under a drain: alarms jump the writer's queue, checkpoints run beside it.
+
+Order is asserted by what the queued work saw or by the order jobs finished, never by timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+import threading
+from pathlib import Path
+
+from gateway.outbox import EventClass, Outbox
+from gateway.outbox.checkpoint import wal_frames
+from gateway.outbox.store import CHECKPOINT_BACKSTOP_FACTOR
+from gateway.outbox.writer import Priority, WriterThread
+from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
+
+#: Loop turns that let freshly created tasks hand their jobs to the writer thread (no I/O in
+#: between: the tasks' first steps only queue work).
+_TURNS = 20
+
+
+async def _turns() -> None:
+    for _ in range(_TURNS):
+        await asyncio.sleep(0)
+
+
+def test_writer_runs_accept_jobs_ahead_of_queued_normal_jobs_in_order() -> None:
+    writer = WriterThread("test-writer")
+    done: list[str] = []
+    started = threading.Event()
+    gate = threading.Event()
+
+    def busy() -> None:
+        started.set()
+        gate.wait(10)
+        done.append("busy")
+
+    try:
+        blocked = writer.submit(Priority.NORMAL, busy)
+        assert started.wait(10)
+        queued = [
+            writer.submit(Priority.NORMAL, lambda: done.append("lease")),
+            writer.submit(Priority.NORMAL, lambda: done.append("ack batch")),
+            writer.submit(Priority.ACCEPT, lambda: done.append("alarm 1")),
+            writer.submit(Priority.NORMAL, lambda: done.append("sweep")),
+            writer.submit(Priority.ACCEPT, lambda: done.append("alarm 2")),
+        ]
+        gate.set()
+        for future in (blocked, *queued):
+            future.result(timeout=10)
+    finally:
+        gate.set()
+        writer.shutdown()
+    # The running job finishes first (a transaction is never interrupted); then the accepts,
+    # in the order they came; then the rest, in the order they came.
+    assert done == ["busy", "alarm 1", "alarm 2", "lease", "ack batch", "sweep"]
+
+
+def test_writer_shutdown_runs_what_was_queued_first() -> None:
+    writer = WriterThread("test-writer")
+    done: list[int] = []
+    futures = [writer.submit(Priority.NORMAL, functools.partial(done.append, i)) for i in range(5)]
+    writer.shutdown()
+    assert all(f.done() for f in futures)
+    assert done == [0, 1, 2, 3, 4]
+
+
+async def test_an_alarm_commits_ahead_of_a_lease_and_an_ack_batch_queued_before_it(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "o.db"
+    config = ROOMY.model_copy(update={"ack_batch_max": 100})
+    async with Outbox(db, config, FakeClock()) as outbox:
+        await outbox.accept([event(f"t{i}") for i in range(300)])
+        leased = await outbox.lease(200)
+        # Another connection holds the write lock: the writer thread stalls in the next
+        # transaction (it waits for the lock), and everything after it queues up.
+        blocker = sqlite3.connect(db, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            first_alarm = asyncio.create_task(outbox.accept([event("a1", EventClass.ALARM)]))
+            await _turns()
+            # 200 acks >= ack_batch_max: an ack-only commit is handed to the writer at once.
+            await outbox.ack([e.row_id for e in leased])
+            queued_lease = asyncio.create_task(outbox.lease(3))
+            await _turns()
+            second_alarm = asyncio.create_task(outbox.accept([event("a2", EventClass.ALARM)]))
+            await _turns()
+            assert not first_alarm.done()
+            assert not queued_lease.done()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await asyncio.gather(first_alarm, second_alarm)
+        lease = await queued_lease
+        await outbox.flush()
+        stats = await outbox.stats()
+    # The lease was queued before a2 was accepted, yet ran after a2 committed: it hands a2 out.
+    assert [e.event_id for e in lease] == ["a1", "a2", "t200"]
+    assert stats.depth == 300 + 2 - 200  # the ack batch went through too
+
+
+async def test_checkpoints_run_beside_the_writer_at_the_threshold(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    pages = 64
+    config = ROOMY.model_copy(update={"checkpoint_pages": pages})
+    async with Outbox(db, config, FakeClock()) as outbox:
+        checkpointer = outbox._store._checkpointer
+        assert checkpointer is not None
+        # Well past the threshold: each 40-event commit writes about 4 pages of rows.
+        for i in range(100):
+            await outbox.accept([event(f"t{i}-{j}") for j in range(40)])
+            leased = await outbox.lease(40)
+            await outbox.ack([e.row_id for e in leased])
+        await outbox.flush()
+        frames = wal_frames(db)
+        assert checkpointer.checkpoints >= 1
+    assert frames is not None
+    # The background checkpoints let the writer restart the WAL long before its own backstop
+    # checkpoint (inside a commit) would have fired.
+    assert frames[0] < pages * CHECKPOINT_BACKSTOP_FACTOR
