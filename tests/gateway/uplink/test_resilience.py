@@ -204,6 +204,7 @@ async def test_retained_birth_after_reconnect_and_offline_on_clean_stop(
             assert birth["gateway_id"] == GATEWAY_ID
             assert birth["version"] == "0.1.0"
             assert birth["config_hash"] == "cafef00d"
+            assert birth["clock_state"] == "unknown"  # no time component yet (docs/mqtt.md)
             assert isinstance(birth["outbox_depth"], int)
             assert uplink.stats().connects == 2
         async with subscribe(broker, STATUS) as sub:
