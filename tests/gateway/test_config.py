@@ -86,6 +86,8 @@ def test_password_from_file_and_env_is_never_printed(
     shown = capsys.readouterr().out
     assert "hunter2" not in shown
     assert json.loads(shown)["uplink"]["password"] == "**********"
+    assert main(["config", "check", str(inline)]) == 0
+    assert "hunter2" not in capsys.readouterr().out
 
 
 def test_two_password_sources_are_refused(tmp_path: Path) -> None:
