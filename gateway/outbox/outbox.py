@@ -184,7 +184,7 @@ class Outbox:
     ) -> list[LeasedEvent]:
         """The next batch to send: by class share, in order within class and source."""
         self._check_open()
-        return await self._call(self._store.lease, max_events, classes)
+        return await self._call(self._store.lease, max_events, classes, priority=Priority.LEASE)
 
     async def wait_available(self) -> None:
         """Return when there is something leasable (wakes on commit and release)."""
@@ -287,7 +287,18 @@ class Outbox:
     async def _commit_pending(self) -> None:
         batch, self._pending, self._pending_events = self._pending, [], 0
         acks, self._pending_acks = self._pending_acks, set()
-        waiters, self._flush_waiters = self._flush_waiters, []
+        most = self._config.ack_batch_max
+        if len(acks) > most:
+            # Acks pile up while a commit runs; deleting them all at once would hold the
+            # writer (and an alarm queued behind) for that long. The rest go next.
+            ordered = sorted(acks)
+            acks, self._pending_acks = set(ordered[:most]), set(ordered[most:])
+            # A flush (or close) is waiting for them: no ack delay for the rest either.
+            self._urgent = len(self._pending_acks) >= most or bool(self._flush_waiters)
+        # Flush waiters are settled by the commit that leaves nothing behind.
+        waiters: list[asyncio.Future[None]] = []
+        if not self._pending_acks:
+            waiters, self._flush_waiters = self._flush_waiters, []
         self._in_flight = True
         try:
             await self._commit(batch, acks, waiters)

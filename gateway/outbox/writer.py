@@ -26,10 +26,13 @@ class Priority(IntEnum):
 
     #: Commits holding accepted events: a reader or an alarm waits for them.
     ACCEPT = 0
-    #: Leases, ack batches, sweeps, inspection: the uplink's and housekeeping's work.
-    NORMAL = 1
+    #: Leases: the uplink's window waits for them (and a just committed alarm goes out with
+    #: the next one); an acked row merely stays leased a little longer.
+    LEASE = 1
+    #: Ack batches, sweeps, inspection: nobody waits for them.
+    NORMAL = 2
     #: Closing the store: after everything handed in before it.
-    LAST = 2
+    LAST = 3
 
 
 _Job = tuple[Callable[[], Any], "Future[Any]"]

@@ -122,3 +122,19 @@ async def test_checkpoints_run_beside_the_writer_at_the_threshold(tmp_path: Path
     # The background checkpoints let the writer restart the WAL long before its own backstop
     # checkpoint (inside a commit) would have fired.
     assert frames[0] < pages * CHECKPOINT_BACKSTOP_FACTOR
+
+
+async def test_a_pile_of_acks_is_deleted_in_transactions_of_at_most_ack_batch_max(
+    tmp_path: Path,
+) -> None:
+    config = ROOMY.model_copy(update={"ack_batch_max": 100})
+    async with Outbox(tmp_path / "o.db", config, FakeClock()) as outbox:
+        await outbox.accept([event(f"t{i}") for i in range(300)])
+        leased = await outbox.lease(250)
+        before = (await outbox.stats()).commits
+        await outbox.ack([e.row_id for e in leased])
+        await outbox.flush()
+        stats = await outbox.stats()
+    # No single transaction holds the writer for all 250 deletes (an alarm may be waiting).
+    assert stats.commits - before == 3
+    assert stats.depth == 50
