@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -212,9 +213,20 @@ async def fill(outbox: Outbox, first: int, n: int) -> None:
             raise SystemExit(f"the outbox did not accept {refused} of {len(chunk)} events")
 
 
-def uplink_config(port: int, batching: BatchingConfig) -> UplinkConfig:
-    return UplinkConfig(
+def bench_uplink(
+    port: int, batching: BatchingConfig, outbox: Outbox, on_delivery: Callable[[Delivery], None]
+) -> Uplink:
+    """The uplink under test: plain TCP to the local broker, the shared window."""
+    config = UplinkConfig(
         host="127.0.0.1", port=port, transport="tcp", in_flight_window=WINDOW, batching=batching
+    )
+    return Uplink(
+        config,
+        GATEWAY_ID,
+        outbox,
+        SystemClock(),
+        status=StatusInfo("bench", "bench"),
+        on_delivery=on_delivery,
     )
 
 
@@ -235,14 +247,7 @@ async def drain(
 
         before = await asyncio.to_thread(sysbytes.fresh)
         start = time.perf_counter()
-        async with Uplink(
-            uplink_config(port, batching),
-            GATEWAY_ID,
-            outbox,
-            SystemClock(),
-            status=StatusInfo("bench", "bench"),
-            on_delivery=on_delivery,
-        ):
+        async with bench_uplink(port, batching, outbox, on_delivery):
             try:
                 async with asyncio.timeout(PHASE_TIMEOUT_S):
                     await all_acked.wait()
@@ -284,14 +289,7 @@ async def alarm_latency(
                     drained.set()
 
         start = time.perf_counter()
-        async with Uplink(
-            uplink_config(port, batching),
-            GATEWAY_ID,
-            outbox,
-            SystemClock(),
-            status=StatusInfo("bench", "bench"),
-            on_delivery=on_delivery,
-        ):
+        async with bench_uplink(port, batching, outbox, on_delivery):
             i = 0
             deadline = time.perf_counter() + PHASE_TIMEOUT_S
             while not drained.is_set():
