@@ -20,6 +20,7 @@ import logging
 import sqlite3
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Final
 
@@ -30,6 +31,8 @@ _log = logging.getLogger(__name__)
 _MX_FRAME_OFFSET: Final = 16
 _N_BACKFILL_OFFSET: Final = 96
 _HEADER_BYTES: Final = 100
+#: A failing card fails every checkpoint: one warning per this many seconds, with a count.
+FAILURE_LOG_BURST_S: Final = 60.0
 
 
 def wal_frames(path: Path) -> tuple[int, int] | None:
@@ -57,6 +60,8 @@ class Checkpointer:
         self._wake = threading.Event()
         self._stop = False
         self._checkpoints = 0
+        self._failures = 0
+        self._last_failure_log_s = -FAILURE_LOG_BURST_S
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             # The checkpoint syncs the WAL before copying and the main file after: FULL keeps
@@ -108,4 +113,11 @@ class Checkpointer:
                 self._checkpoints += 1
             except sqlite3.Error as exc:
                 # The writer's backstop checkpoint still bounds the WAL.
-                _log.warning("outbox: background checkpoint failed: %s", exc)
+                self._failures += 1
+                now_s = time.monotonic()
+                if now_s - self._last_failure_log_s >= FAILURE_LOG_BURST_S:
+                    _log.warning(
+                        "outbox: %d background checkpoint(s) failed, last: %s", self._failures, exc
+                    )
+                    self._failures = 0
+                    self._last_failure_log_s = now_s

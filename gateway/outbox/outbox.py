@@ -75,8 +75,9 @@ class Outbox:
         self._open = False
         self._closing = False
         self._in_flight = False
-        #: Alarm fast-lane commits not finished yet (flush waits for them too).
-        self._lanes: set[asyncio.Task[None]] = set()
+        #: The alarm fast lane's task while it has commits to make (flush waits for it too).
+        self._lane: asyncio.Task[None] | None = None
+        self._alarm_waiting = False
         self._failed_commits = 0
         self._last_error_log_s = -ERROR_LOG_BURST_S
 
@@ -165,12 +166,12 @@ class Outbox:
         self._pending_events += len(events)
         if any(event.event_class is EventClass.ALARM for event in events):
             # Now, not when the flusher is back from a commit that may be deleting a
-            # thousand acked rows; the waiting accepts go along (one fsync), the acks do not.
-            batch, self._pending, self._pending_events = self._pending, [], 0
-            assert self._task_group is not None
-            lane = self._task_group.create_task(self._commit(batch, set(), []))
-            self._lanes.add(lane)
-            lane.add_done_callback(self._lanes.discard)
+            # thousand acked rows. Alarms arriving while the lane's commit runs go together
+            # in its next one (group commit holds here too).
+            self._alarm_waiting = True
+            if self._lane is None or self._lane.done():
+                assert self._task_group is not None
+                self._lane = self._task_group.create_task(self._alarm_lane())
             return await future
         if self._pending_events >= self._config.group_commit_max_events:
             self._urgent = True
@@ -220,15 +221,15 @@ class Outbox:
     async def flush(self) -> None:
         """Wait until every accept and ack handed in so far is committed."""
         self._check_open()
-        lanes = list(self._lanes)
+        lane = self._lane
         if self._pending or self._pending_acks or self._in_flight:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._flush_waiters.append(waiter)
             self._urgent = True
             self._wake.set()
             await waiter
-        if lanes:
-            await asyncio.wait(lanes)
+        if lane is not None and not lane.done():
+            await asyncio.wait([lane])
 
     async def sweep(self) -> int:
         """Expire rows past their TTL now (also done periodically); return how many."""
@@ -283,6 +284,15 @@ class Outbox:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(deadline):
                     await self._wake.wait()
+
+    async def _alarm_lane(self) -> None:
+        """Commit the waiting accepts (alarms among them) at once, without the pending acks;
+        repeat while alarms arrived during the last commit."""
+        while self._alarm_waiting:
+            self._alarm_waiting = False
+            batch, self._pending, self._pending_events = self._pending, [], 0
+            if batch:
+                await self._commit(batch, set(), [])
 
     async def _commit_pending(self) -> None:
         batch, self._pending, self._pending_events = self._pending, [], 0
