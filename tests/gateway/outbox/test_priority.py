@@ -138,3 +138,29 @@ async def test_a_pile_of_acks_is_deleted_in_transactions_of_at_most_ack_batch_ma
     # No single transaction holds the writer for all 250 deletes (an alarm may be waiting).
     assert stats.commits - before == 3
     assert stats.depth == 50
+
+
+async def test_alarms_arriving_while_an_alarm_commits_share_the_next_commit(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "o.db"
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        before = (await outbox.stats()).commits
+        blocker = sqlite3.connect(db, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            first = asyncio.create_task(outbox.accept([event("a0", EventClass.ALARM)]))
+            await _turns()
+            rest = [
+                asyncio.create_task(outbox.accept([event(f"a{i}", EventClass.ALARM)]))
+                for i in range(1, 11)
+            ]
+            await _turns()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await asyncio.gather(first, *rest)
+        stats = await outbox.stats()
+    # Group commit holds for alarms too: one fsync for the ten that waited, not ten.
+    assert stats.commits - before == 2
+    assert stats.depth == 11
