@@ -78,6 +78,8 @@ class Outbox:
         #: The alarm fast lane's task while it has commits to make (flush waits for it too).
         self._lane: asyncio.Task[None] | None = None
         self._alarm_waiting = False
+        #: Set when an alarm commit completes: the uplink sends it ahead of its leased backlog.
+        self._alarm_committed = asyncio.Event()
         self._failed_commits = 0
         self._last_error_log_s = -ERROR_LOG_BURST_S
 
@@ -191,6 +193,16 @@ class Outbox:
         """Return when there is something leasable (wakes on commit and release)."""
         await self._available.wait()
 
+    async def wait_alarm(self) -> None:
+        """Return once an alarm has been committed since the last return (one consumer).
+
+        Unlike :meth:`wait_available`, which stays set while any backlog is leasable, this
+        fires once per alarm commit, so a publisher busy with a backlog can lease the alarm
+        (``lease(n, classes={EventClass.ALARM})``) ahead of what it already holds.
+        """
+        await self._alarm_committed.wait()
+        self._alarm_committed.clear()
+
     async def ack(self, row_ids: Iterable[int]) -> None:
         """Delivered: the rows are deleted in the next batch (they stay leased until then)."""
         self._check_open()
@@ -293,6 +305,7 @@ class Outbox:
             batch, self._pending, self._pending_events = self._pending, [], 0
             if batch:
                 await self._commit(batch, set(), [])
+                self._alarm_committed.set()
 
     async def _commit_pending(self) -> None:
         batch, self._pending, self._pending_events = self._pending, [], 0

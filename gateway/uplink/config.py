@@ -44,6 +44,15 @@ class BatchingConfig(BaseModel):
     max_bytes: int = Field(default=64_000, ge=1_000, le=1_000_000, description="before compression")
     max_age_ms: int = Field(default=2_000, ge=0, le=600_000)
     compression: Literal["none", "zlib"] = "zlib"
+    max_in_flight: int = Field(
+        default=4,
+        ge=1,
+        le=1_000,
+        description=(
+            "batches awaiting their PUBACK at once: a few keep the link busy, while a whole "
+            "window of 500-event batches would put megabytes ahead of an alarm"
+        ),
+    )
 
 
 class UplinkConfig(BaseModel):

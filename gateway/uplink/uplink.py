@@ -53,6 +53,11 @@ STATUS_TIMEOUT_S: Final = 5.0
 REJECT_LOG_INTERVAL_S: Final = 60.0
 #: zlib level 6: most of level 9's ratio on repetitive JSON at a fraction of its CPU.
 ZLIB_LEVEL: Final = 6
+#: Publishes an alarm may have in flight beyond the window: an alarm never waits for a slot
+#: that the backlog holds (the issue's bound: accept to PUBACK under 50 ms during a drain).
+ALARM_RESERVED_SLOTS: Final = 8
+#: Alarms fetched at once when an alarm commit interrupts the wait for a window slot.
+ALARM_LEASE_MAX_EVENTS: Final = 100
 #: Classes that may be batched: periodic readings and tracks, never evidence or alarms.
 BATCHED_CLASSES: Final = frozenset({EventClass.TELEMETRY})
 
@@ -153,6 +158,8 @@ class Uplink:
         self._acker_task: asyncio.Task[None] | None = None
         # Window and acknowledgement bookkeeping (per session, reset on connect).
         self._in_flight = 0
+        self._in_flight_batches = 0
+        self._alarm_pending = False
         self._slot_freed = asyncio.Event()
         self._all_acked = asyncio.Event()
         self._to_ack: list[int] = []
@@ -294,6 +301,8 @@ class Uplink:
 
     async def _serve(self, session: MqttSession) -> None:
         self._in_flight = 0
+        self._in_flight_batches = 0
+        self._alarm_pending = False
         self._all_acked.set()
         await session.subscribe(self._topics.commands)
         depth = (await self._outbox.stats()).depth
@@ -308,14 +317,16 @@ class Uplink:
         self._set_state(ConnectionState.CONNECTED, f"{self._config.host}:{self._config.port}")
         publisher = asyncio.create_task(self._publish_loop(session), name="uplink-publish")
         commands = asyncio.create_task(self._command_loop(session), name="uplink-commands")
+        alarms = asyncio.create_task(self._watch_alarms(), name="uplink-alarms")
         stop = asyncio.create_task(self._stop.wait())
-        waiters: list[asyncio.Future[Any]] = [publisher, commands, stop, session.closed]
+        tasks = (publisher, commands, alarms, stop)
+        waiters: list[asyncio.Future[Any]] = [*tasks, session.closed]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (publisher, commands, stop):
+            for task in tasks:
                 task.cancel()
-            results = await asyncio.gather(publisher, commands, stop, return_exceptions=True)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:
             if isinstance(result, UplinkError):
                 raise result
@@ -341,14 +352,31 @@ class Uplink:
         await self._flush_acks()
         await self._outbox.release_all()
         self._in_flight = 0
+        self._in_flight_batches = 0
 
     # -- publishing -----------------------------------------------------------------------
 
-    async def _wait_slot(self) -> None:
-        window = self._config.in_flight_window
-        while self._in_flight >= window:
+    async def _wait_slot(self, *, alarm: bool = False, batch: bool = False) -> bool:
+        """Wait for room in the window; alarms have reserved slots, batches their own cap.
+
+        Returns False, without a slot, when an alarm was committed meanwhile: the caller
+        leases it and sends it first instead of waiting behind its own backlog.
+        """
+        window = self._config.in_flight_window + (ALARM_RESERVED_SLOTS if alarm else 0)
+        max_batches = self._config.batching.max_in_flight
+        while self._in_flight >= window or (batch and self._in_flight_batches >= max_batches):
+            if not alarm and self._alarm_pending:
+                return False
             self._slot_freed.clear()
             await self._slot_freed.wait()
+        return True
+
+    async def _watch_alarms(self) -> None:
+        """Wake the publisher out of a slot wait when the outbox commits an alarm."""
+        while True:
+            await self._outbox.wait_alarm()
+            self._alarm_pending = True
+            self._slot_freed.set()
 
     async def _publish_loop(self, session: MqttSession) -> None:
         """Keep the window full: a short queue of leased messages is refilled while the
@@ -388,9 +416,15 @@ class Uplink:
                 await self._idle(pending)
                 outbox_drained = False
                 continue
-            await self._wait_slot()
             if urgent:
+                await self._wait_slot(alarm=True)
                 self._send_single(session, urgent.popleft())
+                continue
+            if not await self._wait_slot(batch=isinstance(ready[0], _Batch)):
+                self._alarm_pending = False
+                urgent.extend(
+                    await self._outbox.lease(ALARM_LEASE_MAX_EVENTS, classes=(EventClass.ALARM,))
+                )
                 continue
             item = ready.popleft()
             if isinstance(item, _Batch):
@@ -453,7 +487,13 @@ class Uplink:
         expiry = math.ceil(min(expiries)) if expiries else None
         self._counts["batches"] += 1
         self._publish(
-            session, self._topics.event(batch.kind), payload, rows, expiry, user_properties=props
+            session,
+            self._topics.event(batch.kind),
+            payload,
+            rows,
+            expiry,
+            user_properties=props,
+            batch=True,
         )
 
     def _publish(
@@ -464,6 +504,8 @@ class Uplink:
         rows: list[LeasedEvent],
         expiry_s: int | None,
         user_properties: list[tuple[str, str]] | tuple[()],
+        *,
+        batch: bool = False,
     ) -> None:
         row_ids = [r.row_id for r in rows]
         event_class = rows[0].event_class
@@ -471,6 +513,8 @@ class Uplink:
         event_ids = tuple(r.event_id for r in rows) if observer is not None else ()
 
         def on_ack(ack: PubAck) -> None:
+            if batch:
+                self._in_flight_batches -= 1
             self._acked(row_ids, ack)
             if observer is not None:
                 observer(Delivery(event_ids, event_class, ack))
@@ -484,6 +528,8 @@ class Uplink:
             user_properties=user_properties,
         )
         self._in_flight += 1
+        if batch:
+            self._in_flight_batches += 1
         self._all_acked.clear()
         self._counts["messages"] += 1
         self._counts["events"] += len(rows)
