@@ -42,6 +42,29 @@ async def next_valid(driver: GpsdDriver) -> GpsFixEvent:
                 return event
 
 
+async def first_valid_from_peer(report: bytes) -> tuple[GpsFixEvent, GpsdDriver]:
+    """A one-shot gpsd peer on loopback: answers the WATCH command with ``report``; returns
+    the driver's first valid fix and the driver (stopped) for its counters."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()  # the WATCH command
+        writer.write(report)
+        await writer.drain()
+        await reader.read()  # until the driver hangs up
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with GpsdDriver(GpsdConfig(port=port), clock=SystemClock()) as driver:
+            event = await next_valid(driver)
+    finally:
+        server.close()
+        await server.wait_closed()
+    return event, driver
+
+
 async def test_fixes_through_a_real_gpsd(tmp_path: Path, gpsd: GpsdFactory) -> None:
     async with PtyPort(tmp_path / "gps0") as port, GpsReceiverSim(port, rate_hz=10.0) as sim:
         sim.set_position(51.5072, -0.1276, alt_m=11.0, speed_mps=8.0, heading_deg=45.0, when=WHEN)
@@ -108,22 +131,7 @@ async def test_bad_lines_are_counted_and_skipped() -> None:
         json.dumps(good).encode(),
     ]
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readline()  # the WATCH command
-        writer.write(b"\r\n".join(lines) + b"\r\n")
-        await writer.drain()
-        await reader.read()  # until the driver hangs up
-        writer.close()
-        await writer.wait_closed()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with GpsdDriver(GpsdConfig(port=port), clock=SystemClock()) as driver:
-            event = await next_valid(driver)
-    finally:
-        server.close()
-        await server.wait_closed()
+    event, driver = await first_valid_from_peer(b"\r\n".join(lines) + b"\r\n")
     assert event.fix.num_sats == 7
     assert event.fix.hdop == 1.1
     assert event.fix.lat == 1.5
@@ -202,22 +210,7 @@ async def test_an_overlong_line_is_one_reject_and_the_next_report_decodes() -> N
     good = b'{"class":"TPV","mode":3,"time":"2026-06-01T12:00:00Z","lat":1.5,"lon":2.5}\n'
     runaway = b'{"class":"SKY","junk":"' + b"x" * (2 * MAX_LINE_BYTES + 10) + b'"}\n'
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readline()  # the WATCH command
-        writer.write(runaway + good)
-        await writer.drain()
-        await reader.read()  # until the driver hangs up
-        writer.close()
-        await writer.wait_closed()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with GpsdDriver(GpsdConfig(port=port), clock=SystemClock()) as driver:
-            event = await next_valid(driver)
-    finally:
-        server.close()
-        await server.wait_closed()
+    event, driver = await first_valid_from_peer(runaway + good)
     assert event.fix.lat == 1.5
     assert driver.rejected == {GpsdRejectReason.TOO_LONG: 1}
     assert driver.failures == {}
