@@ -24,6 +24,7 @@ from gateway.outbox.models import ClassStats, EventClass, LossCount, OutboxStats
 from gateway.outbox.schema import (
     CLASS_SHIFT,
     SCHEMA_VERSION,
+    PayloadReader,
     class_range,
     last_commit_marks,
     oldest_store_s,
@@ -147,13 +148,19 @@ def iter_rows(
             where, params = "WHERE row_id >= ? AND row_id < ?", [lo, hi]
         table = "dead_letters" if dead else "events"
         extra = ", reason, rejected_wall_s" if dead else ""
+        place = (
+            "NULL AS block, NULL AS block_offset, NULL AS block_length"
+            if dead
+            else "block, block_offset, block_length"
+        )
         sql = (
-            "SELECT row_id, event_id, dedup_key, kind, source, payload, size, accepted_wall_s, "
-            f"accepted_store_s{extra} FROM {table} {where} ORDER BY row_id"
+            "SELECT row_id, event_id, kind, source, payload, size, accepted_wall_s, "
+            f"accepted_store_s, {place}{extra} FROM {table} {where} ORDER BY row_id"
         )
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
+        payloads = PayloadReader(db.conn)
         for row in db.query(sql, params):
             out: JsonRow = {
                 "row_id": row["row_id"],
@@ -161,7 +168,6 @@ def iter_rows(
                 "class": EventClass(int(row["row_id"]) >> CLASS_SHIFT).name.lower(),
                 "kind": row["kind"],
                 "source": row["source"],
-                "dedup_key": row["dedup_key"],
                 "size": row["size"],
                 "accepted_at": _iso(row["accepted_wall_s"]),
                 "age_s": round(max(0.0, now_s - float(row["accepted_store_s"])), 3),
@@ -169,7 +175,10 @@ def iter_rows(
             if dead:
                 out["reason"] = row["reason"]
                 out["rejected_at"] = _iso(row["rejected_wall_s"])
-            out["payload"] = _payload_json(bytes(row["payload"]))
+            payload = payloads.read(
+                row["payload"], row["block"], row["block_offset"], row["block_length"]
+            )
+            out["payload"] = _payload_json(payload)
             yield out
 
 

@@ -1,6 +1,6 @@
 """Values that cross the outbox boundary: what the pipeline hands in, what the uplink leases.
 
-All are frozen and slotted; the uplink and the pipeline depend on these names.
+All are immutable and slotted; the uplink and the pipeline depend on these names.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum, IntEnum
+from typing import NamedTuple
 
 
 class EventClass(IntEnum):
@@ -54,9 +55,11 @@ class AcceptResult:
     statuses: tuple[AcceptStatus, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class LeasedEvent:
-    """An event handed to the uplink; it stays stored until ``ack`` / ``reject``."""
+class LeasedEvent(NamedTuple):
+    """An event handed to the uplink; it stays stored until ``ack`` / ``reject``.
+
+    Immutable like the others, but a named tuple: the uplink leases tens of thousands a
+    second, and a tuple is built several times faster than a frozen dataclass."""
 
     row_id: int
     event_id: str

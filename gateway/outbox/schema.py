@@ -9,6 +9,18 @@ the primary key. There is deliberately no secondary index: an index on random ke
 event ids) dirties one page per event per commit, which would multiply the bytes written to
 flash per event. De-duplication keys are remembered in memory instead, and persisted as one
 append-only row of 8-byte digests per commit (``seen_keys``), see gateway/outbox/dedup.py.
+
+Payload blocks (version 3): the payloads of one class in one group commit are stored together,
+concatenated, as one row of ``payload_blocks``; each event row keeps only its place in the block
+(``block``, ``block_offset``, ``block_length``). Block ids grow, so blocks are appended at the
+end of their b-tree. A block records the first and last row id of its events: no other row of
+that class falls in between, so "is any event of this block left" is a range probe on the
+events' primary key. Why:
+deleting a row rewrites its b-tree page (and SQLite's rebalancing rewrites its neighbours), so
+every acknowledged event used to cost its whole row again in the WAL and in the main file. A
+block large enough to spill into overflow pages is deleted without writing those pages at all;
+only the small event rows are rewritten. Small groups (an alarm on its own) stay inline in
+``payload``.
 """
 
 from __future__ import annotations
@@ -29,11 +41,14 @@ from gateway.outbox.models import EventClass
 _log = logging.getLogger(__name__)
 
 #: The schema version this code writes; migrations bring older files up to it.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 #: Bits of the row id below the class: room for 2**48 events per store epoch.
 CLASS_SHIFT: Final = 48
 SEQ_MASK: Final = (1 << CLASS_SHIFT) - 1
+
+#: A payload block holds at most this much: a reader keeps the block it reads in memory.
+BLOCK_MAX_BYTES: Final = 256 * 1024
 
 #: A writer waits this long for a reader (the CLI) to finish before failing.
 BUSY_TIMEOUT_MS: Final = 5000
@@ -136,11 +151,60 @@ def _migrate_to_2(db: sqlite_utils.Database) -> None:
         )
 
 
+def _migrate_to_3(db: sqlite_utils.Database) -> None:
+    """Payload blocks. Rows already stored keep their payload inline; the dedup key string
+    leaves the rows, since its digest is what ``seen_keys`` persists (8 bytes, not ~40)."""
+    db.table("payload_blocks").create(
+        {"id": int, "first_row_id": int, "last_row_id": int, "data": bytes},
+        pk="id",
+        not_null={"first_row_id", "last_row_id", "data"},
+    )
+    events = db.table("events")
+    events.transform(drop={"dedup_key"}, not_null={"payload": False})
+    for column in ("block", "block_offset", "block_length"):
+        events.add_column(column, int)
+    db.table("dead_letters").transform(drop={"dedup_key"})
+
+
 #: MIGRATIONS[n] takes a store at version n to version n + 1.
 MIGRATIONS: Final[tuple[Callable[[sqlite_utils.Database], None], ...]] = (
     _migrate_to_1,
     _migrate_to_2,
+    _migrate_to_3,
 )
+
+
+class PayloadReader:
+    """Reads event payloads, inline or from their payload block.
+
+    Rows are read in row id order, so consecutive rows of a class share a block: the block
+    being read is kept (one, at most ``BLOCK_MAX_BYTES``) and sliced in memory."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._block: int | None = None
+        self._data = b""
+
+    def read(
+        self, payload: bytes | None, block: int | None, offset: int | None, length: int | None
+    ) -> bytes:
+        if block is None or offset is None or length is None:
+            if payload is None:
+                raise sqlite3.DatabaseError("an event row has neither a payload nor a block")
+            return bytes(payload)
+        if block != self._block:
+            row = self._conn.execute(
+                "SELECT data FROM payload_blocks WHERE id = ?", (block,)
+            ).fetchone()
+            if row is None:
+                raise sqlite3.DatabaseError(f"payload block {block} is missing")
+            self._block, self._data = block, bytes(row[0])
+        return self._data[offset : offset + length]
+
+    def forget(self, block: int) -> None:
+        """The block was deleted (its id is never used again within a store epoch)."""
+        if block == self._block:
+            self._block, self._data = None, b""
 
 
 class SchemaTooNewError(Exception):

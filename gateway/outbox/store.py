@@ -55,9 +55,11 @@ from gateway.outbox.models import (
     OutboxStats,
 )
 from gateway.outbox.schema import (
+    BLOCK_MAX_BYTES,
     CLASS_SHIFT,
     SCHEMA_VERSION,
     SEQ_MASK,
+    PayloadReader,
     SchemaTooNewError,
     check_integrity,
     class_range,
@@ -96,15 +98,23 @@ LEASED_EXPIRY_RECHECK_S: Final = 1.0
 #: Checkpoints run beside the writer (gateway/outbox/checkpoint.py); the writer's own automatic
 #: checkpoint, inside a commit, is only a backstop at this many times the threshold.
 CHECKPOINT_BACKSTOP_FACTOR: Final = 4
+#: The payloads of one class in one commit go into a payload block from this many bytes on
+#: (one database page): a smaller block would sit on a b-tree page like inline rows do, and
+#: gain nothing when it is deleted (see gateway/outbox/schema.py).
+BLOCK_MIN_BYTES: Final = 4096
 
 LOSS_KIND: Final = "outbox.loss"
 
 _SQLITE_FULL: Final = 13
 
 _EVENT_COLUMNS: Final = (
-    "row_id, event_id, dedup_key, kind, source, payload, size, accepted_wall_s, accepted_store_s"
+    "row_id, event_id, kind, source, payload, size, accepted_wall_s, accepted_store_s, "
+    "block, block_offset, block_length"
 )
-_MARKS: Final = ", ".join("?" * 9)
+_MARKS: Final = ", ".join("?" * 11)
+#: The block columns of a row whose payload is inline.
+_INLINE: Final = (None, None, None)
+_INSERT_EVENT: Final = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})"
 
 
 def translate(exc: sqlite3.Error) -> OutboxError:
@@ -117,6 +127,29 @@ def translate(exc: sqlite3.Error) -> OutboxError:
 
 def is_disk_full(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL
+
+
+#: A row about to be inserted: row id, event, counted size.
+_NewRow = tuple[int, OutboxEvent, int]
+
+
+def _block_groups(items: list[_NewRow]) -> Iterator[tuple[list[_NewRow], int]]:
+    """Split one class's new rows into runs of at most BLOCK_MAX_BYTES of payload (an event
+    larger than that is a run of its own); yield each run with its payload bytes."""
+    if len(items) == 1:
+        yield items, len(items[0][1].payload)
+        return
+    group: list[_NewRow] = []
+    nbytes = 0
+    for item in items:
+        size = len(item[1].payload)
+        if group and nbytes + size > BLOCK_MAX_BYTES:
+            yield group, nbytes
+            group, nbytes = [], 0
+        group.append(item)
+        nbytes += size
+    if group:
+        yield group, nbytes
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
@@ -219,6 +252,10 @@ class Store:
         self._depth = [0] * len(EventClass)
         self._bytes = [0] * len(EventClass)
         self._leased: list[set[int]] = [set() for _ in EventClass]
+        #: Per class: leasing reads a class in order, so each keeps its current block.
+        self._payloads: list[PayloadReader] = []
+        #: Id of the next payload block (ids only grow: a rolled back one is skipped).
+        self._next_block = 1
         self._cursor = [class_range(c)[0] - 1 for c in EventClass]
         self._vtime = [0.0] * len(EventClass)
         self._global_vtime = 0.0
@@ -285,6 +322,7 @@ class Store:
         except sqlite3.Error as exc:
             raise translate(exc) from exc
         self._conn = conn
+        self._payloads = [PayloadReader(conn) for _ in EventClass]
         try:
             refuse_newer(conn)
             configure(conn, self._config.checkpoint_pages * CHECKPOINT_BACKSTOP_FACTOR)
@@ -340,6 +378,8 @@ class Store:
                 if top is not None:
                     next_seq = max(next_seq, (int(top) & SEQ_MASK) + 1)
         self._next_seq = next_seq
+        top_block = conn.execute("SELECT max(id) FROM payload_blocks").fetchone()[0]
+        self._next_block = 1 if top_block is None else int(top_block) + 1
         for cls, count, nbytes in conn.execute(
             f"SELECT row_id >> {CLASS_SHIFT}, count(*), sum(size) FROM events GROUP BY 1"
         ):
@@ -481,20 +521,63 @@ class Store:
         read only when asked for (losses): acks are the hot path."""
         conn = self._db()
         gone: list[tuple[int, int, str]] = []
-        returning = "row_id, size, event_id" if event_ids else "row_id, size, ''"
+        blocks: dict[int, int] = {}
+        returning = "row_id, size, event_id, block" if event_ids else "row_id, size, '', block"
         for chunk in _chunks(row_ids):
             marks = ",".join("?" * len(chunk))
-            gone.extend(
-                conn.execute(
-                    f"DELETE FROM events WHERE row_id IN ({marks}) RETURNING {returning}",
-                    tuple(chunk),
-                ).fetchall()
-            )
+            for row_id, size, event_id, block in conn.execute(
+                f"DELETE FROM events WHERE row_id IN ({marks}) RETURNING {returning}",
+                tuple(chunk),
+            ).fetchall():
+                gone.append((row_id, size, event_id))
+                if block is not None:
+                    blocks[block] = row_id >> CLASS_SHIFT
         for row_id, size, _event_id in gone:
             cls = row_id >> CLASS_SHIFT
             self._depth[cls] -= 1
             self._bytes[cls] -= size
+        for block, cls in blocks.items():
+            self._payloads[cls].forget(block)
+            # Gone with its last event: a range probe on the events' primary key.
+            conn.execute(
+                "DELETE FROM payload_blocks WHERE id = ? AND NOT EXISTS ("
+                "SELECT 1 FROM events WHERE row_id >= payload_blocks.first_row_id "
+                "AND row_id <= payload_blocks.last_row_id)",
+                (block,),
+            )
         return gone
+
+    def _insert(self, pending: list[list[_NewRow]], wall_s: float, now_s: float) -> None:
+        """Insert accepted rows (per class: row id, event, size, in order) and empty
+        ``pending``. Per class, consecutive payloads go into payload blocks of at most
+        BLOCK_MAX_BYTES; a group smaller than BLOCK_MIN_BYTES (or a single event) stays
+        inline."""
+        rows: list[tuple[object, ...]] = []
+        blocks: list[tuple[int, int, int, bytes]] = []
+        w, t = wall_s, now_s
+        for items in pending:
+            for group, nbytes in _block_groups(items):
+                block: int | None = None
+                if len(group) > 1 and nbytes >= BLOCK_MIN_BYTES:
+                    block = self._next_block
+                    self._next_block += 1
+                    data = b"".join(e.payload for _, e, _ in group)
+                    blocks.append((block, group[0][0], group[-1][0], data))
+                offset = 0
+                for row_id, e, size in group:
+                    n = len(e.payload)
+                    inline, place = (
+                        (e.payload, _INLINE) if block is None else (None, (block, offset, n))
+                    )
+                    rows.append((row_id, e.event_id, e.kind, e.source, inline, size, w, t, *place))
+                    offset += n
+            items.clear()
+        conn = self._db()
+        conn.executemany(
+            "INSERT INTO payload_blocks (id, first_row_id, last_row_id, data) VALUES (?, ?, ?, ?)",
+            blocks,
+        )
+        conn.executemany(_INSERT_EVENT, rows)
 
     # -- accept / ack -------------------------------------------------------------------------
 
@@ -545,14 +628,15 @@ class Store:
                 if excess > 0:
                     top = min(event.event_class for event in events)
                     self._make_room(excess, top, now_s, tally)
-            insert = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})"
             # Rows go in with one executemany (far cheaper than a call per row); they are
             # flushed before anything is evicted, so eviction sees every row of this batch.
-            rows: list[tuple[object, ...]] = []
+            pending: list[list[_NewRow]] = [[] for _ in EventClass]
+            room = cap - sum(self._bytes)
+            seen, depth, nbytes = self._dedup, self._depth, self._bytes
             for event in events:
-                key = event.key
+                key = event.event_id if event.dedup_key is None else event.dedup_key
                 key_digest = digest(key)
-                if key_digest in self._dedup or key_digest in batch_seen:
+                if key_digest in seen or key_digest in batch_seen:
                     statuses.append(AcceptStatus.DUPLICATE)
                     continue
                 size = (
@@ -563,34 +647,23 @@ class Store:
                     + len(event.source)
                     + ROW_OVERHEAD_BYTES
                 )
-                excess = sum(self._bytes) + size - cap
-                if excess > 0:
-                    conn.executemany(insert, rows)
-                    rows.clear()
-                    if not self._make_room(excess, event.event_class, now_s, tally):
+                if size > room:
+                    self._insert(pending, wall_s, now_s)
+                    made = self._make_room(size - room, event.event_class, now_s, tally)
+                    room = cap - sum(self._bytes)
+                    if not made:
                         statuses.append(AcceptStatus.REFUSED)
                         refused += 1
                         continue
-                cls = int(event.event_class)
-                rows.append(
-                    (
-                        row_id_for(event.event_class, self._next_seq),
-                        event.event_id,
-                        key,
-                        event.kind,
-                        event.source,
-                        event.payload,
-                        size,
-                        wall_s,
-                        now_s,
-                    )
-                )
+                room -= size
+                cls = event.event_class
+                pending[cls].append(((cls << CLASS_SHIFT) | self._next_seq, event, size))
                 batch_seen[key_digest] = None
                 self._next_seq += 1
-                self._depth[cls] += 1
-                self._bytes[cls] += size
+                depth[cls] += 1
+                nbytes[cls] += size
                 statuses.append(AcceptStatus.ACCEPTED)
-            conn.executemany(insert, rows)
+            self._insert(pending, wall_s, now_s)
             if tally:
                 self._record_loss_event(tally, now_s)
             if batch_seen:
@@ -752,10 +825,9 @@ class Store:
         payload = self._loss_payload(event_id, tally, wall, wall, quarantined)
         size = self._loss_size(payload, event_id)
         conn.execute(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})",
+            _INSERT_EVENT,
             (
                 row_id,
-                event_id,
                 event_id,
                 LOSS_KIND,
                 "outbox",
@@ -763,6 +835,7 @@ class Store:
                 size,
                 wall.timestamp(),
                 now_s,
+                *_INLINE,
             ),
         )
         self._next_seq += 1
@@ -851,16 +924,27 @@ class Store:
         heap = [(self._vtime[c], c) for c in backlog]
         heapq.heapify(heap)
         alloc: dict[EventClass, int] = {}
-        for _ in range(max_events):
-            if not heap:
-                break
+        remaining = max_events
+        while remaining and heap:
             vtime, pick = heap[0]
-            self._global_vtime = vtime
-            vtime += cost[pick]
+            # The class on top keeps picking while it stays below the runner-up (the smaller
+            # of the heap's two children): the same picks as one heap step each, fewer steps.
+            runner_up = min(heap[1:3]) if len(heap) > 1 else None
+            step, left, picks = cost[pick], backlog[pick], 0
+            while True:
+                self._global_vtime = vtime
+                vtime += step
+                picks += 1
+                left -= 1
+                if picks == remaining or not left:
+                    break
+                if runner_up is not None and (vtime, pick) > runner_up:
+                    break
             self._vtime[pick] = vtime
-            alloc[pick] = alloc.get(pick, 0) + 1
-            backlog[pick] -= 1
-            if backlog[pick]:
+            alloc[pick] = alloc.get(pick, 0) + picks
+            remaining -= picks
+            backlog[pick] = left
+            if left:
                 heapq.heapreplace(heap, (vtime, pick))
             else:
                 heapq.heappop(heap)
@@ -902,23 +986,30 @@ class Store:
         ttl = self._config.ttl_for(event_class)
         leased = self._leased[event_class]
         out: list[LeasedEvent] = []
+        payloads = self._payloads[event_class]
+        # Exactly what is wanted first (a class with a small share wants one or two rows);
+        # more each round when rows had to be skipped (still leased after a release).
+        limit = count
         while len(out) < count:
             rows = conn.execute(
                 "SELECT row_id, event_id, kind, source, payload, accepted_wall_s, "
-                "accepted_store_s FROM events WHERE row_id > ? AND row_id < ? "
-                "ORDER BY row_id LIMIT ?",
-                (self._cursor[event_class], hi, max(count - len(out), 16)),
+                "accepted_store_s, block, block_offset, block_length FROM events "
+                "WHERE row_id > ? AND row_id < ? ORDER BY row_id LIMIT ?",
+                (self._cursor[event_class], hi, limit),
             ).fetchall()
+            limit *= 2
             if not rows:
                 break
             last = rows[-1][0]
-            for row_id, event_id, kind, source, payload, wall_s, accepted_s in rows:
+            for row in rows:
+                row_id, event_id, kind, source, inline, wall_s, accepted_s, block = row[:8]
                 if row_id in leased:
                     continue
                 expires_in = None if ttl is None else ttl - (now_s - accepted_s)
                 if expires_in is not None and expires_in <= 0:
                     self._saw_expired = True  # swept at the end of this lease
                     continue
+                payload = inline if block is None else payloads.read(None, block, row[8], row[9])
                 leased.add(row_id)
                 out.append(
                     LeasedEvent(
@@ -953,14 +1044,19 @@ class Store:
             with self._transaction():
                 for chunk in _chunks(ids):
                     marks = ",".join("?" * len(chunk))
-                    conn.execute(
-                        "INSERT OR REPLACE INTO dead_letters (row_id, event_id, dedup_key, "
-                        "event_class, kind, source, payload, size, accepted_wall_s, "
-                        "accepted_store_s, reason, rejected_wall_s) "
-                        f"SELECT row_id, event_id, dedup_key, row_id >> {CLASS_SHIFT}, kind, "
-                        "source, payload, size, accepted_wall_s, accepted_store_s, ?, ? "
-                        f"FROM events WHERE row_id IN ({marks})",
-                        (reason, now_wall, *chunk),
+                    rows = conn.execute(
+                        "SELECT row_id, event_id, kind, source, payload, size, accepted_wall_s, "
+                        "accepted_store_s, block, block_offset, block_length FROM events "
+                        f"WHERE row_id IN ({marks})",
+                        tuple(chunk),
+                    ).fetchall()
+                    payloads = PayloadReader(conn)
+                    dead = [self._dead_letter(row, payloads, reason, now_wall) for row in rows]
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO dead_letters (row_id, event_id, event_class, "
+                        "kind, source, payload, size, accepted_wall_s, accepted_store_s, reason, "
+                        "rejected_wall_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        dead,
                     )
                 gone = self._delete_rows(ids)
         except sqlite3.Error as exc:
@@ -971,6 +1067,29 @@ class Store:
             _log.warning("outbox: %d events dead-lettered: %s", len(gone), reason)
         return len(gone)
 
+    @staticmethod
+    def _dead_letter(
+        row: tuple[Any, ...], payloads: PayloadReader, reason: str, now_wall: float
+    ) -> tuple[object, ...]:
+        """A dead-letter row from an events row; the payload is copied inline (it outlives
+        its block)."""
+        row_id, event_id, kind, source, inline, size, wall_s, store_s, *place = row
+        payload = payloads.read(inline, *place)
+        cls = row_id >> CLASS_SHIFT
+        return (
+            row_id,
+            event_id,
+            cls,
+            kind,
+            source,
+            payload,
+            size,
+            wall_s,
+            store_s,
+            reason,
+            now_wall,
+        )
+
     def requeue_dead(self, row_ids: Collection[int] | None = None) -> int:
         """Move dead letters back into the queue (new position, fresh TTL); return how many.
 
@@ -979,7 +1098,7 @@ class Store:
         conn = self._db()
         now_s = self.store_clock()
         query = (
-            "SELECT row_id, event_id, dedup_key, event_class, kind, source, payload, size, "
+            "SELECT row_id, event_id, event_class, kind, source, payload, size, "
             "accepted_wall_s FROM dead_letters"
         )
         if row_ids is None:
@@ -992,20 +1111,11 @@ class Store:
         requeued = 0
         try:
             with self._transaction():
-                for old_id, event_id, key, cls, kind, source, payload, size, wall_s in rows:
+                for old_id, event_id, cls, kind, source, payload, size, wall_s in rows:
+                    row_id = row_id_for(EventClass(cls), self._next_seq)
                     conn.execute(
-                        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})",
-                        (
-                            row_id_for(EventClass(cls), self._next_seq),
-                            event_id,
-                            key,
-                            kind,
-                            source,
-                            payload,
-                            size,
-                            wall_s,
-                            now_s,
-                        ),
+                        _INSERT_EVENT,
+                        (row_id, event_id, kind, source, payload, size, wall_s, now_s, *_INLINE),
                     )
                     conn.execute("DELETE FROM dead_letters WHERE row_id = ?", (old_id,))
                     self._next_seq += 1

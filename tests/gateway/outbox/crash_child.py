@@ -18,6 +18,12 @@ BATCH_EVENTS = 7
 CONFIG = OutboxConfig(group_commit_window_ms=1.0)
 
 
+def payload_for(event_id: str) -> bytes:
+    """~600 bytes that name their event: a commit's events of one class exceed a page, so
+    their payloads go into payload blocks, and the test can check each one read back."""
+    return f'{{"id":"{event_id}","pad":"{"x" * 560}"}}'.encode()
+
+
 async def _produce(outbox: Outbox, tag: str, producer: int) -> None:
     n = 0
     while True:
@@ -26,7 +32,7 @@ async def _produce(outbox: Outbox, tag: str, producer: int) -> None:
                 event_id=f"{tag}-{producer}-{n + i}",
                 event_class=EventClass((n + i) % len(EventClass)),
                 kind="test.crash",
-                payload=b'{"pad":"' + b"x" * 280 + b'"}',
+                payload=payload_for(f"{tag}-{producer}-{n + i}"),
                 source=f"producer-{producer}",
             )
             for i in range(BATCH_EVENTS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxError, OutboxEvent
+from gateway.outbox.store import LOSS_KIND
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
 
 
@@ -215,22 +217,42 @@ _events = st.lists(
 async def test_any_input_keeps_the_store_consistent(
     tmp_path_factory: pytest.TempPathFactory, batches: list[list[OutboxEvent]]
 ) -> None:
-    """Arbitrary ids, payloads and keys: every key stored once, depth matches the file."""
+    """Arbitrary ids, payloads and keys: every key accepted once, every accepted event either
+    stored as it came (inline or in a payload block) or counted as evicted, and the totals
+    match the file."""
     db = tmp_path_factory.mktemp("fuzz") / "o.db"
     cap = ROOMY.model_copy(update={"max_bytes": 8000})
+    accepted: list[OutboxEvent] = []
     async with Outbox(db, cap, FakeClock()) as outbox:
         for batch in batches:
             result = await outbox.accept(batch)
             assert len(result.statuses) == len(batch)
+            accepted += [
+                e for e, s in zip(batch, result.statuses, strict=True) if s is AcceptStatus.ACCEPTED
+            ]
         stats = await outbox.stats()
+        leased = await outbox.lease(10_000)
     conn = sqlite3.connect(db)
     try:
-        keys = [r[0] for r in conn.execute("SELECT dedup_key FROM events")]
         sizes = conn.execute("SELECT coalesce(sum(size), 0) FROM events").fetchone()[0]
+        orphans = conn.execute(
+            "SELECT count(*) FROM payload_blocks b WHERE NOT EXISTS (SELECT 1 FROM events "
+            "WHERE row_id BETWEEN b.first_row_id AND b.last_row_id)"
+        ).fetchone()[0]
     finally:
         conn.close()
-    assert len(keys) == len(set(keys)) == stats.depth
+    keys = [e.key for e in accepted]
+    assert len(keys) == len(set(keys))
+    stored = Counter(
+        (e.event_id, e.kind, e.source, e.payload) for e in leased if e.kind != LOSS_KIND
+    )
+    came = Counter((e.event_id, e.kind, e.source, e.payload) for e in accepted)
+    assert stored <= came
+    evicted = sum(n.count for n in stats.losses if n.reason == "evicted")
+    assert came.total() - stored.total() == evicted
+    assert len(leased) == stats.depth
     assert sizes == stats.total_bytes
+    assert orphans == 0
     # Over the cap only by loss records, which bypass it so that losses are never silent.
     assert stats.total_bytes <= cap.max_bytes + 600 * (stats.lost > 0) * len(batches)
 

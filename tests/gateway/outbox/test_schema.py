@@ -10,6 +10,7 @@ import pytest
 import sqlite_utils
 
 from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxError, OutboxErrorReason
+from gateway.outbox.dedup import digest, pack
 from gateway.outbox.schema import MIGRATIONS, SCHEMA_VERSION, row_id_for
 from gateway.outbox.store import CHECKPOINT_BACKSTOP_FACTOR
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
@@ -60,6 +61,50 @@ async def test_a_version_1_file_is_migrated_and_keeps_its_events_and_keys(
     assert leased.event_id == "old"
     assert again.statuses == (AcceptStatus.DUPLICATE,)
     assert _pragma(db, "user_version") == SCHEMA_VERSION
+
+
+async def test_a_version_2_file_is_migrated_to_payload_blocks(tmp_path: Path) -> None:
+    """Rows of a version 2 file keep their inline payloads; dead letters too; new commits
+    use payload blocks beside them."""
+    db = tmp_path / "o.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    for migration in MIGRATIONS[:2]:
+        migration(sqlite_utils.Database(conn))
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute(
+        "INSERT INTO events VALUES (?, 'old', 'label:01:seq:5', 'k', 's', x'7b7d', 60, 0, 0)",
+        (row_id_for(EventClass.TELEMETRY, 1),),
+    )
+    conn.execute(
+        "INSERT INTO dead_letters VALUES (?, 'dead', 'label:01:seq:6', 4, 'k', 's', "
+        "x'5b5d', 60, 0, 0, 'schema', 0)",
+        (row_id_for(EventClass.TELEMETRY, 2),),
+    )
+    conn.execute(
+        "INSERT INTO seen_keys (newest_store_s, next_seq, digests) VALUES (0, 3, ?)",
+        (pack([digest("label:01:seq:5"), digest("label:01:seq:6")]),),
+    )
+    conn.close()
+    fresh = [event(f"new{i}", size=500) for i in range(20)]
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        again = await outbox.accept([event("old", dedup_key="label:01:seq:5"), *fresh])
+        assert await outbox.requeue_dead() == 1
+        leased = await outbox.lease(100)
+    assert again.statuses == (AcceptStatus.DUPLICATE,) + (AcceptStatus.ACCEPTED,) * 20
+    assert [(e.event_id, e.payload) for e in leased] == [
+        ("old", b"{}"),
+        *((e.event_id, e.payload) for e in fresh),
+        ("dead", b"[]"),
+    ]
+    assert _pragma(db, "user_version") == SCHEMA_VERSION == 3
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM payload_blocks").fetchone()[0] == 1
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+    finally:
+        conn.close()
+    assert "dedup_key" not in columns
+    assert {"block", "block_offset", "block_length"} <= columns
 
 
 async def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
