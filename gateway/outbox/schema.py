@@ -3,24 +3,27 @@
 The schema version is recorded in ``PRAGMA user_version``; each migration moves it up by one
 inside a transaction. Tables are created through sqlite-utils so the layout is declared as data.
 
-Row ids carry the class in their high bits (``class << 48 | sequence``): the events table is then
-ordered by (class, arrival), so leasing a class and finding its oldest rows are range scans on
-the primary key. There is deliberately no secondary index: an index on random keys (dedup keys,
-event ids) dirties one page per event per commit, which would multiply the bytes written to
-flash per event. De-duplication keys are remembered in memory instead, and persisted as one
-append-only row of 8-byte digests per commit (``seen_keys``), see gateway/outbox/dedup.py.
+Each class has its own events table (``events_alarm`` ... ``events_telemetry``, version 3;
+``events`` is a read-only view over them). Row ids carry the class in their high bits
+(``class << 48 | sequence``) and grow with arrival, so every accept appends at the end of its
+class's b-tree (full pages, written once) and leasing a class or finding its oldest rows is a
+scan from the start of its primary key. In one shared table the classes' inserts landed in
+the middle of the tree, where each page split rewrote its neighbours. There is deliberately no
+secondary index: an index on random keys (dedup keys, event ids) dirties one page per event
+per commit, which would multiply the bytes written to flash per event. De-duplication keys are
+remembered in memory instead, and persisted as one append-only row of 8-byte digests per
+commit (``seen_keys``), see gateway/outbox/dedup.py.
 
 Payload blocks (version 3): the payloads of one class in one group commit are stored together,
-concatenated, as one row of ``payload_blocks``; each event row keeps only its place in the block
-(``block``, ``block_offset``, ``block_length``). Block ids grow, so blocks are appended at the
-end of their b-tree. A block records the first and last row id of its events: no other row of
-that class falls in between, so "is any event of this block left" is a range probe on the
-events' primary key. Why:
-deleting a row rewrites its b-tree page (and SQLite's rebalancing rewrites its neighbours), so
-every acknowledged event used to cost its whole row again in the WAL and in the main file. A
-block large enough to spill into overflow pages is deleted without writing those pages at all;
-only the small event rows are rewritten. Small groups (an alarm on its own) stay inline in
-``payload``.
+concatenated, as one row of ``payload_blocks`` (at most ``BLOCK_MAX_BYTES``); each event row
+keeps only its place in the block (``block``, ``block_offset``, ``block_length``). Block ids
+grow, so blocks are appended at the end of their b-tree. A block records the first and last
+row id of its events: no other row of that class falls in between, so "is any event of this
+block left" is a range probe on the primary key. Why: deleting a row rewrites its page (and
+SQLite's rebalancing rewrites its neighbours), so every delivered event used to cost its whole
+row again, in the WAL and in the main file. A block large enough to spill into overflow pages
+is deleted without writing those pages at all; only the small event rows are rewritten. Small
+groups (an alarm on its own) stay inline in ``payload``.
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ BUSY_TIMEOUT_MS: Final = 5000
 JOURNAL_SIZE_LIMIT_BYTES: Final = 64 * 1024 * 1024
 
 
+#: The events of each class, in class order: each table grows at its end only, so an accept
+#: appends to full pages instead of splitting pages in the middle of a shared b-tree.
+EVENT_TABLES: Final = tuple(f"events_{c.name.lower()}" for c in EventClass)
+
+
 def row_id_for(event_class: EventClass, seq: int) -> int:
     return (int(event_class) << CLASS_SHIFT) | seq
 
@@ -73,11 +81,8 @@ def class_range(event_class: EventClass) -> tuple[int, int]:
 
 def oldest_store_s(conn: sqlite3.Connection, event_class: EventClass) -> float | None:
     """Store-clock time at which the oldest queued event of a class was accepted."""
-    lo, hi = class_range(event_class)
     row = conn.execute(
-        "SELECT accepted_store_s FROM events WHERE row_id >= ? AND row_id < ? "
-        "ORDER BY row_id LIMIT 1",
-        (lo, hi),
+        f"SELECT accepted_store_s FROM {EVENT_TABLES[event_class]} ORDER BY row_id LIMIT 1"
     ).fetchone()
     return None if row is None else float(row[0])
 
@@ -152,17 +157,40 @@ def _migrate_to_2(db: sqlite_utils.Database) -> None:
 
 
 def _migrate_to_3(db: sqlite_utils.Database) -> None:
-    """Payload blocks. Rows already stored keep their payload inline; the dedup key string
-    leaves the rows, since its digest is what ``seen_keys`` persists (8 bytes, not ~40)."""
+    """One events table per class, payload blocks, and no dedup key string in the rows (its
+    digest is what ``seen_keys`` persists: 8 bytes, not ~40). Rows already stored keep their
+    payload inline. ``events`` stays, as a view over the five tables, for reading."""
     db.table("payload_blocks").create(
         {"id": int, "first_row_id": int, "last_row_id": int, "data": bytes},
         pk="id",
         not_null={"first_row_id", "last_row_id", "data"},
     )
-    events = db.table("events")
-    events.transform(drop={"dedup_key"}, not_null={"payload": False})
-    for column in ("block", "block_offset", "block_length"):
-        events.add_column(column, int)
+    columns = {
+        "row_id": int,
+        "event_id": str,
+        "kind": str,
+        "source": str,
+        "payload": bytes,
+        "size": int,
+        "accepted_wall_s": float,
+        "accepted_store_s": float,
+        "block": int,
+        "block_offset": int,
+        "block_length": int,
+    }
+    for event_class, table in zip(EventClass, EVENT_TABLES, strict=True):
+        db.table(table).create(
+            columns, pk="row_id", not_null={"event_id", "kind", "source", "size"}
+        )
+        lo, hi = class_range(event_class)
+        db.execute(
+            f"INSERT INTO {table} (row_id, event_id, kind, source, payload, size, "
+            "accepted_wall_s, accepted_store_s) SELECT row_id, event_id, kind, source, payload, "
+            "size, accepted_wall_s, accepted_store_s FROM events WHERE row_id >= ? AND row_id < ?",
+            (lo, hi),
+        )
+    db.table("events").drop()
+    db.create_view("events", " UNION ALL ".join(f"SELECT * FROM {t}" for t in EVENT_TABLES))
     db.table("dead_letters").transform(drop={"dedup_key"})
 
 

@@ -57,6 +57,7 @@ from gateway.outbox.models import (
 from gateway.outbox.schema import (
     BLOCK_MAX_BYTES,
     CLASS_SHIFT,
+    EVENT_TABLES,
     SCHEMA_VERSION,
     SEQ_MASK,
     PayloadReader,
@@ -114,7 +115,10 @@ _EVENT_COLUMNS: Final = (
 _MARKS: Final = ", ".join("?" * 11)
 #: The block columns of a row whose payload is inline.
 _INLINE: Final = (None, None, None)
-_INSERT_EVENT: Final = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_MARKS})"
+#: INSERT statement per class (EVENT_TABLES order).
+_INSERT: Final = tuple(
+    f"INSERT INTO {t} ({_EVENT_COLUMNS}) VALUES ({_MARKS})" for t in EVENT_TABLES
+)
 
 
 def translate(exc: sqlite3.Error) -> OutboxError:
@@ -150,6 +154,17 @@ def _block_groups(items: list[_NewRow]) -> Iterator[tuple[list[_NewRow], int]]:
         nbytes += size
     if group:
         yield group, nbytes
+
+
+def _by_class(row_ids: Iterable[int]) -> Iterator[tuple[EventClass, list[int]]]:
+    """Row ids split by class (from their high bits), in order; ids of no class are dropped
+    (no row has them)."""
+    split: dict[int, list[int]] = {}
+    for row_id in row_ids:
+        split.setdefault(row_id >> CLASS_SHIFT, []).append(row_id)
+    for cls in EventClass:
+        if cls in split:
+            yield cls, split[cls]
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
@@ -369,22 +384,26 @@ class Store:
         self._clock_base_s = clock_s
         self._mono_base = self._clock.monotonic()
         self._persisted_clock_s = clock_s
-        for event_class in EventClass:
+        for event_class, table in zip(EventClass, EVENT_TABLES, strict=True):
             lo, hi = class_range(event_class)
-            for table in ("events", "dead_letters"):
-                top = conn.execute(
-                    f"SELECT max(row_id) FROM {table} WHERE row_id >= ? AND row_id < ?", (lo, hi)
-                ).fetchone()[0]
+            tops = (
+                conn.execute(f"SELECT max(row_id) FROM {table}").fetchone()[0],
+                conn.execute(
+                    "SELECT max(row_id) FROM dead_letters WHERE row_id >= ? AND row_id < ?",
+                    (lo, hi),
+                ).fetchone()[0],
+            )
+            for top in tops:
                 if top is not None:
                     next_seq = max(next_seq, (int(top) & SEQ_MASK) + 1)
+            count, nbytes = conn.execute(
+                f"SELECT count(*), coalesce(sum(size), 0) FROM {table}"
+            ).fetchone()
+            self._depth[event_class] = int(count)
+            self._bytes[event_class] = int(nbytes)
         self._next_seq = next_seq
         top_block = conn.execute("SELECT max(id) FROM payload_blocks").fetchone()[0]
         self._next_block = 1 if top_block is None else int(top_block) + 1
-        for cls, count, nbytes in conn.execute(
-            f"SELECT row_id >> {CLASS_SHIFT}, count(*), sum(size) FROM events GROUP BY 1"
-        ):
-            self._depth[int(cls)] = int(count)
-            self._bytes[int(cls)] = int(nbytes)
         self._load_seen_keys()
         for cls, reason, count in conn.execute("SELECT event_class, reason, count FROM losses"):
             self._losses[(EventClass(cls), str(reason))] = int(count)
@@ -521,30 +540,30 @@ class Store:
         read only when asked for (losses): acks are the hot path."""
         conn = self._db()
         gone: list[tuple[int, int, str]] = []
-        blocks: dict[int, int] = {}
         returning = "row_id, size, event_id, block" if event_ids else "row_id, size, '', block"
-        for chunk in _chunks(row_ids):
-            marks = ",".join("?" * len(chunk))
-            for row_id, size, event_id, block in conn.execute(
-                f"DELETE FROM events WHERE row_id IN ({marks}) RETURNING {returning}",
-                tuple(chunk),
-            ).fetchall():
-                gone.append((row_id, size, event_id))
-                if block is not None:
-                    blocks[block] = row_id >> CLASS_SHIFT
-        for row_id, size, _event_id in gone:
-            cls = row_id >> CLASS_SHIFT
-            self._depth[cls] -= 1
-            self._bytes[cls] -= size
-        for block, cls in blocks.items():
-            self._payloads[cls].forget(block)
-            # Gone with its last event: a range probe on the events' primary key.
-            conn.execute(
-                "DELETE FROM payload_blocks WHERE id = ? AND NOT EXISTS ("
-                "SELECT 1 FROM events WHERE row_id >= payload_blocks.first_row_id "
-                "AND row_id <= payload_blocks.last_row_id)",
-                (block,),
-            )
+        for cls, ids in _by_class(row_ids):
+            table = EVENT_TABLES[cls]
+            blocks: set[int] = set()
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                for row_id, size, event_id, block in conn.execute(
+                    f"DELETE FROM {table} WHERE row_id IN ({marks}) RETURNING {returning}",
+                    tuple(chunk),
+                ).fetchall():
+                    gone.append((row_id, size, event_id))
+                    self._depth[cls] -= 1
+                    self._bytes[cls] -= size
+                    if block is not None:
+                        blocks.add(block)
+            for block in blocks:
+                self._payloads[cls].forget(block)
+                # Gone with its last event: a range probe on the primary key.
+                conn.execute(
+                    "DELETE FROM payload_blocks WHERE id = ? AND NOT EXISTS ("
+                    f"SELECT 1 FROM {table} WHERE row_id >= payload_blocks.first_row_id "
+                    "AND row_id <= payload_blocks.last_row_id)",
+                    (block,),
+                )
         return gone
 
     def _insert(self, pending: list[list[_NewRow]], wall_s: float, now_s: float) -> None:
@@ -552,32 +571,37 @@ class Store:
         ``pending``. Per class, consecutive payloads go into payload blocks of at most
         BLOCK_MAX_BYTES; a group smaller than BLOCK_MIN_BYTES (or a single event) stays
         inline."""
-        rows: list[tuple[object, ...]] = []
+        conn = self._db()
         blocks: list[tuple[int, int, int, bytes]] = []
+        # Short names keep each row on one line: r = row id, e = event, z = counted size,
+        # w / t = wall and store clock of this commit.
         w, t = wall_s, now_s
-        for items in pending:
+        for cls, items in enumerate(pending):
+            if not items:
+                continue
+            rows: list[tuple[object, ...]] = []
+            add = rows.append
             for group, nbytes in _block_groups(items):
-                block: int | None = None
-                if len(group) > 1 and nbytes >= BLOCK_MIN_BYTES:
-                    block = self._next_block
-                    self._next_block += 1
-                    data = b"".join(e.payload for _, e, _ in group)
-                    blocks.append((block, group[0][0], group[-1][0], data))
+                if len(group) == 1 or nbytes < BLOCK_MIN_BYTES:
+                    for r, e, z in group:
+                        add((r, e.event_id, e.kind, e.source, e.payload, z, w, t, None, None, None))
+                    continue
+                block = self._next_block
+                self._next_block += 1
+                blocks.append(
+                    (block, group[0][0], group[-1][0], b"".join(e.payload for _, e, _ in group))
+                )
                 offset = 0
-                for row_id, e, size in group:
+                for r, e, z in group:
                     n = len(e.payload)
-                    inline, place = (
-                        (e.payload, _INLINE) if block is None else (None, (block, offset, n))
-                    )
-                    rows.append((row_id, e.event_id, e.kind, e.source, inline, size, w, t, *place))
+                    add((r, e.event_id, e.kind, e.source, None, z, w, t, block, offset, n))
                     offset += n
             items.clear()
-        conn = self._db()
+            conn.executemany(_INSERT[cls], rows)
         conn.executemany(
             "INSERT INTO payload_blocks (id, first_row_id, last_row_id, data) VALUES (?, ?, ?, ?)",
             blocks,
         )
-        conn.executemany(_INSERT_EVENT, rows)
 
     # -- accept / ack -------------------------------------------------------------------------
 
@@ -633,11 +657,12 @@ class Store:
             pending: list[list[_NewRow]] = [[] for _ in EventClass]
             room = cap - sum(self._bytes)
             seen, depth, nbytes = self._dedup, self._depth, self._bytes
+            accepted, duplicate = AcceptStatus.ACCEPTED, AcceptStatus.DUPLICATE
             for event in events:
                 key = event.event_id if event.dedup_key is None else event.dedup_key
                 key_digest = digest(key)
                 if key_digest in seen or key_digest in batch_seen:
-                    statuses.append(AcceptStatus.DUPLICATE)
+                    statuses.append(duplicate)
                     continue
                 size = (
                     len(event.payload)
@@ -657,12 +682,13 @@ class Store:
                         continue
                 room -= size
                 cls = event.event_class
-                pending[cls].append(((cls << CLASS_SHIFT) | self._next_seq, event, size))
+                seq = self._next_seq
+                self._next_seq = seq + 1
+                pending[cls].append(((cls << CLASS_SHIFT) | seq, event, size))
                 batch_seen[key_digest] = None
-                self._next_seq += 1
                 depth[cls] += 1
                 nbytes[cls] += size
-                statuses.append(AcceptStatus.ACCEPTED)
+                statuses.append(accepted)
             self._insert(pending, wall_s, now_s)
             if tally:
                 self._record_loss_event(tally, now_s)
@@ -693,14 +719,13 @@ class Store:
     def _scan(self, event_class: EventClass, column: str) -> Iterator[list[tuple[int, Any]]]:
         """(row_id, column) of one class, oldest first, in chunks; the caller may delete the
         rows of a chunk before asking for the next."""
-        lo, hi = class_range(event_class)
-        after = lo - 1
+        after = class_range(event_class)[0] - 1
         while (
             rows := self._db()
             .execute(
-                f"SELECT row_id, {column} FROM events WHERE row_id > ? AND row_id < ? "
+                f"SELECT row_id, {column} FROM {EVENT_TABLES[event_class]} WHERE row_id > ? "
                 "ORDER BY row_id LIMIT ?",
-                (after, hi, SCAN_CHUNK_ROWS),
+                (after, SCAN_CHUNK_ROWS),
             )
             .fetchall()
         ):
@@ -806,12 +831,12 @@ class Store:
             merged = open_loss.tally.merged(tally)
             payload = self._loss_payload(open_loss.event_id, merged, open_loss.since, wall, ())
             old = conn.execute(
-                "SELECT size FROM events WHERE row_id = ?", (open_loss.row_id,)
+                "SELECT size FROM events_status WHERE row_id = ?", (open_loss.row_id,)
             ).fetchone()
             if old is not None:
                 size = self._loss_size(payload, open_loss.event_id)
                 conn.execute(
-                    "UPDATE events SET payload = ?, size = ? WHERE row_id = ?",
+                    "UPDATE events_status SET payload = ?, size = ? WHERE row_id = ?",
                     (payload, size, open_loss.row_id),
                 )
                 self._bytes[EventClass.STATUS] += size - int(old[0])
@@ -825,7 +850,7 @@ class Store:
         payload = self._loss_payload(event_id, tally, wall, wall, quarantined)
         size = self._loss_size(payload, event_id)
         conn.execute(
-            _INSERT_EVENT,
+            _INSERT[EventClass.STATUS],
             (
                 row_id,
                 event_id,
@@ -982,7 +1007,7 @@ class Store:
 
     def _fetch(self, event_class: EventClass, count: int, now_s: float) -> list[LeasedEvent]:
         conn = self._db()
-        _lo, hi = class_range(event_class)
+        table = EVENT_TABLES[event_class]
         ttl = self._config.ttl_for(event_class)
         leased = self._leased[event_class]
         out: list[LeasedEvent] = []
@@ -993,9 +1018,9 @@ class Store:
         while len(out) < count:
             rows = conn.execute(
                 "SELECT row_id, event_id, kind, source, payload, accepted_wall_s, "
-                "accepted_store_s, block, block_offset, block_length FROM events "
-                "WHERE row_id > ? AND row_id < ? ORDER BY row_id LIMIT ?",
-                (self._cursor[event_class], hi, limit),
+                f"accepted_store_s, block, block_offset, block_length FROM {table} "
+                "WHERE row_id > ? ORDER BY row_id LIMIT ?",
+                (self._cursor[event_class], limit),
             ).fetchall()
             limit *= 2
             if not rows:
@@ -1042,12 +1067,12 @@ class Store:
         conn = self._db()
         try:
             with self._transaction():
-                for chunk in _chunks(ids):
+                for cls, chunk in ((c, k) for c, i in _by_class(ids) for k in _chunks(i)):
                     marks = ",".join("?" * len(chunk))
                     rows = conn.execute(
                         "SELECT row_id, event_id, kind, source, payload, size, accepted_wall_s, "
-                        "accepted_store_s, block, block_offset, block_length FROM events "
-                        f"WHERE row_id IN ({marks})",
+                        "accepted_store_s, block, block_offset, block_length "
+                        f"FROM {EVENT_TABLES[cls]} WHERE row_id IN ({marks})",
                         tuple(chunk),
                     ).fetchall()
                     payloads = PayloadReader(conn)
@@ -1114,7 +1139,7 @@ class Store:
                 for old_id, event_id, cls, kind, source, payload, size, wall_s in rows:
                     row_id = row_id_for(EventClass(cls), self._next_seq)
                     conn.execute(
-                        _INSERT_EVENT,
+                        _INSERT[cls],
                         (row_id, event_id, kind, source, payload, size, wall_s, now_s, *_INLINE),
                     )
                     conn.execute("DELETE FROM dead_letters WHERE row_id = ?", (old_id,))

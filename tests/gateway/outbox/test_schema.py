@@ -11,7 +11,7 @@ import sqlite_utils
 
 from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxError, OutboxErrorReason
 from gateway.outbox.dedup import digest, pack
-from gateway.outbox.schema import MIGRATIONS, SCHEMA_VERSION, row_id_for
+from gateway.outbox.schema import EVENT_TABLES, MIGRATIONS, SCHEMA_VERSION, row_id_for
 from gateway.outbox.store import CHECKPOINT_BACKSTOP_FACTOR
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
 
@@ -64,8 +64,8 @@ async def test_a_version_1_file_is_migrated_and_keeps_its_events_and_keys(
 
 
 async def test_a_version_2_file_is_migrated_to_payload_blocks(tmp_path: Path) -> None:
-    """Rows of a version 2 file keep their inline payloads; dead letters too; new commits
-    use payload blocks beside them."""
+    """Rows of a version 2 file move to their class's table with their payloads inline; dead
+    letters too; new commits use payload blocks beside them."""
     db = tmp_path / "o.db"
     conn = sqlite3.connect(db, isolation_level=None)
     for migration in MIGRATIONS[:2]:
@@ -100,9 +100,12 @@ async def test_a_version_2_file_is_migrated_to_payload_blocks(tmp_path: Path) ->
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("SELECT count(*) FROM payload_blocks").fetchone()[0] == 1
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+        kinds = dict(conn.execute("SELECT name, type FROM sqlite_master WHERE name LIKE 'events%'"))
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(events_telemetry)")}
     finally:
         conn.close()
+    # One table per class, and the old name as a view over them.
+    assert kinds == {"events": "view"} | {t: "table" for t in EVENT_TABLES}
     assert "dedup_key" not in columns
     assert {"block", "block_offset", "block_length"} <= columns
 
