@@ -52,6 +52,10 @@ SEQ_MASK: Final = (1 << CLASS_SHIFT) - 1
 
 #: A payload block holds at most this much: a reader keeps the block it reads in memory.
 BLOCK_MAX_BYTES: Final = 256 * 1024
+#: The payloads of one class in one commit go into a block from this many bytes on (one
+#: database page): a smaller block would sit on a b-tree page like inline rows do, and gain
+#: nothing when it is deleted.
+BLOCK_MIN_BYTES: Final = 4096
 
 #: A writer waits this long for a reader (the CLI) to finish before failing.
 BUSY_TIMEOUT_MS: Final = 5000

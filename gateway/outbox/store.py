@@ -56,6 +56,7 @@ from gateway.outbox.models import (
 )
 from gateway.outbox.schema import (
     BLOCK_MAX_BYTES,
+    BLOCK_MIN_BYTES,
     CLASS_SHIFT,
     EVENT_TABLES,
     SCHEMA_VERSION,
@@ -99,10 +100,6 @@ LEASED_EXPIRY_RECHECK_S: Final = 1.0
 #: Checkpoints run beside the writer (gateway/outbox/checkpoint.py); the writer's own automatic
 #: checkpoint, inside a commit, is only a backstop at this many times the threshold.
 CHECKPOINT_BACKSTOP_FACTOR: Final = 4
-#: The payloads of one class in one commit go into a payload block from this many bytes on
-#: (one database page): a smaller block would sit on a b-tree page like inline rows do, and
-#: gain nothing when it is deleted (see gateway/outbox/schema.py).
-BLOCK_MIN_BYTES: Final = 4096
 
 LOSS_KIND: Final = "outbox.loss"
 

@@ -8,8 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from gateway.outbox import EventClass, Outbox
-from gateway.outbox.schema import BLOCK_MAX_BYTES
-from gateway.outbox.store import BLOCK_MIN_BYTES
+from gateway.outbox.schema import BLOCK_MAX_BYTES, BLOCK_MIN_BYTES
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
 
 
