@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,50 +161,98 @@ def _migrate_to_2(db: sqlite_utils.Database) -> None:
         )
 
 
+#: A long migration logs its progress this often.
+MIGRATION_LOG_S: Final = 5.0
+#: Rows moved per transaction when a migration moves a whole backlog: each step is small in
+#: the WAL, and the pages it frees are reused by the next, so the file barely grows.
+MIGRATION_CHUNK_ROWS: Final = 5000
+
+_V3_COLUMNS: Final[dict[str, type]] = {
+    "row_id": int,
+    "event_id": str,
+    "kind": str,
+    "source": str,
+    "payload": bytes,
+    "size": int,
+    "accepted_wall_s": float,
+    "accepted_store_s": float,
+    "block": int,
+    "block_offset": int,
+    "block_length": int,
+}
+
+
+def _prepare_3(conn: sqlite3.Connection) -> None:
+    """Before version 3: move the rows of the shared ``events`` table into one table per
+    class, in transactions of MIGRATION_CHUNK_ROWS rows. A store of a million events is then
+    never copied in one transaction (that would need its size again in the WAL and on the
+    card), and a power cut halfway leaves a store this step simply resumes. Rows keep their
+    payload inline; the dedup key string is not carried (its digest is in ``seen_keys``)."""
+    db = sqlite_utils.Database(conn)
+    with db.atomic():
+        for table in EVENT_TABLES:
+            db.table(table).create(
+                _V3_COLUMNS,
+                pk="row_id",
+                not_null={"event_id", "kind", "source", "size"},
+                if_not_exists=True,
+            )
+        db.table("payload_blocks").create(
+            {"id": int, "first_row_id": int, "last_row_id": int, "data": bytes},
+            pk="id",
+            not_null={"first_row_id", "last_row_id", "data"},
+            if_not_exists=True,
+        )
+    total = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    moved = 0
+    logged_at = time.monotonic()
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            top = conn.execute(
+                "SELECT max(row_id) FROM (SELECT row_id FROM events ORDER BY row_id LIMIT ?)",
+                (MIGRATION_CHUNK_ROWS,),
+            ).fetchone()[0]
+            if top is not None:
+                for event_class, table in zip(EventClass, EVENT_TABLES, strict=True):
+                    lo, hi = class_range(event_class)
+                    conn.execute(
+                        f"INSERT INTO {table} (row_id, event_id, kind, source, payload, size, "
+                        "accepted_wall_s, accepted_store_s) SELECT row_id, event_id, kind, "
+                        "source, payload, size, accepted_wall_s, accepted_store_s FROM events "
+                        "WHERE row_id >= ? AND row_id < ? AND row_id <= ?",
+                        (lo, hi, top),
+                    )
+                moved += conn.execute("DELETE FROM events WHERE row_id <= ?", (top,)).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if top is None:
+            break
+        if time.monotonic() - logged_at >= MIGRATION_LOG_S or moved == total:
+            _log.info("outbox schema 3: %d of %d events moved to their class's table", moved, total)
+            logged_at = time.monotonic()
+
+
 def _migrate_to_3(db: sqlite_utils.Database) -> None:
-    """One events table per class, payload blocks, and no dedup key string in the rows (its
-    digest is what ``seen_keys`` persists: 8 bytes, not ~40). Rows already stored keep their
-    payload inline. ``events`` stays, as a view over the five tables, for reading."""
-    db.table("payload_blocks").create(
-        {"id": int, "first_row_id": int, "last_row_id": int, "data": bytes},
-        pk="id",
-        not_null={"first_row_id", "last_row_id", "data"},
-    )
-    columns = {
-        "row_id": int,
-        "event_id": str,
-        "kind": str,
-        "source": str,
-        "payload": bytes,
-        "size": int,
-        "accepted_wall_s": float,
-        "accepted_store_s": float,
-        "block": int,
-        "block_offset": int,
-        "block_length": int,
-    }
-    for event_class, table in zip(EventClass, EVENT_TABLES, strict=True):
-        db.table(table).create(
-            columns, pk="row_id", not_null={"event_id", "kind", "source", "size"}
-        )
-        lo, hi = class_range(event_class)
-        db.execute(
-            f"INSERT INTO {table} (row_id, event_id, kind, source, payload, size, "
-            "accepted_wall_s, accepted_store_s) SELECT row_id, event_id, kind, source, payload, "
-            "size, accepted_wall_s, accepted_store_s FROM events WHERE row_id >= ? AND row_id < ?",
-            (lo, hi),
-        )
+    """One events table per class (filled by :func:`_prepare_3`), payload blocks, and no
+    dedup key string in the rows. ``events`` stays, as a view over the five tables, for
+    reading."""
     db.table("events").drop()
     db.create_view("events", " UNION ALL ".join(f"SELECT * FROM {t}" for t in EVENT_TABLES))
     db.table("dead_letters").transform(drop={"dedup_key"})
 
 
-#: MIGRATIONS[n] takes a store at version n to version n + 1.
+#: MIGRATIONS[n] takes a store at version n to version n + 1, in one transaction ...
 MIGRATIONS: Final[tuple[Callable[[sqlite_utils.Database], None], ...]] = (
     _migrate_to_1,
     _migrate_to_2,
     _migrate_to_3,
 )
+#: ... after PREPARE[n], if there is one: work too large for one transaction, in several, done
+#: so that it can be interrupted and run again.
+PREPARE: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {2: _prepare_3}
 
 
 class PayloadReader:
@@ -275,6 +324,8 @@ def migrate(conn: sqlite3.Connection) -> int:
     found = refuse_newer(conn)
     db = sqlite_utils.Database(conn)
     for version in range(found, SCHEMA_VERSION):
+        if version in PREPARE:
+            PREPARE[version](conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
             MIGRATIONS[version](db)

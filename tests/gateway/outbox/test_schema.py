@@ -5,13 +5,21 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
 
 from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxError, OutboxErrorReason
 from gateway.outbox.dedup import digest, pack
-from gateway.outbox.schema import EVENT_TABLES, MIGRATIONS, SCHEMA_VERSION, row_id_for
+from gateway.outbox.schema import (
+    EVENT_TABLES,
+    MIGRATION_CHUNK_ROWS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    migrate,
+    row_id_for,
+)
 from gateway.outbox.store import CHECKPOINT_BACKSTOP_FACTOR
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
 
@@ -108,6 +116,63 @@ async def test_a_version_2_file_is_migrated_to_payload_blocks(tmp_path: Path) ->
     assert kinds == {"events": "view"} | {t: "table" for t in EVENT_TABLES}
     assert "dedup_key" not in columns
     assert {"block", "block_offset", "block_length"} <= columns
+
+
+def _version_2_store(db: Path, events: int) -> None:
+    """A version 2 file holding ``events`` telemetry and alarm rows, payload = their number."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    for migration in MIGRATIONS[:2]:
+        migration(sqlite_utils.Database(conn))
+    conn.execute("PRAGMA user_version = 2")
+    rows = []
+    for n in range(events):
+        event_class = EventClass.ALARM if n % 3 == 0 else EventClass.TELEMETRY
+        rows.append((row_id_for(event_class, n + 1), f"e{n}", f"key{n}", str(n).encode()))
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO events VALUES (?, ?, ?, 'k', 's', ?, 60, 0, 0)", rows)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+class _FailingSecondChunk(sqlite3.Connection):
+    """A connection whose second delete from the old events table fails like a bad card."""
+
+    deletes = 0
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if sql.startswith("DELETE FROM events "):
+            self.deletes += 1
+            if self.deletes == 2:
+                raise sqlite3.OperationalError("disk I/O error")
+        return super().execute(sql, parameters)
+
+
+async def test_a_migration_cut_off_halfway_resumes_without_loss(tmp_path: Path) -> None:
+    """Moving a large backlog to the per-class tables happens in chunks, each its own
+    transaction: cut off in the second (here by an I/O error on its delete), the file is
+    still version 2 with the first chunk moved, and the next start goes on from there."""
+    db = tmp_path / "o.db"
+    total = 2 * MIGRATION_CHUNK_ROWS + 1234
+    _version_2_store(db, total)
+    conn = sqlite3.connect(db, isolation_level=None, factory=_FailingSecondChunk)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        migrate(conn)
+    left = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    moved = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in EVENT_TABLES)
+    conn.close()
+    assert _pragma(db, "user_version") == 2
+    assert (moved, left) == (MIGRATION_CHUNK_ROWS, total - MIGRATION_CHUNK_ROWS)
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        leased = await outbox.lease(total)
+    assert _pragma(db, "user_version") == SCHEMA_VERSION
+    alarms = [n for n in range(total) if n % 3 == 0]
+    telemetry = [n for n in range(total) if n % 3 != 0]
+    assert [(e.event_id, e.payload) for e in leased if e.event_class is EventClass.ALARM] == [
+        (f"e{n}", str(n).encode()) for n in alarms
+    ]
+    assert [e.event_id for e in leased if e.event_class is EventClass.TELEMETRY] == [
+        f"e{n}" for n in telemetry
+    ]
 
 
 async def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
