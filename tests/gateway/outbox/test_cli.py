@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,14 @@ from gateway.outbox import EventClass, Outbox, OutboxConfig, OutboxEvent
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
 
 BINARY = OutboxEvent("bin", EventClass.STATUS, "device.status", b"\xff\x00not json")
+#: Enough telemetry in one commit for a payload block: the commands read those too.
+TELEMETRY = 20
 
 
 async def _make_store(db: Path) -> None:
     clock = FakeClock()
     async with Outbox(db, ROOMY, clock) as outbox:
-        await outbox.accept([event(f"t{i}") for i in range(5)])
+        await outbox.accept([event(f"t{i}") for i in range(TELEMETRY)])
         await outbox.accept([event("a0", EventClass.ALARM), event("h0", EventClass.HANDOFF)])
         await outbox.accept([BINARY])
         clock.advance(90.0)
@@ -39,11 +42,11 @@ async def test_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "commits" in text
     assert main(["outbox", "stats", "--db", str(db), "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
-    assert body["classes"]["telemetry"]["depth"] == 5
+    assert body["classes"]["telemetry"]["depth"] == TELEMETRY
     assert body["classes"]["alarm"]["depth"] == 1
     assert body["classes"]["handoff"]["depth"] == 0
     assert body["classes"]["telemetry"]["oldest_age_s"] == pytest.approx(90.0)
-    assert body["depth"] == 7
+    assert body["depth"] == TELEMETRY + 2
     assert body["dead_letters"] == 1
     assert body["source"] == "file"
     assert {"leased", "duplicates", "refused", "commits"} <= set(body["daemon_only"])
@@ -72,7 +75,14 @@ async def test_export_jsonl(tmp_path: Path) -> None:
     out = tmp_path / "export.jsonl"
     assert main(["outbox", "export", "--db", str(db), "--format", "jsonl", "-o", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["event_id"] for r in rows] == ["a0", "bin", "t0", "t1", "t2", "t3", "t4"]
+    assert [r["event_id"] for r in rows] == ["a0", "bin", *(f"t{i}" for i in range(TELEMETRY))]
+    # The telemetry payloads come out of their payload block whole.
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM payload_blocks").fetchone()[0] == 1
+    finally:
+        conn.close()
+    assert [r["payload"]["event_id"] for r in rows[2:]] == [f"t{i}" for i in range(TELEMETRY)]
     (binary,) = [r for r in rows if r["event_id"] == "bin"]
     assert binary["payload"] == {"base64": "/wBub3QganNvbg=="}
     assert binary["class"] == "status"
@@ -106,7 +116,7 @@ async def test_config_locates_the_store_in_the_state_dir(
     assert main(["outbox", "stats", "--config", str(config), "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["max_bytes"] == 1_000_000
-    assert body["depth"] == 7
+    assert body["depth"] == TELEMETRY + 2
 
 
 def test_missing_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
