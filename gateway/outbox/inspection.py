@@ -43,6 +43,9 @@ def _read_only(path: Path) -> Iterator[sqlite_utils.Database]:
     except sqlite3.Error as exc:
         raise OutboxError(OutboxErrorReason.IO_ERROR, f"{path}: {exc}") from exc
     try:
+        # One read transaction for everything this connection reads: an export sees one
+        # snapshot, rows and their payload blocks alike, while the daemon goes on writing.
+        conn.execute("BEGIN")
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if version != SCHEMA_VERSION:
             raise OutboxError(

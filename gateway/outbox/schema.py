@@ -226,7 +226,8 @@ def _prepare_3(conn: sqlite3.Connection) -> None:
                 moved += conn.execute("DELETE FROM events WHERE row_id <= ?", (top,)).rowcount
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         if top is None:
             break
@@ -239,6 +240,10 @@ def _migrate_to_3(db: sqlite_utils.Database) -> None:
     """One events table per class (filled by :func:`_prepare_3`), payload blocks, and no
     dedup key string in the rows. ``events`` stays, as a view over the five tables, for
     reading."""
+    # _prepare_3 emptied it; should a row be left (it cannot, under the store's lock), fail
+    # here: the next start moves it first.
+    if db.execute("SELECT count(*) FROM events").fetchone()[0]:
+        raise sqlite3.DatabaseError("outbox schema 3: rows left in the old events table")
     db.table("events").drop()
     db.create_view("events", " UNION ALL ".join(f"SELECT * FROM {t}" for t in EVENT_TABLES))
     db.table("dead_letters").transform(drop={"dedup_key"})
@@ -283,7 +288,8 @@ class PayloadReader:
         return self._data[offset : offset + length]
 
     def forget(self, block: int) -> None:
-        """The block was deleted (its id is never used again within a store epoch)."""
+        """The block was deleted (its id, the sequence number of its first event, is never
+        used again within a store epoch)."""
         if block == self._block:
             self._block, self._data = None, b""
 
@@ -332,7 +338,8 @@ def migrate(conn: sqlite3.Connection) -> int:
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         _log.info("outbox schema migrated to version %d", version + 1)
     return found

@@ -266,8 +266,6 @@ class Store:
         self._leased: list[set[int]] = [set() for _ in EventClass]
         #: Per class: leasing reads a class in order, so each keeps its current block.
         self._payloads: list[PayloadReader] = []
-        #: Id of the next payload block (ids only grow: a rolled back one is skipped).
-        self._next_block = 1
         self._cursor = [class_range(c)[0] - 1 for c in EventClass]
         self._vtime = [0.0] * len(EventClass)
         self._global_vtime = 0.0
@@ -399,8 +397,6 @@ class Store:
             self._depth[event_class] = int(count)
             self._bytes[event_class] = int(nbytes)
         self._next_seq = next_seq
-        top_block = conn.execute("SELECT max(id) FROM payload_blocks").fetchone()[0]
-        self._next_block = 1 if top_block is None else int(top_block) + 1
         self._load_seen_keys()
         for cls, reason, count in conn.execute("SELECT event_class, reason, count FROM losses"):
             self._losses[(EventClass(cls), str(reason))] = int(count)
@@ -583,8 +579,10 @@ class Store:
                     for r, e, z in group:
                         add((r, e.event_id, e.kind, e.source, e.payload, z, w, t, None, None, None))
                     continue
-                block = self._next_block
-                self._next_block += 1
+                # The sequence number of its first event: unique for the store's life
+                # (never reused, unlike max(id) + 1 after the table empties) and growing, so
+                # blocks are appended at the end of their b-tree.
+                block = group[0][0] & SEQ_MASK
                 blocks.append(
                     (block, group[0][0], group[-1][0], b"".join(e.payload for _, e, _ in group))
                 )
@@ -985,12 +983,15 @@ class Store:
         now_s = self.store_clock()
         out: list[LeasedEvent] = []
         self._saw_expired = False
+        cursors = list(self._cursor)
         try:
             for event_class in sorted(alloc):
                 out.extend(self._fetch(event_class, alloc[event_class], now_s))
         except sqlite3.Error as exc:
+            # Nothing of this lease was handed out: un-lease it and read it again next time.
             for event in out:
                 self._leased[event.event_class].discard(event.row_id)
+            self._cursor = cursors
             raise translate(exc) from exc
         if self._saw_expired:
             # Expired rows still count as leasable until deleted: remove them now, or the
@@ -1032,7 +1033,6 @@ class Store:
                     self._saw_expired = True  # swept at the end of this lease
                     continue
                 payload = inline if block is None else payloads.read(None, block, row[8], row[9])
-                leased.add(row_id)
                 out.append(
                     LeasedEvent(
                         row_id, event_id, event_class, kind, payload, source, wall_s, expires_in
@@ -1042,6 +1042,9 @@ class Store:
                     last = row_id
                     break
             self._cursor[event_class] = last
+        # Marked leased only now: if a read above failed, none of these rows is lost to a
+        # lease that was never handed out.
+        leased.update(event.row_id for event in out)
         return out
 
     def release(self, row_ids: Iterable[int]) -> None:

@@ -4,10 +4,14 @@ letter)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
-from gateway.outbox import EventClass, Outbox
+import pytest
+
+from gateway.outbox import EventClass, Outbox, OutboxError
+from gateway.outbox.inspection import iter_rows
 from gateway.outbox.schema import BLOCK_MAX_BYTES, BLOCK_MIN_BYTES
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
 
@@ -141,3 +145,61 @@ async def test_blocks_survive_a_restart(tmp_path: Path) -> None:
         rest = await outbox.lease(100)
     assert [e.payload for e in leased + rest[:30]] == [e.payload for e in batch]
     assert len(rest) == 70
+
+
+async def test_a_failed_block_read_leaves_nothing_leased(tmp_path: Path) -> None:
+    """A lease that fails halfway (here a block gone missing under the store, as a damaged
+    file would have it) hands out nothing and keeps nothing leased: once the block is back,
+    the next lease gets every event."""
+    db = tmp_path / "o.db"
+    first = [event(f"a{i}", size=300) for i in range(20)]
+    second = [event(f"b{i}", size=300) for i in range(20)]
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        await outbox.accept(first)
+        await outbox.accept(second)
+        conn = sqlite3.connect(db, isolation_level=None)
+        try:
+            ((block, *row),) = conn.execute(
+                "SELECT id, first_row_id, last_row_id, data FROM payload_blocks "
+                "ORDER BY id DESC LIMIT 1"
+            ).fetchall()
+            conn.execute("DELETE FROM payload_blocks WHERE id = ?", (block,))
+            with pytest.raises(OutboxError) as excinfo:
+                await outbox.lease(100)
+            stats = await outbox.stats()
+            conn.execute("INSERT INTO payload_blocks VALUES (?, ?, ?, ?)", (block, *row))
+        finally:
+            conn.close()
+        leased = await outbox.lease(100)
+    assert "payload block" in str(excinfo.value)
+    assert stats.leased == 0
+    assert [e.payload for e in leased] == [e.payload for e in first + second]
+
+
+async def test_an_export_reads_one_snapshot_while_the_daemon_writes(tmp_path: Path) -> None:
+    """``tagrelay outbox export`` beside a running daemon: while the export is at its last
+    row, the daemon delivers that row (its payload block goes with it) and commits new
+    events. The export still shows the events as they were when it started, each with its
+    own payload."""
+    db = tmp_path / "o.db"
+    first = [event(f"a{i}", size=300) for i in range(20)]
+    second = [event(f"b{i}", size=300) for i in range(20)]
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        await outbox.accept(first)
+        await outbox.accept(second)
+        # Deliver all of the second block but its first event: the last row the export
+        # reads is then the only one in its block.
+        leased = await outbox.lease(100)
+        await outbox.ack([e.row_id for e in leased[21:]])
+        await outbox.release([e.row_id for e in leased[:21]])
+        await outbox.flush()
+        rows = iter_rows(db)
+        seen = [next(rows) for _ in range(20)]
+        leased = await outbox.lease(100)
+        await outbox.ack([e.row_id for e in leased])
+        await outbox.flush()
+        await outbox.accept([event(f"new{i}", size=300) for i in range(40)])
+        seen += list(rows)
+    expected = [*first, second[0]]
+    assert [r["event_id"] for r in seen] == [e.event_id for e in expected]
+    assert [r["payload"] for r in seen] == [json.loads(e.payload) for e in expected]
