@@ -580,8 +580,8 @@ class Store:
                         add((r, e.event_id, e.kind, e.source, e.payload, z, w, t, None, None, None))
                     continue
                 # The sequence number of its first event: unique for the store's life
-                # (never reused, unlike max(id) + 1 after the table empties) and growing, so
-                # blocks are appended at the end of their b-tree.
+                # (never reused, unlike max(id) + 1 after the table empties) and growing
+                # from commit to commit.
                 block = group[0][0] & SEQ_MASK
                 blocks.append(
                     (block, group[0][0], group[-1][0], b"".join(e.payload for _, e, _ in group))
@@ -593,6 +593,8 @@ class Store:
                     offset += n
             items.clear()
             conn.executemany(_INSERT[cls], rows)
+        # In id order: each one is then appended at the end of the b-tree.
+        blocks.sort()
         conn.executemany(
             "INSERT INTO payload_blocks (id, first_row_id, last_row_id, data) VALUES (?, ?, ?, ?)",
             blocks,
