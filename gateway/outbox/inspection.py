@@ -52,7 +52,12 @@ def _read_only(path: Path) -> Iterator[sqlite_utils.Database]:
                 OutboxErrorReason.SCHEMA_TOO_NEW
                 if version > SCHEMA_VERSION
                 else OutboxErrorReason.IO_ERROR,
-                f"{path}: schema version {version}, this tagrelay reads {SCHEMA_VERSION}",
+                f"{path}: schema version {version}, this tagrelay reads {SCHEMA_VERSION}"
+                + (
+                    " (the file is older: the daemon migrates it when it next starts)"
+                    if version < SCHEMA_VERSION
+                    else ""
+                ),
             )
         yield sqlite_utils.Database(conn)
     except sqlite3.Error as exc:

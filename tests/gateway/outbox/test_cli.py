@@ -7,10 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 from pydantic import ValidationError
 
 from gateway.cli import main
 from gateway.outbox import EventClass, Outbox, OutboxConfig, OutboxEvent
+from gateway.outbox.schema import MIGRATIONS
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
 
 BINARY = OutboxEvent("bin", EventClass.STATUS, "device.status", b"\xff\x00not json")
@@ -122,6 +124,24 @@ async def test_config_locates_the_store_in_the_state_dir(
 def test_missing_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["outbox", "stats", "--db", str(tmp_path / "nope.db")]) == 1
     assert "no such outbox file" in capsys.readouterr().err
+
+
+async def test_an_older_file_is_read_once_the_daemon_has_migrated_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commands read only the current layout, and say what to do with an older file."""
+    db = tmp_path / "outbox.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    for migration in MIGRATIONS[:2]:
+        migration(sqlite_utils.Database(conn))
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    assert main(["outbox", "peek", "--db", str(db)]) == 1
+    assert "the daemon migrates it when it next starts" in capsys.readouterr().err
+    async with Outbox(db, ROOMY, FakeClock()):
+        pass  # what the daemon does at start
+    assert main(["outbox", "stats", "--db", str(db), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["depth"] == 0
 
 
 def test_config_rejects_a_bad_ttl() -> None:
