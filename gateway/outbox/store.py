@@ -1066,33 +1066,39 @@ class Store:
         """Move rows to the dead-letter table with ``reason``; return how many moved."""
         ids = sorted(set(row_ids))
         now_wall = self._clock.now().timestamp()
-        conn = self._db()
         try:
             with self._transaction():
-                for cls, chunk in ((c, k) for c, i in _by_class(ids) for k in _chunks(i)):
-                    marks = ",".join("?" * len(chunk))
-                    rows = conn.execute(
-                        "SELECT row_id, event_id, kind, source, payload, size, accepted_wall_s, "
-                        "accepted_store_s, block, block_offset, block_length "
-                        f"FROM {EVENT_TABLES[cls]} WHERE row_id IN ({marks})",
-                        tuple(chunk),
-                    ).fetchall()
-                    payloads = PayloadReader(conn)
-                    dead = [self._dead_letter(row, payloads, reason, now_wall) for row in rows]
-                    conn.executemany(
-                        "INSERT OR REPLACE INTO dead_letters (row_id, event_id, event_class, "
-                        "kind, source, payload, size, accepted_wall_s, accepted_store_s, reason, "
-                        "rejected_wall_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        dead,
-                    )
+                for event_class, class_ids in _by_class(ids):
+                    self._copy_to_dead_letters(event_class, class_ids, reason, now_wall)
                 gone = self._delete_rows(ids)
         except sqlite3.Error as exc:
             raise translate(exc) from exc
-        for row_id in ids:
-            self._leased[row_id >> CLASS_SHIFT].discard(row_id)
+        for event_class, class_ids in _by_class(ids):
+            self._leased[event_class].difference_update(class_ids)
         if gone:
             _log.warning("outbox: %d events dead-lettered: %s", len(gone), reason)
         return len(gone)
+
+    def _copy_to_dead_letters(
+        self, event_class: EventClass, row_ids: Sequence[int], reason: str, now_wall: float
+    ) -> None:
+        """Copy rows of one class into the dead-letter table, payloads inline."""
+        conn = self._db()
+        payloads = PayloadReader(conn)
+        for chunk in _chunks(row_ids):
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                "SELECT row_id, event_id, kind, source, payload, size, accepted_wall_s, "
+                "accepted_store_s, block, block_offset, block_length "
+                f"FROM {EVENT_TABLES[event_class]} WHERE row_id IN ({marks})",
+                tuple(chunk),
+            ).fetchall()
+            conn.executemany(
+                "INSERT OR REPLACE INTO dead_letters (row_id, event_id, event_class, kind, source, "
+                "payload, size, accepted_wall_s, accepted_store_s, reason, rejected_wall_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [self._dead_letter(row, payloads, reason, now_wall) for row in rows],
+            )
 
     @staticmethod
     def _dead_letter(
