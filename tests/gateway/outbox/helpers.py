@@ -1,11 +1,16 @@
-"""Shared pieces of the outbox tests: a fake clock and event builders."""
+"""Shared pieces of the outbox tests: a fake clock, event builders and file helpers."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlite_utils
 
 from gateway.outbox import EventClass, OutboxConfig, OutboxEvent
+from gateway.outbox.schema import MIGRATIONS
 
 #: A config whose cap and TTLs no test hits by accident; tests override what they exercise.
 ROOMY: OutboxConfig = OutboxConfig(
@@ -58,3 +63,27 @@ def event(
         dedup_key=dedup_key,
         source=source,
     )
+
+
+def version_2_store(db: Path) -> sqlite3.Connection:
+    """A new store file in the version 2 layout (one events table, inline payloads), open in
+    autocommit mode for the test to fill; the caller closes it."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    for migration in MIGRATIONS[:2]:
+        migration(sqlite_utils.Database(conn))
+    conn.execute("PRAGMA user_version = 2")
+    return conn
+
+
+def orphan_blocks(db: Path) -> int:
+    """Payload blocks that no event row refers to any more (there must never be any)."""
+    conn = sqlite3.connect(db)
+    try:
+        return int(
+            conn.execute(
+                "SELECT count(*) FROM payload_blocks b WHERE NOT EXISTS (SELECT 1 FROM events "
+                "WHERE row_id BETWEEN b.first_row_id AND b.last_row_id)"
+            ).fetchone()[0]
+        )
+    finally:
+        conn.close()

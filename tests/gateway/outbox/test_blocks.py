@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.outbox import EventClass, Outbox, OutboxError
+from gateway.outbox import EventClass, Outbox, OutboxError, OutboxEvent
 from gateway.outbox.inspection import iter_rows
 from gateway.outbox.schema import BLOCK_MAX_BYTES, BLOCK_MIN_BYTES
-from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
+from tests.gateway.outbox.helpers import ROOMY, FakeClock, event, orphan_blocks
 
 
 def _blocks(db: Path) -> list[tuple[int, int, int]]:
@@ -28,6 +28,15 @@ def _blocks(db: Path) -> list[tuple[int, int, int]]:
         ]
     finally:
         conn.close()
+
+
+async def _two_blocks(outbox: Outbox) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
+    """Two commits of 20 telemetry events: two payload blocks; returns what went in."""
+    first = [event(f"a{i}", size=300) for i in range(20)]
+    second = [event(f"b{i}", size=300) for i in range(20)]
+    await outbox.accept(first)
+    await outbox.accept(second)
+    return first, second
 
 
 def _inline(db: Path) -> int:
@@ -106,15 +115,7 @@ async def test_blocks_are_freed_by_eviction_expiry_and_dead_letters(tmp_path: Pa
         again = await outbox.lease(20, classes=[EventClass.HANDOFF])
     assert sorted(e.payload for e in again) == sorted(e.payload for e in handoff)
     # Only telemetry blocks still referred to remain; none is orphaned.
-    conn = sqlite3.connect(db)
-    try:
-        orphans = conn.execute(
-            "SELECT count(*) FROM payload_blocks b WHERE NOT EXISTS (SELECT 1 FROM events "
-            "WHERE row_id BETWEEN b.first_row_id AND b.last_row_id)"
-        ).fetchone()[0]
-    finally:
-        conn.close()
-    assert orphans == 0
+    assert orphan_blocks(db) == 0
 
 
 async def test_a_large_commit_is_split_into_blocks_of_bounded_size(tmp_path: Path) -> None:
@@ -152,11 +153,8 @@ async def test_a_failed_block_read_leaves_nothing_leased(tmp_path: Path) -> None
     file would have it) hands out nothing and keeps nothing leased: once the block is back,
     the next lease gets every event."""
     db = tmp_path / "o.db"
-    first = [event(f"a{i}", size=300) for i in range(20)]
-    second = [event(f"b{i}", size=300) for i in range(20)]
     async with Outbox(db, ROOMY, FakeClock()) as outbox:
-        await outbox.accept(first)
-        await outbox.accept(second)
+        first, second = await _two_blocks(outbox)
         conn = sqlite3.connect(db, isolation_level=None)
         try:
             ((block, *row),) = conn.execute(
@@ -182,11 +180,8 @@ async def test_an_export_reads_one_snapshot_while_the_daemon_writes(tmp_path: Pa
     events. The export still shows the events as they were when it started, each with its
     own payload."""
     db = tmp_path / "o.db"
-    first = [event(f"a{i}", size=300) for i in range(20)]
-    second = [event(f"b{i}", size=300) for i in range(20)]
     async with Outbox(db, ROOMY, FakeClock()) as outbox:
-        await outbox.accept(first)
-        await outbox.accept(second)
+        first, second = await _two_blocks(outbox)
         # Deliver all of the second block but its first event: the last row the export
         # reads is then the only one in its block.
         leased = await outbox.lease(100)

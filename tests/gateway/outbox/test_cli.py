@@ -7,13 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 from pydantic import ValidationError
 
 from gateway.cli import main
 from gateway.outbox import EventClass, Outbox, OutboxConfig, OutboxEvent
-from gateway.outbox.schema import MIGRATIONS
-from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
+from tests.gateway.outbox.helpers import ROOMY, FakeClock, event, version_2_store
 
 BINARY = OutboxEvent("bin", EventClass.STATUS, "device.status", b"\xff\x00not json")
 #: Enough telemetry in one commit for a payload block: the commands read those too.
@@ -131,11 +129,7 @@ async def test_an_older_file_is_read_once_the_daemon_has_migrated_it(
 ) -> None:
     """The commands read only the current layout, and say what to do with an older file."""
     db = tmp_path / "outbox.db"
-    conn = sqlite3.connect(db, isolation_level=None)
-    for migration in MIGRATIONS[:2]:
-        migration(sqlite_utils.Database(conn))
-    conn.execute("PRAGMA user_version = 2")
-    conn.close()
+    version_2_store(db).close()
     assert main(["outbox", "peek", "--db", str(db)]) == 1
     assert "the daemon migrates it when it next starts" in capsys.readouterr().err
     async with Outbox(db, ROOMY, FakeClock()):

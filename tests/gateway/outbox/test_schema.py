@@ -21,7 +21,7 @@ from gateway.outbox.schema import (
     row_id_for,
 )
 from gateway.outbox.store import CHECKPOINT_BACKSTOP_FACTOR
-from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
+from tests.gateway.outbox.helpers import ROOMY, FakeClock, event, version_2_store
 
 
 def _pragma(db: Path, name: str) -> object:
@@ -75,10 +75,7 @@ async def test_a_version_2_file_is_migrated_to_payload_blocks(tmp_path: Path) ->
     """Rows of a version 2 file move to their class's table with their payloads inline; dead
     letters too; new commits use payload blocks beside them."""
     db = tmp_path / "o.db"
-    conn = sqlite3.connect(db, isolation_level=None)
-    for migration in MIGRATIONS[:2]:
-        migration(sqlite_utils.Database(conn))
-    conn.execute("PRAGMA user_version = 2")
+    conn = version_2_store(db)
     conn.execute(
         "INSERT INTO events VALUES (?, 'old', 'label:01:seq:5', 'k', 's', x'7b7d', 60, 0, 0)",
         (row_id_for(EventClass.TELEMETRY, 1),),
@@ -120,10 +117,7 @@ async def test_a_version_2_file_is_migrated_to_payload_blocks(tmp_path: Path) ->
 
 def _version_2_store(db: Path, events: int) -> None:
     """A version 2 file holding ``events`` telemetry and alarm rows, payload = their number."""
-    conn = sqlite3.connect(db, isolation_level=None)
-    for migration in MIGRATIONS[:2]:
-        migration(sqlite_utils.Database(conn))
-    conn.execute("PRAGMA user_version = 2")
+    conn = version_2_store(db)
     rows = []
     for n in range(events):
         event_class = EventClass.ALARM if n % 3 == 0 else EventClass.TELEMETRY
