@@ -137,9 +137,6 @@ _NewRow = tuple[int, OutboxEvent, int]
 def _block_groups(items: list[_NewRow]) -> Iterator[tuple[list[_NewRow], int]]:
     """Split one class's new rows into runs of at most BLOCK_MAX_BYTES of payload (an event
     larger than that is a run of its own); yield each run with its payload bytes."""
-    if len(items) == 1:
-        yield items, len(items[0][1].payload)
-        return
     group: list[_NewRow] = []
     nbytes = 0
     for item in items:
@@ -1026,15 +1023,14 @@ class Store:
             if not rows:
                 break
             last = rows[-1][0]
-            for row in rows:
-                row_id, event_id, kind, source, inline, wall_s, accepted_s, block = row[:8]
+            for row_id, event_id, kind, source, inline, wall_s, accepted_s, *place in rows:
                 if row_id in leased:
                     continue
                 expires_in = None if ttl is None else ttl - (now_s - accepted_s)
                 if expires_in is not None and expires_in <= 0:
                     self._saw_expired = True  # swept at the end of this lease
                     continue
-                payload = inline if block is None else payloads.read(None, block, row[8], row[9])
+                payload = payloads.read(inline, *place)
                 out.append(
                     LeasedEvent(
                         row_id, event_id, event_class, kind, payload, source, wall_s, expires_in
