@@ -5,7 +5,8 @@ configuration or the environment deep in the code. Secrets (the MQTT password) m
 file or an environment variable; the loader resolves them here into ``SecretStr`` values that
 print as ``**********`` in logs, ``repr`` and ``tagrelay config show``.
 
-New sections (drivers, pipeline) are added as fields of :class:`GatewayConfig` with defaults.
+Device sections (``ble``, ``smartlabel_readers``, ``gps``) and the pipeline's tunables live in
+:mod:`gateway.pipeline.config`; each is optional, so a gateway configures only what it has.
 """
 
 from __future__ import annotations
@@ -16,12 +17,22 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
+from drivers.gps import GpsConfig
 from gateway.errors import GatewayError
 from gateway.outbox import OutboxConfig
+from gateway.pipeline.config import BleSection, PipelineConfig, SmartLabelReaderConfig
 from gateway.uplink import UplinkConfig
 
 __all__ = [
@@ -58,6 +69,22 @@ class GatewayConfig(BaseModel):
     outbox: OutboxConfig = OutboxConfig()
     uplink: UplinkConfig
     logging: LoggingConfig = LoggingConfig()
+    #: BLE adapters, each bound to a presence zone.
+    ble: BleSection = BleSection()
+    #: SmartLabel readers on serial paths or URLs.
+    smartlabel_readers: tuple[SmartLabelReaderConfig, ...] = ()
+    #: The vehicle's GPS receiver (serial or gpsd); None on a fixed dock door.
+    gps: GpsConfig | None = None
+    pipeline: PipelineConfig = PipelineConfig()
+
+    @model_validator(mode="after")
+    def _devices_unique(self) -> Self:
+        paths = [r.path for r in self.smartlabel_readers]
+        if self.gps is not None and self.gps.serial is not None:
+            paths.append(self.gps.serial.path)
+        if len(paths) != len(set(paths)):
+            raise ValueError("a serial path is used twice (readers and GPS need their own)")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +143,14 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
     if isinstance(uplink, dict):
         for key in ("ca_file", "cert_file", "key_file"):
             fix(uplink.get("tls"), key)
+    readers = data.get("smartlabel_readers")
+    if isinstance(readers, list):
+        for reader in readers:
+            if isinstance(reader, dict) and "://" not in str(reader.get("path", "")):
+                fix(reader, "path")
+    gps = data.get("gps")
+    if isinstance(gps, dict):
+        fix(gps.get("serial"), "path")
 
 
 def resolve_secrets(
@@ -165,8 +200,19 @@ def missing_files(config: GatewayConfig) -> tuple[ConfigIssue, ...]:
         "uplink.tls.cert_file": tls.cert_file,
         "uplink.tls.key_file": tls.key_file,
     }
-    return tuple(
+    issues = [
         ConfigIssue(loc, f"{p} does not exist")
         for loc, p in named.items()
         if p is not None and not p.exists()
-    )
+    ]
+    # A reader or receiver that is unplugged now is waited for by the daemon: a warning only.
+    for i, reader in enumerate(config.smartlabel_readers):
+        if not reader.is_url and not Path(reader.path).exists():
+            issues.append(
+                ConfigIssue(f"smartlabel_readers.{i}.path", f"{reader.path} does not exist (yet)")
+            )
+    if config.gps is not None and config.gps.serial is not None:
+        gps_path = config.gps.serial
+        if not gps_path.is_url and not Path(gps_path.path).exists():
+            issues.append(ConfigIssue("gps.serial.path", f"{gps_path.path} does not exist (yet)"))
+    return tuple(issues)

@@ -94,6 +94,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the MQTT broker that broker_outage faults freeze (SIGSTOP, then SIGCONT): "
         "connections hang as in a dead zone",
     )
+    parser.add_argument(
+        "--gateway-configs",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write DIR/<gateway id>.toml for every gateway of the scenario: a complete "
+        "configuration that `tagrelay run --config` accepts as it is (needs --broker)",
+    )
+    parser.add_argument(
+        "--broker",
+        default=None,
+        metavar="URL",
+        help="the broker the written gateway configurations publish to: mqtt://HOST:PORT "
+        "(plaintext) or mqtts://HOST:PORT",
+    )
     parser.set_defaults(func=_simulate)
 
 
@@ -119,6 +134,17 @@ def _start_time(text: str) -> datetime:
 def _simulate(args: argparse.Namespace) -> int:
     from simulator.world import ScenarioError, load_scenario
 
+    if (args.gateway_configs is None) != (args.broker is None):
+        print("tagrelay simulate: --gateway-configs and --broker go together", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
+    if args.broker is not None:
+        from simulator.gateway_config import BrokerAddress
+
+        try:
+            BrokerAddress.parse(args.broker)
+        except ValueError as exc:
+            print(f"tagrelay simulate: {exc}", file=sys.stderr)
+            return EXIT_BAD_SCENARIO
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
@@ -151,6 +177,11 @@ async def _run(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> i
             on_broker_outage=None if args.broker_pid is None else _freezer(args.broker_pid),
         ) as runner:
             where = runner.endpoints.to_json() | {"pid": os.getpid(), "workdir": str(workdir)}
+            if args.gateway_configs is not None:
+                from simulator.gateway_config import write_gateway_configs
+
+                written = write_gateway_configs(runner.endpoints, args.gateway_configs, args.broker)
+                where["gateway_configs"] = {p.stem: str(p.resolve()) for p in written}
             print(json.dumps(where), flush=True)
             _log.info("scenario %s running at %gx; stop with Ctrl-C", scenario.name, args.speed)
             finished = asyncio.create_task(runner.wait_finished())

@@ -239,3 +239,72 @@ async def test_broker_outage_freezes_the_broker_and_power_cut_kills(workdir: Pat
             if p.returncode is None:
                 p.kill()
                 await p.wait()
+
+
+async def test_writes_a_config_per_gateway_that_run_accepts(workdir: Path) -> None:
+    from gateway.config import load_config, missing_files
+
+    configs = workdir / "configs"
+    proc = await start(
+        "cross-dock",
+        "--speed",
+        "20",
+        "--workdir",
+        str(workdir),
+        "--gateway-configs",
+        str(configs),
+        "--broker",
+        "mqtt://127.0.0.1:18830",
+    )
+    try:
+        where = await read_json_line(proc)
+        written = where["gateway_configs"]
+        assert set(written) == {g["id"] for g in where["gateways"]}
+        for gw in where["gateways"]:
+            config = load_config(Path(written[gw["id"]]))
+            assert config.gateway_id == gw["id"]
+            assert config.uplink.host == "127.0.0.1"
+            assert config.uplink.port == 18830
+            assert config.uplink.transport == "tcp"
+            assert config.ble.dbus_system_bus_address == where["dbus_address"]
+            (scanner,) = config.ble.scanners
+            assert scanner.adapter == gw["adapter"]
+            expected_zone = "cargo" if gw["vehicle"] else f"door-{gw['door'].lower()}"
+            assert scanner.zone == expected_zone
+            readers = [r.path for r in config.smartlabel_readers]
+            assert readers == ([gw["smartlabel_port"]] if gw["smartlabel_port"] else [])
+            gps = config.gps
+            assert (gps.serial.path if gps and gps.serial else None) == gw["gps_port"]
+            assert config.state_dir == configs / gw["id"] / "state"
+            assert missing_files(config) == ()  # the ptys exist while the world runs
+        # And the command line says so too.
+        check = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "config",
+            "check",
+            written["gw-door-03"],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await check.communicate()
+        assert check.returncode == 0, (out + err).decode()
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await proc.wait()
+
+
+async def test_gateway_configs_need_a_valid_broker(workdir: Path) -> None:
+    for args in (
+        ("--gateway-configs", str(workdir / "c")),
+        ("--gateway-configs", str(workdir / "c"), "--broker", "http://x:1"),
+    ):
+        proc = await start("cross-dock", *args)
+        async with asyncio.timeout(START_TIMEOUT_S):
+            out, err = await proc.communicate()
+        assert proc.returncode == 2, err.decode()
+        assert out == b""
+        assert b"broker" in err

@@ -1,0 +1,154 @@
+"""The device sections and the pipeline's tunables of the gateway configuration.
+
+``[[ble.scanners]]`` binds each BLE adapter to a presence zone, ``[[smartlabel_readers]]`` names
+the serial readers, ``[gps]`` the vehicle receiver, ``[pipeline]`` the queues, supervision and
+telemetry rate limits. Defaults are what a site engineer would pick for a dock door; every field
+says why in its description (``tagrelay config show`` prints the effective values).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from drivers.ble import BleConfig
+from drivers.serial import SerialConfig
+
+__all__ = [
+    "ZONE_PATTERN",
+    "BleScannerConfig",
+    "BleSection",
+    "PipelineConfig",
+    "SmartLabelReaderConfig",
+    "SupervisionConfig",
+    "TelemetryConfig",
+]
+
+#: A zone is a topic-safe, log-friendly name: ``door-3``, ``cargo``, ``cold-store``.
+ZONE_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+
+#: Queue between the decode stage and the writer: a few seconds of a busy door (10k adverts/s
+#: would be far beyond any site; the writer commits thousands of events per group).
+EVENT_QUEUE_SIZE: Final = 20_000
+#: Tick of the timers (presence timeouts, silent devices, clock refresh): exits are promised
+#: within 3 advertising intervals + 5 s, so a 1 s tick costs at most a second of that budget.
+TICK_S: Final = 1.0
+#: The first restart of a failed stage waits this long, doubling up to the maximum below: fast
+#: enough that one bad input costs nothing, slow enough that a tight crash loop does not fill
+#: the journal.
+RESTART_MIN_S: Final = 0.5
+RESTART_MAX_S: Final = 30.0
+#: A stage that fails this many times within the window ends the process (systemd restarts it
+#: with a clean slate, and its restart counter shows the site engineer that something is wrong).
+MAX_FAILURES: Final = 5
+FAILURE_WINDOW_S: Final = 300.0
+#: Telemetry: a tag advertising at 10 Hz with stable readings must not become 10 events a second
+#: on a cellular link. Changes beyond the deadband go out at most every MIN_INTERVAL; unchanged
+#: readings are re-sent every MAX_INTERVAL as a heartbeat of the value (60 per tag-hour).
+TELEMETRY_MIN_INTERVAL_S: Final = 10.0
+TELEMETRY_MAX_INTERVAL_S: Final = 60.0
+#: Deadbands: about the sensors' own accuracy (SHT3x ±0.2 °C / ±2 %RH; GPS ±10-25 m), so noise
+#: alone never counts as a change.
+DEADBAND_TEMPERATURE_C: Final = 0.3
+DEADBAND_HUMIDITY_PCT: Final = 2.0
+DEADBAND_PRESSURE_HPA: Final = 1.0
+DEADBAND_BATTERY_MV: Final = 50.0
+DEADBAND_ACCELERATION_G: Final = 0.2
+DEADBAND_POSITION_M: Final = 25.0
+#: A SmartLabel reader's labels are given the gateway's time this often (and at every connect),
+#: so their own clocks never drift far from it.
+TIME_SYNC_INTERVAL_S: Final = 3600.0
+#: A label that sent nothing for this long is reported silent (device.status); labels report
+#: every minute or more often, heartbeats included.
+SILENT_AFTER_S: Final = 600.0
+
+
+class BleScannerConfig(BleConfig):
+    """One BLE adapter and the presence zone it covers."""
+
+    zone: str = Field(
+        pattern=ZONE_PATTERN,
+        description="presence zone this adapter covers (e.g. door-3, cargo)",
+    )
+
+
+class BleSection(BaseModel):
+    """BLE scanning: the adapters, and the system bus when it is not the default one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dbus_system_bus_address: str | None = Field(
+        default=None,
+        description=(
+            "D-Bus system bus address for BlueZ (sets DBUS_SYSTEM_BUS_ADDRESS for this process); "
+            "None = the default bus. For simulators and containers."
+        ),
+    )
+    scanners: tuple[BleScannerConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_scanner_per_adapter(self) -> Self:
+        adapters = [s.adapter for s in self.scanners]
+        if len(adapters) != len(set(adapters)):
+            raise ValueError("each adapter may be listed once")
+        return self
+
+
+class SmartLabelReaderConfig(SerialConfig):
+    """A SmartLabel reader on a serial path or URL."""
+
+    zone: str | None = Field(
+        default=None,
+        pattern=ZONE_PATTERN,
+        description="zone the reader sits in (recorded on the events of its labels)",
+    )
+    time_sync_interval_s: float = Field(
+        default=TIME_SYNC_INTERVAL_S,
+        gt=0,
+        description="how often each label heard is sent the gateway's time",
+    )
+
+
+class TelemetryConfig(BaseModel):
+    """Rate limits and deadbands of telemetry.reading / telemetry.position, per source."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_interval_s: float = Field(default=TELEMETRY_MIN_INTERVAL_S, ge=0)
+    max_interval_s: float = Field(default=TELEMETRY_MAX_INTERVAL_S, gt=0)
+    temperature_c: float = Field(default=DEADBAND_TEMPERATURE_C, ge=0)
+    humidity_pct: float = Field(default=DEADBAND_HUMIDITY_PCT, ge=0)
+    pressure_hpa: float = Field(default=DEADBAND_PRESSURE_HPA, ge=0)
+    battery_mv: float = Field(default=DEADBAND_BATTERY_MV, ge=0)
+    acceleration_g: float = Field(default=DEADBAND_ACCELERATION_G, ge=0)
+    position_m: float = Field(default=DEADBAND_POSITION_M, ge=0)
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> Self:
+        if self.min_interval_s > self.max_interval_s:
+            raise ValueError("min_interval_s must not exceed max_interval_s")
+        return self
+
+
+class SupervisionConfig(BaseModel):
+    """How a failing pipeline stage is restarted, and when the process gives up."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    restart_min_s: float = Field(default=RESTART_MIN_S, gt=0)
+    restart_max_s: float = Field(default=RESTART_MAX_S, gt=0)
+    max_failures: int = Field(default=MAX_FAILURES, ge=1)
+    failure_window_s: float = Field(default=FAILURE_WINDOW_S, gt=0)
+
+
+class PipelineConfig(BaseModel):
+    """The stages between the drivers and the outbox."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_queue_size: int = Field(default=EVENT_QUEUE_SIZE, ge=100)
+    tick_s: float = Field(default=TICK_S, gt=0, le=10)
+    silent_after_s: float = Field(default=SILENT_AFTER_S, gt=0)
+    telemetry: TelemetryConfig = TelemetryConfig()
+    supervision: SupervisionConfig = SupervisionConfig()
