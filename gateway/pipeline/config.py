@@ -52,7 +52,7 @@ TELEMETRY_MAX_INTERVAL_S: Final = 60.0
 #: alone never counts as a change.
 DEADBAND_TEMPERATURE_C: Final = 0.3
 DEADBAND_HUMIDITY_PCT: Final = 2.0
-DEADBAND_PRESSURE_HPA: Final = 1.0
+DEADBAND_PRESSURE_PA: Final = 100.0
 DEADBAND_BATTERY_MV: Final = 50.0
 DEADBAND_ACCELERATION_G: Final = 0.2
 DEADBAND_POSITION_M: Final = 25.0
@@ -119,7 +119,7 @@ class TelemetryConfig(BaseModel):
     max_interval_s: float = Field(default=TELEMETRY_MAX_INTERVAL_S, gt=0)
     temperature_c: float = Field(default=DEADBAND_TEMPERATURE_C, ge=0)
     humidity_pct: float = Field(default=DEADBAND_HUMIDITY_PCT, ge=0)
-    pressure_hpa: float = Field(default=DEADBAND_PRESSURE_HPA, ge=0)
+    pressure_pa: float = Field(default=DEADBAND_PRESSURE_PA, ge=0)
     battery_mv: float = Field(default=DEADBAND_BATTERY_MV, ge=0)
     acceleration_g: float = Field(default=DEADBAND_ACCELERATION_G, ge=0)
     position_m: float = Field(default=DEADBAND_POSITION_M, ge=0)

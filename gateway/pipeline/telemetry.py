@@ -51,11 +51,11 @@ class TelemetryLimiter:
         self._deadband: dict[str, float] = {
             "temperature_c": config.temperature_c,
             "humidity_pct": config.humidity_pct,
-            "pressure_hpa": config.pressure_hpa,
+            "pressure_pa": config.pressure_pa,
             "battery_mv": config.battery_mv,
-            "acceleration_x_g": config.acceleration_g,
-            "acceleration_y_g": config.acceleration_g,
-            "acceleration_z_g": config.acceleration_g,
+            "acc_x_g": config.acceleration_g,
+            "acc_y_g": config.acceleration_g,
+            "acc_z_g": config.acceleration_g,
         }
         self._position_m = config.position_m
         self._max_sources = max_sources
