@@ -50,7 +50,13 @@ def _load(path: Path) -> GatewayConfig | None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from gateway.config import ConfigError, config_hash, missing_files, resolve_secrets
+    from gateway.config import (
+        ConfigError,
+        ConfigIssue,
+        config_hash,
+        missing_files,
+        resolve_secrets,
+    )
 
     config = _load(args.file)
     if config is None:
@@ -80,6 +86,22 @@ def _check(args: argparse.Namespace) -> int:
             else ""
         )
     )
+    scanners = ", ".join(f"{s.adapter} -> {s.zone}" for s in config.ble.scanners)
+    print(f"  ble          {scanners or 'none'}")
+    readers = ", ".join(r.path for r in config.smartlabel_readers)
+    print(f"  smartlabel   {readers or 'none'}")
+    gps = config.gps
+    if gps is None:
+        gps_text = "none"
+    elif gps.source == "gpsd":
+        gps_text = f"gpsd {gps.gpsd.host}:{gps.gpsd.port}"
+    else:
+        gps_text = f"serial {gps.serial.path if gps.serial else '?'}"
+    print(f"  gps          {gps_text}")
+    if not (config.ble.scanners or config.smartlabel_readers or gps):
+        warnings.append(
+            ConfigIssue("(devices)", "no BLE scanner, SmartLabel reader or GPS: nothing to hear")
+        )
     print(f"  config hash  {config_hash(config)}")
     for warning in warnings:
         print(f"  warning: {warning.location}: {warning.message}")
