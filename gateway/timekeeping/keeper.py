@@ -185,8 +185,8 @@ class TimeKeeper:
         self._advance(monotonic)
         if trusted is None:
             self._gps = None
-        elif _utc(trusted.utc) < GPS_TIME_MIN:
-            self._gps_refused += 1
+        elif trusted.utc.tzinfo is None or trusted.utc < GPS_TIME_MIN:
+            self._gps_refused += 1  # a naive time cannot be placed; an old one is a rollover
             self._gps = None
         else:
             self._gps = _Anchor(_utc(trusted.utc), trusted.monotonic)

@@ -165,6 +165,9 @@ def test_gps_lost_and_implausible_gps_times() -> None:
     rollover = TrustedTime(true_time(clock.monotonic()) - timedelta(weeks=1024), clock.monotonic())
     tk.on_gps(rollover, clock.monotonic())
     assert (state(tk), tk.stats.gps_refused) == (ClockState.UNSYNCED, 1)
+    naive = TrustedTime(true_time(clock.monotonic()).replace(tzinfo=None), clock.monotonic())
+    tk.on_gps(naive, clock.monotonic())
+    assert (state(tk), tk.stats.gps_refused) == (ClockState.UNSYNCED, 2)
 
 
 def test_a_probe_that_raises_is_counted_as_not_synchronised() -> None:
