@@ -57,8 +57,9 @@ class GpsDriver(Driver[GpsFixEvent]):
         event = GpsFixEvent(fix, source, device, self._clock.monotonic(), self._clock.now())
         if event.valid:
             self._last_valid = event
-            if event.fix.time is not None:
-                self._trusted = TrustedTime(event.fix.time, event.monotonic)
+        if event.time_valid and event.fix.time is not None:
+            # A time-only fix (timing receiver) pins the time without being a position.
+            self._trusted = TrustedTime(event.fix.time, event.monotonic)
         self._emit(event)
 
     def _log_reject(self, what: str, totals: Mapping[str, int]) -> None:

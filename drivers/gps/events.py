@@ -13,7 +13,8 @@ __all__ = ["TIME_SOURCE_GPS", "GpsFixEvent", "TrustedTime"]
 #: The time-source name events carry when their time came from GPS.
 TIME_SOURCE_GPS: Final = "gps"
 
-_NO_FIX: Final = frozenset({FixQuality.NONE})
+#: Qualities that are a fix, but not of a position (a timing receiver's time-only fix).
+_NO_POSITION: Final = frozenset({FixQuality.NONE, FixQuality.TIME_ONLY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,18 +32,30 @@ class GpsFixEvent:
 
     @property
     def valid(self) -> bool:
-        """A real position: the receiver reports a fix and coordinates."""
+        """A real position: the receiver reports a position fix and coordinates.
+
+        A time-only fix (``FixQuality.TIME_ONLY``) is not a position: it is not valid, but its
+        time is (see :attr:`time_source`).
+        """
         return (
             self.fix.fix is not None
-            and self.fix.fix not in _NO_FIX
+            and self.fix.fix not in _NO_POSITION
             and self.fix.lat is not None
             and self.fix.lon is not None
         )
 
     @property
+    def time_valid(self) -> bool:
+        """The fix carries a full UTC time the receiver vouches for: a valid position fix, or a
+        time-only fix."""
+        if self.fix.time is None:
+            return False
+        return self.valid or self.fix.fix is FixQuality.TIME_ONLY
+
+    @property
     def time_source(self) -> str | None:
         """``"gps"`` when this fix's time can be trusted to stamp events, else None."""
-        return TIME_SOURCE_GPS if self.valid and self.fix.time is not None else None
+        return TIME_SOURCE_GPS if self.time_valid else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ simulator the same bytes a receiver sends.
 
 from protocols.gps.assembler import ASSEMBLED_FORMAT, FixAssembler
 from protocols.gps.errors import GpsError, GpsRejectReason
-from protocols.gps.fix import FixQuality, PositionFix
+from protocols.gps.fix import FixQuality, PositionFix, SatelliteInView
 from protocols.gps.nmea import NMEA_FORMATS, build_nmea_fix, decode_nmea
 from protocols.gps.stream import (
     MAX_NMEA_LINE_BYTES,
@@ -30,6 +30,7 @@ __all__ = [
     "GpsRejected",
     "GpsStreamDecoder",
     "PositionFix",
+    "SatelliteInView",
     "build_nmea_fix",
     "build_ubx_nav_pvt",
     "decode_nmea",

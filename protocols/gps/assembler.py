@@ -1,7 +1,10 @@
 """Merging the NMEA sentences of one navigation epoch into one complete position fix.
 
 A receiver reports each epoch as a burst: GGA (position, altitude, satellites, HDOP), RMC
-(date, speed, course), VTG (speed, course), GSA (2D / 3D, DOP). No single sentence has it all.
+(date, speed, course), GLL (position), VTG (speed, course), GSA (2D / 3D, DOP). No single
+sentence has it all. GSV sentences (satellites in view, several per epoch and constellation, and
+on many receivers only every few seconds) describe the sky, not the position: the assembler
+leaves them out of epochs, so they neither split nor complete one.
 The assembler groups sentences by their UTC time of day (VTG and GSA carry none and belong to
 the epoch in progress) and emits the merged fix as soon as the epoch holds every sentence type
 the previous epoch had, or when the next epoch starts, or on :meth:`FixAssembler.flush`.
@@ -20,6 +23,7 @@ __all__ = ["ASSEMBLED_FORMAT", "FixAssembler"]
 
 ASSEMBLED_FORMAT: Final = "nmea-fix"
 _GSA: Final = "nmea-gsa"
+_GSV: Final = "nmea-gsv"
 
 # Qualities that say more than GSA's 2D / 3D: they win over it when merging.
 _SPECIFIC_QUALITIES: Final = frozenset(
@@ -46,6 +50,8 @@ class FixAssembler:
         """Add one decoded sentence (or UBX fix); return the fixes completed by it."""
         if not fix.format.startswith("nmea-") or fix.format == ASSEMBLED_FORMAT:
             return [fix]
+        if fix.format == _GSV:
+            return []
         out: list[PositionFix] = []
         previous_gsa = self._parts.get(_GSA)
         if fix.format == _GSA and previous_gsa is not None:
@@ -87,12 +93,17 @@ def _merge_gsa(first: PositionFix, second: PositionFix) -> PositionFix:
 def _merge(parts: dict[str, PositionFix]) -> PositionFix:
     gga = parts.get("nmea-gga")
     rmc = parts.get("nmea-rmc")
+    gll = parts.get("nmea-gll")
     vtg = parts.get("nmea-vtg")
     gsa = parts.get("nmea-gsa")
 
-    time_of_day = _first(gga.time_of_day if gga else None, rmc.time_of_day if rmc else None)
+    time_of_day = _first(
+        gga.time_of_day if gga else None,
+        rmc.time_of_day if rmc else None,
+        gll.time_of_day if gll else None,
+    )
 
-    qualities = [p.fix for p in (gga, rmc, vtg) if p is not None and p.fix is not None]
+    qualities = [p.fix for p in (gga, rmc, gll, vtg) if p is not None and p.fix is not None]
     fix: FixQuality | None
     if FixQuality.NONE in qualities or (gsa is not None and gsa.fix is FixQuality.NONE):
         fix = FixQuality.NONE
@@ -106,8 +117,8 @@ def _merge(parts: dict[str, PositionFix]) -> PositionFix:
         format=ASSEMBLED_FORMAT,
         time=rmc.time if rmc else None,
         time_of_day=time_of_day,
-        lat=_first(gga.lat if gga else None, rmc.lat if rmc else None),
-        lon=_first(gga.lon if gga else None, rmc.lon if rmc else None),
+        lat=_first(gga.lat if gga else None, rmc.lat if rmc else None, gll.lat if gll else None),
+        lon=_first(gga.lon if gga else None, rmc.lon if rmc else None, gll.lon if gll else None),
         alt_m=gga.alt_m if gga else None,
         speed_mps=_first(rmc.speed_mps if rmc else None, vtg.speed_mps if vtg else None),
         heading_deg=_first(rmc.heading_deg if rmc else None, vtg.heading_deg if vtg else None),

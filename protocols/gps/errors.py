@@ -20,7 +20,7 @@ class GpsRejectReason(enum.StrEnum):
     BAD_CHECKSUM = "bad_checksum"
     #: Not a well-formed sentence or frame (missing fields, bad numbers, broken framing).
     MALFORMED = "malformed"
-    #: A valid message that carries no position tagrelay uses (GSV, TXT, UBX-ACK, ...).
+    #: A valid message that carries no position tagrelay uses (TXT, ZDA, UBX-ACK, ...).
     UNSUPPORTED_MESSAGE = "unsupported_message"
     #: Longer than any sentence or frame we accept: line noise, not GPS.
     TOO_LONG = "too_long"

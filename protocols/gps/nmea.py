@@ -1,7 +1,10 @@
-"""NMEA 0183 sentences (GGA, RMC, VTG, GSA) into position fixes, and back for the simulator.
+"""NMEA 0183 sentences (GGA, RMC, GLL, VTG, GSA, GSV) into position fixes, and back for the
+simulator.
 
 Parsing and checksums are pynmeagps's; this module only maps its fields onto
-:class:`PositionFix` (units converted, empty fields to None) and translates its errors.
+:class:`PositionFix` (units converted, empty fields to None) and translates its errors. Older
+receivers' sentences are accepted as they are: NMEA 2.x RMC, GLL and VTG without the mode field
+(the status field, or nothing, says whether there is a fix).
 """
 
 from __future__ import annotations
@@ -22,12 +25,19 @@ from pynmeagps import (
 )
 
 from protocols.gps.errors import GpsError, GpsRejectReason
-from protocols.gps.fix import FixQuality, PositionFix
+from protocols.gps.fix import FixQuality, PositionFix, SatelliteInView
 
 __all__ = ["NMEA_FORMATS", "build_nmea_fix", "decode_nmea"]
 
 #: Sentence id -> PositionFix.format for the sentences we turn into positions.
-NMEA_FORMATS: Final = {"GGA": "nmea-gga", "RMC": "nmea-rmc", "VTG": "nmea-vtg", "GSA": "nmea-gsa"}
+NMEA_FORMATS: Final = {
+    "GGA": "nmea-gga",
+    "RMC": "nmea-rmc",
+    "GLL": "nmea-gll",
+    "VTG": "nmea-vtg",
+    "GSA": "nmea-gsa",
+    "GSV": "nmea-gsv",
+}
 
 _KNOTS_TO_MPS: Final = 1852 / 3600
 _KMH_TO_MPS: Final = 1 / 3.6
@@ -56,6 +66,7 @@ _POS_MODE: Final = {
 }
 _GSA_NAV_MODE: Final = {1: FixQuality.NONE, 2: FixQuality.FIX_2D, 3: FixQuality.FIX_3D}
 _GSA_SVID_FIELDS: Final = tuple(f"svid_{i:02d}" for i in range(1, 13))
+_GSV_SLOTS: Final = tuple(f"{i:02d}" for i in range(1, 5))  # a GSV sentence lists up to four
 # Errors pynmeagps (and the conversions below) raise for bad input.
 _PARSE_ERRORS: Final = (
     NMEAParseError,
@@ -73,7 +84,7 @@ def decode_nmea(line: bytes | str) -> PositionFix:
     """Decode one NMEA sentence (with or without the trailing CR LF).
 
     Raises :class:`GpsError`: BAD_CHECKSUM, MALFORMED, or UNSUPPORTED_MESSAGE for a valid
-    sentence that is not GGA / RMC / VTG / GSA.
+    sentence that is not GGA / RMC / GLL / VTG / GSA / GSV.
     """
     raw = line.encode("ascii", "replace") if isinstance(line, str) else bytes(line)
     raw = raw.strip()
@@ -146,6 +157,33 @@ def _from_rmc(format_name: str, msg: NMEAMessage) -> PositionFix:
     )
 
 
+def _from_gll(format_name: str, msg: NMEAMessage) -> PositionFix:
+    fix = _POS_MODE.get(getattr(msg, "posMode", "") or "A", FixQuality.GPS)
+    if msg.status != "A":
+        fix = FixQuality.NONE
+    return PositionFix(
+        format=format_name,
+        time_of_day=_time_of_day(msg.time),
+        lat=_opt_float(msg.lat),
+        lon=_opt_float(msg.lon),
+        fix=fix,
+    )
+
+
+def _from_gsv(format_name: str, msg: NMEAMessage) -> PositionFix:
+    satellites = tuple(
+        SatelliteInView(
+            svid=int(svid),
+            elevation_deg=_opt_int(getattr(msg, f"elv_{slot}", "")),
+            azimuth_deg=_opt_int(getattr(msg, f"az_{slot}", "")),
+            cno_dbhz=_opt_int(getattr(msg, f"cno_{slot}", "")),
+        )
+        for slot in _GSV_SLOTS
+        if (svid := getattr(msg, f"svid_{slot}", "")) not in ("", None)
+    )
+    return PositionFix(format=format_name, sats_in_view=_opt_int(msg.numSV), satellites=satellites)
+
+
 def _from_vtg(format_name: str, msg: NMEAMessage) -> PositionFix:
     kmh = _opt_float(msg.sogk)
     knots = _opt_float(msg.sogn)
@@ -175,7 +213,14 @@ def _from_gsa(format_name: str, msg: NMEAMessage) -> PositionFix:
     )
 
 
-_MAPPERS: Final = {"GGA": _from_gga, "RMC": _from_rmc, "VTG": _from_vtg, "GSA": _from_gsa}
+_MAPPERS: Final = {
+    "GGA": _from_gga,
+    "RMC": _from_rmc,
+    "GLL": _from_gll,
+    "VTG": _from_vtg,
+    "GSA": _from_gsa,
+    "GSV": _from_gsv,
+}
 
 _FIX_TO_GGA: Final = {
     FixQuality.NONE: 0,

@@ -47,7 +47,8 @@ class GpsRejected:
 class GpsStreamDecoder:
     """``feed(bytes) -> [PositionFix | GpsRejected]`` over a mixed NMEA / UBX stream.
 
-    Valid messages that carry no position (GSV, TXT, UBX-ACK, ...) are counted in
+    GSV sentences come out as fixes without a position (``nmea-gsv``: satellites in view).
+    Valid messages that tagrelay does not use (TXT, ZDA, UBX-ACK, ...) are counted in
     :attr:`unsupported` and not returned. Rejected messages are returned and counted in
     :attr:`rejected`; bytes skipped while hunting for a message start are counted in
     :attr:`skipped_bytes`. The decoder never raises on input.

@@ -28,7 +28,7 @@ _FIX_TYPE: Final = {
     2: FixQuality.FIX_2D,
     3: FixQuality.FIX_3D,
     4: FixQuality.FIX_3D,  # GNSS + dead reckoning
-    5: FixQuality.NONE,  # time only
+    5: FixQuality.TIME_ONLY,
 }
 _CARRIER_SOLUTION: Final = {1: FixQuality.RTK_FLOAT, 2: FixQuality.RTK_FIXED}
 _NO_POSITION_FIX_TYPES: Final = frozenset({0, 5})
@@ -113,6 +113,7 @@ _FIX_TO_TYPE: Final = {
     FixQuality.NONE: 0,
     FixQuality.DEAD_RECKONING: 1,
     FixQuality.FIX_2D: 2,
+    FixQuality.TIME_ONLY: 5,
 }
 
 

@@ -75,7 +75,7 @@ def test_ble_ruuvi_and_service_data_and_raw_adv(capsys: pytest.CaptureFixture[st
         (["ble", "--service-data", "feaa10f8"], "bad_input"),
         (["ble", "--adv", "020106"], "unknown_format"),
         (["gps", UBLOX_GGA[:-2] + "00"], "bad_checksum"),
-        (["gps", "$GPGSV,1,1,00*79"], "unsupported_message"),
+        (["gps", "$GPTXT,01,01,02,ANTSTATUS=OK*3B"], "unsupported_message"),
         (["gps", "b56201"], "truncated"),
         (["serial", "0102030400"], "bad_cobs"),
         (["serial", "03aabb00"], "truncated"),

@@ -89,7 +89,7 @@ def test_json_form_of_a_position() -> None:
         (CLASSIC_GGA[:-2] + "48", GpsRejectReason.BAD_CHECKSUM),
         (CLASSIC_GGA.replace("545.4", "545.5"), GpsRejectReason.BAD_CHECKSUM),
         (
-            "$GPGSV,3,1,11,03,03,111,00,04,15,270,00,06,01,010,00,13,06,292,00*74",
+            "$GPTXT,01,01,02,ANTSTATUS=OK*3B",
             GpsRejectReason.UNSUPPORTED_MESSAGE,
         ),
         ("GPGGA,123519", GpsRejectReason.MALFORMED),

@@ -28,6 +28,7 @@ from protocols.gps import (
 UTC = datetime.UTC
 # u-blox 8 / M8 receiver description examples (see test_gps_nmea.py).
 UBLOX_GSV = b"$GPGSV,3,1,11,03,03,111,00,04,15,270,00,06,01,010,00,13,06,292,00*74\r\n"
+UBLOX_TXT = b"$GPTXT,01,01,02,ANTSTATUS=OK*3B\r\n"
 UBLOX_GGA = b"$GPGGA,092725.00,4717.11399,N,00833.91590,E,1,08,1.01,499.6,M,48.0,M,,*5B\r\n"
 BAD_GGA = UBLOX_GGA.replace(b"*5B", b"*5C")
 
@@ -45,8 +46,16 @@ FIX = PositionFix(
 )
 NMEA = build_nmea_fix(FIX)
 UBX = build_ubx_nav_pvt(FIX)
-STREAM = NMEA + UBX + UBLOX_GSV + UBLOX_GGA
-EXPECTED_FORMATS = ["nmea-gga", "nmea-rmc", "nmea-vtg", "nmea-gsa", "ubx-nav-pvt", "nmea-gga"]
+STREAM = NMEA + UBX + UBLOX_GSV + UBLOX_TXT + UBLOX_GGA
+EXPECTED_FORMATS = [
+    "nmea-gga",
+    "nmea-rmc",
+    "nmea-vtg",
+    "nmea-gsa",
+    "ubx-nav-pvt",
+    "nmea-gsv",
+    "nmea-gga",
+]
 
 
 def _formats(results: list[PositionFix | GpsRejected]) -> list[str]:
@@ -56,7 +65,7 @@ def _formats(results: list[PositionFix | GpsRejected]) -> list[str]:
 def test_whole_stream() -> None:
     decoder = GpsStreamDecoder()
     assert _formats(decoder.feed(STREAM)) == EXPECTED_FORMATS
-    assert decoder.unsupported == {"sentence GSV": 1}
+    assert decoder.unsupported == {"sentence TXT": 1}
     assert dict(decoder.rejected) == {}
     assert decoder.pending == b""
 
