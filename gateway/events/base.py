@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
@@ -188,8 +188,12 @@ def event_class(kind: str) -> EventClass:
 
 
 def _canonical(value: Any) -> Any:
+    if type(value) is str or type(value) is int:  # the common case first: ids, sequences
+        return value
     if isinstance(value, datetime):
-        return value.isoformat()
+        if value.utcoffset() is None:
+            raise ValueError("a time in an event identity must be timezone-aware")
+        return value.astimezone(UTC).isoformat()
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, enum.Enum):
@@ -201,18 +205,19 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+#: Compact, non-ASCII kept: the bytes the id hashes (one encoder, built once: it is per event).
+_ID_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def make_event_id(kind: str, gateway_id: str, *identity: object) -> str:
     """A deterministic id: SHA-256 over the kind, the gateway and the identifying content.
 
     ``identity`` is what makes the fact this fact (a label id and sequence number; a tag, a
     zone and the start of a visit; a session id), never the wall-clock time it was derived at.
+    The hashed text is the compact JSON array ``[kind, gateway_id, *identity]`` with times as
+    ISO 8601 in UTC, enums as their values and models as their JSON form (docs/events.md).
     """
-    canonical = json.dumps(
-        [kind, gateway_id, *(_canonical(v) for v in identity)],
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
-    )
+    canonical = _ID_ENCODER.encode([kind, gateway_id, *[_canonical(v) for v in identity]])
     return hashlib.sha256(canonical.encode()).hexdigest()[:EVENT_ID_HEX_DIGITS]
 
 

@@ -40,7 +40,7 @@ from gateway.events import (
     parse_event,
 )
 from tests.gateway.events import samples
-from tests.gateway.events.samples import ALL_SAMPLES, GW, LABEL, TAG, T0
+from tests.gateway.events.samples import ALL_SAMPLES, GW, LABEL, T0, TAG
 
 
 def test_ids_are_short_hex_and_distinct_across_the_samples() -> None:

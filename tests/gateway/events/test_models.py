@@ -169,9 +169,9 @@ def test_unknown_fields_are_refused_inside(event: Event, path: tuple[str | int, 
 def test_events_are_frozen() -> None:
     event = samples.presence_enter()
     with pytest.raises(ValidationError, match="frozen"):
-        event.sightings = 6  # type: ignore[misc]
+        event.sightings = 6
     with pytest.raises(ValidationError, match="frozen"):
-        event.source.zone = "door-4"  # type: ignore[misc]
+        event.source.zone = "door-4"
     assert hash(event) == hash(samples.presence_enter())
 
 
@@ -251,7 +251,7 @@ def test_position_range_is_checked() -> None:
 
 # -- property tests: the hot kinds with arbitrary content, and arbitrary bytes -----------------
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40)
+_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)
 _utc = st.datetimes(
     min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
 )
@@ -342,10 +342,12 @@ def test_arbitrary_hot_events_round_trip(event: Event) -> None:
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=300) | st.text(max_size=300))
 def test_arbitrary_input_raises_only_event_error(data: bytes | str) -> None:
+    reason: EventErrorReason | None = None
     try:
         parse_event(data)
     except EventError as e:
-        assert e.reason in EventErrorReason
+        reason = e.reason
+    assert reason is None or reason in EventErrorReason
 
 
 _SAMPLE_BODIES = [json.loads(s.to_json_bytes()) for s in ALL_SAMPLES]
@@ -368,8 +370,11 @@ def test_mutated_events_raise_only_event_error(body: dict[str, Any], data: st.Da
     else:
         mutated[key] = data.draw(_json_values)
     try:
-        event = parse_event(json.dumps(mutated))
+        event: Event | None = parse_event(json.dumps(mutated))
+        reason = None
     except EventError as e:
-        assert e.reason in (EventErrorReason.INVALID, EventErrorReason.UNKNOWN_KIND)
+        event, reason = None, e.reason
+    if event is None:
+        assert reason in (EventErrorReason.INVALID, EventErrorReason.UNKNOWN_KIND)
     else:
         assert event.kind == body["kind"]
