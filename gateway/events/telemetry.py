@@ -3,9 +3,9 @@ sent after the per-source rate limit and deadband, batched on the wire."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.events.base import EVENT_MODEL_CONFIG, Event, UtcDatetime, make_event_id
 from gateway.events.common import Origin
@@ -25,7 +25,7 @@ class Quantities(BaseModel):
     temperature label's reading is a few bytes, not twenty nulls.
     """
 
-    model_config = EVENT_MODEL_CONFIG
+    model_config = ConfigDict(**EVENT_MODEL_CONFIG, json_schema_extra={"minProperties": 1})
 
     temperature_c: float | None = Field(default=None, exclude_if=_absent)
     humidity_pct: float | None = Field(default=None, exclude_if=_absent)
@@ -48,6 +48,14 @@ class Quantities(BaseModel):
     pm4_0_ugm3: float | None = Field(default=None, exclude_if=_absent)
     pm10_0_ugm3: float | None = Field(default=None, exclude_if=_absent)
     luminosity_lux: float | None = Field(default=None, exclude_if=_absent)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        # A loop over the values, not per-field validators: this runs once per reading.
+        for value in self.__dict__.values():
+            if value is not None:
+                return self
+        raise ValueError("a reading has at least one quantity")
 
 
 class TelemetryReading(Event):
@@ -76,8 +84,8 @@ class TelemetryPosition(Event):
     alt_m: float | None = None
     speed_mps: float | None = Field(default=None, ge=0)
     """Speed over ground, m/s."""
-    heading_deg: float | None = Field(default=None, ge=0, lt=360)
-    """Course over ground, degrees from true north."""
+    heading_deg: float | None = Field(default=None, ge=0, le=360)
+    """Course over ground, degrees from true north (some receivers say 360 for 0)."""
     satellites: int | None = Field(default=None, ge=0)
     """Satellites used in the fix."""
     hdop: float | None = Field(default=None, ge=0)

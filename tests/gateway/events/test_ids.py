@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -98,6 +98,17 @@ def test_presence_visit_identity() -> None:
     }
     assert enter not in others
     assert len(others) == 5
+
+
+def test_identity_times_are_instants_in_utc() -> None:
+    """The same instant spelled in another zone is the same visit; a naive time is refused
+    (it would hash differently from the same time read back from JSON)."""
+    cet = timezone(timedelta(hours=1))
+    assert PresenceEnter.make_id(
+        GW, tag=TAG, zone="z", first_seen=T0.astimezone(cet)
+    ) == PresenceEnter.make_id(GW, tag=TAG, zone="z", first_seen=T0)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        PresenceEnter.make_id(GW, tag=TAG, zone="z", first_seen=T0.replace(tzinfo=None))
 
 
 def test_time_is_not_part_of_the_id() -> None:

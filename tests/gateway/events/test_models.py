@@ -232,6 +232,15 @@ def test_parse_event_refuses_the_envelope_less_kinds_parse_message_reads() -> No
     assert parse_message(json.dumps(status)).model_dump(mode="json") == status
 
 
+def test_a_reading_has_at_least_one_quantity() -> None:
+    with pytest.raises(ValidationError, match="at least one quantity"):
+        Quantities()
+    body = _body(samples.telemetry_reading())
+    body["values"] = {}
+    with pytest.raises(EventError, match="at least one quantity"):
+        parse_event(json.dumps(body))
+
+
 def test_party_needs_a_gln_or_a_name() -> None:
     with pytest.raises(ValidationError, match="gln, a name or both"):
         Party()
@@ -325,10 +334,12 @@ def _reading(draw: st.DrawFn) -> Event:
     env = draw(_envelope())
     device = draw(_text)
     observed = draw(_clock_ref)
+    values = {k: draw(v) for k, v in _quantity_values.items()}
+    values[draw(st.sampled_from(sorted(values)))] = draw(st.integers(-1000, 1000))
     return TelemetryReading(
         event_id=TelemetryReading.make_id(env["gateway_id"], Observation(device, observed)),
         source=EventSource(device=device),
-        values=Quantities(**{k: draw(v) for k, v in _quantity_values.items()}),
+        values=Quantities(**values),
         **env,
     )
 

@@ -115,6 +115,8 @@ def test_the_schemas_refuse_what_the_parser_refuses() -> None:
     reading = json.loads(samples.telemetry_reading().to_json_bytes())
     reading["values"]["temperature_f"] = 41.8
     assert _schema_errors("telemetry.reading", reading)
+    reading["values"] = {}
+    assert _schema_errors("telemetry.reading", reading)
 
 
 def _doc_examples() -> list[dict[str, Any]]:
