@@ -5,6 +5,8 @@ real outbox's ``outbox.loss`` payloads parse and validate as documented."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import typing
 from pathlib import Path
 
@@ -28,7 +30,8 @@ from gateway.uplink import Topics
 from tests.gateway.events.samples import ALL_SAMPLES
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
 
-SCHEMA_DIR = Path(__file__).resolve().parents[3] / "docs" / "schemas"
+ROOT = Path(__file__).resolve().parents[3]
+SCHEMA_DIR = ROOT / "docs" / "schemas"
 
 
 def test_every_model_kind_has_a_class_and_every_class_entry_a_model() -> None:
@@ -192,3 +195,17 @@ async def test_corrupt_store_report_parses(tmp_path: Path) -> None:
     assert Path(moved).name.startswith("outbox.db.corrupt-")
     assert loss.count == 0
     assert loss.first_row_id is None
+
+
+def test_the_events_package_does_not_pull_in_the_uplink() -> None:
+    """Domain packages import gateway.events; they must not load the MQTT stack through it
+    (which is why GatewayStatus is mirrored here rather than re-exported from the uplink)."""
+    code = (
+        "import sys, gateway.events\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('paho', 'aiomqtt')"
+        " or m.startswith('gateway.uplink')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "[]"
