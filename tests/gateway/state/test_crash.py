@@ -85,8 +85,8 @@ def test_sigkill_mid_writes_loses_no_returned_write_and_tears_no_transaction(
         # No batch on disk is partial.
         per_batch: dict[str, int] = {}
         for key in crash:
-            t, b, _ = key.split("-")
-            per_batch[f"{t}-{b}"] = per_batch.get(f"{t}-{b}", 0) + 1
+            run_tag, batch, _ = key.split("-")
+            per_batch[f"{run_tag}-{batch}"] = per_batch.get(f"{run_tag}-{batch}", 0) + 1
         assert set(per_batch.values()) == {BATCH_KEYS}
 
     conn = sqlite3.connect(db)
