@@ -344,7 +344,9 @@ def _parse_epc_urn(text: str) -> Gs1Key:
     body = text[len("urn:epc:id:") :]
     scheme, colon, rest = body.partition(":")
     scheme = scheme.lower()
-    fields = rest.split(".") if colon else []
+    # The last field (a serial, an asset reference) may itself contain dots; the fields
+    # before it are digits.
+    fields = rest.split(".", _EPC_SCHEMES.get(scheme, 1) - 1) if colon else []
     if scheme not in _EPC_SCHEMES or len(fields) != _EPC_SCHEMES[scheme]:
         known = ", ".join(f"urn:epc:id:{s}:" for s in _EPC_SCHEMES)
         raise Gs1Error(
