@@ -241,7 +241,8 @@ _CSET82 = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijkl
 )
 def test_any_set82_serial_round_trips(gtin: str, serial: str) -> None:
     key = parse_gs1_key(f"urn:epc:id:sgtin:{gtin[:7]}.{gtin[7:]}.{serial.replace('%', '%25')}")
-    assert key.kind is Gs1KeyKind.SGTIN and key.qualifier == serial
+    assert key.kind is Gs1KeyKind.SGTIN
+    assert key.qualifier == serial
     assert parse_gs1_key(key.uri) == key
     assert canonical_asset_uri(key.uri) == key.uri
 

@@ -159,7 +159,9 @@ def test_same_again_writes_nothing(tmp_path: Path) -> None:
         tags = TagRegistry.load(store)
         first = tags.bind(store, TAG_A, SSCC_1, "c1")
         again = tags.plan_bind(TAG_A, SSCC_1, "c2")
-        assert first.write and not again.write and not again.changed
+        assert first.write
+        assert not again.write
+        assert not again.changed
         unknown = tags.plan_unbind(TAG_B, "c3")
         assert (unknown.write, unknown.changed, unknown.previous) == (False, False, None)
     finally:
@@ -265,7 +267,8 @@ def test_random_operations_match_the_rules(
         tags = TagRegistry.load(store, _bindings(reference.config))
         for n, (op, tag, asset) in enumerate(ops):
             if op == "bind":
-                assert tag is not None and asset is not None
+                assert tag is not None
+                assert asset is not None
                 tags.bind(store, tag, asset, f"c{n}")
                 reference.bind(tag, asset)
             elif op == "unbind":
