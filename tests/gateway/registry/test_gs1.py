@@ -3,6 +3,8 @@ canonical form, the asset rule, and fuzzing for typed errors only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,7 +41,7 @@ def test_check_digit_known_values() -> None:
 
 # -- property tests: valid keys pass, any single-digit change fails --------------------------
 
-_KEYS = {
+_KEYS: dict[str, tuple[int, Callable[[str], str]]] = {
     "sscc": (17, lambda v: f"https://id.gs1.org/00/{v}"),
     "gtin14": (13, lambda v: f"https://id.gs1.org/01/{v}/21/X1"),
     "gtin13": (12, lambda v: f"https://id.gs1.org/01/{v}/21/X1"),
