@@ -6,7 +6,13 @@
 persisted in the state store. See docs/registry.md.
 """
 
-from gateway.registry.commands import TagBindCommand, TagUnbindCommand, register_tag_commands
+from gateway.registry.commands import (
+    TAG_COMMANDS_KEPT,
+    TAG_COMMANDS_NAMESPACE,
+    TagBindCommand,
+    TagUnbindCommand,
+    register_tag_commands,
+)
 from gateway.registry.config import AssetUri, TagBinding, TagBindingList, TagIdText
 from gateway.registry.errors import (
     Gs1Error,
@@ -38,12 +44,15 @@ from gateway.registry.registry import (
     TagChange,
     TagRegistry,
     persist,
+    write_change,
 )
 
 __all__ = [
     "ASSET_KINDS",
     "CANONICAL_DOMAIN",
     "TAGS_NAMESPACE",
+    "TAG_COMMANDS_KEPT",
+    "TAG_COMMANDS_NAMESPACE",
     "TAG_ID_MAX_CHARS",
     "AssetUri",
     "BindingSource",
@@ -71,4 +80,5 @@ __all__ = [
     "register_tag_commands",
     "smartlabel_tag_id",
     "tag_id",
+    "write_change",
 ]

@@ -35,9 +35,16 @@ from gateway.registry.config import TagBinding
 from gateway.registry.errors import Gs1Error, TagIdError
 from gateway.registry.gs1 import canonical_asset_uri
 from gateway.registry.identity import parse_tag_id
-from gateway.state import StateStore
+from gateway.state import StateStore, StateTransaction
 
-__all__ = ["TAGS_NAMESPACE", "BindingSource", "TagChange", "TagRegistry", "persist"]
+__all__ = [
+    "TAGS_NAMESPACE",
+    "BindingSource",
+    "TagChange",
+    "TagRegistry",
+    "persist",
+    "write_change",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -222,12 +229,19 @@ class TagRegistry:
 
 def persist(store: StateStore, change: TagChange) -> None:
     """Write a planned change to the store (nothing when ``change.write`` is false)."""
+    if change.write:
+        with store.transaction() as tx:
+            write_change(tx, change)
+
+
+def write_change(tx: StateTransaction, change: TagChange) -> None:
+    """Write a planned change inside a caller's transaction (with other writes)."""
     if not change.write:
         return
     if change.document is None:
-        store.delete(TAGS_NAMESPACE, change.tag)
+        tx.delete(TAGS_NAMESPACE, change.tag)
     else:
-        store.put(TAGS_NAMESPACE, change.tag, change.document)
+        tx.put(TAGS_NAMESPACE, change.tag, change.document)
 
 
 def _parse_document(key: str, document: JsonValue) -> _Override | None:

@@ -20,7 +20,14 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gateway.registry import TAGS_NAMESPACE, TagBinding, TagRegistry, register_tag_commands
+from gateway.registry import (
+    TAG_COMMANDS_KEPT,
+    TAG_COMMANDS_NAMESPACE,
+    TAGS_NAMESPACE,
+    TagBinding,
+    TagRegistry,
+    register_tag_commands,
+)
 from gateway.state import StateStore
 from gateway.uplink import CommandErrorReason, CommandProcessor, CommandRegistry, CommandResponse
 from tests.gateway.outbox.helpers import FakeClock
@@ -35,8 +42,9 @@ CONFIG_TAG = "ruuvi:C8:25:2D:8E:F1:04"
 class Gateway:
     """The processor with the tag commands, on one store file (reopened by :meth:`restart`)."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path, commands_kept: int = TAG_COMMANDS_KEPT) -> None:
         self.db = db
+        self.commands_kept = commands_kept
         self.clock = FakeClock()
         self.config = (TagBinding(tag=CONFIG_TAG, asset=CONFIG_ASSET),)
         self._start()
@@ -46,7 +54,7 @@ class Gateway:
         self.store.open()
         self.tags = TagRegistry.load(self.store, self.config)
         registry = CommandRegistry()
-        register_tag_commands(registry, self.tags, self.store)
+        register_tag_commands(registry, self.tags, self.store, commands_kept=self.commands_kept)
         self.processor = CommandProcessor(registry, self.clock, max_bytes=4096, results_kept=16)
 
     def restart(self) -> None:
@@ -142,6 +150,50 @@ async def test_idempotent_by_id_and_by_content(gateway: Gateway) -> None:
     assert isinstance(unknown.result, dict)
     assert unknown.result["note"] == "the tag was not bound"
     assert unknown.result["changed"] is False
+
+
+async def test_a_late_resend_after_a_restart_does_not_undo_a_newer_command(
+    gateway: Gateway,
+) -> None:
+    first = await gateway.send("tags.bind", {"id": "c1", "tag": TAG, "asset": SSCC})
+    newer = await gateway.send("tags.bind", {"id": "c2", "tag": TAG, "asset": CONFIG_ASSET})
+    assert newer.ok
+    gateway.restart()  # the processor's in-memory replay memory is gone
+    late = await gateway.send("tags.bind", {"id": "c1", "tag": TAG, "asset": SSCC})
+    assert late == first
+    assert gateway.tags.asset_of(TAG) == CONFIG_ASSET
+    unbind = await gateway.send("tags.unbind", {"id": "c3", "tag": TAG})
+    gateway.restart()
+    assert await gateway.send("tags.unbind", {"id": "c3", "tag": TAG}) == unbind
+    assert await gateway.send("tags.bind", {"id": "c2", "tag": TAG, "asset": CONFIG_ASSET}) == (
+        newer
+    )
+    assert gateway.tags.asset_of(TAG) is None
+
+
+async def test_remembered_command_ids_are_capped(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path / "state.db", commands_kept=3)
+    try:
+        for n in range(5):
+            assert (await gw.send("tags.bind", {"id": f"c{n}", "tag": TAG, "asset": SSCC})).ok
+        assert sorted(gw.store.items(TAG_COMMANDS_NAMESPACE)) == [
+            "tags.bind/c2",
+            "tags.bind/c3",
+            "tags.bind/c4",
+        ]
+        gw.restart()
+        assert (await gw.send("tags.unbind", {"id": "c5", "tag": TAG})).ok
+        assert sorted(gw.store.items(TAG_COMMANDS_NAMESPACE)) == [
+            "tags.bind/c3",
+            "tags.bind/c4",
+            "tags.unbind/c5",
+        ]
+        # A forgotten id is a new command again.
+        again = await gw.send("tags.bind", {"id": "c0", "tag": TAG, "asset": SSCC})
+        assert again.result is not None
+        assert gw.tags.asset_of(TAG) == SSCC
+    finally:
+        gw.store.close()
 
 
 @pytest.mark.parametrize(
