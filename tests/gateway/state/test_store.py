@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from gateway.state import (
     StateStore,
     check_integrity,
 )
+from gateway.state.errors import translate
 from tests.gateway.outbox.helpers import FakeClock
 
 
@@ -229,3 +231,47 @@ def test_scribbled_page_is_found_and_quarantined(tmp_path: Path) -> None:
         assert store.quarantine is not None
         assert store.quarantine.problem == problem
         assert store.items("bulk") == {}
+
+
+def test_threads_writing_at_once_all_land(tmp_path: Path) -> None:
+    """Callers run the store from worker threads (asyncio.to_thread): one lock serialises
+    them, and no write or transaction is interleaved with another."""
+    with StateStore(tmp_path / "state.db", FakeClock()) as store:
+
+        def writer(w: int) -> None:
+            for i in range(25):
+                store.put("threads", f"{w}-{i}", i)
+                with store.transaction() as tx:
+                    tx.put("pairs", f"{w}-{i}-a", i)
+                    tx.put("pairs", f"{w}-{i}-b", i)
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(store.items("threads")) == 150
+        assert len(store.items("pairs")) == 300
+
+
+def test_sqlite_errors_are_translated_to_reasons(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database" * 100)
+    conn = sqlite3.connect(garbage)
+    try:
+        with pytest.raises(sqlite3.DatabaseError) as info:
+            conn.execute("SELECT * FROM sqlite_master").fetchall()
+    finally:
+        conn.close()
+    assert translate(info.value).reason is StateErrorReason.CORRUPT
+    ro = sqlite3.connect(f"{(tmp_path / 'ro.db').as_uri()}?mode=rwc", uri=True)
+    ro.execute("CREATE TABLE t (x)")
+    ro.commit()
+    ro.close()
+    reader = sqlite3.connect(f"{(tmp_path / 'ro.db').as_uri()}?mode=ro", uri=True)
+    try:
+        with pytest.raises(sqlite3.OperationalError) as write_info:
+            reader.execute("INSERT INTO t VALUES (1)")
+    finally:
+        reader.close()
+    assert translate(write_info.value).reason is StateErrorReason.READ_ONLY
