@@ -150,8 +150,9 @@ class Gs1Key:
 
 
 def _encode(value: str) -> str:
-    # Everything but unreserved characters percent-encoded, as the Digital Link standard
-    # requires for the reserved characters of set 82 (``/``, ``?``, ``#``-free by set).
+    # Everything but RFC 3986 unreserved characters is percent-encoded: set 82 holds URI
+    # delimiters ("/", "?", "&", ...) that must not be read as structure, and one rule for all
+    # gives every key exactly one spelling (the same as biip's canonical URIs).
     return quote(value, safe="")
 
 
