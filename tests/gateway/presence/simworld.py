@@ -76,9 +76,7 @@ def dock_scenario(
             }
             for n, holder in at.items()
         ],
-        "movements": [
-            {"item": item_id(n), "t_s": t_s, "to": to} for n, t_s, to in movements
-        ],
+        "movements": [{"item": item_id(n), "t_s": t_s, "to": to} for n, t_s, to in movements],
     }
     if shadowing_sigma_db is not None:
         data["radio"]["shadowing_sigma_db"] = shadowing_sigma_db
