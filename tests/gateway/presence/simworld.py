@@ -9,7 +9,7 @@ what each gateway hears. Each gateway gets its own :class:`PresenceTracker`, as 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -106,7 +106,7 @@ def run_world(
     interval_s: float = 1.0,
     tick_s: float = 1.0,
     silent: Iterable[tuple[str, float, float]] = (),
-    on_step: Any = None,
+    on_step: Callable[[float, Run], None] | None = None,
 ) -> Run:
     """Feed each gateway's tracker what the world says it hears, advert by advert.
 
@@ -125,7 +125,7 @@ def run_world(
         * interval_s
         for ref in world.tags
     }
-    steps = int(math.floor(until_s / interval_s))
+    steps = math.floor(until_s / interval_s)
     next_tick = 0.0
     for k in range(steps + 1):
         t = k * interval_s

@@ -7,12 +7,15 @@ so these tests hold for the worlds the simulator can express, not for one lucky 
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from gateway.presence import PresenceConfig, ZoneConfig
 from simulator.world import World, distance_m, mean_rssi_dbm
 from tests.gateway.presence.simworld import (
     DOOR_ZONES,
+    Run,
     dock_scenario,
     item_id,
     run_world,
@@ -128,23 +131,25 @@ def test_tags_in_a_trailer_at_the_door_are_not_at_the_door(seed: int) -> None:
     assert run.enters("gw-door-03")  # some landed near the door
 
 
+def _watch_outage(states: list[str], t0: float, t1: float, t: float, run: Run) -> None:
+    if t0 <= t < t1:
+        tracker = run.trackers["gw-door-03"]
+        states.extend(tracker.state(tag, "door-3") for tag in tracker.present())
+
+
 @pytest.mark.parametrize("outage_s", [2.0, 10.0, 60.0])
 def test_a_bluetoothd_restart_causes_no_exits(outage_s: float) -> None:
     for seed in range(2):
         world = World(dock_scenario(seed, at={n: "D3" for n in ITEMS}, duration_s=300))
         states: list[str] = []
-
-        def watch(t: float, run: object) -> None:
-            if 150.0 <= t < 150.0 + outage_s:
-                tracker = run.trackers["gw-door-03"]  # type: ignore[attr-defined]
-                states.extend(tracker.state(tag, "door-3") for tag in tracker.present())
-
+        watch = functools.partial(_watch_outage, states, 150.0, 150.0 + outage_s)
         run = run_world(
             world, until_s=300, silent=[("hci0", 150.0, 150.0 + outage_s)], on_step=watch
         )
         assert run.enters("gw-door-03")
         assert [c for c in run.changes["gw-door-03"] if c.kind == "exit"] == []
-        assert states and set(states) == {"unknown"}
+        assert states
+        assert set(states) == {"unknown"}
 
 
 def test_the_cap_bounds_a_crowded_door_and_counts_evictions() -> None:

@@ -68,13 +68,16 @@ def test_enter_needs_enough_sightings_above_the_level() -> None:
         assert f.advert(-60) is None
         assert f.tracker.state(TAG, ZONE) == "absent"
     change = f.advert(-60)
-    assert change is not None and change.kind == "enter" and change.reason == "rssi"
+    assert change is not None
+    assert change.kind == "enter"
+    assert change.reason == "rssi"
     assert f.tracker.state(TAG, ZONE) == "present"
     assert change.sightings == need
     assert change.first_seen == pytest.approx(MIN_DECISION_SAMPLES - 1)
     assert change.last_seen == change.decided_at == pytest.approx(f.t - 1)
     assert change.dwell_s == pytest.approx(need - 1)
-    assert change.rssi_max_dbm == -60 and change.rssi_mean_dbm == -60
+    assert change.rssi_max_dbm == -60
+    assert change.rssi_mean_dbm == -60
     assert f.tracker.stats.enters == 1
 
 
@@ -115,7 +118,8 @@ def test_exit_when_the_smoothed_rssi_stays_below_the_exit_level() -> None:
     changes = f.adverts(-90, 20)
     assert [c.kind for c in changes] == ["exit"]
     exit_ = changes[0]
-    assert exit_.reason == "rssi" and exit_.smoothed_rssi_dbm is not None
+    assert exit_.reason == "rssi"
+    assert exit_.smoothed_rssi_dbm is not None
     assert exit_.smoothed_rssi_dbm < EXIT
     # A 30 dB step lands beyond the fence: the window restarts after three adverts, and
     # two smoothed values below the level decide.
@@ -166,9 +170,11 @@ def test_timeout_follows_the_learned_interval_within_floor_and_ceiling(interval:
     assert f.tick(last + timeout - 0.01) == []
     assert f.tracker.state(TAG, ZONE) == "present"
     [exit_] = f.tick(last + timeout)
-    assert exit_.kind == "exit" and exit_.reason == "timeout"
+    assert exit_.kind == "exit"
+    assert exit_.reason == "timeout"
     assert exit_.last_seen == pytest.approx(last)
-    assert exit_.smoothed_rssi_dbm is None and exit_.interval_s == pytest.approx(interval)
+    assert exit_.smoothed_rssi_dbm is None
+    assert exit_.interval_s == pytest.approx(interval)
     assert f.tracker.state(TAG, ZONE) == "absent"
 
 
@@ -314,19 +320,22 @@ def test_the_cap_evicts_the_least_recently_heard_and_counts_it() -> None:
         tr.observe(Sighting(tag, "hci0", ZONE, -90, float(k)))
     tr.observe(Sighting("a", "hci0", ZONE, -90, 3.0))  # a is now the most recent
     tr.observe(Sighting("d", "hci0", ZONE, -90, 4.0))
-    assert tr.stats.tracked == 3 and tr.stats.evicted == 1
+    assert tr.stats.tracked == 3
+    assert tr.stats.evicted == 1
     assert tr.smoothed_rssi("b", ZONE) is None  # b was the least recently heard
     assert tr.smoothed_rssi("a", ZONE) is not None
     for k in range(5, 1005):
         tr.observe(Sighting(f"phone-{k}", "hci0", ZONE, -80, float(k)))
-    assert tr.stats.tracked == 3 and tr.stats.evicted == 1001
+    assert tr.stats.tracked == 3
+    assert tr.stats.evicted == 1001
 
 
 def test_evicting_a_present_tag_is_counted_apart() -> None:
     f = Feed(PresenceConfig(max_tags=1))
     f.enter()
     f.advert(-90, tag="other")
-    assert f.tracker.stats.evicted_present == 1 and f.tracker.stats.present == 0
+    assert f.tracker.stats.evicted_present == 1
+    assert f.tracker.stats.present == 0
 
 
 def test_silent_absent_tags_are_forgotten() -> None:
@@ -379,7 +388,7 @@ def test_bad_zone_settings_are_refused(zone: dict[str, float]) -> None:
 def test_config_is_frozen() -> None:
     cfg = PresenceConfig()
     with pytest.raises(ValidationError):
-        cfg.max_tags = 5  # type: ignore[misc]
+        cfg.max_tags = 5
 
 
 # --- invariants under any input ----------------------------------------------------------------
@@ -404,8 +413,11 @@ def test_enters_and_exits_alternate_and_counters_agree(ops: list[tuple[object, .
     now = 0.0
     last: dict[tuple[str, str], str] = {}
     for tag, scanner, zone, rssi, dt, op in ops:
-        assert isinstance(tag, str) and isinstance(scanner, str) and isinstance(zone, str)
-        assert isinstance(rssi, int) and isinstance(dt, float)
+        assert isinstance(tag, str)
+        assert isinstance(scanner, str)
+        assert isinstance(zone, str)
+        assert isinstance(rssi, int)
+        assert isinstance(dt, float)
         now += dt / 10
         changes: list[PresenceChange] = []
         if op == "observe":
@@ -423,7 +435,8 @@ def test_enters_and_exits_alternate_and_counters_agree(ops: list[tuple[object, .
                 assert last.get(key, "exit") != c.kind
             last[key] = c.kind
             assert c.first_seen <= c.last_seen <= c.decided_at
-            assert c.sightings >= 1 and c.rssi_max_dbm >= c.rssi_mean_dbm
+            assert c.sightings >= 1
+            assert c.rssi_max_dbm >= c.rssi_mean_dbm
         s = tr.stats
         assert s.present == s.enters - s.exits - s.evicted_present
         assert s.tracked <= 4
