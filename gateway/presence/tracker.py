@@ -21,7 +21,7 @@ out then, so a bluetoothd restart does not turn into a wave of false exits.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+from collections import deque
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -134,6 +134,7 @@ class _Rules:
         "floor",
         "grace",
         "multiple",
+        "neg_fence",
         "restart_n",
         "window",
     )
@@ -145,6 +146,7 @@ class _Rules:
         self.exit_n = z.exit_sightings
         self.window = z.window_samples
         self.fence = z.fence_db
+        self.neg_fence = -z.fence_db
         self.restart_n = z.fence_restart_sightings
         self.multiple = z.timeout_interval_multiple
         self.floor = z.timeout_floor_s
@@ -178,6 +180,7 @@ class _Track:
         "last_seen",
         "n",
         "present",
+        "queued_at",
         "ring",
         "rssi_max",
         "rssi_sum",
@@ -212,6 +215,7 @@ class _Track:
         self.gap_min = math.inf
         self.gap_n = 0
         self.timeout = rules.ceiling
+        self.queued_at = t
 
     def restart(self) -> None:
         """Forget the window (stale or superseded samples)."""
@@ -235,7 +239,11 @@ class PresenceTracker:
         self._max = config.max_tags
         self._forget_s = config.forget_after_s
         self._rules: dict[str, _Rules] = {}
-        self._tracks: OrderedDict[tuple[str, str], _Track] = OrderedDict()
+        self._tracks: dict[tuple[str, str], _Track] = {}
+        # Eviction order: second chance (CLOCK). Tracks are queued when created; the front one
+        # is evicted if it was not heard since it was queued, else queued again. That finds an
+        # entry silent for longest at O(1) amortised, without reordering on every advert.
+        self._queue: deque[_Track] = deque()
         self._present: dict[tuple[str, str], _Track] = {}
         self._scanners: dict[str, _Scanner] = {}
         self._zone_scanners: dict[str, set[str]] = {}
@@ -255,8 +263,6 @@ class PresenceTracker:
     def observe(self, sighting: Sighting) -> PresenceChange | None:
         """Take one advert; returns the enter or exit it decides, if any."""
         t = sighting.monotonic
-        if t > self._now:
-            self._now = t
         key = (sighting.tag, sighting.zone)
         tracks = self._tracks
         e = tracks.get(key)
@@ -268,24 +274,25 @@ class PresenceTracker:
             if gap < 0.0:
                 self._out_of_order += 1
                 return None
-            tracks.move_to_end(key)
             rules = e.rules
             if sighting.scanner != e.scanner:
                 # Another scanner of the zone: its timing says nothing about the interval.
                 e.scanner = sighting.scanner
                 self._bind(sighting.scanner, sighting.zone)
             elif gap >= MIN_ADVERT_GAP_S:
-                gap_n = e.gap_n + 1
                 if gap < e.gap_min:
                     e.gap_min = gap
-                if gap_n >= INTERVAL_BLOCK_GAPS or e.gap_min < e.interval:
-                    # A shorter interval is taken at once (exits stay prompt); a longer one
-                    # only from a whole block (missed adverts do not stretch it).
+                    if gap < e.interval:
+                        # A shorter interval is taken at once (exits stay prompt) ...
+                        e.interval = gap
+                        e.timeout = rules.timeout(gap)
+                gap_n = e.gap_n + 1
+                if gap_n >= INTERVAL_BLOCK_GAPS:
+                    # ... a longer one only from a whole block (missed adverts do not count).
                     e.interval = e.gap_min
                     e.timeout = rules.timeout(e.gap_min)
-                    if gap_n >= INTERVAL_BLOCK_GAPS:
-                        gap_n = 0
-                        e.gap_min = math.inf
+                    gap_n = 0
+                    e.gap_min = math.inf
                 e.gap_n = gap_n
             if gap > e.timeout:
                 e.restart()
@@ -300,18 +307,18 @@ class PresenceTracker:
         if n >= MIN_DECISION_SAMPLES:
             total = e.total
             mean = total / n
-            fence = rules.fence
+            dev = r - mean
             v: float = r
-            if r > mean + fence:
-                v = mean + fence
+            if dev > rules.fence:
+                v = mean + rules.fence
                 if e.run > 0:
                     e.run += 1
                     e.run_sum += r
                 else:
                     e.run = 1
                     e.run_sum = r
-            elif r < mean - fence:
-                v = mean - fence
+            elif dev < rules.neg_fence:
+                v = mean - rules.fence
                 if e.run < 0:
                     e.run -= 1
                     e.run_sum += r
@@ -394,19 +401,36 @@ class PresenceTracker:
         e.run_sum = 0.0
 
     def _new_track(self, key: tuple[str, str], s: Sighting) -> _Track:
+        t = s.monotonic
+        if t > self._now:
+            self._now = t
         if len(self._tracks) >= self._max:
-            old_key, old = self._tracks.popitem(last=False)
-            self._evicted += 1
-            if old.present:
-                self._evicted_present += 1
-                del self._present[old_key]
+            self._evict()
         rules = self._rules.get(s.zone)
         if rules is None:
             rules = self._rules[s.zone] = _Rules(self._config.zone(s.zone))
-        e = _Track(key, s.scanner, rules, s.monotonic)
+        e = _Track(key, s.scanner, rules, t)
+        e.queued_at = self._now
         self._tracks[key] = e
+        self._queue.append(e)
         self._bind(s.scanner, s.zone)
         return e
+
+    def _evict(self) -> None:
+        """Drop the entry silent for longest (second chance), counted."""
+        queue = self._queue
+        while queue:
+            e = queue.popleft()
+            if e.last_seen > e.queued_at:
+                e.queued_at = max(self._now, e.last_seen)  # heard since queued: second chance
+                queue.append(e)
+                continue
+            del self._tracks[e.key]
+            self._evicted += 1
+            if e.present:
+                self._evicted_present += 1
+                del self._present[e.key]
+            return
 
     def _bind(self, scanner: str, zone: str) -> None:
         sc = self._scanners.get(scanner)
@@ -485,16 +509,18 @@ class PresenceTracker:
         return changes
 
     def _forget(self, now: float) -> None:
-        tracks = self._tracks
+        """Drop absent tracks silent for ``forget_after_s``; each track is looked at about once
+        per ``forget_after_s`` (when it reaches the queue's front), so a tick stays cheap."""
+        queue = self._queue
         limit = now - self._forget_s
-        for _ in range(len(tracks)):
-            key, e = next(iter(tracks.items()))
-            if e.last_seen > limit:
-                break
-            if e.present:
-                tracks.move_to_end(key)  # held while its scanner is down: keep it
+        while queue and queue[0].queued_at <= limit:
+            e = queue.popleft()
+            if e.last_seen > limit or e.present:
+                # Heard recently, or held while its scanner is down: queue it again.
+                e.queued_at = max(now, e.last_seen)
+                queue.append(e)
             else:
-                del tracks[key]
+                del self._tracks[e.key]
                 self._forgotten += 1
 
     def scanner_up(self, scanner: str, monotonic: float) -> None:
