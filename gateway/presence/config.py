@@ -39,7 +39,7 @@ DEFAULT_WINDOW_SAMPLES: Final = 8
 #: 2.5 standard deviations of the 4 dB shadowing: noise passes, fades and reflections are clipped.
 DEFAULT_FENCE_DB: Final = 10.0
 #: Three samples in a row beyond the fence on the same side are a move, not noise (noise does
-#: that once in 400,000 adverts): the window restarts at their level.
+#: that about once in a million adverts): the window restarts at their level.
 DEFAULT_FENCE_RESTART_SIGHTINGS: Final = 3
 #: Exit after three missed advertising intervals, but never sooner than 4 s: the goal is an
 #: exit within 3 intervals + 5 s of the tag leaving, and the tick that decides runs once a second.
