@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.presence import PresenceChange, PresenceConfig, PresenceTracker, Sighting
 from simulator.world import Scenario, World, load_scenario, seeded_uniform
+from simulator.world import Sighting as WorldSighting
 
 #: Zone of each door gateway of the cross-dock layout.
 DOOR_ZONES = {"gw-door-02": "door-2", "gw-door-03": "door-3", "gw-door-04": "door-4"}
@@ -107,6 +108,7 @@ def run_world(
     tick_s: float = 1.0,
     silent: Iterable[tuple[str, float, float]] = (),
     on_step: Callable[[float, Run], None] | None = None,
+    tag_of: Callable[[WorldSighting], str] | None = None,
 ) -> Run:
     """Feed each gateway's tracker what the world says it hears, advert by advert.
 
@@ -137,7 +139,7 @@ def run_world(
             if s.gateway not in run.trackers or down[s.adapter]:
                 continue
             sighting = Sighting(
-                tag=tag_id(int(s.item.split("-")[1])),
+                tag=tag_of(s) if tag_of is not None else tag_id(int(s.item.split("-")[1])),
                 scanner=s.adapter,
                 zone=gateways[s.gateway],
                 rssi=s.rssi_dbm,

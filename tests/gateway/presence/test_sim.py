@@ -15,7 +15,9 @@ from gateway.presence import PresenceConfig, ZoneConfig
 from simulator.world import World, distance_m, mean_rssi_dbm
 from tests.gateway.presence.simworld import (
     DOOR_ZONES,
+    TRAILER_GATEWAY,
     Run,
+    cross_dock,
     dock_scenario,
     item_id,
     run_world,
@@ -159,3 +161,30 @@ def test_the_cap_bounds_a_crowded_door_and_counts_evictions() -> None:
     for tracker in run.trackers.values():
         assert tracker.stats.tracked <= 10
     assert run.trackers["gw-door-03"].stats.evicted > 0
+
+
+def test_the_cross_dock_scenario_with_its_bluetoothd_restart() -> None:
+    """The shipped scenario as it is: the trailer unloads onto door 3 (t = 240-830 s) and
+    bluetoothd restarts at t = 1000 s for 2 s (every adapter silent, reported down and up)."""
+    scenario = cross_dock()
+    [restart] = [f for f in scenario.faults if f.kind == "bluetoothd_restart"]
+    world = World(scenario)
+    gateways = {**DOOR_ZONES, TRAILER_GATEWAY: "cargo"}
+    outages = [
+        (world.gateways[gw].spec.adapter, restart.t_s, restart.t_s + restart.down_s)
+        for gw in gateways
+    ]
+    run = run_world(
+        world, until_s=1300, gateways=gateways, silent=outages, tag_of=lambda s: s.address
+    )
+    assert run.changes["gw-door-02"] == []
+    assert run.changes["gw-door-04"] == []
+    door3 = run.changes["gw-door-03"]
+    assert [c.kind for c in door3] == ["enter"] * len(door3)  # no exit, restart included
+    assert len(door3) >= 6
+    unloaded = {i.id for i in scenario.items if world.holder_at(i.id, 1300) == "D3"}
+    item_of = {ref.address: ref.item for ref in world.tags}
+    for c in door3:
+        assert item_of[c.tag] in unloaded
+        assert c.first_seen >= 240.0
+        assert run.trackers["gw-door-03"].state(c.tag, "door-3") == "present"
