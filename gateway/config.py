@@ -33,6 +33,8 @@ from drivers.gps import GpsConfig
 from gateway.errors import GatewayError
 from gateway.outbox import OutboxConfig
 from gateway.pipeline.config import BleSection, PipelineConfig, SmartLabelReaderConfig
+from gateway.presence import PresenceConfig
+from gateway.registry import TagBindingList
 from gateway.uplink import UplinkConfig
 
 __all__ = [
@@ -76,6 +78,10 @@ class GatewayConfig(BaseModel):
     #: The vehicle's GPS receiver (serial or gpsd); None on a fixed dock door.
     gps: GpsConfig | None = None
     pipeline: PipelineConfig = PipelineConfig()
+    #: Presence thresholds and timeouts, per zone where they differ (docs/presence.md).
+    presence: PresenceConfig = PresenceConfig()
+    #: Tags bound to assets (``[[tags]]``: tag id and GS1 key); ``tags.bind`` commands override.
+    tags: TagBindingList = ()
 
     @model_validator(mode="after")
     def _devices_unique(self) -> Self:

@@ -1,11 +1,13 @@
-"""The long-lived gateway process: owns the outbox and the uplink (drivers and the pipeline
-are wired in here later), stops cleanly on SIGTERM, and talks to systemd.
+"""The long-lived gateway process: the outbox, the state store, the clock, the uplink and the
+pipeline with its drivers; stops cleanly on SIGTERM, and talks to systemd.
 
 :class:`Daemon` is an async context manager owning a TaskGroup. Entering it opens the outbox,
-then the uplink, and tells systemd ``READY=1``; leaving it closes them in reverse order (the
-uplink publishes its offline status and hands un-acknowledged rows back; the outbox commits
-what it holds). With ``WatchdogSec=`` set, a task sends ``WATCHDOG=1`` at half the interval
-from the event loop itself, so a wedged loop gets the process restarted.
+the state store (tag bindings), then the uplink and the pipeline (drivers and stages), and tells
+systemd ``READY=1``; leaving it closes them in reverse order: the pipeline stops its drivers and
+commits what they handed in, the uplink publishes its offline status and hands un-acknowledged
+rows back, the outbox commits what it holds. With ``WatchdogSec=`` set, a task sends
+``WATCHDOG=1`` at half the interval from the event loop itself, so a wedged loop gets the
+process restarted.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ from drivers.clock import Clock, SystemClock
 from gateway.config import GatewayConfig, config_hash, redacted_view
 from gateway.errors import GatewayError
 from gateway.outbox import Outbox
+from gateway.pipeline.pipeline import Pipeline
+from gateway.pipeline.supervisor import StageFailed
+from gateway.presence import PresenceTracker
+from gateway.registry import TagRegistry, register_tag_commands
+from gateway.state import STATE_FILE_NAME, StateStore
+from gateway.timekeeping import TimeKeeper, read_boot_id, system_ntp_synchronized
 from gateway.uplink import ConnectionState, StatusInfo, Uplink, default_registry
 
 __all__ = ["Daemon", "SystemdNotifier", "gateway_version", "run_daemon"]
@@ -38,6 +46,9 @@ _log = logging.getLogger(__name__)
 OUTBOX_FILE_NAME: Final = "outbox.db"
 #: Ping the watchdog at this fraction of WatchdogSec: systemd's own recommendation is half.
 WATCHDOG_FRACTION: Final = 0.5
+#: Exit code when a pipeline stage kept failing (EX_SOFTWARE: an internal error; systemd
+#: restarts the service, and the journal holds the tracebacks).
+EXIT_STAGE_FAILED: Final = 70
 
 
 def gateway_version() -> str:
@@ -98,6 +109,10 @@ class Daemon:
         self._stop = asyncio.Event()
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
+        self.pipeline: Pipeline | None = None
+        self.timekeeper = TimeKeeper(
+            self._clock, boot_id=read_boot_id(), ntp_synchronized=system_ntp_synchronized
+        )
 
     async def __aenter__(self) -> Self:
         cfg = self._config
@@ -112,7 +127,14 @@ class Daemon:
                 stats: JsonValue = to_jsonable_python(await outbox.stats())
                 return stats
 
+            state = StateStore(cfg.state_dir / STATE_FILE_NAME, self._clock)
+            await asyncio.to_thread(state.open)
+            self._stack.callback(state.close)
+            tags = await asyncio.to_thread(TagRegistry.load, state, cfg.tags)
+            timekeeper = self.timekeeper
+
             registry = default_registry(self._clock, redacted_view(cfg), outbox_stats)
+            register_tag_commands(registry, tags, state)
             self.uplink = await self._stack.enter_async_context(
                 Uplink(
                     cfg.uplink,
@@ -122,6 +144,18 @@ class Daemon:
                     status=StatusInfo(gateway_version(), config_hash(cfg)),
                     commands=registry,
                     on_state=self._on_uplink_state,
+                    clock_state=lambda: timekeeper.state.value,
+                    rewrite=timekeeper.correct_payload,
+                )
+            )
+            self.pipeline = await self._stack.enter_async_context(
+                Pipeline(
+                    cfg,
+                    self.outbox,
+                    self._clock,
+                    registry=tags,
+                    timekeeper=timekeeper,
+                    presence=PresenceTracker(cfg.presence),
                 )
             )
             self._tasks = asyncio.TaskGroup()
@@ -196,9 +230,14 @@ class Daemon:
 async def run_daemon(config: GatewayConfig, environ: Mapping[str, str]) -> int:
     """``tagrelay run``: until SIGTERM; the exit code for systemd."""
     notifier = SystemdNotifier.from_environ(environ)
+    failed: list[BaseException] = []
     try:
         async with Daemon(config, notifier=notifier) as daemon:
             await daemon.wait_stopped()
+    except* StageFailed as group:
+        failed.extend(group.exceptions)
     finally:
         notifier.close()
-    return 0
+    for exc in failed:
+        _log.critical("%s", exc)
+    return EXIT_STAGE_FAILED if failed else 0

@@ -40,16 +40,22 @@ class LabelFrame:
     """A fact a SmartLabel sent in one frame (or one reading of a history batch).
 
     A label re-sends a frame whose ACK it did not get, so its identity is what the resend
-    repeats: the label, the frame's sequence number and the reading's index in a batch.
+    repeats: the label, the frame's sequence number, the reading's index in a batch and the
+    frame header's ``label_time``. The header time is part of it because a label that reboots
+    (a battery change) counts its sequence from 1 again: without the time, its new frames would
+    be taken for resends of old ones and dropped as duplicates.
     """
 
     label: str
     seq: int
     #: Position of the reading within a history batch; None for a single-reading frame.
     index: int | None = None
+    #: The frame header's ``label_time`` (identical in a resend); None where it is not known.
+    sent: int | None = None
 
     def identity(self) -> tuple[object, ...]:
-        return ("frame", self.label, self.seq, self.index)
+        base = ("frame", self.label, self.seq, self.index)
+        return base if self.sent is None else (*base, self.sent)
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,7 @@ class Uplink:
         on_delivery: Callable[[Delivery], None] | None = None,
         on_state: Callable[[ConnectionState, str], None] | None = None,
         rng: random.Random | None = None,
+        rewrite: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self._config = config
         self._gateway_id = gateway_id
@@ -135,6 +136,9 @@ class Uplink:
         self._clock_state = clock_state
         self._on_delivery = on_delivery
         self._on_state = on_state
+        #: Applied to each stored payload right before it is sent (the clock corrects the times
+        #: of events stamped before a trusted time source appeared); never changes the id.
+        self._rewrite = rewrite
         self._topics = Topics(config.topic_prefix, gateway_id)
         if commands is None:
             commands = default_registry(
@@ -467,10 +471,11 @@ class Uplink:
 
     def _send_single(self, session: MqttSession, row: LeasedEvent) -> None:
         expiry = math.ceil(row.expires_in_s) if row.expires_in_s is not None else None
+        payload = row.payload if self._rewrite is None else self._rewrite(row.payload)
         self._publish(
             session,
             self._topics.event(row.kind),
-            row.payload,
+            payload,
             [row],
             expiry_s=expiry,
             user_properties=(),
@@ -478,7 +483,9 @@ class Uplink:
 
     def _send_batch(self, session: MqttSession, batch: _Batch) -> None:
         rows = batch.rows
-        payload = b"[" + b",".join(r.payload for r in rows) + b"]"
+        rewrite = self._rewrite
+        parts = (r.payload if rewrite is None else rewrite(r.payload) for r in rows)
+        payload = b"[" + b",".join(parts) + b"]"
         props = [("batch-size", str(len(rows)))]
         if self._config.batching.compression == "zlib":
             payload = zlib.compress(payload, ZLIB_LEVEL)

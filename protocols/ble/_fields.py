@@ -38,4 +38,4 @@ def format_mac(raw: bytes) -> str | None:
     """``AA:BB:CC:DD:EE:FF`` upper case, or None for the all-ones 'not available' address."""
     if raw == b"\xff" * len(raw):
         return None
-    return ":".join(f"{b:02X}" for b in raw)
+    return raw.hex(":").upper()

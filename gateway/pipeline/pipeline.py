@@ -1,0 +1,284 @@
+"""The pipeline: the configured drivers, the stages that turn what they hear into events, and
+the way into the outbox.
+
+:class:`Pipeline` is an async context manager that owns its drivers (an exit stack) and its
+stages (a TaskGroup, each stage supervised). Per BLE adapter, a stage decodes adverts, tracks
+presence and rate-limits telemetry (:class:`~gateway.pipeline.adverts.AdvertProcessor`); per
+SmartLabel reader, a stage turns frames into events, waits for their commit and only then ACKs
+them (:class:`~gateway.pipeline.labels.LabelProcessor`); the GPS stage feeds the clock and the
+gateway's position; a ticker runs the timers (presence timeouts, silent labels, the NTP state).
+Leaving the context stops the drivers first, lets every stage drain what they handed in,
+commits it, and only then returns: that is how SIGTERM loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, Self
+
+from drivers.ble import BleScanner
+from drivers.clock import Clock
+from drivers.gps import GpsDriver, gps_driver
+from drivers.serial import SerialLinkError, SmartLabelReaderDriver
+from gateway.outbox import AcceptStatus, Outbox, OutboxError
+from gateway.pipeline.adverts import AdvertProcessor, Reading
+from gateway.pipeline.factory import EventFactory
+from gateway.pipeline.labels import LabelProcessor
+from gateway.pipeline.supervisor import Supervisor
+from gateway.pipeline.telemetry import TelemetryLimiter
+from gateway.pipeline.writer import EventWriter
+from gateway.presence import PresenceChange, PresenceTracker
+from gateway.registry import TagRegistry
+from gateway.timekeeping import TimeKeeper
+from protocols.smartlabel import NackReason
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
+
+__all__ = ["DBUS_ADDRESS_ENV", "Pipeline"]
+
+_log = logging.getLogger(__name__)
+
+#: Where bleak (dbus-fast) looks for the system bus.
+DBUS_ADDRESS_ENV: Final = "DBUS_SYSTEM_BUS_ADDRESS"
+#: Scanner counters that mean "the scan was interrupted": tags heard before are unknown, not
+#: away, until the scan is back (a bluetoothd restart must not produce a wave of exits).
+_INTERRUPTIONS: Final = ("bluetoothd_restarts", "sessions_lost", "bus_lost", "power_cycles")
+
+
+class Pipeline:
+    """Drivers and stages of one gateway; ``async with Pipeline(...)``."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        outbox: Outbox,
+        clock: Clock,
+        *,
+        registry: TagRegistry,
+        timekeeper: TimeKeeper,
+        presence: PresenceTracker,
+    ) -> None:
+        self._config = config
+        self._outbox = outbox
+        self._clock = clock
+        self._timekeeper = timekeeper
+        self._presence = presence
+        pcfg = config.pipeline
+        self.telemetry = TelemetryLimiter(pcfg.telemetry)
+        zones = {s.adapter: s.zone for s in config.ble.scanners}
+        self.adverts = AdvertProcessor(zones, presence, self.telemetry)
+        self.factory = EventFactory(config.gateway_id, registry, timekeeper)
+        #: One per SmartLabel reader, by its configured path.
+        self.labels: dict[str, LabelProcessor] = {}
+        self.writer = EventWriter(outbox, clock, maxsize=pcfg.event_queue_size)
+        self.supervisor = Supervisor(pcfg.supervision, clock)
+        self.scanners: list[BleScanner] = []
+        self.readers: list[SmartLabelReaderDriver] = []
+        self.gps: GpsDriver | None = None
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._drivers = AsyncExitStack()
+        self._tasks: asyncio.TaskGroup | None = None
+        self._stages: list[asyncio.Task[None]] = []
+        self._ticker: asyncio.Task[None] | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._interruptions: dict[str, int] = {}
+        self._scanner_up: dict[str, bool] = {}
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        cfg = self._config
+        if cfg.ble.dbus_system_bus_address is not None:
+            # Read by dbus-fast when bleak connects: the one place this process points BlueZ
+            # traffic at a non-default bus (a simulator, a container).
+            os.environ[DBUS_ADDRESS_ENV] = cfg.ble.dbus_system_bus_address
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        try:
+            self._writer_task = self._tasks.create_task(self.writer.run(), name="pipeline:writer")
+            for scanner_cfg in cfg.ble.scanners:
+                scanner = await self._drivers.enter_async_context(
+                    BleScanner(scanner_cfg, clock=self._clock)
+                )
+                self.scanners.append(scanner)
+                self._start(f"ble:{scanner_cfg.adapter}", self._ble_stage(scanner))
+            for reader_cfg in cfg.smartlabel_readers:
+                reader = await self._drivers.enter_async_context(
+                    SmartLabelReaderDriver(reader_cfg, clock=self._clock)
+                )
+                self.readers.append(reader)
+                labels = self.labels[reader_cfg.path] = LabelProcessor(
+                    self.factory,
+                    self._timekeeper,
+                    self._clock,
+                    silent_after_s=cfg.pipeline.silent_after_s,
+                    time_sync_interval_s=reader_cfg.time_sync_interval_s,
+                )
+                self._start(reader.name, self._label_stage(reader, labels, reader_cfg.zone))
+            if cfg.gps is not None:
+                self.gps = await self._drivers.enter_async_context(
+                    gps_driver(cfg.gps, clock=self._clock)
+                )
+                self._start("gps", self._gps_stage(self.gps))
+            self._ticker = self._tasks.create_task(
+                self.supervisor.run("ticker", self._ticker_stage), name="pipeline:ticker"
+            )
+        except BaseException as exc:
+            await self._shutdown(type(exc), exc, exc.__traceback__)
+            raise
+        _log.info(
+            "pipeline running: %d BLE adapter(s), %d SmartLabel reader(s), GPS %s",
+            len(self.scanners),
+            len(self.readers),
+            "on" if self.gps is not None else "off",
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._shutdown(exc_type, exc, tb)
+
+    async def _shutdown(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        try:
+            # Drivers first: their queues close, each stage drains what is queued and ends.
+            await self._drivers.aclose()
+            if self._stages:
+                await asyncio.wait(self._stages)
+            # Then what the stages handed to the writer is committed.
+            self.writer.close()
+            if self._writer_task is not None:
+                await asyncio.wait([self._writer_task])
+        finally:
+            if self._tasks is not None:
+                tasks, self._tasks = self._tasks, None
+                await tasks.__aexit__(exc_type, exc, tb)
+        _log.info(
+            "pipeline stopped: %d events committed, %d dropped",
+            self.writer.committed + self.counters["label_events"],
+            self.writer.dropped,
+        )
+
+    def _start(self, name: str, stage: Callable[[], Awaitable[None]]) -> None:
+        assert self._tasks is not None
+        task = self._tasks.create_task(self.supervisor.run(name, stage), name=f"pipeline:{name}")
+        self._stages.append(task)
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def _ble_stage(self, scanner: BleScanner) -> Callable[[], Awaitable[None]]:
+        process = self.adverts.process
+        writer = self.writer
+        factory = self.factory
+
+        async def stage() -> None:
+            changes: list[PresenceChange] = []
+            readings: list[Reading] = []
+            async for raw in scanner.events():
+                process(raw, changes, readings)
+                if changes or readings:
+                    writer.submit(factory.from_adverts(changes, readings))
+                    changes.clear()
+                    readings.clear()
+
+        return stage
+
+    def _label_stage(
+        self, reader: SmartLabelReaderDriver, labels: LabelProcessor, zone: str | None
+    ) -> Callable[[], Awaitable[None]]:
+        async def stage() -> None:
+            async for frame in reader.events():
+                outcome = labels.process(frame, zone)
+                msg = frame.message
+                try:
+                    if outcome.nack is not None:
+                        self.counters[f"label_nack_{outcome.nack.name.lower()}"] += 1
+                        await reader.nack(msg.label_id, msg.seq, outcome.nack)
+                        continue
+                    if outcome.events:
+                        try:
+                            result = await self._outbox.accept(outcome.events)
+                        except OutboxError as exc:
+                            self.counters["label_nack_busy"] += 1
+                            _log.warning("label frame not committed (%s): NACK busy", exc)
+                            await reader.nack(msg.label_id, msg.seq, NackReason.BUSY)
+                            continue
+                        if AcceptStatus.REFUSED in result.statuses:
+                            self.counters["label_nack_busy"] += 1
+                            await reader.nack(msg.label_id, msg.seq, NackReason.BUSY)
+                            continue
+                        self.counters["label_events"] += result.statuses.count(
+                            AcceptStatus.ACCEPTED
+                        )
+                        self.counters["label_duplicates"] += result.statuses.count(
+                            AcceptStatus.DUPLICATE
+                        )
+                    # Committed (or nothing to commit): the reader may forget the frame.
+                    await reader.ack(msg.label_id, msg.seq)
+                    self.counters["label_acks"] += 1
+                    sync = labels.time_sync_due(msg.label_id, frame.monotonic)
+                    if sync is not None:
+                        await reader.time_sync(msg.label_id, sync.utc, sync.source)
+                except SerialLinkError as exc:
+                    # Unplugged between the frame and the answer: the reader resends whatever
+                    # it did not see ACKed, and the outbox drops the duplicate.
+                    self.counters["label_answer_lost"] += 1
+                    _log.debug("answer to label %x not sent: %s", msg.label_id, exc)
+
+        return stage
+
+    def _gps_stage(self, driver: GpsDriver) -> Callable[[], Awaitable[None]]:
+        async def stage() -> None:
+            async for fix in driver.events():
+                self._timekeeper.on_gps(driver.trusted_time, fix.monotonic)
+                events = self.factory.from_gps(fix, self.telemetry)
+                if events:
+                    self.writer.submit(events)
+
+        return stage
+
+    async def _ticker_stage(self) -> None:
+        period = self._config.pipeline.tick_s
+        while True:
+            now = self._clock.monotonic()
+            self._timekeeper.refresh(now)
+            self._watch_scanners(now)
+            changes = self._presence.tick(now)
+            events = self.factory.from_adverts(changes, ())
+            for labels in self.labels.values():
+                events.extend(labels.tick(now))
+            if events:
+                self.writer.submit(events)
+            await asyncio.sleep(period)
+
+    def _watch_scanners(self, now: float) -> None:
+        """Tell presence when a scanner stopped or was interrupted, and when it is back."""
+        for scanner in self.scanners:
+            adapter = scanner.config.adapter
+            interruptions = sum(scanner.counters[name] for name in _INTERRUPTIONS)
+            interrupted = interruptions != self._interruptions.get(adapter, interruptions)
+            self._interruptions[adapter] = interruptions
+            up = scanner.scanning and not interrupted
+            was_up = self._scanner_up.get(adapter)
+            if was_up is not False and not up:
+                self._presence.scanner_down(adapter, now)
+            if up and was_up is not True:
+                self._presence.scanner_up(adapter, now)
+            self._scanner_up[adapter] = up
