@@ -16,7 +16,15 @@ from typing import cast
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Sub-command modules under ``gateway.cli``, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("run", "config", "outbox", "demo", "decode", "simulate")
+SUBCOMMANDS: tuple[str, ...] = (
+    "run",
+    "config",
+    "outbox",
+    "demo",
+    "decode",
+    "simulate",
+    "calibrate",
+)
 
 _VERSION = "0.1.0"
 
