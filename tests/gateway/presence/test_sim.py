@@ -12,8 +12,8 @@ import itertools
 
 import pytest
 
-from gateway.presence import PresenceChange, PresenceConfig, ZoneConfig
-from simulator.world import World, distance_m, mean_rssi_dbm
+from gateway.presence import PresenceChange, PresenceConfig, PresenceTracker, Sighting, ZoneConfig
+from simulator.world import World, distance_m, mean_rssi_dbm, seeded_gauss
 from tests.gateway.presence.simworld import (
     DOOR_ZONES,
     TRAILER_GATEWAY,
@@ -234,3 +234,18 @@ def test_the_cross_dock_scenario_with_its_bluetoothd_restart() -> None:
         assert item_of[c.tag] in unloaded
         assert c.first_seen >= 240.0
         assert run.trackers["gw-door-03"].state(c.tag, "door-3") == "present"
+
+
+@pytest.mark.parametrize("below_enter_db", [0.0, 2.5, 5.0, 7.5, 10.0])
+def test_a_parked_tag_never_cycles_wherever_it_sits(below_enter_db: float) -> None:
+    """100,000 adverts (28 hours at 1 Hz) of the world's 4 dB shadowing around one level,
+    from the enter level down to the exit level: at most the first enter, never a pair."""
+    tracker = PresenceTracker(PresenceConfig())
+    mean = CFG.enter_rssi_dbm - below_enter_db
+    kinds = []
+    for k in range(100_000):
+        rssi = round(mean + seeded_gauss(int(below_enter_db * 10), "rssi", "parked", k, sigma=4.0))
+        change = tracker.observe(Sighting("parked", "hci0", "door-3", rssi, float(k)))
+        if change is not None:
+            kinds.append(change.kind)
+    assert kinds in ([], ["enter"])
