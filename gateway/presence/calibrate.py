@@ -30,13 +30,16 @@ __all__ = [
 MIN_CALIBRATION_SAMPLES: Final = 10
 #: Below this many samples the suggestion is given but flagged: the spread is not settled yet.
 RECOMMENDED_CALIBRATION_SAMPLES: Final = 60
-#: Standard deviations of the smoothed RSSI between the exit level and a tag sitting at the
-#: enter level: seven make a noise exit of a tag at the edge a once-in-years event.
+#: Standard deviations of the smoothed RSSI between the exit level and the enter level: with
+#: seven, no tag cycles wherever it sits, even midway between the levels (docs/presence.md).
 HYSTERESIS_SIGMAS: Final = 7.0
 #: Never less hysteresis than this: real fades are heavier-tailed than the Gaussian estimate.
 MIN_HYSTERESIS_DB: Final = 6.0
 #: Standard deviations of the smoothed RSSI a neighbour's tag must stay below the enter level.
 NEIGHBOUR_SIGMAS: Final = 5.0
+#: Standard deviations of the smoothed RSSI the exit level should stay above the neighbour's
+#: nearest spot, so that a tag carried there is released promptly.
+RELEASE_SIGMAS: Final = 1.5
 #: Scale from the median absolute deviation to a standard deviation for Gaussian noise.
 MAD_TO_SIGMA: Final = 1.4826
 #: A usable BLE receiver floor: an exit level below it is never crossed by RSSI (exits then
@@ -138,7 +141,21 @@ def suggest_thresholds(
             )
             enter = floor
     hysteresis = max(MIN_HYSTERESIS_DB, HYSTERESIS_SIGMAS * smoothed_sigma)
-    exit_level = float(max(_RSSI_RANGE[0], math.floor(enter - hysteresis)))
+    exit_level = float(math.floor(enter - hysteresis))
+    if exit_level < _RSSI_RANGE[0]:
+        raise CalibrationError(
+            f"no room for an exit level {hysteresis:.0f} dB under the edge's {median:.0f} dBm:"
+            " the edge is too weak or its RSSI scatters too much; measure nearer the gateway"
+        )
+    if neighbour_median is not None and exit_level < neighbour_median + RELEASE_SIGMAS * (
+        sigma / math.sqrt(window_samples)
+    ):
+        warnings.append(
+            f"exit level {exit_level:.0f} dBm is not clearly above the neighbour's"
+            f" {neighbour_median:.0f} dBm: a tag carried to the neighbour's nearest spot may stay"
+            " present here for a while after the neighbour claims it (until it is carried further"
+            " or noise takes it under the exit level)"
+        )
     if exit_level < RECEIVER_FLOOR_DBM:
         warnings.append(
             f"exit level {exit_level:.0f} dBm is below the receiver floor ({RECEIVER_FLOOR_DBM:.0f}"

@@ -25,22 +25,24 @@ __all__ = [
 #: neighbour's dock lane (12 m along the wall, 4 m lanes) is 8.2 m away: -79 dBm on average, 7 dB
 #: (five standard deviations of the smoothed value) below this, so a neighbour never enters.
 DEFAULT_ENTER_RSSI_DBM: Final = -72.0
-#: 10 dB of hysteresis (seven standard deviations of the smoothed value): a tag that sits at
-#: the enter level does not exit on noise; a tag back in a trailer parked at the door (-86 dBm
-#: or weaker through its body) is well below it.
+#: 10 dB of hysteresis, seven standard deviations of the smoothed value: no tag cycles, wherever
+#: it sits (a tag parked midway between the levels made no enter/exit pair in two million adverts
+#: of 4 dB noise). A tag back in a trailer parked at the door (-87 dBm or weaker through its
+#: body) is below it and leaves although still heard.
 DEFAULT_EXIT_RSSI_DBM: Final = -82.0
-#: Four smoothed values in a row above the enter level: with the 8-sample window that is 11
-#: adverts of evidence, and a neighbour's lucky run of noise is not enough.
-DEFAULT_ENTER_SIGHTINGS: Final = 4
-#: Two in a row below the exit level: one deep fade is not a departure.
-DEFAULT_EXIT_SIGHTINGS: Final = 2
+#: Five smoothed values in a row above the enter level: a neighbour's lucky run of noise, or a
+#: tag parked just outside the zone, does not make it.
+DEFAULT_ENTER_SIGHTINGS: Final = 5
+#: Three in a row below the exit level: a fade is not a departure.
+DEFAULT_EXIT_SIGHTINGS: Final = 3
 #: Eight samples halve the 4 dB shadowing noise to 1.4 dB (eight seconds at the usual 1 Hz).
 DEFAULT_WINDOW_SAMPLES: Final = 8
 #: 2.5 standard deviations of the 4 dB shadowing: noise passes, fades and reflections are clipped.
 DEFAULT_FENCE_DB: Final = 10.0
-#: Three samples in a row beyond the fence on the same side are a move, not noise (noise does
-#: that about once in a million adverts): the window restarts at their level.
-DEFAULT_FENCE_RESTART_SIGHTINGS: Final = 3
+#: Four samples in a row beyond the fence on the same side are a move, not noise: the window
+#: restarts at their level. (With three, noise restarted a tag's window a few times a month and
+#: could drop a tag at the enter level below the exit level.)
+DEFAULT_FENCE_RESTART_SIGHTINGS: Final = 4
 #: Exit after three missed advertising intervals, but never sooner than 4 s: the goal is an
 #: exit within 3 intervals + 5 s of the tag leaving, and the tick that decides runs once a second.
 DEFAULT_TIMEOUT_INTERVAL_MULTIPLE: Final = 3.0

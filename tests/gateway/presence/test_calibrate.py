@@ -53,7 +53,14 @@ def test_a_neighbour_too_close_raises_the_enter_level_and_says_so() -> None:
     assert s.enter_rssi_dbm >= s.neighbour_median_dbm + 3.0
     assert any("neighbour" in w for w in s.warnings)
     far = suggest_thresholds(_samples(1, 3.0), neighbour_samples=_samples(2, 8.2))
-    assert far.warnings == ()
+    assert not any("enter raised" in w for w in far.warnings)
+    assert far.enter_rssi_dbm == round(far.edge_median_dbm)
+    # Its exit level is under the neighbour's: a tag carried there is held a while; said so.
+    assert far.neighbour_median_dbm is not None
+    assert far.exit_rssi_dbm <= far.neighbour_median_dbm
+    assert any("stay present here" in w for w in far.warnings)
+    near = suggest_thresholds(_samples(1, 1.5), neighbour_samples=_samples(2, 8.2))
+    assert near.warnings == ()
 
 
 def test_short_or_noisy_or_far_measurements_are_flagged() -> None:
@@ -74,8 +81,15 @@ def test_unusable_samples_are_a_typed_error(samples: list[int]) -> None:
 
 
 @given(st.lists(st.integers(-127, 20), min_size=10, max_size=200))
-def test_any_rssi_samples_give_valid_zone_levels(samples: list[int]) -> None:
-    s = suggest_thresholds(samples)
+def test_any_rssi_samples_give_valid_zone_levels_or_a_typed_error(samples: list[int]) -> None:
+    error: CalibrationError | None = None
+    try:
+        s = suggest_thresholds(samples)
+    except CalibrationError as exc:
+        error = exc
+    if error is not None:  # only when there is no room for an exit level under the edge
+        assert "no room for an exit level" in error.reason
+        return
     zone = s.apply(ZoneConfig())
     assert zone.exit_rssi_dbm < zone.enter_rssi_dbm
 

@@ -132,6 +132,7 @@ def test_exit_when_the_smoothed_rssi_stays_below_the_exit_level() -> None:
 def test_one_deep_fade_is_clipped_by_the_fence() -> None:
     f = Feed()
     f.enter(-70)
+    f.adverts(-70, ZoneConfig().window_samples)  # a full window
     before = f.tracker.smoothed_rssi(TAG, ZONE)
     assert before is not None
     f.advert(-110)
