@@ -1,0 +1,95 @@
+"""Cold chain conditions: profiles, the excursion / warning / shock engine, MKT, commands.
+
+Pure domain logic after normalisation on the data path: :class:`ConditionMonitor` is fed
+readings with their own times and returns frozen results that the pipeline turns into
+``condition.excursion`` / ``condition.warning`` / ``condition.shock`` / ``device.status``
+events. See docs/conditions.md.
+"""
+
+from gateway.conditions.commands import (
+    ProfilesAssignCommand,
+    ProfilesSetCommand,
+    register_condition_commands,
+)
+from gateway.conditions.mkt import (
+    DELTA_H_OVER_R_K,
+    KELVIN_OFFSET,
+    arrhenius_weight,
+    mean_kinetic_temperature_c,
+    mkt_from_sums_c,
+)
+from gateway.conditions.monitor import (
+    CHECKPOINT_EVERY_READINGS,
+    HUMIDITY_MAX_PCT,
+    HUMIDITY_MIN_PCT,
+    SHOCK_MAX_G,
+    SNAPSHOT_VERSION,
+    TEMPERATURE_MAX_C,
+    TEMPERATURE_MIN_C,
+    WARNING_WITHDRAW_FACTOR,
+    ConditionMonitor,
+    UnknownProfileError,
+)
+from gateway.conditions.presets import PRESETS
+from gateway.conditions.profiles import (
+    Direction,
+    Limit,
+    Profile,
+    Quantity,
+    Rule,
+    RuleKind,
+    ShockLimit,
+    WarningSettings,
+)
+from gateway.conditions.results import (
+    CloseReason,
+    ConditionResult,
+    ExcursionPhase,
+    ExcursionResult,
+    FaultPhase,
+    SensorFaultResult,
+    ShockResult,
+    WarningPhase,
+    WarningResult,
+    result_id,
+)
+
+__all__ = [
+    "CHECKPOINT_EVERY_READINGS",
+    "DELTA_H_OVER_R_K",
+    "HUMIDITY_MAX_PCT",
+    "HUMIDITY_MIN_PCT",
+    "KELVIN_OFFSET",
+    "PRESETS",
+    "SHOCK_MAX_G",
+    "SNAPSHOT_VERSION",
+    "TEMPERATURE_MAX_C",
+    "TEMPERATURE_MIN_C",
+    "WARNING_WITHDRAW_FACTOR",
+    "CloseReason",
+    "ConditionMonitor",
+    "ConditionResult",
+    "Direction",
+    "ExcursionPhase",
+    "ExcursionResult",
+    "FaultPhase",
+    "Limit",
+    "Profile",
+    "ProfilesAssignCommand",
+    "ProfilesSetCommand",
+    "Quantity",
+    "Rule",
+    "RuleKind",
+    "SensorFaultResult",
+    "ShockLimit",
+    "ShockResult",
+    "UnknownProfileError",
+    "WarningPhase",
+    "WarningResult",
+    "WarningSettings",
+    "arrhenius_weight",
+    "mean_kinetic_temperature_c",
+    "mkt_from_sums_c",
+    "register_condition_commands",
+    "result_id",
+]
