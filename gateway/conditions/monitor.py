@@ -98,6 +98,9 @@ _ID_TIME_DIGITS: Final = 3
 
 SNAPSHOT_VERSION: Final = 1
 
+#: The warning state of a limit whose approach ended in a crossing (see ``_warn``).
+_SPENT: Final = ""
+
 _PLAUSIBLE: Final[dict[Quantity, tuple[float, float]]] = {
     Quantity.TEMPERATURE_C: (TEMPERATURE_MIN_C, TEMPERATURE_MAX_C),
     Quantity.HUMIDITY_PCT: (HUMIDITY_MIN_PCT, HUMIDITY_MAX_PCT),
@@ -1018,7 +1021,6 @@ class ConditionMonitor:
                 )
                 opened[i] = exc
                 ls.n_open += 1
-                ls.warn_id = None
                 out.append(self._excursion(series, cfg, i, exc, ExcursionPhase.OPEN, t1, None))
 
     def _excursion(
@@ -1090,15 +1092,21 @@ class ConditionMonitor:
             cfg = limits[k]
             ls = states[k]
             if ls.beyond or ls.n_open:
-                if ls.warn_id is not None:
-                    ls.warn_id = None  # the approach ended in a crossing: nothing to withdraw
-                    st.n_warn -= 1
+                # The approach ended in a crossing: nothing to withdraw, but no new warning
+                # until the trend has turned away (noise at the limit is not a new approach).
+                if ls.warn_id is None:
+                    st.n_warn += 1
+                ls.warn_id = _SPENT
                 continue
             if (slope > 0) if cfg.above else (slope < 0):
                 eta = max((cfg.thr - value) / slope, 0.0)
             else:
                 eta = math.inf
-            if ls.warn_id is None:
+            if ls.warn_id == _SPENT:
+                if eta > WARNING_WITHDRAW_FACTOR * horizon:
+                    ls.warn_id = None
+                    st.n_warn -= 1
+            elif ls.warn_id is None:
                 if eta <= horizon:
                     r2 = series.fit.r2()
                     if r2 >= warning.min_r2:

@@ -54,9 +54,7 @@ def high_limit(
 
 
 def profile(*limits: Limit, name: str = "test", **extra: object) -> Profile:
-    return Profile.model_validate(
-        {"name": name, "temperature_c": limits, "warning": None, **extra}
-    )
+    return Profile.model_validate({"name": name, "temperature_c": limits, "warning": None, **extra})
 
 
 INSTANT: Final = Rule(kind=RuleKind.INSTANT)
@@ -90,9 +88,7 @@ def excursions(
     results: Sequence[ConditionResult], phase: ExcursionPhase | None = None
 ) -> list[ExcursionResult]:
     return [
-        r
-        for r in results
-        if isinstance(r, ExcursionResult) and (phase is None or r.phase is phase)
+        r for r in results if isinstance(r, ExcursionResult) and (phase is None or r.phase is phase)
     ]
 
 

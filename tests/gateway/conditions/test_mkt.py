@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -23,7 +24,7 @@ from tests.gateway.conditions.helpers import (
 
 def test_delta_h_over_r_is_the_usp_value() -> None:
     # USP <1079.2>: ΔH = 83.144 kJ/mol, R = 8.3144 J/(mol K).
-    assert DELTA_H_OVER_R_K == pytest.approx(83_144 / 8.3144)
+    assert pytest.approx(83_144 / 8.3144) == DELTA_H_OVER_R_K
 
 
 def test_the_worked_example_20_c_2_h_2_c_4_h_25_c_1_h_gives_15_7_c() -> None:
@@ -49,7 +50,7 @@ def _direct_trapezoid_mkt(points: list[tuple[float, float]], max_gap_s: float) -
     """The formula evaluated directly: ∫exp(-ΔH/RT)dt by trapezoids, gaps left out."""
     weighted = 0.0
     covered = 0.0
-    for (t0, c0), (t1, c1) in zip(points, points[1:], strict=False):
+    for (t0, c0), (t1, c1) in itertools.pairwise(points):
         dt = t1 - t0
         if dt > max_gap_s:
             continue
@@ -72,9 +73,11 @@ def test_the_monitor_weights_irregular_readings_by_time_and_leaves_gaps_out() ->
     # The 3300 s gap is left out: counting it at either neighbour would move the result.
     assert expected != pytest.approx(_direct_trapezoid_mkt(points, 1e9), abs=0.05)
     # Unevenly spaced readings: the plain per-reading mean (the evenly spaced formula) differs.
-    per_reading = 10_000.0 / -math.log(
-        sum(math.exp(-10_000.0 / (c + 273.15)) for _, c in points) / len(points)
-    ) - 273.15
+    per_reading = (
+        10_000.0
+        / -math.log(sum(math.exp(-10_000.0 / (c + 273.15)) for _, c in points) / len(points))
+        - 273.15
+    )
     assert m.mkt_c("pal") != pytest.approx(per_reading, abs=0.1)
 
 

@@ -115,7 +115,13 @@ def test_a_subject_moved_to_another_profile_since_the_snapshot_starts_afresh() -
         [],
         {"version": 2},
         {"version": 1, "profiles": [], "assignments": {"a": "no-such"}, "series": [], "shocks": {}},
-        {"version": 1, "profiles": [{"name": "X Y"}], "assignments": {}, "series": [], "shocks": {}},
+        {
+            "version": 1,
+            "profiles": [{"name": "X Y"}],
+            "assignments": {},
+            "series": [],
+            "shocks": {},
+        },
         {"version": 1, "profiles": [], "assignments": {}, "series": [{"subject": 3}], "shocks": {}},
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pytest
 
@@ -16,7 +17,7 @@ from gateway.conditions import (
 from tests.gateway.conditions.helpers import at
 
 
-def _shocks(results: list[object]) -> list[ShockResult]:
+def _shocks(results: Sequence[object]) -> list[ShockResult]:
     return [r for r in results if isinstance(r, ShockResult)]
 
 
@@ -39,10 +40,12 @@ def test_record_and_alarm_thresholds_and_the_minimum_pulse() -> None:
 def test_after_an_alarm_at_most_one_per_interval_with_the_running_peak() -> None:
     m = ConditionMonitor(assignments={"box": "parcel"})  # re-alarm after 300 s
     first = _shocks(m.observe_shock("box", at(0), (0.0, 0.0, 30.0), 5.0))[0]
-    assert first.alarm and first.suppressed == 0
+    assert first.alarm
+    assert first.suppressed == 0
     second = _shocks(m.observe_shock("box", at(60), (0.0, 0.0, 70.0), 5.0))[0]
     third = _shocks(m.observe_shock("box", at(120), (0.0, 0.0, 40.0), 5.0))[0]
-    assert not second.alarm and not third.alarm
+    assert not second.alarm
+    assert not third.alarm
     assert (third.running_peak_g, third.suppressed) == (70.0, 2)
     later = _shocks(m.observe_shock("box", at(400), (0.0, 0.0, 30.0), 5.0))[0]
     assert later.alarm
@@ -58,7 +61,8 @@ def test_unknown_duration_alarms_only_without_a_minimum() -> None:
     any_pulse = Profile(name="fragile", shock=ShockLimit(alarm_g=5.0), warning=None)
     m2 = ConditionMonitor([any_pulse], {"tv": "fragile"})
     (r,) = _shocks(m2.observe_shock("tv", at(0), (0.0, 3.0, 4.0), None))
-    assert r.alarm and r.peak_g == 5.0  # inclusive: exactly the limit alarms
+    assert r.alarm
+    assert r.peak_g == 5.0
 
 
 def test_impossible_shocks_are_faults_and_subjects_without_a_limit_are_ignored() -> None:

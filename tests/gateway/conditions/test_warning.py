@@ -45,9 +45,7 @@ def test_an_hour_of_noise_inside_the_range_never_warns(center: float) -> None:
     for seed in range(10):
         rnd = random.Random(seed * 1000 + int(center * 10))
         m = ConditionMonitor(assignments={"pal": "pharma-2-8"})
-        points = [
-            (k * STEP_S, round(center + rnd.uniform(-0.3, 0.3), 2)) for k in range(120)
-        ]
+        points = [(k * STEP_S, round(center + rnd.uniform(-0.3, 0.3), 2)) for k in range(120)]
         assert warnings(feed(m, points)) == [], (center, seed)
 
 
