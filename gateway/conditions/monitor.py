@@ -31,6 +31,7 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from math import exp as _exp
 from typing import Any, Final, cast
 
 from pydantic import JsonValue, TypeAdapter, ValidationError
@@ -800,9 +801,8 @@ class ConditionMonitor:
         v0 = st.last_v
         dt = 0.0
         seg = False
-        w1 = 0.0
-        if series.is_temp:
-            w1 = math.exp(-DELTA_H_OVER_R_K / (v1 + KELVIN_OFFSET))
+        is_temp = series.is_temp
+        w1 = _exp(-DELTA_H_OVER_R_K / (v1 + KELVIN_OFFSET)) if is_temp else 0.0
         if t0 is None:
             st.period_start = t1
         else:
@@ -811,7 +811,7 @@ class ConditionMonitor:
             if seg:
                 st.covered_s += dt
                 st.integral += (v0 + v1) * 0.5 * dt
-                if series.is_temp:
+                if is_temp:
                     st.mkt_sum += (st.last_w + w1) * 0.5 * dt
             else:
                 st.gap_s += dt
@@ -823,11 +823,7 @@ class ConditionMonitor:
             st.vmax = v1
         st.last_t = t1
         st.last_v = v1
-        limits = series.limits
-        states = st.limits
-        for k in range(len(limits)):
-            cfg = limits[k]
-            ls = states[k]
+        for cfg, ls in zip(series.limits, st.limits):  # noqa: B905 (same length by construction)
             thr = cfg.thr
             if cfg.above:
                 b1 = v1 >= thr if cfg.at_thr else v1 > thr
