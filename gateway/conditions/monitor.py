@@ -69,6 +69,7 @@ __all__ = [
     "SNAPSHOT_VERSION",
     "TEMPERATURE_MAX_C",
     "TEMPERATURE_MIN_C",
+    "WARNING_QUIET_AFTER_CLOSE_S",
     "WARNING_WITHDRAW_FACTOR",
     "ConditionMonitor",
     "UnknownProfileError",
@@ -91,6 +92,10 @@ CHECKPOINT_EVERY_READINGS: Final = 64
 #: A raised warning is withdrawn when the trend no longer predicts a crossing within twice the
 #: horizon (hysteresis, so a warning near the horizon does not flap).
 WARNING_WITHDRAW_FACTOR: Final = 2.0
+#: No warning is raised for 15 min after an excursion closed: a load coming back from one
+#: (a pallet cooling at 1 °C/min after the reefer door shut) is recovering, and its trend says
+#: where it came from, not that it is heading for the other limit.
+WARNING_QUIET_AFTER_CLOSE_S: Final = 900.0
 #: The least-squares running sums are recomputed from scratch this often (appends), so the
 #: rounding of adding and removing points does not accumulate.
 _FIT_REBASE_EVERY: Final = 256
@@ -334,6 +339,7 @@ class _State:
         "n",
         "n_warn",
         "period_start",
+        "quiet_until",
         "vmax",
         "vmin",
     )
@@ -355,6 +361,8 @@ class _State:
         self.fault_id: str | None = None
         #: How many limits have a raised warning (the fit is checked against every limit then).
         self.n_warn = 0
+        #: No warning is raised before this time (a load recovering from an excursion).
+        self.quiet_until = -math.inf
         self.limits = [_LimitState(n) for n in n_rules]
 
     def clone(self) -> _State:
@@ -397,6 +405,8 @@ class _State:
             raise ValueError("limit count does not match the profile")
         c.limits = [_LimitState.from_json(d, n) for d, n in zip(limits, n_rules, strict=True)]
         c.n_warn = sum(ls.warn_id is not None for ls in c.limits)
+        quiet = _opt_float(data["quiet_until"])
+        c.quiet_until = -math.inf if quiet is None else quiet
         return c
 
 
@@ -830,7 +840,7 @@ class ConditionMonitor:
             else:
                 b1 = v1 <= thr if cfg.at_thr else v1 < thr
             if b1 or ls.beyond or ls.n_open:
-                self._limit_step(series, cfg, ls, b1, t0, v0, t1, v1, seg, dt, out)
+                self._limit_step(series, st, cfg, ls, b1, t0, v0, t1, v1, seg, dt, out)
             # else: in range before and now, nothing open: the state is already at rest.
         warning = series.warning
         if warning is not None:
@@ -886,6 +896,7 @@ class ConditionMonitor:
     def _limit_step(
         self,
         series: _Series,
+        st: _State,
         cfg: _LimitCfg,
         ls: _LimitState,
         b1: bool,
@@ -971,6 +982,7 @@ class ConditionMonitor:
                             )
                             opened[i] = None
                             ls.n_open -= 1
+                            st.quiet_until = t1 + WARNING_QUIET_AFTER_CLOSE_S
                             continue
                     else:
                         exc.back_since = None
@@ -1103,7 +1115,7 @@ class ConditionMonitor:
                     ls.warn_id = None
                     st.n_warn -= 1
             elif ls.warn_id is None:
-                if eta <= horizon:
+                if eta <= horizon and t1 >= st.quiet_until:
                     r2 = series.fit.r2()
                     if r2 >= warning.min_r2:
                         wid = result_id(
