@@ -28,7 +28,7 @@ from __future__ import annotations
 import bisect
 import math
 from array import array
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from math import exp as _exp
@@ -421,8 +421,9 @@ class _Fit:
     __slots__ = ("appends", "n", "ref", "st", "stt", "stv", "sv", "svv", "ts", "vs")
 
     def __init__(self) -> None:
-        self.ts: deque[float] = deque()
-        self.vs: deque[float] = deque()
+        # Lists, not deques: a dozen points, and a deque's first block alone is 600 bytes.
+        self.ts: list[float] = []
+        self.vs: list[float] = []
         self.ref = 0.0
         self.n = 0
         self.st = self.sv = self.stt = self.stv = self.svv = 0.0
@@ -455,8 +456,8 @@ class _Fit:
         c = _Fit.__new__(_Fit)
         for name in _Fit.__slots__:
             setattr(c, name, getattr(self, name))
-        c.ts = deque(self.ts)
-        c.vs = deque(self.vs)
+        c.ts = list(self.ts)
+        c.vs = list(self.vs)
         return c
 
 
@@ -853,8 +854,8 @@ class ConditionMonitor:
             oldest = t1 - warning.window_s
             if fit.appends % _FIT_REBASE_EVERY == 0:
                 while len(ts) > warning.window_points or ts[0] < oldest:
-                    ts.popleft()
-                    vs.popleft()
+                    del ts[0]
+                    del vs[0]
                 fit.rebase()
             else:
                 if fit.n == 0:
@@ -867,8 +868,8 @@ class ConditionMonitor:
                 stv = fit.stv + x * v1
                 svv = fit.svv + v1 * v1
                 while len(ts) > warning.window_points or ts[0] < oldest:
-                    x = ts.popleft() - fit.ref
-                    v = vs.popleft()
+                    x = ts.pop(0) - fit.ref
+                    v = vs.pop(0)
                     n -= 1
                     sum_t -= x
                     sum_v -= v
