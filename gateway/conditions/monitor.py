@@ -524,8 +524,10 @@ class ConditionMonitor:
     """Evaluates readings against the profiles assigned to their subjects.
 
     ``profiles``: extra profiles (from the config) on top of the presets; ``assignments``:
-    subject (asset or tag id) to profile name; ``default_profile``: for subjects without one
-    (``None``: their readings are counted and ignored).
+    subject (asset or tag id) to profile name (from the config); ``default_profile``: for
+    subjects without one (``None``: their readings are counted and ignored). What commands
+    change (:meth:`define`, :meth:`assign`) lies over the config and is what :meth:`snapshot`
+    keeps; the config itself is the constructor's, so a changed config applies after a restart.
     """
 
     def __init__(
@@ -535,18 +537,22 @@ class ConditionMonitor:
         *,
         default_profile: str | None = None,
     ) -> None:
-        self._profiles: dict[str, Profile] = dict(PRESETS)
+        self._base_profiles: dict[str, Profile] = dict(PRESETS)
         for profile in profiles:
-            self._profiles[profile.name] = profile
-        self._defined: set[str] = {p.name for p in profiles}
-        if default_profile is not None and default_profile not in self._profiles:
+            self._base_profiles[profile.name] = profile
+        if default_profile is not None and default_profile not in self._base_profiles:
             raise UnknownProfileError(default_profile)
         self._default = default_profile
-        self._assigned: dict[str, str] = {}
+        self._base_assigned: dict[str, str] = {}
         for subject, name in (assignments or {}).items():
-            if name not in self._profiles:
+            if name not in self._base_profiles:
                 raise UnknownProfileError(name)
-            self._assigned[subject] = name
+            self._base_assigned[subject] = name
+        #: What commands defined and assigned (``None``: back to the default).
+        self._cmd_profiles: dict[str, Profile] = {}
+        self._cmd_assigned: dict[str, str | None] = {}
+        self._profiles = dict(self._base_profiles)
+        self._assigned = dict(self._base_assigned)
         self._series: dict[tuple[str, Quantity], _Series] = {}
         self._shocks: dict[str, _ShockState] = {}
         #: readings, unassigned, duplicate, late_merged, too_late, fault, shocks.
@@ -571,7 +577,7 @@ class ConditionMonitor:
         period; their open excursions close (``reassigned``), which is returned."""
         old = self._profiles.get(profile.name)
         self._profiles[profile.name] = profile
-        self._defined.add(profile.name)
+        self._cmd_profiles[profile.name] = profile
         if old is None or old == profile:
             return []
         out: list[ConditionResult] = []
@@ -586,6 +592,7 @@ class ConditionMonitor:
         if profile is not None and profile not in self._profiles:
             raise UnknownProfileError(profile)
         before = self._assigned.get(subject, self._default)
+        self._cmd_assigned[subject] = profile
         if profile is None:
             self._assigned.pop(subject, None)
         else:
@@ -1311,8 +1318,9 @@ class ConditionMonitor:
         ]
 
     def snapshot(self) -> JsonValue:
-        """What a restart must not forget: defined profiles, assignments, and per series the
-        monitoring period (cumulative totals, MKT sums, open excursions, runs, warnings)."""
+        """What a restart must not forget: the profiles and assignments commands made, and per
+        series the monitoring period (cumulative totals, MKT sums, open excursions, runs,
+        warnings)."""
         shocks: dict[str, JsonValue] = {
             subject: {
                 "last_alarm": s.last_alarm,
@@ -1324,9 +1332,10 @@ class ConditionMonitor:
         return {
             "version": SNAPSHOT_VERSION,
             "profiles": [
-                self._profiles[name].model_dump(mode="json") for name in sorted(self._defined)
+                self._cmd_profiles[name].model_dump(mode="json")
+                for name in sorted(self._cmd_profiles)
             ],
-            "assignments": dict(self._assigned),
+            "assignments": dict(self._cmd_assigned),
             "series": [
                 {
                     "subject": s.subject,
@@ -1340,45 +1349,59 @@ class ConditionMonitor:
         }
 
     def restore(self, data: JsonValue) -> None:
-        """Load a :meth:`snapshot`. A series whose profile changed since is not restored (it
-        starts a new period). Raises ``ValueError`` for a snapshot that does not parse; the
-        monitor is unchanged then."""
+        """Load a :meth:`snapshot` over the config given to the constructor. An assignment to a
+        profile that no longer exists is dropped (counted ``restore_dropped``); a series whose
+        subject is on another profile now is not restored (it starts a new period). Raises
+        ``ValueError`` for a snapshot that does not parse; the monitor is unchanged then."""
         try:
             parsed = self._parse(data)
-        except (KeyError, TypeError, ValueError, ValidationError, UnknownProfileError) as exc:
+        except (KeyError, TypeError, ValueError, ValidationError) as exc:
             raise ValueError(f"condition snapshot does not parse: {exc}") from exc
-        profiles, defined, assigned, series, shocks = parsed
-        self._profiles = profiles
-        self._defined = defined
-        self._assigned = assigned
+        cmd_profiles, cmd_assigned, dropped, series, shocks = parsed
+        self._cmd_profiles = cmd_profiles
+        self._cmd_assigned = cmd_assigned
+        self._profiles = {**self._base_profiles, **cmd_profiles}
+        self._assigned = self._merged_assignments(cmd_assigned)
         self._series = series
         self._shocks = shocks
+        self.counters["restore_dropped"] += dropped
+
+    def _merged_assignments(self, cmd_assigned: Mapping[str, str | None]) -> dict[str, str]:
+        assigned = dict(self._base_assigned)
+        for subject, name in cmd_assigned.items():
+            if name is None:
+                assigned.pop(subject, None)
+            else:
+                assigned[subject] = name
+        return assigned
 
     def _parse(
         self, data: JsonValue
     ) -> tuple[
         dict[str, Profile],
-        set[str],
-        dict[str, str],
+        dict[str, str | None],
+        int,
         dict[tuple[str, Quantity], _Series],
         dict[str, _ShockState],
     ]:
         root = cast(dict[str, Any], data)
         if not isinstance(root, dict) or root.get("version") != SNAPSHOT_VERSION:
             raise ValueError("not a version 1 condition snapshot")
-        profiles = dict(PRESETS)
-        defined: set[str] = set()
+        cmd_profiles: dict[str, Profile] = {}
         for raw in root["profiles"]:
             profile = _PROFILE_ADAPTER.validate_python(raw)
-            profiles[profile.name] = profile
-            defined.add(profile.name)
-        assigned: dict[str, str] = {}
+            cmd_profiles[profile.name] = profile
+        profiles = {**self._base_profiles, **cmd_profiles}
+        cmd_assigned: dict[str, str | None] = {}
+        dropped = 0
         for subject, name in dict(root["assignments"]).items():
-            if not isinstance(subject, str) or not isinstance(name, str):
-                raise ValueError("assignments map subjects to profile names")
-            if name not in profiles:
-                raise UnknownProfileError(name)
-            assigned[subject] = name
+            if not isinstance(subject, str) or not (name is None or isinstance(name, str)):
+                raise ValueError("assignments map subjects to profile names or null")
+            if name is not None and name not in profiles:
+                dropped += 1
+                continue
+            cmd_assigned[subject] = name
+        assigned = self._merged_assignments(cmd_assigned)
         series: dict[tuple[str, Quantity], _Series] = {}
         for raw in root["series"]:
             subject = raw["subject"]
@@ -1406,4 +1429,4 @@ class ConditionMonitor:
             sh.running_peak = float(raw["running_peak"])
             sh.suppressed = int(raw["suppressed"])
             shocks[str(subject)] = sh
-        return profiles, defined, assigned, series, shocks
+        return cmd_profiles, cmd_assigned, dropped, series, shocks
