@@ -54,6 +54,16 @@ from gateway.conditions.results import (
     WarningResult,
     result_id,
 )
+from gateway.conditions.sources import (
+    LabelClock,
+    Reading,
+    SensorAdvert,
+    advert_acceleration_g,
+    advert_readings,
+    feed,
+    smartlabel_readings,
+    smartlabel_shock,
+)
 
 __all__ = [
     "CHECKPOINT_EVERY_READINGS",
@@ -75,13 +85,16 @@ __all__ = [
     "ExcursionPhase",
     "ExcursionResult",
     "FaultPhase",
+    "LabelClock",
     "Limit",
     "Profile",
     "ProfilesAssignCommand",
     "ProfilesSetCommand",
     "Quantity",
+    "Reading",
     "Rule",
     "RuleKind",
+    "SensorAdvert",
     "SensorFaultResult",
     "ShockLimit",
     "ShockResult",
@@ -89,9 +102,14 @@ __all__ = [
     "WarningPhase",
     "WarningResult",
     "WarningSettings",
+    "advert_acceleration_g",
+    "advert_readings",
     "arrhenius_weight",
+    "feed",
     "mean_kinetic_temperature_c",
     "mkt_from_sums_c",
     "register_condition_commands",
     "result_id",
+    "smartlabel_readings",
+    "smartlabel_shock",
 ]

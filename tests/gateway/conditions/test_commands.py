@@ -107,7 +107,8 @@ async def test_changing_a_profile_closes_open_excursions_through_persist() -> No
     await processor.handle("profiles.assign", _cmd(id="c2", profile="vaccine-2-8", subjects=["p"]))
     monitor.observe("p", TEMP, 5.0, at(0))
     assert monitor.observe("p", TEMP, 9.0, at(60))
-    stricter = {**CUSTOM, "description": "stricter"}  # type: ignore[dict-item]
+    assert isinstance(CUSTOM, dict)
+    stricter: JsonValue = {**CUSTOM, "description": "stricter"}
     r = await processor.handle("profiles.set", _cmd(id="c3", profile=stricter))
     assert r.ok
     assert r.result == {"profile": "vaccine-2-8", "replaced": True, "closed": 1}

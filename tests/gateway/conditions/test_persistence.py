@@ -11,6 +11,7 @@ from gateway.conditions import (
     CloseReason,
     ConditionMonitor,
     ExcursionPhase,
+    ShockResult,
     WarningPhase,
 )
 from tests.gateway.conditions.helpers import (
@@ -169,5 +170,6 @@ def test_shock_rate_limit_state_survives_a_restart() -> None:
     restored = ConditionMonitor(assignments={"box": "parcel"})
     restored.restore(_through_json(m.snapshot()))
     (again,) = restored.observe_shock("box", at(60), (0.0, 0.0, 50.0), 5.0)
-    assert not again.alarm  # type: ignore[union-attr]
+    assert isinstance(again, ShockResult)
+    assert not again.alarm
     assert secs(at(60)) == 60
