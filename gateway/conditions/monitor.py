@@ -54,6 +54,7 @@ from gateway.conditions.results import (
     ExcursionResult,
     FaultPhase,
     SensorFaultResult,
+    SeriesSummary,
     ShockResult,
     WarningPhase,
     WarningResult,
@@ -1306,6 +1307,39 @@ class ConditionMonitor:
             if cfg.name == limit:
                 return ls.total_s
         raise KeyError(limit)
+
+    def summary(self, subject: str) -> list[SeriesSummary]:
+        """Per quantity with readings: the monitoring period so far."""
+        out = []
+        for quantity in Quantity:
+            series = self._series.get((subject, quantity))
+            if series is None:
+                continue
+            st = series.state
+            if st.last_t is None or st.period_start is None:
+                continue
+            mean = st.integral / st.covered_s if st.covered_s > 0 else st.last_v
+            out.append(
+                SeriesSummary(
+                    subject=subject,
+                    profile=series.profile.name,
+                    quantity=quantity,
+                    period_start=_utc(st.period_start),
+                    last_reading=_utc(st.last_t),
+                    readings=st.n,
+                    min=st.vmin,
+                    mean=mean,
+                    max=st.vmax,
+                    mkt_c=self._mkt(series) if series.is_temp else None,
+                    covered_s=st.covered_s,
+                    gap_s=st.gap_s,
+                    time_beyond_s={
+                        cfg.name: ls.total_s
+                        for cfg, ls in zip(series.limits, st.limits, strict=True)
+                    },
+                )
+            )
+        return out
 
     def open_excursions(self) -> list[tuple[str, Quantity, str, str]]:
         """(subject, quantity, limit, excursion id) of every open excursion."""

@@ -28,6 +28,7 @@ __all__ = [
     "ExcursionResult",
     "FaultPhase",
     "SensorFaultResult",
+    "SeriesSummary",
     "ShockResult",
     "WarningPhase",
     "WarningResult",
@@ -167,6 +168,29 @@ class SensorFaultResult:
     at: datetime
     value: float
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSummary:
+    """One quantity of one subject over its monitoring period so far (the QA tool's summary)."""
+
+    subject: str
+    profile: str
+    quantity: Quantity
+    period_start: datetime
+    last_reading: datetime
+    readings: int
+    min: float
+    #: Time-weighted over the covered time (readings linear in between, gaps left out).
+    mean: float
+    max: float
+    #: Mean kinetic temperature, °C (temperature only).
+    mkt_c: float | None
+    #: Time between readings at most the profile's gap limit apart, and the gaps, seconds.
+    covered_s: float
+    gap_s: float
+    #: Time beyond each limit, by limit name, seconds.
+    time_beyond_s: dict[str, float]
 
 
 ConditionResult: TypeAlias = ExcursionResult | WarningResult | ShockResult | SensorFaultResult

@@ -243,3 +243,18 @@ def test_naive_times_are_refused() -> None:
     m = monitor_for(profile(high_limit(INSTANT)))
     with pytest.raises(ValueError, match="timezone"):
         m.observe("pal", TEMP, 5.0, at(0).replace(tzinfo=None))
+
+
+def test_the_period_summary() -> None:
+    m = monitor_for(profile(high_limit(INSTANT), max_gap_s=600))
+    feed(m, [(0, 5.0), (60, 9.0), (120, 5.0), (2000, 6.0), (2060, 6.0)])
+    (s,) = m.summary("pal")
+    assert s.quantity is TEMP
+    assert (s.readings, s.min, s.max) == (5, 5.0, 9.0)
+    assert (s.covered_s, s.gap_s) == (180, 1880)
+    # Linear between readings: 60 s averaging 7, 60 s averaging 7, 60 s at 6.
+    assert s.mean == pytest.approx((7 * 60 + 7 * 60 + 6 * 60) / 180)
+    assert s.time_beyond_s == {"high": pytest.approx(30)}
+    assert s.mkt_c == m.mkt_c("pal")
+    assert (secs(s.period_start), secs(s.last_reading)) == (0, 2060)
+    assert m.summary("nobody") == []
