@@ -422,9 +422,10 @@ class _Fit:
     __slots__ = ("appends", "n", "ref", "st", "stt", "stv", "sv", "svv", "ts", "vs")
 
     def __init__(self) -> None:
-        # Lists, not deques: a dozen points, and a deque's first block alone is 600 bytes.
-        self.ts: list[float] = []
-        self.vs: list[float] = []
+        # Arrays of doubles: a dozen points, contiguous (a deque's first block alone is 600
+        # bytes, a list holds a float object per point).
+        self.ts = array("d")
+        self.vs = array("d")
         self.ref = 0.0
         self.n = 0
         self.st = self.sv = self.stt = self.stv = self.svv = 0.0
@@ -457,8 +458,8 @@ class _Fit:
         c = _Fit.__new__(_Fit)
         for name in _Fit.__slots__:
             setattr(c, name, getattr(self, name))
-        c.ts = list(self.ts)
-        c.vs = list(self.vs)
+        c.ts = array("d", self.ts)
+        c.vs = array("d", self.vs)
         return c
 
 
