@@ -14,6 +14,7 @@ import json
 import math
 import random
 import time
+import tracemalloc
 from datetime import UTC, datetime
 from typing import Final
 
@@ -62,6 +63,19 @@ def run(subjects: int, per_subject: int) -> dict[str, float]:
     }
 
 
+def memory_per_series(subjects: int = 1000, per_subject: int = 200) -> float:
+    """Bytes the monitor holds per series once its journal and state copies are full."""
+    readings = _readings(subjects, per_subject, seed=1)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    monitor = ConditionMonitor(default_profile="pharma-2-8")
+    for subject, t, value in readings:
+        monitor.observe_s(subject, Quantity.TEMPERATURE_C, value, t)
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return held / subjects
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--per-subject", type=int, default=400)
@@ -74,10 +88,13 @@ def main() -> None:
             f"{f['readings_per_s_datetime']:>9,}/s (datetime)  {f['results']} results"
         )
     worst = min(f["readings_per_s"] for f in figures)
+    memory = memory_per_series()
+    print(f"memory: {memory:,.0f} bytes per series")
     print(
         json.dumps(
             {
                 "figures": figures,
+                "bytes_per_series": round(memory),
                 "checks": {"readings_per_s": worst >= TARGET_READINGS_PER_S},
             }
         )

@@ -557,8 +557,16 @@ class ConditionMonitor:
         self._assigned = dict(self._base_assigned)
         self._series: dict[tuple[str, Quantity], _Series] = {}
         self._shocks: dict[str, _ShockState] = {}
-        #: readings, unassigned, duplicate, late_merged, too_late, fault, shocks.
-        self.counters: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter()
+        self._readings = 0  # a plain int: counted on every reading
+
+    @property
+    def counters(self) -> Counter[str]:
+        """What the monitor saw: ``readings`` (evaluated or not), ``unassigned``, ``duplicate``,
+        ``late_merged``, ``too_late``, ``fault``, ``shocks``, ``restore_dropped``."""
+        counts = Counter(self._counts)
+        counts["readings"] = self._readings
+        return counts
 
     # --- profiles and assignments ----------------------------------------------------------
 
@@ -648,9 +656,9 @@ class ConditionMonitor:
         if series is None:
             series = self._new_series(subject, quantity)
             if series is None:
-                self.counters["unassigned"] += 1
+                self._counts["unassigned"] += 1
                 return []
-        self.counters["readings"] += 1
+        self._readings += 1
         if not series.low <= value <= series.high:  # NaN fails too
             return self._fault(series, value, t)
         # _accept, inlined: this is the path of nearly every reading.
@@ -706,9 +714,9 @@ class ConditionMonitor:
             t = _seconds(at)
             series = self._series.get((subject, quantity)) or self._new_series(subject, quantity)
             if series is None:
-                self.counters["unassigned"] += 1
+                self._counts["unassigned"] += 1
                 continue
-            self.counters["readings"] += 1
+            self._readings += 1
             low, high = _PLAUSIBLE[quantity]
             if not low <= value <= high:
                 out += self._fault(series, value, t)
@@ -753,11 +761,11 @@ class ConditionMonitor:
         inserted: list[float] = []
         for t, value in readings:
             if t <= oldest:
-                self.counters["too_late"] += 1
+                self._counts["too_late"] += 1
                 continue
             i = bisect.bisect_left(jt, t)
             if i < len(jt) and jt[i] == t:
-                self.counters["duplicate"] += 1
+                self._counts["duplicate"] += 1
                 continue
             jt.insert(i, t)
             jv.insert(i, value)
@@ -767,7 +775,7 @@ class ConditionMonitor:
                     cps[k] = (ct, cs, cf, ci + 1)
         if not inserted:
             return []
-        self.counters["late_merged"] += len(inserted)
+        self._counts["late_merged"] += len(inserted)
         first = min(inserted)
         _, cp_state, cp_fit, cp_i = next(cp for cp in reversed(cps) if cp[0] < first)
         # Later checkpoints are stale now: they were taken without the late readings.
@@ -1179,7 +1187,7 @@ class ConditionMonitor:
     # --- sensor faults ----------------------------------------------------------------------
 
     def _fault(self, series: _Series, value: float, t: float) -> list[ConditionResult]:
-        self.counters["fault"] += 1
+        self._counts["fault"] += 1
         st = series.state
         if st.fault_id is not None:
             return []
@@ -1228,15 +1236,15 @@ class ConditionMonitor:
         """A shock with signed peak acceleration per axis (g) and its pulse length."""
         profile = self.profile_of(subject)
         if profile is None or profile.shock is None:
-            self.counters["unassigned"] += 1
+            self._counts["unassigned"] += 1
             return []
-        self.counters["shocks"] += 1
+        self._counts["shocks"] += 1
         t = _seconds(at)
         x, y, z = peak_g
         resultant = math.sqrt(x * x + y * y + z * z)
         shock_id = result_id(subject, "shock", _tid(t), x, y, z)
         if not resultant <= SHOCK_MAX_G:
-            self.counters["fault"] += 1
+            self._counts["fault"] += 1
             return [
                 SensorFaultResult(
                     result_id=shock_id,
@@ -1399,7 +1407,7 @@ class ConditionMonitor:
         self._assigned = self._merged_assignments(cmd_assigned)
         self._series = series
         self._shocks = shocks
-        self.counters["restore_dropped"] += dropped
+        self._counts["restore_dropped"] += dropped
 
     def _merged_assignments(self, cmd_assigned: Mapping[str, str | None]) -> dict[str, str]:
         assigned = dict(self._base_assigned)
