@@ -816,8 +816,9 @@ class ConditionMonitor:
                         last,
                         CloseReason.SUPERSEDED,
                     )
-                    emitted[r.result_id] = last
-                    out.append(r)
+                    if r.result_id not in emitted:  # superseded before, revived, again
+                        emitted[r.result_id] = last
+                        out.append(r)
         return out
 
     # --- the rules ---------------------------------------------------------------------------
@@ -1062,8 +1063,12 @@ class ConditionMonitor:
     ) -> ExcursionResult:
         if phase is ExcursionPhase.UPDATE:
             rid = result_id(exc.id, phase.value, _tid(at))
-        else:
+        elif reason is None:
             rid = result_id(exc.id, phase.value)
+        else:
+            # A close names its reason: an excursion closed as superseded that later late
+            # readings bring back (and close as returned) must not repeat an id.
+            rid = result_id(exc.id, phase.value, reason.value)
         mean = exc.integral / exc.beyond_s if exc.beyond_s > 0 else exc.vmin
         st = series.state
         return ExcursionResult(
