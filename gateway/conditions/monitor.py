@@ -479,6 +479,7 @@ class _Series:
         "limits",
         "low",
         "max_gap_s",
+        "next_checkpoint",
         "profile",
         "quantity",
         "state",
@@ -486,14 +487,23 @@ class _Series:
         "warning",
     )
 
-    def __init__(self, subject: str, quantity: Quantity, profile: Profile) -> None:
+    def __init__(
+        self,
+        subject: str,
+        quantity: Quantity,
+        profile: Profile,
+        limits: tuple[_LimitCfg, ...] | None = None,
+    ) -> None:
         self.subject = subject
         self.quantity = quantity
         self.profile = profile
         self.is_temp = quantity is Quantity.TEMPERATURE_C
         self.low, self.high = _PLAUSIBLE[quantity]
         self.max_gap_s = profile.max_gap_s
-        self.limits = tuple(_LimitCfg(limit) for limit in profile.limits(quantity))
+        if limits is None:
+            limits = tuple(_LimitCfg(limit) for limit in profile.limits(quantity))
+        #: Shared by the series of one profile (read-only), so they stay in the CPU cache.
+        self.limits = limits
         self.warning = profile.warning if self.limits else None
         #: The lowest threshold above and the highest below: the first a trend can reach.
         self.first_above = min((c.thr for c in self.limits if c.above), default=math.inf)
@@ -506,6 +516,8 @@ class _Series:
         self.checkpoints: list[tuple[float, _State, _Fit, int]] = [
             (-math.inf, self.state.clone(), self.fit.clone(), 0)
         ]
+        #: The journal length at which the next state copy is due.
+        self.next_checkpoint = CHECKPOINT_EVERY_READINGS
         #: Result ids returned since the oldest checkpoint, with their reading times.
         self.emitted: dict[str, float] = {}
 
@@ -556,6 +568,7 @@ class ConditionMonitor:
         self._profiles = dict(self._base_profiles)
         self._assigned = dict(self._base_assigned)
         self._series: dict[tuple[str, Quantity], _Series] = {}
+        self._cfgs: dict[tuple[str, Quantity], tuple[Profile, tuple[_LimitCfg, ...]]] = {}
         self._shocks: dict[str, _ShockState] = {}
         self._counts: Counter[str] = Counter()
         self._readings = 0  # a plain int: counted on every reading
@@ -674,7 +687,7 @@ class ConditionMonitor:
         jt = series.journal_t
         jt.append(t)
         series.journal_v.append(value)
-        if len(jt) - series.checkpoints[-1][3] >= CHECKPOINT_EVERY_READINGS:
+        if len(jt) >= series.next_checkpoint:
             self._checkpoint(series, t)
         if out:
             emitted = series.emitted
@@ -696,7 +709,7 @@ class ConditionMonitor:
         jt = series.journal_t
         jt.append(t)
         series.journal_v.append(value)
-        if len(jt) - series.checkpoints[-1][3] >= CHECKPOINT_EVERY_READINGS:
+        if len(jt) >= series.next_checkpoint:
             self._checkpoint(series, t)
         if out:
             emitted = series.emitted
@@ -733,11 +746,18 @@ class ConditionMonitor:
             out += self._accept(series, t, value)
         return out
 
+    def _limit_cfgs(self, profile: Profile, quantity: Quantity) -> tuple[_LimitCfg, ...]:
+        cached = self._cfgs.get((profile.name, quantity))
+        if cached is None or cached[0] is not profile:
+            cached = (profile, tuple(_LimitCfg(limit) for limit in profile.limits(quantity)))
+            self._cfgs[(profile.name, quantity)] = cached
+        return cached[1]
+
     def _new_series(self, subject: str, quantity: Quantity) -> _Series | None:
         profile = self.profile_of(subject)
         if profile is None:
             return None
-        series = _Series(subject, quantity, profile)
+        series = _Series(subject, quantity, profile, self._limit_cfgs(profile, quantity))
         self._series[(subject, quantity)] = series
         return series
 
@@ -752,6 +772,7 @@ class ConditionMonitor:
             cps[:] = [(ct, cs, cf, ci - drop) for ct, cs, cf, ci in cps]
             horizon = cps[0][0]
             series.emitted = {k: v for k, v in series.emitted.items() if v >= horizon}
+        series.next_checkpoint = cps[-1][3] + CHECKPOINT_EVERY_READINGS
 
     def _merge(self, series: _Series, readings: list[tuple[float, float]]) -> list[ConditionResult]:
         """Insert late readings into the journal and evaluate again from a checkpoint."""
@@ -781,6 +802,7 @@ class ConditionMonitor:
         # Later checkpoints are stale now: they were taken without the late readings.
         keep = [cp for cp in cps if cp[0] < first]
         series.checkpoints = keep
+        series.next_checkpoint = keep[-1][3] + CHECKPOINT_EVERY_READINGS
         before = series.state
         state = cp_state.clone()
         state.fault_id = before.fault_id  # faults are not readings: not part of the replay
@@ -1459,7 +1481,7 @@ class ConditionMonitor:
             current = profiles.get(raw["profile"])
             if current is None or assigned.get(subject, self._default) != current.name:
                 continue
-            s = _Series(subject, quantity, current)
+            s = _Series(subject, quantity, current, self._limit_cfgs(current, quantity))
             s.state = _State.from_json(raw["state"], s.rule_counts())
             s.checkpoints = [
                 (
