@@ -419,7 +419,7 @@ class _Fit:
     rounding of adding and removing does not accumulate.
     """
 
-    __slots__ = ("appends", "n", "ref", "st", "stt", "stv", "sv", "svv", "ts", "vs")
+    __slots__ = ("appends", "n", "ref", "st", "stt", "stv", "sv", "ts", "vs")
 
     def __init__(self) -> None:
         # Arrays of doubles: a dozen points, contiguous (a deque's first block alone is 600
@@ -428,27 +428,27 @@ class _Fit:
         self.vs = array("d")
         self.ref = 0.0
         self.n = 0
-        self.st = self.sv = self.stt = self.stv = self.svv = 0.0
+        self.st = self.sv = self.stt = self.stv = 0.0
         self.appends = 0
 
     def rebase(self) -> None:
         self.ref = self.ts[0] if self.ts else 0.0
         self.n = len(self.ts)
-        st = sv = stt = stv = svv = 0.0
+        st = sv = stt = stv = 0.0
         for t, v in zip(self.ts, self.vs, strict=True):
             x = t - self.ref
             st += x
             sv += v
             stt += x * x
             stv += x * v
-            svv += v * v
-        self.st, self.sv, self.stt, self.stv, self.svv = st, sv, stt, stv, svv
+        self.st, self.sv, self.stt, self.stv = st, sv, stt, stv
 
     def r2(self) -> float:
         """The coefficient of determination of the least-squares line (0 for a flat series)."""
         n = self.n
         sxx = n * self.stt - self.st * self.st
-        syy = n * self.svv - self.sv * self.sv
+        # Σv² only here (a warning is rare): from the points, not kept up to date per reading.
+        syy = n * sum(v * v for v in self.vs) - self.sv * self.sv
         if sxx <= 0 or syy <= 0:
             return 0.0
         sxy = n * self.stv - self.st * self.sv
@@ -885,50 +885,47 @@ class ConditionMonitor:
             # else: in range before and now, nothing open: the state is already at rest.
         warning = series.warning
         if warning is not None:
+            # The least-squares sums, updated in place (inlined: this runs for every reading).
             fit = series.fit
             ts = fit.ts
             vs = fit.vs
             ts.append(t1)
             vs.append(v1)
-            fit.appends += 1
+            n = fit.n
+            if n == 0:
+                fit.ref = t1
+            ref = fit.ref
+            x = t1 - ref
+            n += 1
+            sum_t = fit.st + x
+            sum_v = fit.sv + v1
+            stt = fit.stt + x * x
+            stv = fit.stv + x * v1
             oldest = t1 - warning.window_s
+            window_points = warning.window_points
+            while len(ts) > window_points or ts[0] < oldest:
+                x = ts.pop(0) - ref
+                v = vs.pop(0)
+                n -= 1
+                sum_t -= x
+                sum_v -= v
+                stt -= x * x
+                stv -= x * v
+            fit.appends += 1
             if fit.appends % _FIT_REBASE_EVERY == 0:
-                while len(ts) > warning.window_points or ts[0] < oldest:
-                    del ts[0]
-                    del vs[0]
                 fit.rebase()
+                ref, n, sum_t, sum_v, stt, stv = fit.ref, fit.n, fit.st, fit.sv, fit.stt, fit.stv
             else:
-                if fit.n == 0:
-                    fit.ref = t1
-                x = t1 - fit.ref
-                n = fit.n + 1
-                sum_t = fit.st + x
-                sum_v = fit.sv + v1
-                stt = fit.stt + x * x
-                stv = fit.stv + x * v1
-                svv = fit.svv + v1 * v1
-                while len(ts) > warning.window_points or ts[0] < oldest:
-                    x = ts.pop(0) - fit.ref
-                    v = vs.pop(0)
-                    n -= 1
-                    sum_t -= x
-                    sum_v -= v
-                    stt -= x * x
-                    stv -= x * v
-                    svv -= v * v
                 fit.n = n
                 fit.st = sum_t
                 fit.sv = sum_v
                 fit.stt = stt
                 fit.stv = stv
-                fit.svv = svv
-            n = fit.n
             if n >= warning.min_points and t1 - ts[0] >= warning.min_span_s:
-                sum_t = fit.st
-                sxx = n * fit.stt - sum_t * sum_t
+                sxx = n * stt - sum_t * sum_t
                 if sxx > 0:
-                    slope = (n * fit.stv - sum_t * fit.sv) / sxx
-                    value = (fit.sv - slope * sum_t) / n + slope * (t1 - fit.ref)
+                    slope = (n * stv - sum_t * sum_v) / sxx
+                    value = (sum_v - slope * sum_t) / n + slope * (t1 - ref)
                     # Where the line is one horizon ahead: only a limit it reaches can warn.
                     reach = value + slope * warning.horizon_s
                     if st.n_warn or reach >= series.first_above or reach <= series.first_below:
