@@ -88,7 +88,8 @@ HUMIDITY_MAX_PCT: Final = 102.0
 SHOCK_MAX_G: Final = 2000.0
 
 #: A state copy every 64 readings, the last two kept: late readings up to 64..128 readings back
-#: (an hour of 30 s readings after a label came back) merge exactly; 2 × 64 × 16 bytes a series.
+#: (half an hour to an hour of 30 s readings after a label came back) merge exactly, for a
+#: journal of at most 128 × 16 bytes and two state copies a series.
 CHECKPOINT_EVERY_READINGS: Final = 64
 #: A raised warning is withdrawn when the trend no longer predicts a crossing within twice the
 #: horizon (hysteresis, so a warning near the horizon does not flap).
@@ -103,6 +104,7 @@ _FIT_REBASE_EVERY: Final = 256
 #: Times in result ids are rounded to a millisecond, so a float's last bit never changes an id.
 _ID_TIME_DIGITS: Final = 3
 
+#: The layout of :meth:`ConditionMonitor.snapshot`; a restore refuses any other.
 SNAPSHOT_VERSION: Final = 1
 
 #: The warning state of a limit whose approach ended in a crossing (see ``_warn``).
