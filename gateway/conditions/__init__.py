@@ -7,6 +7,8 @@ events. See docs/conditions.md.
 """
 
 from gateway.conditions.commands import (
+    MAX_SUBJECTS_PER_COMMAND,
+    Persist,
     ProfilesAssignCommand,
     ProfilesSetCommand,
     register_condition_commands,
@@ -72,6 +74,7 @@ __all__ = [
     "HUMIDITY_MAX_PCT",
     "HUMIDITY_MIN_PCT",
     "KELVIN_OFFSET",
+    "MAX_SUBJECTS_PER_COMMAND",
     "PRESETS",
     "SHOCK_MAX_G",
     "SNAPSHOT_VERSION",
@@ -88,6 +91,7 @@ __all__ = [
     "FaultPhase",
     "LabelClock",
     "Limit",
+    "Persist",
     "Profile",
     "ProfilesAssignCommand",
     "ProfilesSetCommand",
