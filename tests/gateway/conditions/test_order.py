@@ -1,0 +1,137 @@
+"""Readings out of order: history batches merged with live readings, duplicates, too late."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from gateway.conditions import (
+    CHECKPOINT_EVERY_READINGS,
+    CloseReason,
+    ConditionMonitor,
+    ConditionResult,
+    ExcursionPhase,
+    ExcursionResult,
+)
+from tests.gateway.conditions.helpers import (
+    INSTANT,
+    TEMP,
+    at,
+    consecutive,
+    excursions,
+    feed,
+    high_limit,
+    monitor_for,
+    profile,
+    secs,
+)
+
+OPEN, CLOSE = ExcursionPhase.OPEN, ExcursionPhase.CLOSE
+
+
+def _curve(t: float) -> float:
+    """5 °C, 10 °C between 1800 s and 3600 s, 5 °C again."""
+    return 10.0 if 1800 <= t < 3600 else 5.0
+
+
+READINGS = [(float(t), _curve(t)) for t in range(0, 7200, 60)]
+
+
+def _closed(results: list[ConditionResult]) -> list[tuple[str, float, float, float]]:
+    return [
+        (r.excursion_id, secs(r.start), secs(r.end), round(r.time_beyond_s, 6))
+        for r in excursions(results, CLOSE)
+        if r.close_reason is CloseReason.RETURNED
+    ]
+
+
+def test_a_history_batch_after_live_readings_gives_the_in_order_result() -> None:
+    p = profile(high_limit(INSTANT, hysteresis=0.3))
+    in_order = monitor_for(p)
+    expected = feed(in_order, READINGS)
+    # The label is out of range from 1500 s to 4000 s: live readings before and after, the
+    # logged ones arrive afterwards as one batch (oldest first, as a label sends them).
+    live = [r for r in READINGS if not 1500 < r[0] < 4000]
+    history = [r for r in READINGS if 1500 < r[0] < 4000]
+    merged = monitor_for(p)
+    got = feed(merged, [r for r in live if r[0] <= 4100])
+    got += merged.observe_many("pal", TEMP, [(at(t), v) for t, v in history])
+    got += feed(merged, [r for r in live if r[0] > 4100])
+    assert _closed(got) == _closed(expected)
+    assert [r.result_id for r in excursions(got, OPEN)] == [
+        r.result_id for r in excursions(expected, OPEN)
+    ]
+    assert merged.mkt_c("pal") == pytest.approx(in_order.mkt_c("pal"))
+    assert merged.time_beyond_s("pal", TEMP, "high") == pytest.approx(
+        in_order.time_beyond_s("pal", TEMP, "high")
+    )
+    assert merged.counters["late_merged"] == len(history)
+
+
+def test_shuffled_and_repeated_readings_never_double_count() -> None:
+    p = profile(high_limit(INSTANT))
+    in_order = monitor_for(p)
+    feed(in_order, READINGS)
+    rnd = random.Random(7)
+    shuffled = READINGS[:]
+    # Local disorder (resends interleaving with new frames) plus duplicates of some readings.
+    for i in range(0, len(shuffled) - 4, 3):
+        window = shuffled[i : i + 4]
+        rnd.shuffle(window)
+        shuffled[i : i + 4] = window
+    shuffled += rnd.sample(READINGS[-40:], 10)
+    m = monitor_for(p)
+    results = feed(m, shuffled)
+    assert m.time_beyond_s("pal", TEMP, "high") == pytest.approx(
+        in_order.time_beyond_s("pal", TEMP, "high")
+    )
+    assert m.mkt_c("pal") == pytest.approx(in_order.mkt_c("pal"))
+    assert m.counters["duplicate"] == 10
+    returned = [r for r in excursions(results, CLOSE) if r.close_reason is CloseReason.RETURNED]
+    assert len(returned) == 1
+    assert len({r.result_id for r in results}) == len(results)
+
+
+def test_an_excursion_seen_first_from_live_readings_is_superseded_by_its_true_start() -> None:
+    p = profile(high_limit(INSTANT))
+    m = monitor_for(p)
+    # Live: in range until 1500 s, then the label is out of range; it is back at 2460 s, warm.
+    first = feed(m, [*[(t, 5.0) for t in range(0, 1560, 60)], (2460.0, 10.0)])
+    (early,) = excursions(first, OPEN)
+    assert secs(early.start) == 2460  # after a gap (960 s > 900 s) nothing is interpolated
+    # The history batch shows it went above 8 °C at 1800 s.
+    batch = [(at(t), _curve(t)) for t in range(1560, 2460, 60)]
+    merged = m.observe_many("pal", TEMP, batch)
+    superseded = [r for r in excursions(merged, CLOSE) if r.close_reason is CloseReason.SUPERSEDED]
+    assert [r.excursion_id for r in superseded] == [early.excursion_id]
+    (corrected,) = excursions(merged, OPEN)
+    assert secs(corrected.start) == pytest.approx(1776)  # 5 at 1740 s, 10 at 1800 s: 3/5
+    assert corrected.excursion_id != early.excursion_id
+    assert [e[3] for e in m.open_excursions()] == [corrected.excursion_id]
+
+
+def test_readings_older_than_the_oldest_checkpoint_are_dropped_as_too_late() -> None:
+    m = monitor_for(profile(high_limit(consecutive(600))))
+    n = 3 * CHECKPOINT_EVERY_READINGS
+    feed(m, [(float(t * 60), 5.0) for t in range(n)])
+    before = m.time_beyond_s("pal", TEMP, "high")
+    assert m.observe("pal", TEMP, 30.0, at(90)) == []
+    assert m.counters["too_late"] == 1
+    assert m.time_beyond_s("pal", TEMP, "high") == before
+    # One within the journal is merged.
+    m.observe("pal", TEMP, 9.0, at((n - 3) * 60 + 30))
+    assert m.counters["late_merged"] == 1
+    assert m.time_beyond_s("pal", TEMP, "high") > before
+
+
+def test_merging_returns_no_result_twice() -> None:
+    m = ConditionMonitor(assignments={"pal": "pharma-2-8"})
+    live = [(float(t), 5.0 + t / 600) for t in range(0, 3600, 60)]
+    results = feed(m, live)
+    # A resent batch of readings the gateway already had: all duplicates, nothing new.
+    again = m.observe_many("pal", TEMP, [(at(t), v) for t, v in live[-20:]])
+    assert again == []
+    ids = [r.result_id for r in results]
+    assert len(ids) == len(set(ids))
+    assert all(isinstance(r, ExcursionResult) or r.result_id for r in results)
