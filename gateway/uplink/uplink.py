@@ -30,13 +30,19 @@ from pydantic_core import to_jsonable_python
 
 from drivers.clock import Clock
 from gateway.outbox import EventClass, LeasedEvent, Outbox
-from gateway.uplink._mqtt import MqttSession, PubAck, Will
+from gateway.uplink._mqtt import InboundMessage, MqttSession, PubAck, Will
 from gateway.uplink.backoff import Backoff
-from gateway.uplink.commands import CommandProcessor, CommandRegistry, default_registry
+from gateway.uplink.commands import (
+    CommandErrorReason,
+    CommandProcessor,
+    CommandRegistry,
+    CommandResponse,
+    default_registry,
+)
 from gateway.uplink.config import UplinkConfig
 from gateway.uplink.errors import UplinkError, UplinkErrorReason
 from gateway.uplink.status import GatewayStatus
-from gateway.uplink.topics import Topics
+from gateway.uplink.topics import Topics, topic_name_problem
 
 __all__ = ["ConnectionState", "Delivery", "StatusInfo", "Uplink", "UplinkStats"]
 
@@ -60,6 +66,10 @@ ALARM_RESERVED_SLOTS: Final = 8
 ALARM_LEASE_MAX_EVENTS: Final = 100
 #: Classes that may be batched: periodic readings and tracks, never evidence or alarms.
 BATCHED_CLASSES: Final = frozenset({EventClass.TELEMETRY})
+
+#: Correlation data copied into a response: MQTT's own limit is 65 535 bytes; a platform
+#: needs a request id, not a payload, and a bound keeps one command from a 64 KiB answer.
+CORRELATION_MAX_BYTES: Final = 1024
 
 JSON_CONTENT_TYPE: Final = "application/json"
 
@@ -579,26 +589,72 @@ class Uplink:
     # -- commands -------------------------------------------------------------------------
 
     async def _command_loop(self, session: MqttSession) -> None:
+        """Answer commands one by one. Nothing a message holds can end this loop: it is the
+        boundary where an unexpected error is counted (``internal``) and the message dropped;
+        only a lost connection ends it."""
         while True:
             msg = await session.inbound.get()
-            name = self._topics.command_name(msg.topic)
-            if name is None:
-                continue
-            response = await self._processor.handle(name, msg.payload)
-            if session.v5 and msg.response_topic:
-                topic = msg.response_topic
-            else:
-                topic = self._topics.command_result(name)
             try:
-                session.publish(
-                    topic,
-                    response.to_bytes(),
-                    _ignore_ack,
-                    content_type=JSON_CONTENT_TYPE,
-                    correlation_data=msg.correlation_data,
-                )
+                self._answer(session, msg, await self._respond(session, msg))
             except UplinkError:
-                return  # connection gone; the platform resends, the id makes that safe
+                raise  # the connection is gone: the session ends, the platform resends
+            except Exception as exc:
+                self._processor.drop(
+                    msg.topic[-64:], CommandErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}"
+                )
+
+    async def _respond(
+        self, session: MqttSession, msg: InboundMessage
+    ) -> tuple[str, CommandResponse, bytes | None] | None:
+        """(topic, response, correlation data) for one command message, or None to drop it.
+        What the transport carries is checked before the command runs."""
+        processor = self._processor
+        name = self._topics.command_name(msg.topic)
+        if name is None:
+            processor.drop(msg.topic[-64:], CommandErrorReason.NOT_A_COMMAND_TOPIC, "empty level")
+            return None
+        if msg.retain:
+            # Sent because we subscribed (3.1.1, or a broker ignoring retain handling): an
+            # old message nobody waits for, and one that would run again at every connect.
+            processor.drop(name, CommandErrorReason.RETAINED, "retained command not executed")
+            return None
+        topic = self._topics.command_result(name)
+        if msg.malformed is not None:
+            reason = CommandErrorReason.MALFORMED_PACKET
+            return topic, processor.refuse(name, msg.payload, reason, msg.malformed), None
+        correlation = msg.correlation_data if session.v5 else None
+        if correlation is not None and len(correlation) > CORRELATION_MAX_BYTES:
+            reason = CommandErrorReason.BAD_CORRELATION_DATA
+            detail = f"{len(correlation)} bytes, limit {CORRELATION_MAX_BYTES}"
+            return topic, processor.refuse(name, msg.payload, reason, detail), None
+        if session.v5 and msg.response_topic is not None:
+            problem = self._topics.response_topic_problem(msg.response_topic)
+            if problem is not None:
+                reason = CommandErrorReason.BAD_RESPONSE_TOPIC
+                return topic, processor.refuse(name, msg.payload, reason, problem), correlation
+            topic = msg.response_topic
+        return topic, await processor.handle(name, msg.payload), correlation
+
+    def _answer(
+        self,
+        session: MqttSession,
+        msg: InboundMessage,
+        answer: tuple[str, CommandResponse, bytes | None] | None,
+    ) -> None:
+        if answer is None:
+            return
+        topic, response, correlation = answer
+        problem = topic_name_problem(topic)
+        if problem is not None:  # a result topic from a 64 KiB command topic, say
+            self._processor.drop(response.command, CommandErrorReason.BAD_RESPONSE_TOPIC, problem)
+            return
+        session.publish(
+            topic,
+            response.to_bytes(),
+            _ignore_ack,
+            content_type=JSON_CONTENT_TYPE,
+            correlation_data=correlation,
+        )
 
     async def _outbox_stats_json(self) -> JsonValue:
         stats = await self._outbox.stats()
