@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -203,6 +204,10 @@ def platform(broker: Broker, name: str = "platform") -> Iterator[Platform]:
     client.on_message = p.on_message
     client.on_publish = p.on_publish
     client.on_disconnect = p.on_disconnect
+    # Without it Nagle holds each small PUBLISH for the previous one's ACK (tens of ms).
+    client.on_socket_open = lambda c, u, sock: sock.setsockopt(  # type: ignore[attr-defined]
+        socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+    )
     client.max_inflight_messages_set(1000)
     client.connect(broker.host, broker.port)
     client.loop_start()
