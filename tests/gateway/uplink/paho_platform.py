@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,6 +82,15 @@ class Seen:
     retain: bool
     correlation: bytes | None
     at: int  # arrival index
+    seqs: tuple[int, ...] = ()  # on an event topic: the "seq" of each event, batches unpacked
+
+
+def _event_seqs(topic: str, payload: bytes) -> tuple[int, ...]:
+    if not topic.startswith(f"{BASE}/events/"):
+        return ()
+    data = payload if payload[:1] in (b"{", b"[") else zlib.decompress(payload)
+    value = json.loads(data)
+    return tuple(e["seq"] for e in (value if isinstance(value, list) else [value]))
 
 
 @dataclass
@@ -92,6 +102,8 @@ class Platform:
     cond: threading.Condition = field(default_factory=threading.Condition)
     pubacks: dict[int, int] = field(default_factory=dict)
     disconnects: list[str] = field(default_factory=list)
+    #: Every event "seq" received so far (duplicates collapse here, not in ``seen``).
+    distinct: set[int] = field(default_factory=set)
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
     # -- paho callbacks (network thread) ---------------------------------------------------
@@ -99,8 +111,11 @@ class Platform:
     def on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         props = msg.properties
         corr = getattr(props, "CorrelationData", None) if props is not None else None
+        payload = bytes(msg.payload)
+        seqs = _event_seqs(msg.topic, payload)
         with self.cond:
-            self.seen.append(Seen(msg.topic, bytes(msg.payload), msg.retain, corr, len(self.seen)))
+            self.seen.append(Seen(msg.topic, payload, msg.retain, corr, len(self.seen), seqs))
+            self.distinct.update(seqs)
             self.cond.notify_all()
 
     def on_publish(
@@ -172,6 +187,14 @@ class Platform:
             )
 
         self.wait(online, START_TIMEOUT_S)
+
+    def events_since(self, mark: int) -> list[int]:
+        """The "seq" of every event received since ``mark``, in arrival order."""
+        return [seq for s in self.since(mark) for seq in s.seqs]
+
+    def event_messages_since(self, mark: int) -> int:
+        with self.cond:
+            return sum(1 for s in self.seen[mark:] if s.seqs)
 
     def answers(self, mark: int) -> list[Seen]:
         """Command responses (anything carrying a ``command`` field) since ``mark``, the
