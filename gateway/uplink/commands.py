@@ -86,6 +86,7 @@ class CommandErrorReason(Enum):
     # Dropped by the uplink, not answered:
     RETAINED = "retained"  # a retained message on a command topic is never executed
     NOT_A_COMMAND_TOPIC = "not_a_command_topic"  # e.g. an empty level: ``cmd/a//b``
+    OVERLOADED = "overloaded"  # more commands queued than the uplink buffers (256)
     INTERNAL = "internal"  # the command loop's guard caught an error (a bug); never fatal
 
 

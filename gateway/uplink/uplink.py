@@ -656,8 +656,15 @@ class Uplink:
         """Answer commands one by one. Nothing a message holds can end this loop: it is the
         boundary where an unexpected error is counted (``internal``) and the message dropped;
         only a lost connection ends it."""
+        dropped = 0
         while True:
             msg = await session.inbound.get()
+            if session.inbound_dropped > dropped:  # the queue overflowed meanwhile
+                for _ in range(session.inbound_dropped - dropped):
+                    self._processor.drop(
+                        msg.topic[-64:], CommandErrorReason.OVERLOADED, "queue full"
+                    )
+                dropped = session.inbound_dropped
             try:
                 self._answer(session, msg, await self._respond(session, msg))
             except UplinkError:
