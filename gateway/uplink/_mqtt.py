@@ -24,13 +24,14 @@ import contextlib
 import logging
 import socket
 import ssl
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.exception import MalformedPacket
+from paho.mqtt.exception import MalformedPacket, MQTTException
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -190,10 +191,12 @@ class _Client(paho.Client):
     def _handle_publish(self) -> MQTTErrorCode:
         try:
             return super()._handle_publish()
-        except MalformedPacket as exc:
-            # paho's property reader refuses strings MQTT 5 allows (U+FEFF) and others a
-            # broker may pass on: one such command from anyone allowed to publish on the
-            # command topic would drop the connection (and, retained, every reconnect).
+        except (MQTTException, ValueError, KeyError, IndexError, struct.error) as exc:
+            # paho's property reader refuses strings MQTT 5 allows (U+FEFF), and raises on
+            # what a less careful broker may pass on (invalid UTF-8, an unknown or repeated
+            # property): one such command from anyone allowed to publish on the command topic
+            # would drop the connection (and, retained, every reconnect). Our own callbacks
+            # raise none of these (see _on_message).
             packet = self._in_packet
             try:
                 if self._protocol != paho.MQTTv5:
@@ -202,10 +205,12 @@ class _Client(paho.Client):
                 if raw.qos > 1:
                     raise ValueError("QoS 2: we subscribe at QoS 1")
             except (ValueError, IndexError):
-                raise exc from None  # a real protocol error: the connection ends as before
+                # Not even a header: a protocol error, which paho ends the connection for.
+                raise MalformedPacket(f"{type(exc).__name__}: {exc}") from exc
             handler = self.on_malformed_publish
             if handler is not None:
-                handler(raw.topic.decode("utf-8", "replace"), raw.payload, raw.retain, str(exc))
+                reason = f"{type(exc).__name__}: {exc}"
+                handler(raw.topic.decode("utf-8", "replace"), raw.payload, raw.retain, reason)
             if raw.qos == 1:
                 return self._send_puback(raw.mid)
             return MQTTErrorCode.MQTT_ERR_SUCCESS
