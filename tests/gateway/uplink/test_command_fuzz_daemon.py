@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gateway.uplink import Topics
-from gateway.uplink.topics import topic_name_problem
+from gateway.uplink import Topics, topic_name_problem
+from gateway.uplink.uplink import CORRELATION_MAX_BYTES
 from tests.fixtures.mosquitto import Broker
 from tests.gateway.uplink.paho_platform import (
     BASE,
@@ -32,8 +32,6 @@ from tests.gateway.uplink.test_commands import payloads
 from tests.gateway.uplink.test_hostile_commands import FEFF, HUGE_INT, LONE_SURROGATE
 
 TOPICS = Topics("tagrelay/v1", GATEWAY)
-#: Copied correlation data is capped (gateway.uplink.uplink.CORRELATION_MAX_BYTES).
-CORRELATION_MAX_BYTES = 1024
 #: mosquitto's default topic alias maximum (CONNACK): a larger alias gets a client dropped.
 TOPIC_ALIAS_MAX = 10
 
