@@ -21,7 +21,7 @@ from gateway.uplink.commands import (
 from gateway.uplink.config import BatchingConfig, TlsConfig, UplinkConfig
 from gateway.uplink.errors import UplinkError, UplinkErrorReason
 from gateway.uplink.status import GatewayStatus
-from gateway.uplink.topics import Topics
+from gateway.uplink.topics import Topics, topic_name_problem
 from gateway.uplink.uplink import ConnectionState, Delivery, StatusInfo, Uplink, UplinkStats
 
 __all__ = [
@@ -48,4 +48,5 @@ __all__ = [
     "UplinkErrorReason",
     "UplinkStats",
     "default_registry",
+    "topic_name_problem",
 ]

@@ -10,6 +10,11 @@ paho still holds it: see docs/mqtt.md.
 A session is one connection: a new paho client per connect, with a clean session. Messages
 unacknowledged when the connection drops are not resent by paho; the outbox leases them again
 (the outbox is the retry queue, so there is exactly one).
+
+Inbound (command) messages never cost the connection: the command subscription asks the broker
+not to send retained messages (MQTT 5 retain handling 2), and a PUBLISH whose properties paho
+refuses to read (it rejects U+FEFF, which MQTT allows) is acknowledged and handed on marked
+malformed instead of ending the session as a protocol error.
 """
 
 from __future__ import annotations
@@ -19,15 +24,18 @@ import contextlib
 import logging
 import socket
 import ssl
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.exception import MalformedPacket, MQTTException
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.uplink.config import UplinkConfig
 from gateway.uplink.errors import UplinkError, UplinkErrorReason
@@ -68,6 +76,11 @@ class InboundMessage:
     payload: bytes
     response_topic: str | None
     correlation_data: bytes | None
+    #: Set on a retained message the broker sent because we subscribed (MQTT 3.1.1, or a
+    #: broker that ignores retain handling): not a command anyone is waiting for.
+    retain: bool = False
+    #: Why paho could not read the packet's properties (then the two above are None).
+    malformed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +139,81 @@ def _translate_connect_error(exc: BaseException, where: str) -> UplinkError:
     return UplinkError(UplinkErrorReason.CONNECT_FAILED, f"{where}: {exc}")
 
 
+@dataclass(frozen=True, slots=True)
+class _RawPublish:
+    qos: int
+    mid: int
+    retain: bool
+    topic: bytes
+    payload: bytes
+
+
+def _read_publish_skipping_properties(command: int, packet: bytes | bytearray) -> _RawPublish:
+    """An MQTT 5 PUBLISH read without decoding its properties (only their length is read);
+    raises ValueError if even that much is not there."""
+    qos = (command & 0x06) >> 1
+    topic_len = int.from_bytes(packet[0:2], "big")
+    pos = 2 + topic_len
+    mid = 0
+    if qos:
+        mid = int.from_bytes(packet[pos : pos + 2], "big")
+        pos += 2
+    props_len, shift = 0, 0
+    for _ in range(4):  # a variable byte integer: at most four bytes
+        if pos >= len(packet):
+            break
+        byte = packet[pos]
+        pos += 1
+        props_len |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    else:
+        raise ValueError("property length longer than four bytes")
+    if pos + props_len > len(packet) or shift == 0:
+        raise ValueError("PUBLISH shorter than its header")
+    return _RawPublish(
+        qos,
+        mid,
+        bool(command & 0x01),
+        bytes(packet[2 : 2 + topic_len]),
+        bytes(packet[pos + props_len :]),
+    )
+
+
 class _Client(paho.Client):
-    """paho's client with one fix: a failed TLS handshake closes its socket (paho leaks it)."""
+    """paho's client with two fixes: a failed TLS handshake closes its socket (paho leaks it),
+    and an inbound PUBLISH whose properties paho refuses does not end the connection."""
+
+    #: Called with (topic, payload, retain, reason) for such a PUBLISH.
+    on_malformed_publish: Callable[[str, bytes, bool, str], None] | None = None
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        try:
+            return super()._handle_publish()
+        except (MQTTException, ValueError, KeyError, IndexError, struct.error) as exc:
+            # paho's property reader refuses strings MQTT 5 allows (U+FEFF), and raises on
+            # what a less careful broker may pass on (invalid UTF-8, an unknown or repeated
+            # property): one such command from anyone allowed to publish on the command topic
+            # would drop the connection (and, retained, every reconnect). Our own callbacks
+            # raise none of these (see _on_message).
+            packet = self._in_packet
+            try:
+                if self._protocol != paho.MQTTv5:
+                    raise ValueError("only MQTT 5 properties are skipped")
+                raw = _read_publish_skipping_properties(packet["command"], packet["packet"])
+                if raw.qos > 1:
+                    raise ValueError("QoS 2: we subscribe at QoS 1")
+            except (ValueError, IndexError):
+                # Not even a header: a protocol error, which paho ends the connection for.
+                raise MalformedPacket(f"{type(exc).__name__}: {exc}") from exc
+            handler = self.on_malformed_publish
+            if handler is not None:
+                reason = f"{type(exc).__name__}: {exc}"
+                handler(raw.topic.decode("utf-8", "replace"), raw.payload, raw.retain, reason)
+            if raw.qos == 1:
+                return self._send_puback(raw.mid)
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
         ctx = self._ssl_context
@@ -185,6 +271,7 @@ class MqttSession:
         c.on_publish = self._on_publish
         c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
+        c.on_malformed_publish = self._on_malformed_publish
         self._connack: asyncio.Future[ReasonCode] = self._loop.create_future()
         self._closed: asyncio.Future[str] = self._loop.create_future()
         self._acks: dict[int, AckCallback] = {}
@@ -327,6 +414,8 @@ class MqttSession:
             fut.set_result(reason_codes)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        # Runs inside paho's packet reader: an exception here would leave paho's input state
+        # half reset, so nothing may escape (everything used is plain attribute access).
         props = message.properties
         response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
@@ -334,7 +423,20 @@ class MqttSession:
             topic = message.topic
         except UnicodeDecodeError:
             topic = ""
-        msg = InboundMessage(topic, bytes(message.payload), response_topic, correlation)
+        self._enqueue(
+            InboundMessage(
+                topic,
+                bytes(message.payload),
+                response_topic if isinstance(response_topic, str) else None,
+                bytes(correlation) if isinstance(correlation, bytes | bytearray) else None,
+                retain=bool(message.retain),
+            )
+        )
+
+    def _on_malformed_publish(self, topic: str, payload: bytes, retain: bool, reason: str) -> None:
+        self._enqueue(InboundMessage(topic, payload, None, None, retain=retain, malformed=reason))
+
+    def _enqueue(self, msg: InboundMessage) -> None:
         try:
             self.inbound.put_nowait(msg)
         except asyncio.QueueFull:
@@ -449,7 +551,13 @@ class MqttSession:
         return fut.result()
 
     async def subscribe(self, topic: str) -> None:
-        rc, mid = self._client.subscribe(topic, qos=1)
+        """Subscribe at QoS 1; under MQTT 5 without retained messages (retain handling 2):
+        a retained command is someone's old message, not a request to run now."""
+        if self._v5:
+            options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            rc, mid = self._client.subscribe(topic, options=options)
+        else:
+            rc, mid = self._client.subscribe(topic, qos=1)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             raise UplinkError(UplinkErrorReason.CONNECTION_LOST, f"subscribe {topic}: rc {rc}")
         fut: asyncio.Future[list[ReasonCode]] = self._loop.create_future()

@@ -5,7 +5,12 @@ model (which carries the command ``id``) and a handler. Whatever the bytes,
 :meth:`CommandProcessor.handle` returns a response, never raises: bad input is counted per
 reason, logged once per burst, and answered with the reason. A command id seen before returns
 the earlier response (the platform may resend after a lost response). This module knows
-nothing about MQTT.
+nothing about MQTT: the uplink checks what the transport carries (retain flag, response topic,
+correlation data) and reports what it refuses through :meth:`CommandProcessor.refuse` and
+:meth:`CommandProcessor.drop`, so every rejection is counted in one place.
+
+Every response serialises: strings that are not Unicode text (a lone UTF-16 surrogate written
+as ``\ud800`` in JSON) are refused before they can reach a response.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ _log = logging.getLogger(__name__)
 #: One log line per reason per this many seconds; the rest is counted (a misbehaving platform
 #: must not flood the gateway's log on flash).
 LOG_BURST_INTERVAL_S: Final = 60.0
+#: Longest detail text in a response or a log line: enough for a parser's message, bounded
+#: whatever the input.
+DETAIL_MAX_CHARS: Final = 200
 
 
 class Command(BaseModel):
@@ -63,11 +71,23 @@ class OutboxStatsCommand(Command):
 
 class CommandErrorReason(Enum):
     OVERSIZE = "oversize"
-    MALFORMED_JSON = "malformed_json"
+    MALFORMED_JSON = "malformed_json"  # not JSON (NaN and Infinity included), or not UTF-8
+    # JSON the gateway does not take: an integer over 4300 digits (Python's limit), a string
+    # holding a lone surrogate (``"\ud800"``), which is not Unicode text.
+    UNSUPPORTED_JSON = "unsupported_json"
     NOT_AN_OBJECT = "not_an_object"
     UNKNOWN_COMMAND = "unknown_command"
     INVALID = "invalid"  # wrong / missing / extra fields
-    FAILED = "failed"  # the handler raised
+    FAILED = "failed"  # the handler raised, or its result cannot be serialised
+    # Refused by the uplink before the command runs (answered on the result topic):
+    BAD_RESPONSE_TOPIC = "bad_response_topic"  # not a topic name we may publish to
+    BAD_CORRELATION_DATA = "bad_correlation_data"
+    MALFORMED_PACKET = "malformed_packet"  # MQTT properties the client library cannot read
+    # Dropped by the uplink, not answered:
+    RETAINED = "retained"  # a retained message on a command topic is never executed
+    NOT_A_COMMAND_TOPIC = "not_a_command_topic"  # e.g. an empty level: ``cmd/a//b``
+    OVERLOADED = "overloaded"  # more commands queued than the uplink buffers (256)
+    INTERNAL = "internal"  # the command loop's guard caught an error (a bug); never fatal
 
 
 class CommandError(BaseModel):
@@ -110,7 +130,7 @@ class CommandRegistry:
     def register(
         self, name: str, model: type[C], handler: Callable[[C], Awaitable[JsonValue]]
     ) -> None:
-        if not name or "/" in name or "+" in name or "#" in name:
+        if not name or "/" in name or "+" in name or "#" in name or not _is_text(name):
             raise ValueError(f"bad command name {name!r}")
         if name in self._entries:
             raise ValueError(f"command {name!r} registered twice")
@@ -142,21 +162,10 @@ class CommandProcessor:
         self._suppressed: Counter[CommandErrorReason] = Counter()
 
     async def handle(self, name: str, payload: bytes) -> CommandResponse:
-        if len(payload) > self._max_bytes:
-            return self._error(
-                name,
-                None,
-                CommandErrorReason.OVERSIZE,
-                f"{len(payload)} bytes, limit {self._max_bytes}",
-            )
-        try:
-            data = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            return self._error(name, None, CommandErrorReason.MALFORMED_JSON, str(exc)[:200])
-        if not isinstance(data, dict):
-            return self._error(
-                name, None, CommandErrorReason.NOT_AN_OBJECT, "the command must be a JSON object"
-            )
+        parsed = self._parse(name, payload)
+        if isinstance(parsed, CommandResponse):
+            return parsed
+        data = parsed
         raw_id = data.get("id")
         cid = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= 128 else None
         entry = self._registry.get(name)
@@ -177,14 +186,60 @@ class CommandProcessor:
             return earlier
         try:
             result = await entry.handler(command)
+            response = CommandResponse(command=name, id=command.id, ok=True, result=result)
+            response.to_bytes()  # a result that cannot be sent is the handler's failure
         except Exception as exc:  # a handler bug must not take the daemon down
             _log.exception("command %s id=%s failed", name, command.id)
-            response = self._error(name, command.id, CommandErrorReason.FAILED, repr(exc)[:200])
+            detail = repr(exc)[:DETAIL_MAX_CHARS]
+            response = self._error(name, command.id, CommandErrorReason.FAILED, detail)
         else:
-            response = CommandResponse(command=name, id=command.id, ok=True, result=result)
             self.handled[name] += 1
         self._remember(key, response)
         return response
+
+    def refuse(
+        self, name: str, payload: bytes, reason: CommandErrorReason, detail: str
+    ) -> CommandResponse:
+        """Count and answer a command refused without running it (for the transport: a bad
+        response topic, say). The answer carries the command's id when it has a valid one."""
+        parsed = self._parse(name, payload, count=False)
+        raw_id = parsed.get("id") if isinstance(parsed, dict) else None
+        cid = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= 128 else None
+        return self._error(name, cid, reason, detail)
+
+    def drop(self, name: str, reason: CommandErrorReason, detail: str) -> None:
+        """Count a message that gets no answer (a retained command, say), logged per burst."""
+        self._count(name, reason, detail)
+
+    def _parse(
+        self, name: str, payload: bytes, *, count: bool = True
+    ) -> dict[str, Any] | CommandResponse:
+        """The payload as a JSON object of Unicode text, or the error response (counted
+        only with ``count``)."""
+
+        def error(reason: CommandErrorReason, detail: str) -> CommandResponse:
+            if count:
+                return self._error(name, None, reason, detail)
+            return _response(name, None, reason, detail)
+
+        if len(payload) > self._max_bytes:
+            return error(
+                CommandErrorReason.OVERSIZE, f"{len(payload)} bytes, limit {self._max_bytes}"
+            )
+        try:
+            data = json.loads(payload, parse_constant=_refuse_constant)
+        except RecursionError:
+            return error(CommandErrorReason.MALFORMED_JSON, "nested too deeply")
+        except (UnicodeDecodeError, json.JSONDecodeError, _NotJson) as exc:
+            return error(CommandErrorReason.MALFORMED_JSON, str(exc))
+        except ValueError as exc:  # an integer over Python's 4300-digit limit
+            return error(CommandErrorReason.UNSUPPORTED_JSON, str(exc))
+        if not isinstance(data, dict):
+            return error(CommandErrorReason.NOT_AN_OBJECT, "the command must be a JSON object")
+        bad = _first_non_text(data)
+        if bad is not None:
+            return error(CommandErrorReason.UNSUPPORTED_JSON, bad)
+        return data
 
     def _remember(self, key: tuple[str, str], response: CommandResponse) -> None:
         self._results[key] = response
@@ -194,6 +249,10 @@ class CommandProcessor:
     def _error(
         self, name: str, cid: str | None, reason: CommandErrorReason, detail: str
     ) -> CommandResponse:
+        self._count(name, reason, detail)
+        return _response(name, cid, reason, detail)
+
+    def _count(self, name: str, reason: CommandErrorReason, detail: str) -> None:
         self.errors[reason] += 1
         now = self._clock.monotonic()
         last = self._last_log_s.get(reason)
@@ -201,17 +260,67 @@ class CommandProcessor:
             self._last_log_s[reason] = now
             more = self._suppressed.pop(reason, 0)
             _log.warning(
-                "bad command %r: %s (%s); %d more of this kind since the last line",
-                name[:64],
+                "bad command %s: %s (%s); %d more of this kind since the last line",
+                ascii(name[:64]),
                 reason.value,
-                detail[:120],
+                ascii(detail[:120]),
                 more,
             )
         else:
             self._suppressed[reason] += 1
-        return CommandResponse(
-            command=name, id=cid, ok=False, error=CommandError(reason=reason, detail=detail)
-        )
+
+
+class _NotJson(ValueError):
+    """``NaN``, ``Infinity`` and ``-Infinity``: Python's json reads them, JSON has none."""
+
+
+def _refuse_constant(text: str) -> Any:
+    raise _NotJson(f"{text} is not JSON")
+
+
+def _is_text(value: str) -> bool:
+    """True unless the string holds a lone surrogate (JSON can write one as ``\\ud800``)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _safe_text(value: str) -> str:
+    """The string, lone surrogates written as ``\\ud800`` escapes: always serialisable."""
+    return value if _is_text(value) else value.encode("utf-8", "backslashreplace").decode()
+
+
+def _first_non_text(data: dict[str, Any]) -> str | None:
+    """Where the parsed JSON holds a string that is not Unicode text, or None. Iterative:
+    the nesting is as deep as the parser allowed."""
+    stack: list[Any] = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not _is_text(key):
+                    return "a key holds a lone UTF-16 surrogate"
+                stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and not _is_text(value):
+            return "a string holds a lone UTF-16 surrogate"
+    return None
+
+
+def _response(
+    name: str, cid: str | None, reason: CommandErrorReason, detail: str
+) -> CommandResponse:
+    return CommandResponse(
+        command=_safe_text(name),
+        id=cid,
+        ok=False,
+        error=CommandError(reason=reason, detail=_safe_text(detail[:DETAIL_MAX_CHARS])),
+    )
 
 
 def _describe(exc: ValidationError) -> str:

@@ -9,14 +9,44 @@ levels let the platform subscribe to ``.../events/telemetry/#``.
 - ``<prefix>/<gateway_id>/cmd/<name as levels>``
 - ``<prefix>/<gateway_id>/result/<name as levels>`` (MQTT 3.1.1 has no response topic)
 
+A topic the gateway publishes to on someone else's word (an MQTT 5 response topic) is
+checked first with :meth:`Topics.response_topic_problem`: paho raises on wildcards, and a
+broker drops the connection over characters MQTT forbids.
+
 docs/mqtt.md is the reference.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Final
 
-__all__ = ["Topics"]
+__all__ = ["Topics", "topic_name_problem"]
+
+#: MQTT's limit on any string, a topic name included: a two-byte length.
+TOPIC_MAX_BYTES: Final = 65_535
+
+#: Code points a topic name must not hold: the wildcards, U+0000, the control characters and
+#: the non-characters that MQTT 5 section 1.5.4 says a string should not include (mosquitto
+#: disconnects a client that sends them), and surrogates (not encodable as UTF-8).
+_FORBIDDEN: Final = re.compile(
+    "[+#\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+    + "]"
+)
+
+
+def topic_name_problem(topic: str) -> str | None:
+    """Why ``topic`` cannot be published to, or None if it can."""
+    if not topic:
+        return "empty topic"
+    bad = _FORBIDDEN.search(topic)
+    if bad is not None:
+        return f"topic holds {bad.group()!a}"
+    if len(topic.encode("utf-8")) > TOPIC_MAX_BYTES:
+        return f"topic longer than {TOPIC_MAX_BYTES} bytes"
+    return None
 
 
 def _levels(name: str) -> str:
@@ -57,3 +87,21 @@ class Topics:
 
     def command_result(self, name: str) -> str:
         return f"{self.base}/result/{_levels(name)}"
+
+    def response_topic_problem(self, topic: str) -> str | None:
+        """Why the gateway will not answer on this MQTT 5 response topic, or None.
+
+        Besides what no topic may hold: no ``$`` topics (reserved for the broker), and nothing
+        inside the gateway's own tree but ``result/``: an answer on ``cmd/`` would come back
+        as a command, one on ``events/`` or ``status`` would pose as the gateway's own data.
+        """
+        problem = topic_name_problem(topic)
+        if problem is not None:
+            return problem
+        if topic.startswith("$"):
+            return "topics starting with $ belong to the broker"
+        if (topic == self.base or topic.startswith(f"{self.base}/")) and not topic.startswith(
+            f"{self.base}/result/"
+        ):
+            return "inside the gateway's own topics (only result/ may be used)"
+        return None

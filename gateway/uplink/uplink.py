@@ -6,6 +6,12 @@ connection drops, whatever is leased and not acknowledged is released and leased
 reconnect (at-least-once; consumers de-duplicate on ``event_id``). Each connect publishes a
 retained birth on ``.../status``; the broker holds the matching will.
 
+Duplicates have a bound by design. The outbox deletes acknowledged rows in batches, so after
+a crash (power cut, kill -9) it sends again what was in flight and what was acknowledged but
+not yet deleted. The second part is capped: past ``ACK_COMMIT_AT_EVENTS`` acknowledged events
+the uplink has them committed at once (``Outbox.flush``), and at ``ACK_LAG_MAX_EVENTS`` the
+publisher waits for that commit (docs/mqtt.md, "Duplicates").
+
 :class:`Uplink` is an async context manager owning its tasks; leaving it publishes the
 offline status, disconnects cleanly and hands un-acknowledged rows back to the outbox.
 """
@@ -29,14 +35,20 @@ from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
 from drivers.clock import Clock
-from gateway.outbox import EventClass, LeasedEvent, Outbox
-from gateway.uplink._mqtt import MqttSession, PubAck, Will
+from gateway.outbox import EventClass, LeasedEvent, Outbox, OutboxError
+from gateway.uplink._mqtt import InboundMessage, MqttSession, PubAck, Will
 from gateway.uplink.backoff import Backoff
-from gateway.uplink.commands import CommandProcessor, CommandRegistry, default_registry
+from gateway.uplink.commands import (
+    CommandErrorReason,
+    CommandProcessor,
+    CommandRegistry,
+    CommandResponse,
+    default_registry,
+)
 from gateway.uplink.config import UplinkConfig
 from gateway.uplink.errors import UplinkError, UplinkErrorReason
 from gateway.uplink.status import GatewayStatus
-from gateway.uplink.topics import Topics
+from gateway.uplink.topics import Topics, topic_name_problem
 
 __all__ = ["ConnectionState", "Delivery", "StatusInfo", "Uplink", "UplinkStats"]
 
@@ -60,6 +72,21 @@ ALARM_RESERVED_SLOTS: Final = 8
 ALARM_LEASE_MAX_EVENTS: Final = 100
 #: Classes that may be batched: periodic readings and tracks, never evidence or alarms.
 BATCHED_CLASSES: Final = frozenset({EventClass.TELEMETRY})
+#: Acknowledged events whose deletes the outbox has not committed yet, at most: a crash sends
+#: them again, so with the events in flight this bounds the duplicates after a crash. The
+#: publisher waits at this many. 1000 is the outbox's own ack batch and two default telemetry
+#: batches; without a cap a fast drain ran 13 000 events ahead of its deletes (kill -9 test).
+ACK_LAG_MAX_EVENTS: Final = 1000
+#: From this many acknowledged events the outbox is asked to commit their deletes at once
+#: (not after its ack delay), so that in a drain the commit is usually done before the cap.
+ACK_COMMIT_AT_EVENTS: Final = ACK_LAG_MAX_EVENTS // 2
+#: After a failed ack commit (disk full, I/O error) ask again after this long; the outbox
+#: logs the failure itself.
+ACK_COMMIT_RETRY_S: Final = 1.0
+
+#: Correlation data copied into a response: MQTT's own limit is 65 535 bytes; a platform
+#: needs a request id, not a payload, and a bound keeps one command from a 64 KiB answer.
+CORRELATION_MAX_BYTES: Final = 1024
 
 JSON_CONTENT_TYPE: Final = "application/json"
 
@@ -100,6 +127,9 @@ class UplinkStats:
     batches_published: int
     commands_handled: dict[str, int]
     command_errors: dict[str, int]
+    #: Acknowledged events whose deletes are not known to be committed (<= ACK_LAG_MAX_EVENTS
+    #: plus what the window had in flight): what a crash now would send again.
+    ack_lag_events: int
 
 
 @dataclass(slots=True)
@@ -170,6 +200,10 @@ class Uplink:
         self._to_reject: list[tuple[list[int], str]] = []
         self._ack_wakeup = asyncio.Event()
         self._ack_lock = asyncio.Lock()
+        # Running totals of acknowledged events: handed to Outbox.ack, known committed.
+        self._acked_events = 0
+        self._handed_events = 0
+        self._committed_events = 0
         self._reject_log_s: dict[str, float] = {}
         self._connect_failures_logged: set[UplinkErrorReason] = set()
         self._counts: Counter[str] = Counter()
@@ -238,6 +272,7 @@ class Uplink:
             batches_published=self._counts["batches"],
             commands_handled=dict(self._processor.handled),
             command_errors={r.value: n for r, n in self._processor.errors.items()},
+            ack_lag_events=self._ack_lag(),
         )
 
     def _set_state(self, state: ConnectionState, detail: str) -> None:
@@ -354,7 +389,9 @@ class Uplink:
     async def _after_session(self) -> None:
         """Acknowledged rows are deleted; everything else leased goes back to the queue."""
         await self._flush_acks()
-        await self._outbox.release_all()
+        handed = self._handed_events
+        await self._outbox.release_all()  # commits every ack handed in before
+        self._committed_events = max(self._committed_events, handed)
         self._in_flight = 0
         self._in_flight_batches = 0
 
@@ -368,7 +405,12 @@ class Uplink:
         """
         window = self._config.in_flight_window + (ALARM_RESERVED_SLOTS if alarm else 0)
         max_batches = self._config.batching.max_in_flight
-        while self._in_flight >= window or (batch and self._in_flight_batches >= max_batches):
+        max_lag = ACK_LAG_MAX_EVENTS + (ALARM_RESERVED_SLOTS if alarm else 0)
+        while (
+            self._in_flight >= window
+            or (batch and self._in_flight_batches >= max_batches)
+            or self._ack_lag() >= max_lag
+        ):
             if not alarm and self._alarm_pending:
                 return False
             self._slot_freed.clear()
@@ -549,6 +591,7 @@ class Uplink:
         if ack.ok:
             self._to_ack.extend(row_ids)
             self._counts["acked"] += len(row_ids)
+            self._acked_events += len(row_ids)
         else:
             reason = f"puback 0x{ack.reason_code:02x} {ack.reason}"
             self._to_reject.append((row_ids, reason))
@@ -567,45 +610,129 @@ class Uplink:
                 )
         self._ack_wakeup.set()
 
+    def _ack_lag(self) -> int:
+        return self._acked_events - self._committed_events
+
     async def _acker(self) -> None:
+        """Hand PUBACKs to the outbox as they come; once ``ACK_COMMIT_AT_EVENTS`` of them
+        wait for their delete, have it committed now (the publisher waits at
+        ``ACK_LAG_MAX_EVENTS``). Outbox errors are retried, never raised: the publisher
+        depends on this task."""
         while True:
             await self._ack_wakeup.wait()
             self._ack_wakeup.clear()
             await self._flush_acks()
+            while self._ack_lag() >= ACK_COMMIT_AT_EVENTS:
+                if not await self._commit_acks():
+                    await asyncio.sleep(ACK_COMMIT_RETRY_S)
+                await self._flush_acks()
+
+    async def _commit_acks(self) -> bool:
+        """Wait until the acks handed in so far are committed; False if the commit failed."""
+        handed = self._handed_events
+        try:
+            await self._outbox.flush()
+        except OutboxError as exc:
+            _log.debug("ack commit failed, retrying: %s", exc)
+            return False
+        self._committed_events = max(self._committed_events, handed)
+        self._slot_freed.set()
+        return True
 
     async def _flush_acks(self) -> None:
+        """Hand collected acks and rejects to the outbox. A reject that fails (disk full)
+        is kept for the next call; the rows stay leased meanwhile."""
         async with self._ack_lock:
             while self._to_ack or self._to_reject:
                 acks, self._to_ack = self._to_ack, []
                 rejects, self._to_reject = self._to_reject, []
                 if acks:
                     await self._outbox.ack(acks)
-                for row_ids, reason in rejects:
-                    await self._outbox.reject(row_ids, reason)
+                    self._handed_events += len(acks)
+                for n, (row_ids, reason) in enumerate(rejects):
+                    try:
+                        await self._outbox.reject(row_ids, reason)
+                    except OutboxError as exc:
+                        _log.debug("reject failed, retrying later: %s", exc)
+                        self._to_reject[:0] = rejects[n:]
+                        return
 
     # -- commands -------------------------------------------------------------------------
 
     async def _command_loop(self, session: MqttSession) -> None:
+        """Answer commands one by one. Nothing a message holds can end this loop: it is the
+        boundary where an unexpected error is counted (``internal``) and the message dropped;
+        only a lost connection ends it."""
+        dropped = 0
         while True:
             msg = await session.inbound.get()
-            name = self._topics.command_name(msg.topic)
-            if name is None:
-                continue
-            response = await self._processor.handle(name, msg.payload)
-            if session.v5 and msg.response_topic:
-                topic = msg.response_topic
-            else:
-                topic = self._topics.command_result(name)
+            if session.inbound_dropped > dropped:  # the queue overflowed meanwhile
+                for _ in range(session.inbound_dropped - dropped):
+                    self._processor.drop(
+                        msg.topic[-64:], CommandErrorReason.OVERLOADED, "queue full"
+                    )
+                dropped = session.inbound_dropped
             try:
-                session.publish(
-                    topic,
-                    response.to_bytes(),
-                    _ignore_ack,
-                    content_type=JSON_CONTENT_TYPE,
-                    correlation_data=msg.correlation_data,
-                )
+                self._answer(session, msg, await self._respond(session, msg))
             except UplinkError:
-                return  # connection gone; the platform resends, the id makes that safe
+                raise  # the connection is gone: the session ends, the platform resends
+            except Exception as exc:
+                self._processor.drop(
+                    msg.topic[-64:], CommandErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}"
+                )
+
+    async def _respond(
+        self, session: MqttSession, msg: InboundMessage
+    ) -> tuple[str, CommandResponse, bytes | None] | None:
+        """(topic, response, correlation data) for one command message, or None to drop it.
+        What the transport carries is checked before the command runs."""
+        processor = self._processor
+        name = self._topics.command_name(msg.topic)
+        if name is None:
+            processor.drop(msg.topic[-64:], CommandErrorReason.NOT_A_COMMAND_TOPIC, "empty level")
+            return None
+        if msg.retain:
+            # Sent because we subscribed (3.1.1, or a broker ignoring retain handling): an
+            # old message nobody waits for, and one that would run again at every connect.
+            processor.drop(name, CommandErrorReason.RETAINED, "retained command not executed")
+            return None
+        topic = self._topics.command_result(name)
+        if msg.malformed is not None:
+            reason = CommandErrorReason.MALFORMED_PACKET
+            return topic, processor.refuse(name, msg.payload, reason, msg.malformed), None
+        correlation = msg.correlation_data if session.v5 else None
+        if correlation is not None and len(correlation) > CORRELATION_MAX_BYTES:
+            reason = CommandErrorReason.BAD_CORRELATION_DATA
+            detail = f"{len(correlation)} bytes, limit {CORRELATION_MAX_BYTES}"
+            return topic, processor.refuse(name, msg.payload, reason, detail), None
+        if session.v5 and msg.response_topic is not None:
+            problem = self._topics.response_topic_problem(msg.response_topic)
+            if problem is not None:
+                reason = CommandErrorReason.BAD_RESPONSE_TOPIC
+                return topic, processor.refuse(name, msg.payload, reason, problem), correlation
+            topic = msg.response_topic
+        return topic, await processor.handle(name, msg.payload), correlation
+
+    def _answer(
+        self,
+        session: MqttSession,
+        msg: InboundMessage,
+        answer: tuple[str, CommandResponse, bytes | None] | None,
+    ) -> None:
+        if answer is None:
+            return
+        topic, response, correlation = answer
+        problem = topic_name_problem(topic)
+        if problem is not None:  # a result topic from a 64 KiB command topic, say
+            self._processor.drop(response.command, CommandErrorReason.BAD_RESPONSE_TOPIC, problem)
+            return
+        session.publish(
+            topic,
+            response.to_bytes(),
+            _ignore_ack,
+            content_type=JSON_CONTENT_TYPE,
+            correlation_data=correlation,
+        )
 
     async def _outbox_stats_json(self) -> JsonValue:
         stats = await self._outbox.stats()

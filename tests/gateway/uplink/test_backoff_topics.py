@@ -61,3 +61,36 @@ def test_topics() -> None:
 def test_command_names_round_trip(name: str) -> None:
     t = Topics("p", "gw")
     assert t.command_name(t.command(name)) == name
+
+
+@pytest.mark.parametrize(
+    ("topic", "problem"),
+    [
+        ("platform/replies/gw-1", None),
+        ("a\ufeffb/é/\U0001f600", None),  # U+FEFF is allowed by MQTT, just refused by paho
+        ("tagrelay/v1/gw/result/ping", None),
+        ("tagrelay/v1/gw-2/cmd/ping", None),  # another gateway's tree is not ours
+        ("", "empty"),
+        ("x/#", "'#'"),
+        ("x/+/y", "'+'"),
+        ("a\x00b", "'\\x00'"),
+        ("a\x1fb", "'\\x1f'"),
+        ("a\x85b", "'\\x85'"),
+        ("a\ufdd0", "'\\ufdd0'"),
+        ("a\U0010ffff", "'\\U0010ffff'"),
+        ("a\ud800", "'\\ud800'"),
+        ("é" * 32_768, "longer than 65535 bytes"),
+        ("$SYS/broker", "belong to the broker"),
+        ("tagrelay/v1/gw", "own topics"),
+        ("tagrelay/v1/gw/cmd/ping", "own topics"),
+        ("tagrelay/v1/gw/events/alarm/x", "own topics"),
+        ("tagrelay/v1/gw/status", "own topics"),
+    ],
+)
+def test_response_topics_the_gateway_will_not_publish_to(topic: str, problem: str | None) -> None:
+    found = Topics("tagrelay/v1", "gw").response_topic_problem(topic)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found

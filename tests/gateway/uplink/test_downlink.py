@@ -14,6 +14,7 @@ from tests.fixtures.mosquitto import Broker
 from tests.gateway.uplink.helpers import (
     GATEWAY_ID,
     Deliveries,
+    Received,
     event,
     open_outbox,
     open_uplink,
@@ -102,6 +103,79 @@ async def test_mqtt311_commands_answer_on_the_result_topic(
         assert replies[f"{RESULT}/ping"]["id"] == "p-9"
         assert replies[f"{RESULT}/ping"]["ok"] is True
         assert replies[f"{RESULT}/nope"]["error"]["reason"] == "unknown_command"
+
+
+async def test_refused_commands_are_counted_and_answered_on_the_result_topic(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    config = plain_config(mosquitto)
+    async with (
+        open_outbox(tmp_path) as outbox,
+        subscribe(mosquitto, "#") as sub,
+    ):
+        # Retained before the gateway connects: MQTT 5 retain handling keeps it away.
+        await sub.client.publish(
+            f"{CMD}/ping",
+            b'{"id": "old"}',
+            qos=1,
+            retain=True,
+            properties=_request_properties("platform/replies/gw", b"old"),
+        )
+        async with open_uplink(config, outbox) as uplink:
+            await uplink.wait_state(ConnectionState.CONNECTED)
+            requests = [
+                (b'{"id": "t-1"}', "x/#", b"c1"),
+                (b'{"id": "t-2"}', f"tagrelay/v1/{GATEWAY_ID}/events/alarm/fake", b"c2"),
+                (b'{"id": "t-3"}', "platform/replies/gw", b"c" * 2000),
+                (b'{"id": "t-4"}', "platform/replies/gw", b"c4"),
+            ]
+            for payload, response_topic, corr in requests:
+                await sub.client.publish(
+                    f"{CMD}/ping",
+                    payload,
+                    qos=1,
+                    properties=_request_properties(response_topic, corr),
+                )
+
+            def answers(m: list[Received]) -> list[Received]:
+                return [x for x in m if x.topic.startswith(("platform/", RESULT))]
+
+            await sub.wait_until(lambda m: len(answers(m)) >= len(requests))
+            stats = uplink.stats()
+        got = {json.loads(m.payload)["id"]: m for m in answers(sub.messages)}
+        assert sorted(got) == ["t-1", "t-2", "t-3", "t-4"]  # "old" never ran
+        for cid in ("t-1", "t-2", "t-3"):
+            assert got[cid].topic == f"{RESULT}/ping"
+            assert json.loads(got[cid].payload)["ok"] is False
+        assert json.loads(got["t-1"].payload)["error"]["reason"] == "bad_response_topic"
+        assert got["t-1"].properties.CorrelationData == b"c1"
+        assert json.loads(got["t-3"].payload)["error"]["reason"] == "bad_correlation_data"
+        assert not hasattr(got["t-3"].properties, "CorrelationData")
+        assert got["t-4"].topic == "platform/replies/gw"
+        assert json.loads(got["t-4"].payload)["ok"] is True
+        assert not [m for m in sub.messages if m.topic.endswith("/events/alarm/fake")]
+        assert stats.command_errors == {"bad_response_topic": 2, "bad_correlation_data": 1}
+        assert stats.commands_handled == {"ping": 1}
+
+
+async def test_retained_commands_are_dropped_and_counted_under_mqtt_311(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    config = plain_config(mosquitto, protocol="3.1.1")
+    async with (
+        open_outbox(tmp_path) as outbox,
+        subscribe(mosquitto, f"{RESULT}/#", protocol="3.1.1") as sub,
+    ):
+        await sub.client.publish(f"{CMD}/ping", b'{"id": "old"}', qos=1, retain=True)
+        await sub.client.publish(f"{CMD}/nope", b"{", qos=1, retain=True)
+        async with open_uplink(config, outbox) as uplink:
+            await uplink.wait_state(ConnectionState.CONNECTED)
+            await sub.client.publish(f"{CMD}/ping", b'{"id": "new"}', qos=1)
+            await sub.wait_until(lambda m: len(m) >= 1)
+            stats = uplink.stats()
+        assert [json.loads(m.payload)["id"] for m in sub.messages] == ["new"]
+        assert stats.command_errors == {"retained": 2}
+        assert stats.commands_handled == {"ping": 1}
 
 
 async def test_delivery_through_the_nats_mqtt_front_end(nats_mqtt: Broker, tmp_path: Path) -> None:
