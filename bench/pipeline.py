@@ -1,4 +1,5 @@
-"""The BLE half of the pipeline in one process, no I/O: decode + identify + presence + telemetry.
+"""The BLE half of the pipeline in one process, no I/O: decode + identify + presence + telemetry
++ conditions.
 
 Adverts go through :class:`gateway.pipeline.adverts.AdvertProcessor` exactly as the daemon's BLE
 stage feeds it (one :class:`drivers.ble.RawAdvert` at a time), with 1,000 and 10,000 tracked
@@ -35,6 +36,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drivers.ble import RawAdvert
+from gateway.conditions import ConditionMonitor, Quantity
 from gateway.pipeline.adverts import AdvertProcessor, Reading
 from gateway.pipeline.config import TelemetryConfig
 from gateway.pipeline.telemetry import TelemetryLimiter
@@ -104,21 +106,32 @@ def processor() -> AdvertProcessor:
 
 def run_pipeline(batch: Sequence[RawAdvert]) -> float:
     proc = processor()
+    monitor = ConditionMonitor(default_profile="pharma-2-8")
+    observe = monitor.observe_s
+    epoch = _WHEN.timestamp()
     changes: list[PresenceChange] = []
     readings: list[Reading] = []
+    samples: list[Reading] = []
     process = proc.process
     # Warm-up pass over the first tags so every run measures the steady state.
     for raw in batch[: min(len(batch), 20_000)]:
-        process(raw, changes, readings)
+        process(raw, changes, readings, samples)
     changes.clear()
     readings.clear()
+    samples.clear()
     start = time.process_time()
     for raw in batch:
-        process(raw, changes, readings)
+        process(raw, changes, readings, samples)
         if changes:
             changes.clear()
         if readings:
             readings.clear()
+        if samples:
+            for sample in samples:
+                for name, value in sample.values.items():
+                    if name == "temperature_c":
+                        observe(sample.tag, Quantity.TEMPERATURE_C, value, epoch + sample.monotonic)
+            samples.clear()
     return len(batch) / (time.process_time() - start)
 
 

@@ -32,7 +32,12 @@ from pydantic import (
 from drivers.gps import GpsConfig
 from gateway.errors import GatewayError
 from gateway.outbox import OutboxConfig
-from gateway.pipeline.config import BleSection, PipelineConfig, SmartLabelReaderConfig
+from gateway.pipeline.config import (
+    BleSection,
+    ConditionsConfig,
+    PipelineConfig,
+    SmartLabelReaderConfig,
+)
 from gateway.presence import PresenceConfig
 from gateway.registry import TagBindingList
 from gateway.uplink import UplinkConfig
@@ -78,6 +83,8 @@ class GatewayConfig(BaseModel):
     #: The vehicle's GPS receiver (serial or gpsd); None on a fixed dock door.
     gps: GpsConfig | None = None
     pipeline: PipelineConfig = PipelineConfig()
+    #: Condition profiles and their assignments (docs/conditions.md).
+    conditions: ConditionsConfig = ConditionsConfig()
     #: Presence thresholds and timeouts, per zone where they differ (docs/presence.md).
     presence: PresenceConfig = PresenceConfig()
     #: Tags bound to assets (``[[tags]]``: tag id and GS1 key); ``tags.bind`` commands override.

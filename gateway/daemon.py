@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
@@ -27,10 +27,12 @@ from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
 from drivers.clock import Clock, SystemClock
+from gateway.conditions import ConditionMonitor, ConditionResult, register_condition_commands
 from gateway.config import GatewayConfig, config_hash, redacted_view
 from gateway.errors import GatewayError
+from gateway.events import to_outbox
 from gateway.outbox import Outbox
-from gateway.pipeline.pipeline import Pipeline
+from gateway.pipeline.pipeline import CONDITIONS_KEY, CONDITIONS_NAMESPACE, Pipeline
 from gateway.pipeline.supervisor import StageFailed
 from gateway.presence import PresenceTracker
 from gateway.registry import TagRegistry, register_tag_commands
@@ -133,8 +135,26 @@ class Daemon:
             tags = await asyncio.to_thread(TagRegistry.load, state, cfg.tags)
             timekeeper = self.timekeeper
 
+            conditions = ConditionMonitor(
+                cfg.conditions.profiles,
+                cfg.conditions.assignments,
+                default_profile=cfg.conditions.default_profile,
+            )
+            await self._restore_conditions(state, conditions)
+
+            async def persist_conditions(results: Sequence[ConditionResult]) -> None:
+                # A profile change can close excursions: their events go out like any other.
+                pipeline = self.pipeline
+                if pipeline is None or pipeline.conditions is None:
+                    return
+                events = pipeline.conditions.events(results, None, self._clock.monotonic())
+                if events:
+                    await outbox.accept([to_outbox(e) for e in events])
+                await pipeline.persist_conditions()
+
             registry = default_registry(self._clock, redacted_view(cfg), outbox_stats)
             register_tag_commands(registry, tags, state)
+            register_condition_commands(registry, conditions, persist_conditions)
             self.uplink = await self._stack.enter_async_context(
                 Uplink(
                     cfg.uplink,
@@ -156,6 +176,8 @@ class Daemon:
                     registry=tags,
                     timekeeper=timekeeper,
                     presence=PresenceTracker(cfg.presence),
+                    conditions=conditions,
+                    state=state,
                 )
             )
             self._tasks = asyncio.TaskGroup()
@@ -183,6 +205,19 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    async def _restore_conditions(self, state: StateStore, monitor: ConditionMonitor) -> None:
+        """Open excursions and command-made profiles from before a restart."""
+        try:
+            snapshot = await asyncio.to_thread(state.get, CONDITIONS_NAMESPACE, CONDITIONS_KEY)
+            if snapshot is not None:
+                monitor.restore(snapshot)
+                _log.info(
+                    "condition state restored: %d open excursion(s)", len(monitor.open_excursions())
+                )
+        except Exception:
+            # A snapshot this version cannot read must not keep the gateway from starting.
+            _log.exception("condition state could not be restored; starting without it")
 
     async def wait_stopped(self) -> None:
         """Until SIGTERM / SIGINT (or :meth:`stop`)."""

@@ -120,8 +120,8 @@ class ConditionExcursion(Event):
     """Highest value during the excursion."""
     mean: float
     """Time-weighted mean value during the excursion."""
-    readings: int = Field(ge=1)
-    """Readings beyond the limit so far."""
+    readings: int | None = Field(default=None, ge=1)
+    """Readings beyond the limit so far, when the evaluator counts them."""
     mkt_c: float | None = None
     """Mean kinetic temperature of the monitoring period so far, °C (USP <1079.2>,
     ΔH/R = 10 000 K); None for quantities other than temperature."""
@@ -150,12 +150,14 @@ class ConditionWarning(Event):
     phase: WarningPhase
     profile: str = Field(min_length=1)
     limit: Limit
-    approach_start: UtcDatetime
-    """The first reading of the approach (identifies it with the subject and the limit)."""
+    approach_start: UtcDatetime | None = None
+    """The first reading of the approach, when known."""
+    warning_id: str | None = Field(default=None, max_length=128)
+    """Shared by the ``raised`` and ``withdrawn`` events of one approach."""
     predicted_crossing: UtcDatetime | None
     """When the trend crosses the limit; None once withdrawn."""
-    horizon_s: float = Field(gt=0)
-    """The horizon the prediction was made for, seconds."""
+    horizon_s: float | None = Field(default=None, gt=0)
+    """The horizon the prediction was made for, seconds, when known."""
     value: float
     """The latest (fitted) value, in the quantity's unit."""
     slope_per_h: float

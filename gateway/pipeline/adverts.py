@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from drivers.ble import RawAdvert
+from gateway.pipeline.config import CONDITIONS_SAMPLE_S
 from gateway.pipeline.telemetry import TelemetryLimiter
 from gateway.presence import PresenceChange, PresenceTracker, Sighting
 from gateway.registry import tag_id
@@ -99,6 +100,7 @@ class AdvertProcessor:
         presence: PresenceTracker,
         telemetry: TelemetryLimiter,
         *,
+        sample_interval_s: float = CONDITIONS_SAMPLE_S,
         cache_size: int = DECODE_CACHE_SIZE,
     ) -> None:
         #: adapter -> zone
@@ -108,14 +110,22 @@ class AdvertProcessor:
         #: address -> (payload, what it means)
         self._cache: dict[str, tuple[tuple[object, ...], _Decoded]] = {}
         self._cache_size = cache_size
+        self._sample_s = sample_interval_s
+        #: tag -> monotonic time its values last went to the condition monitor
+        self._sampled: dict[str, float] = {}
         self.adverts = 0
         self.untracked = 0
         self.decode_errors: collections.Counter[str] = collections.Counter()
 
     def process(
-        self, raw: RawAdvert, changes: list[PresenceChange], readings: list[Reading]
+        self,
+        raw: RawAdvert,
+        changes: list[PresenceChange],
+        readings: list[Reading],
+        samples: list[Reading] | None = None,
     ) -> None:
-        """Handle one advert; append presence changes and due readings to the lists."""
+        """Handle one advert; append presence changes, readings due for telemetry and (when
+        ``samples`` is given) readings due for the condition monitor to the lists."""
         self.adverts += 1
         payload = (*raw.manufacturer_data.items(), *raw.service_data.items())
         cached = self._cache.get(raw.address)
@@ -137,8 +147,17 @@ class AdvertProcessor:
                 )
                 if change is not None:
                     changes.append(change)
-            if values is not None and self._telemetry.offer(tag, values, raw.monotonic):
+            if values is None:
+                continue
+            if self._telemetry.offer(tag, values, raw.monotonic):
                 readings.append(Reading(tag, raw.adapter, zone, fmt, values, raw.monotonic))
+            if samples is not None:
+                last = self._sampled.get(tag)
+                if last is None or raw.monotonic - last >= self._sample_s:
+                    if last is None and len(self._sampled) >= self._cache_size:
+                        self._sampled.clear()
+                    self._sampled[tag] = raw.monotonic
+                    samples.append(Reading(tag, raw.adapter, zone, fmt, values, raw.monotonic))
 
     def _decode(self, raw: RawAdvert) -> _Decoded:
         try:

@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.ble import BleConfig
 from drivers.serial import SerialConfig
+from gateway.conditions import PRESETS, Profile
 
 __all__ = [
     "ZONE_PATTERN",
     "BleScannerConfig",
     "BleSection",
+    "ConditionsConfig",
     "PipelineConfig",
     "SmartLabelReaderConfig",
     "SupervisionConfig",
@@ -56,6 +58,12 @@ DEADBAND_PRESSURE_PA: Final = 100.0
 DEADBAND_BATTERY_MV: Final = 50.0
 DEADBAND_ACCELERATION_G: Final = 0.2
 DEADBAND_POSITION_M: Final = 25.0
+#: BLE sensor tags feed the condition monitor at most this often each (a 10 Hz tag would
+#: otherwise cost 36,000 readings an hour; a logger samples every 1-5 minutes).
+CONDITIONS_SAMPLE_S: Final = 10.0
+#: The monitor's state (open excursions, cumulative totals) is written to the state store at
+#: most this often while it changes, and at every excursion open / close and at shutdown.
+CONDITIONS_PERSIST_S: Final = 30.0
 #: A SmartLabel reader's labels are given the gateway's time this often (and at every connect),
 #: so their own clocks never drift far from it.
 TIME_SYNC_INTERVAL_S: Final = 3600.0
@@ -140,6 +148,39 @@ class SupervisionConfig(BaseModel):
     restart_max_s: float = Field(default=RESTART_MAX_S, gt=0)
     max_failures: int = Field(default=MAX_FAILURES, ge=1)
     failure_window_s: float = Field(default=FAILURE_WINDOW_S, gt=0)
+
+
+class ConditionsConfig(BaseModel):
+    """Cold-chain condition profiles (docs/conditions.md) and who they apply to.
+
+    The presets (``pharma-2-8``, ``who-pqs-refrigerator``, ``frozen``, ``ambient-15-25``,
+    ``parcel`` ...) are always known; ``profiles`` adds or replaces profiles by name.
+    ``assignments`` maps an asset URI or a tag id to a profile; ``default_profile`` applies to
+    every other subject (None: readings of unassigned subjects are recorded, not evaluated).
+    The ``profiles.set`` / ``profiles.assign`` commands change both at run time (persisted).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profiles: tuple[Profile, ...] = ()
+    assignments: dict[str, str] = Field(default_factory=dict)
+    default_profile: str | None = None
+    sample_interval_s: float = Field(
+        default=CONDITIONS_SAMPLE_S,
+        gt=0,
+        description="BLE sensor tags feed the monitor at most this often each",
+    )
+
+    @model_validator(mode="after")
+    def _known_profiles(self) -> Self:
+        known = set(PRESETS) | {p.name for p in self.profiles}
+        named = set(self.assignments.values())
+        if self.default_profile is not None:
+            named.add(self.default_profile)
+        unknown = sorted(named - known)
+        if unknown:
+            raise ValueError(f"unknown profile(s) {unknown}; known: {sorted(known)}")
+        return self
 
 
 class PipelineConfig(BaseModel):

@@ -36,6 +36,7 @@ from gateway.events import (
     to_outbox,
 )
 from gateway.outbox import OutboxEvent
+from gateway.pipeline.conditions import ConditionsBridge
 from gateway.pipeline.factory import EventFactory
 from gateway.registry import smartlabel_tag_id
 from gateway.timekeeping import Stamp, TimeKeeper, TimeSyncValue
@@ -112,8 +113,10 @@ class LabelProcessor:
         *,
         silent_after_s: float,
         time_sync_interval_s: float,
+        conditions: ConditionsBridge | None = None,
     ) -> None:
         self._factory = factory
+        self._conditions = conditions
         self._time = timekeeper
         self._clock = clock
         self._silent_after_s = silent_after_s
@@ -142,7 +145,7 @@ class LabelProcessor:
         elif isinstance(msg, GpsFix):
             events.append(self._gps(msg, frame, source))
         elif isinstance(msg, Shock):
-            events.append(self._shock(msg, frame, source))
+            events.extend(self._shock(msg, frame, source))
         elif isinstance(msg, Status):
             events.append(self._status(msg, frame, source))
         elif not isinstance(msg, Heartbeat):
@@ -230,14 +233,14 @@ class LabelProcessor:
                 events.append(self._fault(frame, origin, stamp, source, quantity, value))
         if values:
             events.append(
-                self._factory.telemetry_reading(
-                    origin,
-                    stamp,
-                    source,
-                    values,
-                    frame.monotonic,
-                )
+                self._factory.telemetry_reading(origin, stamp, source, values, frame.monotonic)
             )
+            if self._conditions is not None:
+                events.extend(
+                    self._conditions.readings(
+                        source.device, source, values, stamp.time, frame.monotonic
+                    )
+                )
 
     def _fault(
         self,
@@ -303,15 +306,27 @@ class LabelProcessor:
             }
         )
 
-    def _shock(self, msg: Shock, frame: ReaderFrame, source: EventSource) -> Event:
+    def _shock(self, msg: Shock, frame: ReaderFrame, source: EventSource) -> list[Event]:
         stamp = self._label_stamp(frame, msg.label_time)
         peaks = (msg.peak_x_mg, msg.peak_y_mg, msg.peak_z_mg)
         origin = LabelFrame(source.device, msg.seq, None, msg.label_time)
         worst = max(abs(p) for p in peaks)
         if worst > SHOCK_MAX_MG:
-            return self._fault(frame, origin, stamp, source, Quantity.SHOCK_G, worst / 1000)
+            return [self._fault(frame, origin, stamp, source, Quantity.SHOCK_G, worst / 1000)]
+        if self._conditions is not None:
+            evaluated = self._conditions.shock(
+                source.device,
+                source,
+                stamp.time,
+                (msg.peak_x_mg / 1000, msg.peak_y_mg / 1000, msg.peak_z_mg / 1000),
+                float(msg.duration_ms),
+                frame.monotonic,
+            )
+            if evaluated:
+                return evaluated
+        # No profile with a shock limit for this subject: recorded, not an alarm.
         peak_g = math.sqrt(sum((p / 1000) ** 2 for p in peaks))
-        return ConditionShock.model_validate(
+        shock = ConditionShock.model_validate(
             {
                 "event_id": ConditionShock.make_id(self._factory.gateway_id, origin),
                 "peak_x_g": msg.peak_x_mg / 1000,
@@ -320,11 +335,11 @@ class LabelProcessor:
                 "peak_g": peak_g,
                 "duration_ms": msg.duration_ms,
                 "threshold_g": msg.threshold_mg / 1000,
-                # No profile assigned yet: recorded, not an alarm (the conditions stage decides).
                 "alarm": False,
                 **self._factory.envelope(stamp, source, frame.monotonic),
             }
         )
+        return [shock]
 
     def _status(self, msg: Status, frame: ReaderFrame, source: EventSource) -> Event:
         stamp = self._label_stamp(frame, msg.label_time)

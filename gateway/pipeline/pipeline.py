@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import os
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -26,8 +27,12 @@ from drivers.ble import BleScanner
 from drivers.clock import Clock
 from drivers.gps import GpsDriver, gps_driver
 from drivers.serial import SerialLinkError, SmartLabelReaderDriver
+from gateway.conditions import ConditionMonitor
+from gateway.events import EventSource, to_outbox
 from gateway.outbox import AcceptStatus, Outbox, OutboxError
 from gateway.pipeline.adverts import AdvertProcessor, Reading
+from gateway.pipeline.conditions import ConditionsBridge
+from gateway.pipeline.config import CONDITIONS_PERSIST_S
 from gateway.pipeline.factory import EventFactory
 from gateway.pipeline.labels import LabelProcessor
 from gateway.pipeline.supervisor import Supervisor
@@ -35,18 +40,22 @@ from gateway.pipeline.telemetry import TelemetryLimiter
 from gateway.pipeline.writer import EventWriter
 from gateway.presence import PresenceChange, PresenceTracker
 from gateway.registry import TagRegistry
+from gateway.state import StateError, StateStore
 from gateway.timekeeping import TimeKeeper
 from protocols.smartlabel import NackReason
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
 
-__all__ = ["DBUS_ADDRESS_ENV", "Pipeline"]
+__all__ = ["CONDITIONS_KEY", "CONDITIONS_NAMESPACE", "DBUS_ADDRESS_ENV", "Pipeline"]
 
 _log = logging.getLogger(__name__)
 
 #: Where bleak (dbus-fast) looks for the system bus.
 DBUS_ADDRESS_ENV: Final = "DBUS_SYSTEM_BUS_ADDRESS"
+#: Where the condition monitor's state is kept in the state store.
+CONDITIONS_NAMESPACE: Final = "conditions"
+CONDITIONS_KEY: Final = "monitor"
 #: Scanner counters that mean "the scan was interrupted": tags heard before are unknown, not
 #: away, until the scan is back (a bluetoothd restart must not produce a wave of exits).
 _INTERRUPTIONS: Final = ("bluetoothd_restarts", "sessions_lost", "bus_lost", "power_cycles")
@@ -64,6 +73,8 @@ class Pipeline:
         registry: TagRegistry,
         timekeeper: TimeKeeper,
         presence: PresenceTracker,
+        conditions: ConditionMonitor | None = None,
+        state: StateStore | None = None,
     ) -> None:
         self._config = config
         self._outbox = outbox
@@ -73,8 +84,18 @@ class Pipeline:
         pcfg = config.pipeline
         self.telemetry = TelemetryLimiter(pcfg.telemetry)
         zones = {s.adapter: s.zone for s in config.ble.scanners}
-        self.adverts = AdvertProcessor(zones, presence, self.telemetry)
+        self.adverts = AdvertProcessor(
+            zones,
+            presence,
+            self.telemetry,
+            sample_interval_s=config.conditions.sample_interval_s,
+        )
         self.factory = EventFactory(config.gateway_id, registry, timekeeper)
+        self._state = state
+        self.conditions = (
+            None if conditions is None else ConditionsBridge(conditions, self.factory, clock)
+        )
+        self._persisted_at = -math.inf
         #: One per SmartLabel reader, by its configured path.
         self.labels: dict[str, LabelProcessor] = {}
         self.writer = EventWriter(outbox, clock, maxsize=pcfg.event_queue_size)
@@ -120,6 +141,7 @@ class Pipeline:
                     self._clock,
                     silent_after_s=cfg.pipeline.silent_after_s,
                     time_sync_interval_s=reader_cfg.time_sync_interval_s,
+                    conditions=self.conditions,
                 )
                 self._start(reader.name, self._label_stage(reader, labels, reader_cfg.zone))
             if cfg.gps is not None:
@@ -162,10 +184,11 @@ class Pipeline:
             await self._drivers.aclose()
             if self._stages:
                 await asyncio.wait(self._stages)
-            # Then what the stages handed to the writer is committed.
+            # Then what the stages handed to the writer is committed, and the monitor's state.
             self.writer.close()
             if self._writer_task is not None:
                 await asyncio.wait([self._writer_task])
+            await self.persist_conditions()
         finally:
             if self._tasks is not None:
                 tasks, self._tasks = self._tasks, None
@@ -187,18 +210,45 @@ class Pipeline:
         process = self.adverts.process
         writer = self.writer
         factory = self.factory
+        bridge = self.conditions
 
         async def stage() -> None:
             changes: list[PresenceChange] = []
             readings: list[Reading] = []
+            samples: list[Reading] | None = None if bridge is None else []
             async for raw in scanner.events():
-                process(raw, changes, readings)
+                process(raw, changes, readings, samples)
                 if changes or readings:
                     writer.submit(factory.from_adverts(changes, readings))
                     changes.clear()
                     readings.clear()
+                if samples:
+                    assert bridge is not None
+                    for sample in samples:
+                        source = EventSource(device=sample.tag, via=sample.via, zone=sample.zone)
+                        at = factory.stamp(sample.monotonic).time
+                        events = bridge.readings(
+                            sample.tag, source, sample.values, at, sample.monotonic
+                        )
+                        if events:
+                            writer.submit(to_outbox(e) for e in events)
+                    samples.clear()
 
         return stage
+
+    async def persist_conditions(self, force: bool = True) -> None:
+        """Write the condition monitor's state (open excursions, totals) to the state store."""
+        bridge, state = self.conditions, self._state
+        if bridge is None or state is None or not (force or bridge.dirty):
+            return
+        bridge.dirty = False
+        snapshot = bridge.monitor.snapshot()
+        try:
+            await asyncio.to_thread(state.put, CONDITIONS_NAMESPACE, CONDITIONS_KEY, snapshot)
+        except StateError as exc:
+            bridge.dirty = True  # try again at the next tick
+            _log.warning("condition state not saved: %s", exc)
+        self._persisted_at = self._clock.monotonic()
 
     def _label_stage(
         self, reader: SmartLabelReaderDriver, labels: LabelProcessor, zone: str | None
@@ -266,6 +316,8 @@ class Pipeline:
                 events.extend(labels.tick(now))
             if events:
                 self.writer.submit(events)
+            if now - self._persisted_at >= CONDITIONS_PERSIST_S:
+                await self.persist_conditions(force=False)
             await asyncio.sleep(period)
 
     def _watch_scanners(self, now: float) -> None:

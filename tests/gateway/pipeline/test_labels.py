@@ -4,13 +4,16 @@ faults, history, shocks, status, silence, NACKs, and no exception for anything a
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.serial import ReaderFrame
+from gateway.conditions import ConditionMonitor
 from gateway.events import parse_event
 from gateway.outbox import EventClass
+from gateway.pipeline.conditions import ConditionsBridge
 from gateway.pipeline.factory import EventFactory
 from gateway.pipeline.labels import BROADCAST_LABEL_ID, LabelProcessor
 from gateway.registry import TagRegistry, smartlabel_tag_id
@@ -207,3 +210,54 @@ def test_event_times_come_from_the_keeper_not_the_label_clock_when_it_is_years_o
     assert abs((event.time - clock.now()).total_seconds()) < 5
     assert datetime(2026, 1, 1, tzinfo=UTC) < event.time
     assert labels.counters.time_issues
+
+
+def with_conditions(clock: FakeClock, profile: str = "pharma-2-8") -> LabelProcessor:
+    keeper = TimeKeeper(clock, boot_id="boot-1", ntp_synchronized=lambda: True)
+    keeper.refresh(clock.monotonic())
+    factory = EventFactory("gw-1", TagRegistry(), keeper)
+    monitor = ConditionMonitor(assignments={TAG: profile})
+    bridge = ConditionsBridge(monitor, factory, clock)
+    return LabelProcessor(
+        factory,
+        keeper,
+        clock,
+        silent_after_s=600,
+        time_sync_interval_s=3600,
+        conditions=bridge,
+    )
+
+
+def test_label_readings_beyond_the_profile_open_and_close_an_excursion_as_alarms() -> None:
+    clock = FakeClock()
+    labels = with_conditions(clock)
+    kinds: list[tuple[str, EventClass, dict[str, Any]]] = []
+    temps = [5.0, 6.0, 9.0, 9.5, 9.0, 7.0, 6.0]
+    for seq, t in enumerate(temps, start=1):
+        clock.advance(60)
+        label_time = int(clock.now().timestamp())
+        out = labels.process(frame(clock, env(seq, t=t, label_time=label_time)), None)
+        for row in out.events:
+            kinds.append((row.kind, row.event_class, parse_event(row.payload).model_dump()))
+    excursions = [k for k in kinds if k[0] == "condition.excursion"]
+    phases = [e[2]["phase"] for e in excursions]
+    assert phases[0] == "open"
+    assert phases[-1] == "close"
+    assert all(e[1] is EventClass.ALARM for e in excursions)
+    opened = excursions[0][2]
+    assert opened["limit"] == {"quantity": "temperature_c", "bound": "high", "value": 8.0}
+    assert opened["source"]["device"] == TAG
+    closed = excursions[-1][2]
+    assert closed["excursion_id"] == opened["excursion_id"]
+    assert closed["max"] == 9.5
+    assert [e[2]["revision"] for e in excursions] == list(range(len(excursions)))
+
+
+def test_a_shock_beyond_the_profile_limit_is_an_alarm() -> None:
+    clock = FakeClock()
+    labels = with_conditions(clock, profile="parcel")
+    out = labels.process(frame(clock, Shock(LABEL, 2, T0, 4500, -3000, 60000, 8, 2000)), None)
+    shocks = [parse_event(r.payload).model_dump() for r in out.events]
+    assert [s["kind"] for s in shocks] == ["condition.shock"]
+    assert shocks[0]["alarm"] is True
+    assert shocks[0]["profile"] == "parcel"
