@@ -34,7 +34,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +73,7 @@ from gateway.outbox.schema import (
     refuse_newer,
     row_id_for,
 )
+from gateway.outbox.space import RECOVER_MARGIN_BYTES, SpaceReserve, free_bytes
 
 _log = logging.getLogger(__name__)
 
@@ -91,8 +92,6 @@ STORE_CLOCK_PERSIST_S: Final = 300.0
 DISK_FULL_SHRINK_RATIO: Final = 0.9
 #: ... and at least this much lower: only pages emptied entirely are reused by new rows.
 DISK_FULL_SLACK_BYTES: Final = 32 * 1024
-#: The learned disk-full cap is dropped after this long, so space freed on disk is used again.
-DISK_FULL_RELEARN_S: Final = 300.0
 #: One warning log line per this many seconds for evictions, expiry and refusals.
 LOG_BURST_S: Final = 60.0
 #: A leased row that has expired is re-examined after this long (it may be acked meanwhile).
@@ -229,15 +228,16 @@ class _Snapshot:
 class _BurstLog:
     """One log line per burst: counts pile up and are reported at most every LOG_BURST_S."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, unit: str = "events") -> None:
         self._what = what
+        self._unit = unit
         self._pending = 0
         self._last_s = -math.inf
 
     def add(self, count: int, now_s: float, detail: str) -> None:
         self._pending += count
         if now_s - self._last_s >= LOG_BURST_S:
-            _log.warning("outbox %s: %d events (%s)", self._what, self._pending, detail)
+            _log.warning("outbox %s: %d %s (%s)", self._what, self._pending, self._unit, detail)
             self._pending = 0
             self._last_s = now_s
 
@@ -275,7 +275,9 @@ class Store:
         self._open_loss: _OpenLoss | None = None
         self._saw_expired = False
         self._disk_cap: int | None = None
-        self._disk_cap_since_s = 0.0
+        self._reserve = SpaceReserve(Path(f"{path}.reserve"), config.disk_reserve_bytes)
+        self._disk_full_log = _BurstLog("disk full", "commits")
+        self._room_log = _BurstLog("disk has room again", "times")
         self._duplicates = 0
         self._refused = 0
         self._commits = 0
@@ -340,6 +342,13 @@ class Store:
             raise OutboxError(OutboxErrorReason.SCHEMA_TOO_NEW, str(exc)) from exc
         except sqlite3.Error as exc:
             raise translate(exc) from exc
+        if not self._reserve.ensure():
+            _log.warning(
+                "outbox: no room for the %d-byte space reserve %s; a full disk will be "
+                "handled with less headroom",
+                self._config.disk_reserve_bytes,
+                self._reserve.path,
+            )
         if self._quarantined:
             tally = _LossTally()
             with self._transaction():
@@ -600,29 +609,63 @@ class Store:
     # -- accept / ack -------------------------------------------------------------------------
 
     def commit(self, events: Sequence[OutboxEvent], acks: Collection[int]) -> list[AcceptStatus]:
-        """Insert ``events`` and delete ``acks`` in one transaction; return per-event status."""
+        """Insert ``events`` and delete ``acks`` in one transaction; return per-event status.
+
+        On a full disk: release the space reserve, checkpoint the WAL, cap the store below
+        what it holds, evict by the rules and retry once. If the events still do not fit, the
+        acks are deleted on their own (that frees space and needs little) and the events get
+        DISK_FULL."""
         now_s = self.store_clock()
-        if self._disk_cap is not None and now_s - self._disk_cap_since_s >= DISK_FULL_RELEARN_S:
-            self._disk_cap = None
+        if self._disk_cap is not None:
+            self._recover_space()
         try:
             try:
                 return self._commit_once(events, acks, now_s)
             except sqlite3.Error as exc:
                 if not is_disk_full(exc):
                     raise
-                total = sum(self._bytes)
-                self._disk_cap = max(
-                    0, min(int(total * DISK_FULL_SHRINK_RATIO), total - DISK_FULL_SLACK_BYTES)
-                )
-                self._disk_cap_since_s = now_s
-                _log.error(
-                    "outbox: disk full with %d bytes stored; capping at %d bytes and evicting",
-                    total,
-                    self._disk_cap,
-                )
+                self._on_disk_full(now_s)
+            try:
                 return self._commit_once(events, acks, now_s)
+            except sqlite3.Error as exc:
+                if not is_disk_full(exc) or not acks or not events:
+                    raise
+                with suppress(sqlite3.Error):
+                    self._commit_once((), acks, now_s)
+                raise
         except sqlite3.Error as exc:
             raise translate(exc) from exc
+
+    def _on_disk_full(self, now_s: float) -> None:
+        """SQLITE_FULL: make room for the store's own housekeeping and cap it below its size."""
+        released = self._reserve.release()
+        try:
+            # The WAL's pages go to the main file and the WAL file is given back: what the
+            # eviction below writes to the WAL comes from that space and the reserve's.
+            self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            _log.debug("outbox: checkpoint on a full disk failed: %s", exc)
+        total = sum(self._bytes)
+        cap = max(0, min(int(total * DISK_FULL_SHRINK_RATIO), total - DISK_FULL_SLACK_BYTES))
+        self._disk_cap = cap if self._disk_cap is None else min(cap, self._disk_cap)
+        self._disk_full_log.add(
+            1,
+            now_s,
+            f"{total} bytes stored, capped at {self._disk_cap}"
+            + (", space reserve released" if released else ""),
+        )
+
+    def _recover_space(self) -> None:
+        """Drop the learned cap once the file system has room again: the reserve back, and a
+        margin beyond it. Checked only while capped (one statvfs a commit)."""
+        if not self._reserve.ensure():
+            return
+        free = free_bytes(self._path.parent)
+        if free is not None and free >= RECOVER_MARGIN_BYTES:
+            self._room_log.add(
+                1, self.store_clock(), f"{free} bytes free, no longer capped at {self._disk_cap}"
+            )
+            self._disk_cap = None
 
     def _commit_once(
         self, events: Sequence[OutboxEvent], acks: Collection[int], now_s: float
@@ -899,6 +942,8 @@ class Store:
         """Expire what is past its TTL; persist the store clock now and then. Returns expired."""
         now_s = self.store_clock()
         tally = _LossTally()
+        if self._disk_cap is not None:
+            self._recover_space()
         try:
             if now_s >= self._next_expiry_s:
                 with self._transaction():
@@ -1053,9 +1098,13 @@ class Store:
                 self._leased[cls].discard(row_id)
                 self._cursor[cls] = min(self._cursor[cls], row_id - 1)
 
-    def release_all(self) -> None:
+    def release_all(self, keep: Collection[int] = frozenset()) -> None:
+        """Un-lease everything but ``keep`` (acked rows whose delete is not written yet)."""
         for event_class in EventClass:
-            self._leased[event_class].clear()
+            leased = self._leased[event_class]
+            kept = [row_id for row_id in keep if row_id in leased]
+            leased.clear()
+            leased.update(kept)
             self._cursor[event_class] = class_range(event_class)[0] - 1
 
     def reject(self, row_ids: Iterable[int], reason: str) -> int:
