@@ -753,15 +753,17 @@ class Store:
 
     # -- capacity -----------------------------------------------------------------------------
 
-    def _scan(self, event_class: EventClass, column: str) -> Iterator[list[tuple[int, Any]]]:
-        """(row_id, column) of one class, oldest first, in chunks; the caller may delete the
-        rows of a chunk before asking for the next."""
+    def _scan(self, event_class: EventClass, column: str) -> Iterator[list[tuple[int, Any, int]]]:
+        """(row_id, column, is a loss report) of one class, oldest first, in chunks; the
+        caller may delete the rows of a chunk before asking for the next."""
         after = class_range(event_class)[0] - 1
+        # Compared in SQL: a kind that is not valid UTF-8 must not fail the scan.
+        is_loss = f"kind = '{LOSS_KIND}'" if event_class is EventClass.STATUS else "0"
         while (
             rows := self._db()
             .execute(
-                f"SELECT row_id, {column} FROM {EVENT_TABLES[event_class]} WHERE row_id > ? "
-                "ORDER BY row_id LIMIT ?",
+                f"SELECT row_id, {column}, {is_loss} FROM {EVENT_TABLES[event_class]} "
+                "WHERE row_id > ? ORDER BY row_id LIMIT ?",
                 (after, SCAN_CHUNK_ROWS),
             )
             .fetchall()
@@ -773,7 +775,8 @@ class Store:
         self, needed: int, for_class: EventClass, now_s: float, tally: _LossTally
     ) -> bool:
         """Free ``needed`` bytes: expired rows first, then the oldest of the lowest classes,
-        never a class above ``for_class``. Leased rows are left alone (they may be delivered)."""
+        never a class above ``for_class``. Leased rows are left alone (they may be delivered),
+        and so are loss reports: they are the only trace of what was lost."""
         freed = self._expire(now_s, tally)
         for event_class in sorted(EventClass, reverse=True):
             if event_class < for_class:
@@ -783,8 +786,8 @@ class Store:
                 continue
             for rows in self._scan(event_class, "size"):
                 doomed: list[int] = []
-                for row_id, size in rows:
-                    if row_id in leased:
+                for row_id, size, is_loss in rows:
+                    if is_loss or row_id in leased:
                         continue
                     doomed.append(row_id)
                     freed += size
@@ -816,7 +819,9 @@ class Store:
             for rows in self._scan(event_class, "accepted_store_s"):
                 doomed = []
                 young = False
-                for row_id, accepted_s in rows:
+                for row_id, accepted_s, is_loss in rows:
+                    if is_loss:
+                        continue  # a loss report does not expire: it must reach the platform
                     if accepted_s + ttl > now_s:
                         # accepted_store_s grows with the row id within a class: all later
                         # rows are younger.
@@ -845,10 +850,11 @@ class Store:
     ) -> None:
         """Count the losses and report them in an ``outbox.loss`` event (class STATUS).
 
-        While the previous loss event is still queued and not leased, it is updated instead of
-        adding another: a store evicting at the cap on every commit then carries one growing
-        loss record, not one per commit. It bypasses the byte cap: it is small and is the only
-        trace of what was lost.
+        While the previous loss event is still queued and has never been leased, it is updated
+        instead of adding another: a store evicting at the cap on every commit then carries
+        one growing loss record, not one per commit. Once leased, a report is never changed
+        again (it goes out under the same event id). It bypasses the byte cap, and is neither
+        evicted nor expired: it is small and is the only trace of what was lost.
         """
         conn = self._db()
         for (event_class, reason), count in tally.counts.items():
@@ -1072,9 +1078,11 @@ class Store:
                 if row_id in leased:
                     continue
                 expires_in = None if ttl is None else ttl - (now_s - accepted_s)
-                if expires_in is not None and expires_in <= 0:
+                if expires_in is not None and expires_in <= 0 and kind != LOSS_KIND:
                     self._saw_expired = True  # swept at the end of this lease
                     continue
+                if ttl is not None and kind == LOSS_KIND:
+                    expires_in = None  # a loss report never expires, not at the broker either
                 payload = payloads.read(inline, *place)
                 out.append(
                     LeasedEvent(
@@ -1088,6 +1096,11 @@ class Store:
         # Marked leased only now: if a read above failed, none of these rows is lost to a
         # lease that was never handed out.
         leased.update(event.row_id for event in out)
+        open_loss = self._open_loss
+        if open_loss is not None and open_loss.row_id in leased:
+            # Handed out: from now on it is what the platform may have, byte for byte. Later
+            # losses go into a new report, even if this one comes back unacknowledged.
+            self._open_loss = None
         return out
 
     def release(self, row_ids: Iterable[int]) -> None:
