@@ -45,6 +45,7 @@ from gateway.outbox.checkpoint import Checkpointer
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.dedup import DedupMemory, digest, pack, unpack
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
+from gateway.outbox.highwater import HighWater
 from gateway.outbox.models import (
     AcceptStatus,
     ClassStats,
@@ -66,11 +67,13 @@ from gateway.outbox.schema import (
     check_integrity,
     class_range,
     configure,
+    keep_damaged_wal,
     last_commit_marks,
     migrate,
     oldest_store_s,
     quarantine,
     refuse_newer,
+    row_crc,
     row_id_for,
 )
 from gateway.outbox.space import RECOVER_MARGIN_BYTES, SpaceReserve, free_bytes
@@ -101,14 +104,16 @@ LEASED_EXPIRY_RECHECK_S: Final = 1.0
 CHECKPOINT_BACKSTOP_FACTOR: Final = 4
 
 LOSS_KIND: Final = "outbox.loss"
+#: The ``source`` of a loss report.
+LOSS_SOURCE: Final = "outbox"
 
 _SQLITE_FULL: Final = 13
 
 _EVENT_COLUMNS: Final = (
     "row_id, event_id, kind, source, payload, size, accepted_wall_s, accepted_store_s, "
-    "block, block_offset, block_length"
+    "block, block_offset, block_length, crc"
 )
-_MARKS: Final = ", ".join("?" * 11)
+_MARKS: Final = ", ".join("?" * 12)
 #: The block columns of a row whose payload is inline.
 _INLINE: Final = (None, None, None)
 #: INSERT statement per class (EVENT_TABLES order).
@@ -276,8 +281,12 @@ class Store:
         self._saw_expired = False
         self._disk_cap: int | None = None
         self._reserve = SpaceReserve(Path(f"{path}.reserve"), config.disk_reserve_bytes)
+        self._high_water = HighWater(Path(f"{path}.seq"))
         self._disk_full_log = _BurstLog("disk full", "commits")
         self._room_log = _BurstLog("disk has room again", "times")
+        self._damage_log = _BurstLog("found damaged rows", "rows")
+        #: Rows a lease found damaged (row id, why), dead-lettered at the end of the lease.
+        self._damaged: list[tuple[int, str]] = []
         self._duplicates = 0
         self._refused = 0
         self._commits = 0
@@ -337,6 +346,10 @@ class Store:
             configure(conn, self._config.checkpoint_pages * CHECKPOINT_BACKSTOP_FACTOR)
             migrate(conn)
             self._load()
+            # Before anything is written: the next commit would overwrite what is left of a
+            # damaged WAL, and the copy kept for forensics must be the file as found.
+            damage = self._check_high_water()
+            self._high_water.open(self._epoch)
             self._checkpointer = Checkpointer(self._path, self._config.checkpoint_pages)
         except SchemaTooNewError as exc:
             raise OutboxError(OutboxErrorReason.SCHEMA_TOO_NEW, str(exc)) from exc
@@ -349,10 +362,18 @@ class Store:
                 self._config.disk_reserve_bytes,
                 self._reserve.path,
             )
+        if damage is not None:
+            with self._transaction():
+                self._record_loss_event(_LossTally(), self.store_clock(), damage)
+        self._high_water.write(self._next_seq)
         if self._quarantined:
             tally = _LossTally()
             with self._transaction():
-                self._record_loss_event(tally, self.store_clock(), quarantined=self._quarantined)
+                self._record_loss_event(
+                    tally,
+                    self.store_clock(),
+                    {"reason": "store_corrupt", "quarantined": list(self._quarantined)},
+                )
         _log.info(
             "outbox store %s open: epoch %s, %d events, %d bytes",
             self._path,
@@ -406,6 +427,35 @@ class Store:
         self._load_seen_keys()
         for cls, reason, count in conn.execute("SELECT event_class, reason, count FROM losses"):
             self._losses[(EventClass(cls), str(reason))] = int(count)
+
+    def _check_high_water(self) -> dict[str, object] | None:
+        """Compare the sequence number the side file recorded at the last commits with what
+        the database holds. More recorded than held means committed transactions went missing
+        (SQLite dropped damaged WAL frames and all after them): keep the -wal aside and return
+        what the loss report must say. Their sequence numbers are not used again."""
+        mark = self._high_water.read(self._epoch)
+        if mark is None or mark <= self._next_seq:
+            return None
+        missing = mark - self._next_seq
+        kept = keep_damaged_wal(self._path, self._clock.now())
+        _log.error(
+            "outbox store %s: up to %d committed events are missing (sequence %d to %d): the "
+            "WAL was damaged and SQLite dropped its frames from the damage on; %s",
+            self._path,
+            missing,
+            self._next_seq,
+            mark - 1,
+            f"the WAL is kept as {kept}" if kept else "no WAL left to keep",
+        )
+        notice: dict[str, object] = {
+            "reason": "storage_damage",
+            "count": missing,
+            "first_missing_seq": self._next_seq,
+            "last_missing_seq": mark - 1,
+            "kept": [kept] if kept else [],
+        }
+        self._next_seq = mark
+        return notice
 
     def _load_seen_keys(self) -> None:
         """Refill the dedup memory from the digests of past commits, newest first, down to the
@@ -479,6 +529,7 @@ class Store:
                 self._checkpointer = None
             self._conn.close()
             self._conn = None
+            self._high_water.close()
             # The keys are on disk; give their memory back now, not when this object goes.
             self._dedup = DedupMemory(self._config.dedup_retention_s, self._config.dedup_max_keys)
         if self._lock_fd is not None:
@@ -512,6 +563,7 @@ class Store:
             yield
             conn.execute("COMMIT")
             self._commits += 1
+            self._high_water.write(self._next_seq)
             if self._checkpointer is not None:
                 self._checkpointer.poke()
         except BaseException:
@@ -539,7 +591,12 @@ class Store:
         read only when asked for (losses): acks are the hot path."""
         conn = self._db()
         gone: list[tuple[int, int, str]] = []
-        returning = "row_id, size, event_id, block" if event_ids else "row_id, size, '', block"
+        # As bytes: an event id that is not valid UTF-8 (damage) must not fail an eviction.
+        returning = (
+            "row_id, size, CAST(event_id AS BLOB), block"
+            if event_ids
+            else "row_id, size, '', block"
+        )
         for cls, ids in _by_class(row_ids):
             table = EVENT_TABLES[cls]
             blocks: set[int] = set()
@@ -549,6 +606,8 @@ class Store:
                     f"DELETE FROM {table} WHERE row_id IN ({marks}) RETURNING {returning}",
                     tuple(chunk),
                 ).fetchall():
+                    if event_ids:
+                        event_id = bytes(event_id or b"").decode("utf-8", "replace")
                     gone.append((row_id, size, event_id))
                     self._depth[cls] -= 1
                     self._bytes[cls] -= size
@@ -583,7 +642,23 @@ class Store:
             for group, nbytes in _block_groups(items):
                 if len(group) == 1 or nbytes < BLOCK_MIN_BYTES:
                     for r, e, z in group:
-                        add((r, e.event_id, e.kind, e.source, e.payload, z, w, t, None, None, None))
+                        c = row_crc(e.event_id, e.kind, e.source, e.payload)
+                        add(
+                            (
+                                r,
+                                e.event_id,
+                                e.kind,
+                                e.source,
+                                e.payload,
+                                z,
+                                w,
+                                t,
+                                None,
+                                None,
+                                None,
+                                c,
+                            )
+                        )
                     continue
                 # The sequence number of its first event: unique for the store's life
                 # (never reused, unlike max(id) + 1 after the table empties) and growing
@@ -595,7 +670,8 @@ class Store:
                 offset = 0
                 for r, e, z in group:
                     n = len(e.payload)
-                    add((r, e.event_id, e.kind, e.source, None, z, w, t, block, offset, n))
+                    c = row_crc(e.event_id, e.kind, e.source, e.payload)
+                    add((r, e.event_id, e.kind, e.source, None, z, w, t, block, offset, n, c))
                     offset += n
             items.clear()
             conn.executemany(_INSERT[cls], rows)
@@ -846,7 +922,7 @@ class Store:
         return freed
 
     def _record_loss_event(
-        self, tally: _LossTally, now_s: float, quarantined: tuple[str, ...] = ()
+        self, tally: _LossTally, now_s: float, notice: dict[str, object] | None = None
     ) -> None:
         """Count the losses and report them in an ``outbox.loss`` event (class STATUS).
 
@@ -855,6 +931,9 @@ class Store:
         one growing loss record, not one per commit. Once leased, a report is never changed
         again (it goes out under the same event id). It bypasses the byte cap, and is neither
         evicted nor expired: it is small and is the only trace of what was lost.
+
+        ``notice`` makes a report of its own, never merged into: fields that override or
+        extend the body (``reason`` ``store_corrupt`` or ``storage_damage``, a ``count``).
         """
         conn = self._db()
         for (event_class, reason), count in tally.counts.items():
@@ -868,19 +947,20 @@ class Store:
         open_loss = self._open_loss
         if (
             open_loss is not None
-            and not quarantined
+            and notice is None
             and open_loss.row_id not in self._leased[EventClass.STATUS]
         ):
             merged = open_loss.tally.merged(tally)
-            payload = self._loss_payload(open_loss.event_id, merged, open_loss.since, wall, ())
+            payload = self._loss_payload(open_loss.event_id, merged, open_loss.since, wall, None)
             old = conn.execute(
                 "SELECT size FROM events_status WHERE row_id = ?", (open_loss.row_id,)
             ).fetchone()
             if old is not None:
                 size = self._loss_size(payload, open_loss.event_id)
+                crc = row_crc(open_loss.event_id, LOSS_KIND, LOSS_SOURCE, payload)
                 conn.execute(
-                    "UPDATE events_status SET payload = ?, size = ? WHERE row_id = ?",
-                    (payload, size, open_loss.row_id),
+                    "UPDATE events_status SET payload = ?, size = ?, crc = ? WHERE row_id = ?",
+                    (payload, size, crc, open_loss.row_id),
                 )
                 self._bytes[EventClass.STATUS] += size - int(old[0])
                 self._open_loss = _OpenLoss(
@@ -890,7 +970,7 @@ class Store:
         seq = self._next_seq
         row_id = row_id_for(EventClass.STATUS, seq)
         event_id = f"{LOSS_KIND}:{self._epoch}:{seq}"
-        payload = self._loss_payload(event_id, tally, wall, wall, quarantined)
+        payload = self._loss_payload(event_id, tally, wall, wall, notice)
         size = self._loss_size(payload, event_id)
         conn.execute(
             _INSERT[EventClass.STATUS],
@@ -898,18 +978,22 @@ class Store:
                 row_id,
                 event_id,
                 LOSS_KIND,
-                "outbox",
+                LOSS_SOURCE,
                 payload,
                 size,
                 wall.timestamp(),
                 now_s,
                 *_INLINE,
+                row_crc(event_id, LOSS_KIND, LOSS_SOURCE, payload),
             ),
         )
         self._next_seq += 1
         self._depth[EventClass.STATUS] += 1
         self._bytes[EventClass.STATUS] += size
-        self._open_loss = None if quarantined else _OpenLoss(row_id, event_id, tally, wall)
+        self._open_loss = None if notice else _OpenLoss(row_id, event_id, tally, wall)
+        # The sequence number is on disk even after the report is delivered and deleted: the
+        # high-water check at start must not mistake it for a commit that went missing.
+        self._write_meta(now_s)
 
     @staticmethod
     def _loss_size(payload: bytes, event_id: str) -> int:
@@ -921,7 +1005,7 @@ class Store:
         tally: _LossTally,
         since: datetime,
         wall: datetime,
-        quarantined: tuple[str, ...],
+        notice: dict[str, object] | None,
     ) -> bytes:
         body: dict[str, object] = {
             "kind": LOSS_KIND,
@@ -939,9 +1023,8 @@ class Store:
             "first_event_id": tally.first_event_id or None,
             "last_event_id": tally.last_event_id or None,
         }
-        if quarantined:
-            body["reason"] = "store_corrupt"
-            body["quarantined"] = list(quarantined)
+        if notice:
+            body.update(notice)
         return json.dumps(body, separators=(",", ":")).encode()
 
     def sweep(self) -> int:
@@ -1043,6 +1126,8 @@ class Store:
                 self._leased[event.event_class].discard(event.row_id)
             self._cursor = cursors
             raise translate(exc) from exc
+        if self._damaged:
+            self._dead_letter_damaged(now_s)
         if self._saw_expired:
             # Expired rows still count as leasable until deleted: remove them now, or the
             # uplink would be woken for rows it can never lease.
@@ -1054,7 +1139,6 @@ class Store:
         return out
 
     def _fetch(self, event_class: EventClass, count: int, now_s: float) -> list[LeasedEvent]:
-        conn = self._db()
         table = EVENT_TABLES[event_class]
         ttl = self._config.ttl_for(event_class)
         leased = self._leased[event_class]
@@ -1063,19 +1147,19 @@ class Store:
         # Exactly what is wanted first (a class with a small share wants one or two rows);
         # more each round when rows had to be skipped (still leased after a release).
         limit = count
+        damaged = self._damaged
         while len(out) < count:
-            rows = conn.execute(
-                "SELECT row_id, event_id, kind, source, payload, accepted_wall_s, "
-                f"accepted_store_s, block, block_offset, block_length FROM {table} "
-                "WHERE row_id > ? ORDER BY row_id LIMIT ?",
-                (self._cursor[event_class], limit),
-            ).fetchall()
+            rows, unreadable = self._read_rows(table, self._cursor[event_class], limit)
             limit *= 2
             if not rows:
                 break
             last = rows[-1][0]
-            for row_id, event_id, kind, source, inline, wall_s, accepted_s, *place in rows:
+            for row_id, event_id, kind, source, inline, wall_s, accepted_s, *place, crc in rows:
                 if row_id in leased:
+                    continue
+                if unreadable and row_id in unreadable:
+                    damaged.append((row_id, unreadable[row_id]))
+                    leased.add(row_id)  # not handed out, nor evicted, until dead-lettered
                     continue
                 expires_in = None if ttl is None else ttl - (now_s - accepted_s)
                 if expires_in is not None and expires_in <= 0 and kind != LOSS_KIND:
@@ -1084,6 +1168,10 @@ class Store:
                 if ttl is not None and kind == LOSS_KIND:
                     expires_in = None  # a loss report never expires, not at the broker either
                 payload = payloads.read(inline, *place)
+                if crc is not None and row_crc(event_id, kind, source, payload) != crc:
+                    damaged.append((row_id, "checksum mismatch"))
+                    leased.add(row_id)
+                    continue
                 out.append(
                     LeasedEvent(
                         row_id, event_id, event_class, kind, payload, source, wall_s, expires_in
@@ -1102,6 +1190,103 @@ class Store:
             # losses go into a new report, even if this one comes back unacknowledged.
             self._open_loss = None
         return out
+
+    def _read_rows(
+        self, table: str, after: int, limit: int
+    ) -> tuple[list[tuple[Any, ...]], dict[int, str]]:
+        """The next rows of a class to lease, and which of them cannot be read (by row id,
+        with why). A text column that is not valid UTF-8 (a damaged card) fails the whole
+        query in the sqlite3 module: the rows are then read again as bytes and decoded here,
+        so one bad row is dead-lettered instead of failing every lease."""
+        conn = self._db()
+        columns = (
+            "payload, accepted_wall_s, accepted_store_s, block, block_offset, block_length, crc "
+            f"FROM {table} WHERE row_id > ? ORDER BY row_id LIMIT ?"
+        )
+        try:
+            rows = conn.execute(
+                f"SELECT row_id, event_id, kind, source, {columns}", (after, limit)
+            ).fetchall()
+            return rows, {}
+        except sqlite3.Error:
+            raw = conn.execute(
+                "SELECT row_id, CAST(event_id AS BLOB), CAST(kind AS BLOB), "
+                f"CAST(source AS BLOB), {columns}",
+                (after, limit),
+            ).fetchall()
+        out: list[tuple[Any, ...]] = []
+        unreadable: dict[int, str] = {}
+        for row_id, *texts, rest in ((r[0], r[1], r[2], r[3], r[4:]) for r in raw):
+            decoded: list[str] = []
+            for name, value in zip(("event_id", "kind", "source"), texts, strict=True):
+                try:
+                    decoded.append(bytes(value or b"").decode("utf-8"))
+                except UnicodeDecodeError:
+                    unreadable.setdefault(row_id, f"{name} is not valid UTF-8")
+                    decoded.append("")
+            out.append((row_id, *decoded, *rest))
+        return out, unreadable
+
+    def _dead_letter_damaged(self, now_s: float) -> None:
+        """Move the rows found damaged by a lease to the dead letters, with the reason, and
+        report them (``outbox.loss``, reason ``damaged``). If that cannot be written now,
+        they stay leased (skipped) and are found again after the next ``release_all``."""
+        damaged, self._damaged = self._damaged, []
+        conn = self._db()
+        now_wall = self._clock.now().timestamp()
+        why = dict(damaged)
+        ids = sorted(why)
+        tally = _LossTally()
+        try:
+            with self._transaction():
+                for event_class, class_ids in _by_class(ids):
+                    payloads = PayloadReader(conn)
+                    for chunk in _chunks(class_ids):
+                        marks = ",".join("?" * len(chunk))
+                        rows = conn.execute(
+                            "SELECT row_id, CAST(event_id AS BLOB), CAST(kind AS BLOB), "
+                            "CAST(source AS BLOB), payload, size, accepted_wall_s, "
+                            "accepted_store_s, block, block_offset, block_length "
+                            f"FROM {EVENT_TABLES[event_class]} WHERE row_id IN ({marks})",
+                            tuple(chunk),
+                        ).fetchall()
+                        for row_id, eid, kind, source, inline, size, wall_s, st_s, *place in rows:
+                            event_id = bytes(eid or b"").decode("utf-8", "replace")
+                            try:
+                                payload = payloads.read(inline, *place)
+                            except sqlite3.DatabaseError:
+                                payload = b""
+                            conn.execute(
+                                "INSERT OR REPLACE INTO dead_letters (row_id, event_id, "
+                                "event_class, kind, source, payload, size, accepted_wall_s, "
+                                "accepted_store_s, reason, rejected_wall_s) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                (
+                                    row_id,
+                                    event_id,
+                                    int(event_class),
+                                    bytes(kind or b"").decode("utf-8", "replace"),
+                                    bytes(source or b"").decode("utf-8", "replace"),
+                                    payload,
+                                    size,
+                                    wall_s,
+                                    st_s,
+                                    f"damaged on storage: {why[row_id]}",
+                                    now_wall,
+                                ),
+                            )
+                            tally.add(event_class, "damaged", row_id, event_id)
+                self._delete_rows(ids)
+                if tally:
+                    self._record_loss_event(tally, now_s)
+        except sqlite3.Error as exc:
+            _log.warning("outbox: could not dead-letter %d damaged rows yet: %s", len(ids), exc)
+            return
+        for event_class, class_ids in _by_class(ids):
+            self._leased[event_class].difference_update(class_ids)
+        self._damage_log.add(
+            len(ids), now_s, f"moved to dead letters: {'; '.join(sorted(set(why.values())))}"
+        )
 
     def release(self, row_ids: Iterable[int]) -> None:
         """Un-lease rows (not delivered); they are handed out again, in order."""
@@ -1204,9 +1389,21 @@ class Store:
             with self._transaction():
                 for old_id, event_id, cls, kind, source, payload, size, wall_s in rows:
                     row_id = row_id_for(EventClass(cls), self._next_seq)
+                    crc = row_crc(event_id, kind, source, payload)
                     conn.execute(
                         _INSERT[cls],
-                        (row_id, event_id, kind, source, payload, size, wall_s, now_s, *_INLINE),
+                        (
+                            row_id,
+                            event_id,
+                            kind,
+                            source,
+                            payload,
+                            size,
+                            wall_s,
+                            now_s,
+                            *_INLINE,
+                            crc,
+                        ),
                     )
                     conn.execute("DELETE FROM dead_letters WHERE row_id = ?", (old_id,))
                     self._next_seq += 1
