@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from drivers.clock import Clock
-from gateway.outbox.checkpoint import Checkpointer
+from gateway.outbox.checkpoint import LOW_SPACE_WAL_FRACTION, Checkpointer, wal_frames
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.dedup import DedupMemory, digest, pack, unpack
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
@@ -102,6 +102,11 @@ LEASED_EXPIRY_RECHECK_S: Final = 1.0
 #: Checkpoints run beside the writer (gateway/outbox/checkpoint.py); the writer's own automatic
 #: checkpoint, inside a commit, is only a backstop at this many times the threshold.
 CHECKPOINT_BACKSTOP_FACTOR: Final = 4
+
+#: Below this much free space on its file system the writer checkpoints the WAL itself,
+#: right after a commit, once the WAL holds LOW_SPACE_WAL_FRACTION of the free space: the
+#: checkpoint thread may run too late when one commit is a large part of what is left.
+LOW_SPACE_BYTES: Final = 64 * 1024 * 1024
 
 LOSS_KIND: Final = "outbox.loss"
 #: The ``source`` of a loss report.
@@ -282,6 +287,7 @@ class Store:
         self._disk_cap: int | None = None
         self._reserve = SpaceReserve(Path(f"{path}.reserve"), config.disk_reserve_bytes)
         self._high_water = HighWater(Path(f"{path}.seq"))
+        self._page_bytes = 4096
         self._disk_full_log = _BurstLog("disk full", "commits")
         self._room_log = _BurstLog("disk has room again", "times")
         self._damage_log = _BurstLog("found damaged rows", "rows")
@@ -345,6 +351,7 @@ class Store:
             refuse_newer(conn)
             configure(conn, self._config.checkpoint_pages * CHECKPOINT_BACKSTOP_FACTOR)
             migrate(conn)
+            self._page_bytes = int(conn.execute("PRAGMA page_size").fetchone()[0])
             self._load()
             # Before anything is written: the next commit would overwrite what is left of a
             # damaged WAL, and the copy kept for forensics must be the file as found.
@@ -564,6 +571,7 @@ class Store:
             conn.execute("COMMIT")
             self._commits += 1
             self._high_water.write(self._next_seq)
+            self._checkpoint_if_low_on_space()
             if self._checkpointer is not None:
                 self._checkpointer.poke()
         except BaseException:
@@ -577,6 +585,28 @@ class Store:
             self._next_expiry_s = snapshot.next_expiry_s
             self._open_loss = snapshot.open_loss
             raise
+
+    def _checkpoint_if_low_on_space(self) -> None:
+        """Near a full disk, keep the WAL small and give its file back (see LOW_SPACE_BYTES):
+        one statvfs a commit, and a look at the WAL's frame count only when space is low.
+
+        TRUNCATE, not PASSIVE: a WAL file that keeps its size is reused from its start, so
+        commits would go on succeeding in it while the main file can no longer grow to take
+        their pages, and the checkpoint would then fail for good (the store wedges with a WAL
+        it can neither copy nor restart). With the WAL file given back, a commit that needs
+        space fails at once, with SQLITE_FULL, and the store evicts."""
+        free = free_bytes(self._path.parent)
+        if free is None or free >= LOW_SPACE_BYTES:
+            return
+        frames = wal_frames(self._path)
+        if frames is None or frames[0] <= frames[1]:
+            return
+        if (frames[0] - frames[1]) * self._page_bytes < free * LOW_SPACE_WAL_FRACTION:
+            return
+        try:
+            self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            _log.debug("outbox: checkpoint on low space failed: %s", exc)
 
     def _write_meta(self, now_s: float) -> None:
         conn = self._db()
@@ -700,7 +730,7 @@ class Store:
             except sqlite3.Error as exc:
                 if not is_disk_full(exc):
                     raise
-                self._on_disk_full(now_s)
+                self._on_disk_full(now_s, events)
             try:
                 return self._commit_once(events, acks, now_s)
             except sqlite3.Error as exc:
@@ -712,7 +742,19 @@ class Store:
         except sqlite3.Error as exc:
             raise translate(exc) from exc
 
-    def _on_disk_full(self, now_s: float) -> None:
+    def _evict_to_disk_cap(
+        self, events: Sequence[OutboxEvent], now_s: float, tally: _LossTally
+    ) -> None:
+        """Under a learned disk-full cap, evict (by the rules) what ``events`` need."""
+        if not events or self._disk_cap is None:
+            return
+        incoming = sum(len(event.payload) + ROW_OVERHEAD_BYTES for event in events)
+        excess = sum(self._bytes) + incoming - self._disk_cap
+        if excess > 0:
+            top = min(event.event_class for event in events)
+            self._make_room(excess, top, now_s, tally)
+
+    def _on_disk_full(self, now_s: float, events: Sequence[OutboxEvent]) -> None:
         """SQLITE_FULL: make room for the store's own housekeeping and cap it below its size."""
         released = self._reserve.release()
         try:
@@ -724,6 +766,20 @@ class Store:
         total = sum(self._bytes)
         cap = max(0, min(int(total * DISK_FULL_SHRINK_RATIO), total - DISK_FULL_SLACK_BYTES))
         self._disk_cap = cap if self._disk_cap is None else min(cap, self._disk_cap)
+        if events:
+            # Evict in a transaction of its own (few pages: the rows' leaves and the free
+            # list), then checkpoint again: the pages it freed are then free pages of the main
+            # file, and the WAL is empty again for the insert that reuses them. In the same
+            # transaction, the WAL would have to hold both at once.
+            tally = _LossTally()
+            try:
+                with self._transaction():
+                    self._evict_to_disk_cap(events, now_s, tally)
+                    if tally:
+                        self._record_loss_event(tally, now_s)
+                self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                _log.debug("outbox: evicting on a full disk failed: %s", exc)
         self._disk_full_log.add(
             1,
             now_s,
@@ -756,15 +812,10 @@ class Store:
             if acks:
                 self._delete_rows(sorted(acks))
             cap = self._config.max_bytes
-            if events and self._disk_cap is not None:
-                # The disk filled up below the configured cap: make room for this batch first,
-                # within what it may evict. If that is not enough the insert fails again and
-                # the caller gets DISK_FULL.
-                incoming = sum(len(event.payload) + ROW_OVERHEAD_BYTES for event in events)
-                excess = sum(self._bytes) + incoming - self._disk_cap
-                if excess > 0:
-                    top = min(event.event_class for event in events)
-                    self._make_room(excess, top, now_s, tally)
+            # The disk filled up below the configured cap: make room for this batch first,
+            # within what it may evict. If that is not enough the insert fails again and the
+            # caller gets DISK_FULL.
+            self._evict_to_disk_cap(events, now_s, tally)
             # Rows go in with one executemany (far cheaper than a call per row); they are
             # flushed before anything is evicted, so eviction sees every row of this batch.
             pending: list[list[_NewRow]] = [[] for _ in EventClass]
