@@ -12,6 +12,10 @@ The WAL's frame count is read from the wal-index header in the ``-shm`` file (``
 ``nBackfill``, native byte order, see SQLite's "WAL-mode File Format" document): SQLite has no
 other way to ask for it without checkpointing. The writer keeps a larger automatic checkpoint
 as a backstop in case this thread ever falls behind.
+
+Near a full disk the threshold drops: a checkpoint is due once the WAL holds a quarter of the
+file system's free space (the writer also checkpoints then, see gateway/outbox/store.py), so
+the WAL's pages always still fit into the main file.
 """
 
 from __future__ import annotations

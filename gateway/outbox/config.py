@@ -71,7 +71,7 @@ class OutboxConfig(BaseModel):
     checkpoint_pages: int = Field(default=4096, gt=0)
     #: Bytes held in a reserve file beside the store and released when the disk is full, so
     #: that the checkpoint and the eviction that make room can still write (0 = none).
-    #: Measured need on a full disk: see docs/outbox.md "Disk full".
+    #: Measured on a full disk: see docs/outbox.md "Disk full and I/O errors".
     disk_reserve_bytes: int = Field(default=DEFAULT_DISK_RESERVE_BYTES, ge=0)
     #: How often expired rows are swept (and the store clock persisted when idle).
     sweep_interval_s: float = Field(default=10.0, gt=0.0)
