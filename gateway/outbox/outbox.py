@@ -465,4 +465,4 @@ class Outbox:
             try:
                 await self._call(self._store.sweep)
             except OutboxError as exc:
-                _log.warning("outbox sweep failed: %s", exc)
+                self._note_failure(exc, 0)  # a full card fails every sweep: once per burst

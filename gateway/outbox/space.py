@@ -21,6 +21,9 @@ _log = logging.getLogger(__name__)
 #: Free space (beyond the reserve) that counts as "the disk has room again": a few group
 #: commits' worth, so that the store does not flap between full and not full.
 RECOVER_MARGIN_BYTES: Final = 256 * 1024
+#: The reserve is allocated again as soon as this much is free beyond it: it comes back
+#: first, before the store takes any of the space that returned.
+RESERVE_SLACK_BYTES: Final = 64 * 1024
 
 
 def free_bytes(directory: Path) -> int | None:
@@ -51,13 +54,13 @@ class SpaceReserve:
         return self._held or self._size == 0
 
     def ensure(self) -> bool:
-        """Allocate the reserve if it is not held and the disk has room for it and the
-        margin; return whether it is held now. Never raises: no room is a normal answer."""
+        """Allocate the reserve if it is not held and the disk has room for it (and a little
+        slack); return whether it is held now. Never raises: no room is a normal answer."""
         if self.held:
             return True
         free = free_bytes(self._path.parent)
         have = self._path.stat().st_size if self._path.exists() else 0
-        if free is None or free + have < self._size + RECOVER_MARGIN_BYTES:
+        if free is None or free + have < self._size + RESERVE_SLACK_BYTES:
             return False
         try:
             fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
