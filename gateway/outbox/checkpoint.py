@@ -12,6 +12,10 @@ The WAL's frame count is read from the wal-index header in the ``-shm`` file (``
 ``nBackfill``, native byte order, see SQLite's "WAL-mode File Format" document): SQLite has no
 other way to ask for it without checkpointing. The writer keeps a larger automatic checkpoint
 as a backstop in case this thread ever falls behind.
+
+Near a full disk the threshold drops: a checkpoint is due once the WAL holds a quarter of the
+file system's free space (the writer also checkpoints then, see gateway/outbox/store.py), so
+the WAL's pages always still fit into the main file.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Final
 
+from gateway.outbox.space import free_bytes
+
 _log = logging.getLogger(__name__)
 
 #: Byte offsets in the -shm file: mxFrame in the first copy of the wal-index header, nBackfill
@@ -31,6 +37,10 @@ _log = logging.getLogger(__name__)
 _MX_FRAME_OFFSET: Final = 16
 _N_BACKFILL_OFFSET: Final = 96
 _HEADER_BYTES: Final = 100
+#: Near a full disk the WAL is checkpointed once it holds this fraction of the free space (and
+#: so starts over from its beginning, reusing its own file): the pages it holds must still fit
+#: into the main file, and the WAL must never be what fills the disk.
+LOW_SPACE_WAL_FRACTION: Final = 0.25
 #: A failing card fails every checkpoint: one warning per this many seconds, with a count.
 FAILURE_LOG_BURST_S: Final = 60.0
 
@@ -63,7 +73,9 @@ class Checkpointer:
         self._failures = 0
         self._last_failure_log_s = -FAILURE_LOG_BURST_S
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._page_bytes = 4096
         try:
+            self._page_bytes = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
             # The checkpoint syncs the WAL before copying and the main file after: FULL keeps
             # a power cut during it harmless, as for the writer.
             self._conn.execute("PRAGMA synchronous = FULL")
@@ -98,7 +110,14 @@ class Checkpointer:
         # After a checkpoint the writer restarts the WAL from its start at its next commit,
         # but only if every frame was copied: frames committed while a checkpoint ran are
         # copied by the next one, however few.
-        return total >= self._pages and total > backfilled
+        if total <= backfilled:
+            return False
+        if total >= self._pages:
+            return True
+        free = free_bytes(self._path.parent)
+        return free is not None and (total - backfilled) * self._page_bytes >= (
+            free * LOW_SPACE_WAL_FRACTION
+        )
 
     def _run(self) -> None:
         while True:

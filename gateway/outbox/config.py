@@ -35,6 +35,10 @@ DEFAULT_CLASS_WEIGHTS: Final[dict[EventClass, int]] = {
 }
 
 
+#: Room for one checkpoint and one eviction on a full disk, a small fraction of any card.
+DEFAULT_DISK_RESERVE_BYTES: Final = 512 * 1024
+
+
 class OutboxConfig(BaseModel):
     """Tunables of one outbox store."""
 
@@ -65,6 +69,10 @@ class OutboxConfig(BaseModel):
     #: WAL pages between automatic checkpoints: large so that a page written by an accept and
     #: rewritten by its ack reaches the main file once (SD-card wear), bounded for recovery time.
     checkpoint_pages: int = Field(default=4096, gt=0)
+    #: Bytes held in a reserve file beside the store and released when the disk is full, so
+    #: that the checkpoint and the eviction that make room can still write (0 = none).
+    #: Measured on a full disk: see docs/outbox.md "Disk full and I/O errors".
+    disk_reserve_bytes: int = Field(default=DEFAULT_DISK_RESERVE_BYTES, ge=0)
     #: How often expired rows are swept (and the store clock persisted when idle).
     sweep_interval_s: float = Field(default=10.0, gt=0.0)
 

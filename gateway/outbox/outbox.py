@@ -67,6 +67,12 @@ class Outbox:
         self._pending: list[_Pending] = []
         self._pending_events = 0
         self._pending_acks: set[int] = set()
+        #: Acks in the commit that is running: they stay leased until it has committed.
+        self._committing_acks: set[int] = set()
+        #: Rejects that could not be written (disk full, I/O error): retried with the next
+        #: commit, the rows stay leased meanwhile.
+        self._pending_rejects: list[tuple[list[int], str]] = []
+        self._last_commit_failed = False
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
         # Set when the next commit should not wait for its window (alarm, full group, flush).
@@ -212,11 +218,21 @@ class Outbox:
         self._wake.set()
 
     async def reject(self, row_ids: Iterable[int], reason: str) -> None:
-        """Refused by the platform: move the rows to the dead-letter table."""
+        """Refused by the platform: move the rows to the dead-letter table.
+
+        If that cannot be written (disk full, I/O error) the rows stay leased and the move is
+        retried with the next commits: this does not raise for it."""
         self._check_open()
         ids = list(row_ids)
         self._pending_acks.difference_update(ids)
-        await self._call(self._store.reject, ids, reason)
+        try:
+            await self._call(self._store.reject, ids, reason)
+        except OutboxError as exc:
+            if exc.reason is OutboxErrorReason.CLOSED:
+                raise
+            self._note_failure(exc, 0)
+            self._pending_rejects.append((ids, reason))
+            self._wake.set()
 
     async def release(self, row_ids: Iterable[int]) -> None:
         """Not delivered (e.g. the connection dropped): hand these rows out again."""
@@ -225,13 +241,21 @@ class Outbox:
         await self._call(self._store.release, ids)
 
     async def release_all(self) -> None:
-        """Everything leased and not acked is handed out again (after a reconnect)."""
+        """Everything leased and not acked is handed out again (after a reconnect).
+
+        Acked rows whose delete is not written yet (it may wait for a full disk) stay leased,
+        so they are not sent again; this neither waits for them nor raises for them."""
         self._check_open()
-        await self.flush()
-        await self._call(self._store.release_all)
+        keep = frozenset(
+            self._pending_acks.union(self._committing_acks, *(i for i, _ in self._pending_rejects))
+        )
+        await self._call(self._store.release_all, keep)
 
     async def flush(self) -> None:
-        """Wait until every accept and ack handed in so far is committed."""
+        """Wait until every accept and ack handed in so far has been committed, or its commit
+        has failed: a failed accept raises in its own ``accept`` call, and acks that could not
+        be written (disk full, I/O error) stay pending and leased, retried every
+        ``ACK_RETRY_DELAY_S``. So this does not raise for a full disk."""
         self._check_open()
         lane = self._lane
         if self._pending or self._pending_acks or self._in_flight:
@@ -261,19 +285,32 @@ class Outbox:
 
     async def _flusher(self) -> None:
         while True:
+            if self._pending_rejects:
+                await self._retry_rejects()
             if not self._pending and not self._pending_acks:
                 for waiter in self._flush_waiters:
                     if not waiter.done():
                         waiter.set_result(None)
                 self._flush_waiters.clear()
                 if self._closing:
+                    if self._pending_rejects:
+                        self._abandon()
                     return
                 self._wake.clear()
-                await self._wake.wait()
+                if not self._pending_rejects:
+                    await self._wake.wait()
+                    continue
+                # Rejects wait for the disk: try them again in a while.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(ACK_RETRY_DELAY_S):
+                        await self._wake.wait()
                 continue
             await self._wait_for_group()
             self._urgent = False
             await self._commit_pending()
+            if self._closing and self._last_commit_failed:
+                self._abandon()
+                return
             if self._pending:
                 # These arrived while the last commit ran: they have waited long enough.
                 self._urgent = True
@@ -318,15 +355,24 @@ class Outbox:
             acks, self._pending_acks = set(ordered[:most]), set(ordered[most:])
             # A flush (or close) is waiting for them: no ack delay for the rest either.
             self._urgent = len(self._pending_acks) >= most or bool(self._flush_waiters)
-        # Flush waiters are settled by the commit that leaves nothing behind.
+        # Flush waiters are settled by the commit that leaves nothing behind, or by a commit
+        # that failed (its acks wait for the disk; a flush does not).
         waiters: list[asyncio.Future[None]] = []
         if not self._pending_acks:
             waiters, self._flush_waiters = self._flush_waiters, []
+        before = list(self._flush_waiters)
         self._in_flight = True
+        self._committing_acks = acks
         try:
             await self._commit(batch, acks, waiters)
         finally:
             self._in_flight = False
+            self._committing_acks = set()
+        if self._last_commit_failed:
+            for waiter in before:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._flush_waiters = [w for w in self._flush_waiters if not w.done()]
 
     async def _commit(
         self, batch: list[_Pending], acks: set[int], waiters: list[asyncio.Future[None]]
@@ -343,28 +389,20 @@ class Outbox:
                 if isinstance(exc, OutboxError)
                 else OutboxError(OutboxErrorReason.IO_ERROR, repr(exc))
             )
-            self._failed_commits += 1
-            now = asyncio.get_running_loop().time()
-            if now - self._last_error_log_s >= ERROR_LOG_BURST_S:
-                _log.error(
-                    "outbox: %d commit(s) failed, last with %d events: %s",
-                    self._failed_commits,
-                    len(events),
-                    error,
-                )
-                self._failed_commits = 0
-                self._last_error_log_s = now
+            self._last_commit_failed = True
+            self._note_failure(error, len(events))
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(error)
             for waiter in waiters:
                 if not waiter.done():
-                    waiter.set_exception(error)
+                    waiter.set_result(None)
             # The acked rows are still stored and leased: retry deleting them later.
             self._pending_acks |= acks
-            if acks and not batch:
+            if acks and not batch and not self._closing:
                 await asyncio.sleep(ACK_RETRY_DELAY_S)
             return
+        self._last_commit_failed = False
         start = 0
         for pending in batch:
             end = start + len(pending.events)
@@ -375,10 +413,56 @@ class Outbox:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def _note_failure(self, error: OutboxError, events: int) -> None:
+        """One error line per burst of failed writes, with their count."""
+        self._failed_commits += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._last_error_log_s >= ERROR_LOG_BURST_S:
+            _log.error(
+                "outbox: %d write(s) failed, last with %d events: %s",
+                self._failed_commits,
+                events,
+                error,
+            )
+            self._failed_commits = 0
+            self._last_error_log_s = now
+
+    async def _retry_rejects(self) -> None:
+        rejects, self._pending_rejects = self._pending_rejects, []
+        for ids, reason in rejects:
+            try:
+                await self._call(self._store.reject, ids, reason)
+            except OutboxError as exc:
+                self._note_failure(exc, 0)
+                self._pending_rejects.append((ids, reason))
+
+    def _abandon(self) -> None:
+        """Closing on a disk that refuses writes: stop retrying, so that shutdown is bounded.
+        Accepts still waiting fail (nothing of them was acknowledged to anyone); acks and
+        rejects not written only mean those events are sent again after the restart."""
+        error = OutboxError(OutboxErrorReason.CLOSED, "the store could not be written at close")
+        for pending in self._pending:
+            if not pending.future.done():
+                pending.future.set_exception(error)
+        if self._pending_acks or self._pending_rejects:
+            _log.warning(
+                "outbox: closing with %d acks and %d rejects not written (disk full or I/O "
+                "errors); those events will be sent again after the restart",
+                len(self._pending_acks),
+                sum(len(ids) for ids, _ in self._pending_rejects),
+            )
+        self._pending, self._pending_events = [], 0
+        self._pending_acks = set()
+        self._pending_rejects = []
+        for waiter in self._flush_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._flush_waiters.clear()
+
     async def _sweeper(self) -> None:
         while True:
             await asyncio.sleep(self._config.sweep_interval_s)
             try:
                 await self._call(self._store.sweep)
             except OutboxError as exc:
-                _log.warning("outbox sweep failed: %s", exc)
+                self._note_failure(exc, 0)  # a full card fails every sweep: once per burst

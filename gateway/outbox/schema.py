@@ -24,14 +24,21 @@ SQLite's rebalancing rewrites its neighbours), so every delivered event used to 
 row again, in the WAL and in the main file. A block large enough to spill into overflow pages
 is deleted without writing those pages at all; only the small event rows are rewritten. Small
 groups (an alarm on its own) stay inline in ``payload``.
+
+Row checksums (version 4): each event row carries ``crc``, a CRC-32 of its event id, kind,
+source and payload (:func:`row_crc`), checked when the row is leased: a row damaged on the card
+is dead-lettered and reported instead of delivered. Rows from before version 4 have none
+(NULL) and are not checked.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +52,7 @@ from gateway.outbox.models import EventClass
 _log = logging.getLogger(__name__)
 
 #: The schema version this code writes; migrations bring older files up to it.
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 #: Bits of the row id below the class: room for 2**48 events per store epoch.
 CLASS_SHIFT: Final = 48
@@ -82,6 +89,13 @@ def class_of(row_id: int) -> EventClass:
 def class_range(event_class: EventClass) -> tuple[int, int]:
     """Half-open row id range [lo, hi) of one class."""
     return int(event_class) << CLASS_SHIFT, (int(event_class) + 1) << CLASS_SHIFT
+
+
+def row_crc(event_id: str, kind: str, source: str, payload: bytes) -> int:
+    """The checksum stored with an event row: CRC-32 over its ids and payload. CRC-32 finds
+    every burst of up to 32 flipped bits and costs ~1 us an event (zlib, in C)."""
+    head = f"{event_id}\0{kind}\0{source}".encode("utf-8", "surrogatepass")
+    return zlib.crc32(payload, zlib.crc32(head))
 
 
 def oldest_store_s(conn: sqlite3.Connection, event_class: EventClass) -> float | None:
@@ -249,11 +263,21 @@ def _migrate_to_3(db: sqlite_utils.Database) -> None:
     db.table("dead_letters").transform(drop={"dedup_key"})
 
 
+def _migrate_to_4(db: sqlite_utils.Database) -> None:
+    """A checksum column in each events table (NULL, not checked, for the rows already
+    there; adding a column rewrites no row), and the ``events`` view over the new columns."""
+    for table in EVENT_TABLES:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER")
+    db.execute("DROP VIEW IF EXISTS events")
+    db.create_view("events", " UNION ALL ".join(f"SELECT * FROM {t}" for t in EVENT_TABLES))
+
+
 #: MIGRATIONS[n] takes a store at version n to version n + 1, in one transaction ...
 MIGRATIONS: Final[tuple[Callable[[sqlite_utils.Database], None], ...]] = (
     _migrate_to_1,
     _migrate_to_2,
     _migrate_to_3,
+    _migrate_to_4,
 )
 #: ... after PREPARE[n], if there is one: work too large for one transaction, in several, done
 #: so that it can be interrupted and run again.
@@ -385,6 +409,31 @@ def quarantine(path: Path, when: datetime) -> tuple[str, ...]:
             moved.append(f"{base}{suffix}")
     _fsync_dir(path.parent)
     return tuple(moved)
+
+
+def keep_damaged_wal(path: Path, when: datetime) -> str | None:
+    """Copy the store's -wal aside as ``<file>-wal.damaged-<UTC time>`` (for forensics)
+    before the store writes again; return the copy's name, or None if there is no -wal or
+    no room for the copy."""
+    src = Path(f"{path}-wal")
+    if not src.exists():
+        return None
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    dst = Path(f"{path}-wal.damaged-{stamp}")
+    n = 1
+    while dst.exists():
+        dst = Path(f"{path}-wal.damaged-{stamp}.{n}")
+        n += 1
+    try:
+        shutil.copyfile(src, dst)
+        with dst.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        _log.error("outbox: could not keep the damaged WAL %s: %s", src, exc)
+        dst.unlink(missing_ok=True)
+        return None
+    return str(dst)
 
 
 def _fsync_dir(directory: Path) -> None:

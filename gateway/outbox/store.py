@@ -34,17 +34,18 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 from drivers.clock import Clock
-from gateway.outbox.checkpoint import Checkpointer
+from gateway.outbox.checkpoint import LOW_SPACE_WAL_FRACTION, Checkpointer, wal_frames
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.dedup import DedupMemory, digest, pack, unpack
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
+from gateway.outbox.highwater import HighWater
 from gateway.outbox.models import (
     AcceptStatus,
     ClassStats,
@@ -66,13 +67,16 @@ from gateway.outbox.schema import (
     check_integrity,
     class_range,
     configure,
+    keep_damaged_wal,
     last_commit_marks,
     migrate,
     oldest_store_s,
     quarantine,
     refuse_newer,
+    row_crc,
     row_id_for,
 )
+from gateway.outbox.space import RECOVER_MARGIN_BYTES, SpaceReserve, free_bytes
 
 _log = logging.getLogger(__name__)
 
@@ -91,8 +95,6 @@ STORE_CLOCK_PERSIST_S: Final = 300.0
 DISK_FULL_SHRINK_RATIO: Final = 0.9
 #: ... and at least this much lower: only pages emptied entirely are reused by new rows.
 DISK_FULL_SLACK_BYTES: Final = 32 * 1024
-#: The learned disk-full cap is dropped after this long, so space freed on disk is used again.
-DISK_FULL_RELEARN_S: Final = 300.0
 #: One warning log line per this many seconds for evictions, expiry and refusals.
 LOG_BURST_S: Final = 60.0
 #: A leased row that has expired is re-examined after this long (it may be acked meanwhile).
@@ -101,15 +103,22 @@ LEASED_EXPIRY_RECHECK_S: Final = 1.0
 #: checkpoint, inside a commit, is only a backstop at this many times the threshold.
 CHECKPOINT_BACKSTOP_FACTOR: Final = 4
 
+#: Below this much free space on its file system the writer checkpoints the WAL itself,
+#: right after a commit, once the WAL holds LOW_SPACE_WAL_FRACTION of the free space: the
+#: checkpoint thread may run too late when one commit is a large part of what is left.
+LOW_SPACE_BYTES: Final = 64 * 1024 * 1024
+
 LOSS_KIND: Final = "outbox.loss"
+#: The ``source`` of a loss report.
+LOSS_SOURCE: Final = "outbox"
 
 _SQLITE_FULL: Final = 13
 
 _EVENT_COLUMNS: Final = (
     "row_id, event_id, kind, source, payload, size, accepted_wall_s, accepted_store_s, "
-    "block, block_offset, block_length"
+    "block, block_offset, block_length, crc"
 )
-_MARKS: Final = ", ".join("?" * 11)
+_MARKS: Final = ", ".join("?" * 12)
 #: The block columns of a row whose payload is inline.
 _INLINE: Final = (None, None, None)
 #: INSERT statement per class (EVENT_TABLES order).
@@ -229,15 +238,16 @@ class _Snapshot:
 class _BurstLog:
     """One log line per burst: counts pile up and are reported at most every LOG_BURST_S."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, unit: str = "events") -> None:
         self._what = what
+        self._unit = unit
         self._pending = 0
         self._last_s = -math.inf
 
     def add(self, count: int, now_s: float, detail: str) -> None:
         self._pending += count
         if now_s - self._last_s >= LOG_BURST_S:
-            _log.warning("outbox %s: %d events (%s)", self._what, self._pending, detail)
+            _log.warning("outbox %s: %d %s (%s)", self._what, self._pending, self._unit, detail)
             self._pending = 0
             self._last_s = now_s
 
@@ -275,7 +285,14 @@ class Store:
         self._open_loss: _OpenLoss | None = None
         self._saw_expired = False
         self._disk_cap: int | None = None
-        self._disk_cap_since_s = 0.0
+        self._reserve = SpaceReserve(Path(f"{path}.reserve"), config.disk_reserve_bytes)
+        self._high_water = HighWater(Path(f"{path}.seq"))
+        self._page_bytes = 4096
+        self._disk_full_log = _BurstLog("disk full", "commits")
+        self._room_log = _BurstLog("disk has room again", "times")
+        self._damage_log = _BurstLog("found damaged rows", "rows")
+        #: Rows a lease found damaged (row id, why), dead-lettered at the end of the lease.
+        self._damaged: list[tuple[int, str]] = []
         self._duplicates = 0
         self._refused = 0
         self._commits = 0
@@ -334,16 +351,36 @@ class Store:
             refuse_newer(conn)
             configure(conn, self._config.checkpoint_pages * CHECKPOINT_BACKSTOP_FACTOR)
             migrate(conn)
+            self._page_bytes = int(conn.execute("PRAGMA page_size").fetchone()[0])
             self._load()
+            # Before anything is written: the next commit would overwrite what is left of a
+            # damaged WAL, and the copy kept for forensics must be the file as found.
+            damage = self._check_high_water()
+            self._high_water.open(self._epoch)
             self._checkpointer = Checkpointer(self._path, self._config.checkpoint_pages)
         except SchemaTooNewError as exc:
             raise OutboxError(OutboxErrorReason.SCHEMA_TOO_NEW, str(exc)) from exc
         except sqlite3.Error as exc:
             raise translate(exc) from exc
+        if not self._reserve.ensure():
+            _log.warning(
+                "outbox: no room for the %d-byte space reserve %s; a full disk will be "
+                "handled with less headroom",
+                self._config.disk_reserve_bytes,
+                self._reserve.path,
+            )
+        if damage is not None:
+            with self._transaction():
+                self._record_loss_event(_LossTally(), self.store_clock(), damage)
+        self._high_water.write(self._next_seq)
         if self._quarantined:
             tally = _LossTally()
             with self._transaction():
-                self._record_loss_event(tally, self.store_clock(), quarantined=self._quarantined)
+                self._record_loss_event(
+                    tally,
+                    self.store_clock(),
+                    {"reason": "store_corrupt", "quarantined": list(self._quarantined)},
+                )
         _log.info(
             "outbox store %s open: epoch %s, %d events, %d bytes",
             self._path,
@@ -397,6 +434,35 @@ class Store:
         self._load_seen_keys()
         for cls, reason, count in conn.execute("SELECT event_class, reason, count FROM losses"):
             self._losses[(EventClass(cls), str(reason))] = int(count)
+
+    def _check_high_water(self) -> dict[str, object] | None:
+        """Compare the sequence number the side file recorded at the last commits with what
+        the database holds. More recorded than held means committed transactions went missing
+        (SQLite dropped damaged WAL frames and all after them): keep the -wal aside and return
+        what the loss report must say. Their sequence numbers are not used again."""
+        mark = self._high_water.read(self._epoch)
+        if mark is None or mark <= self._next_seq:
+            return None
+        missing = mark - self._next_seq
+        kept = keep_damaged_wal(self._path, self._clock.now())
+        _log.error(
+            "outbox store %s: up to %d committed events are missing (sequence %d to %d): the "
+            "WAL was damaged and SQLite dropped its frames from the damage on; %s",
+            self._path,
+            missing,
+            self._next_seq,
+            mark - 1,
+            f"the WAL is kept as {kept}" if kept else "no WAL left to keep",
+        )
+        notice: dict[str, object] = {
+            "reason": "storage_damage",
+            "count": missing,
+            "first_missing_seq": self._next_seq,
+            "last_missing_seq": mark - 1,
+            "kept": [kept] if kept else [],
+        }
+        self._next_seq = mark
+        return notice
 
     def _load_seen_keys(self) -> None:
         """Refill the dedup memory from the digests of past commits, newest first, down to the
@@ -470,6 +536,7 @@ class Store:
                 self._checkpointer = None
             self._conn.close()
             self._conn = None
+            self._high_water.close()
             # The keys are on disk; give their memory back now, not when this object goes.
             self._dedup = DedupMemory(self._config.dedup_retention_s, self._config.dedup_max_keys)
         if self._lock_fd is not None:
@@ -503,6 +570,8 @@ class Store:
             yield
             conn.execute("COMMIT")
             self._commits += 1
+            self._high_water.write(self._next_seq)
+            self._checkpoint_if_low_on_space()
             if self._checkpointer is not None:
                 self._checkpointer.poke()
         except BaseException:
@@ -517,6 +586,28 @@ class Store:
             self._open_loss = snapshot.open_loss
             raise
 
+    def _checkpoint_if_low_on_space(self) -> None:
+        """Near a full disk, keep the WAL small and give its file back (see LOW_SPACE_BYTES):
+        one statvfs a commit, and a look at the WAL's frame count only when space is low.
+
+        TRUNCATE, not PASSIVE: a WAL file that keeps its size is reused from its start, so
+        commits would go on succeeding in it while the main file can no longer grow to take
+        their pages, and the checkpoint would then fail for good (the store wedges with a WAL
+        it can neither copy nor restart). With the WAL file given back, a commit that needs
+        space fails at once, with SQLITE_FULL, and the store evicts."""
+        free = free_bytes(self._path.parent)
+        if free is None or free >= LOW_SPACE_BYTES:
+            return
+        frames = wal_frames(self._path)
+        if frames is None or frames[0] <= frames[1]:
+            return
+        if (frames[0] - frames[1]) * self._page_bytes < free * LOW_SPACE_WAL_FRACTION:
+            return
+        try:
+            self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            _log.debug("outbox: checkpoint on low space failed: %s", exc)
+
     def _write_meta(self, now_s: float) -> None:
         conn = self._db()
         conn.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (str(self._next_seq),))
@@ -530,7 +621,12 @@ class Store:
         read only when asked for (losses): acks are the hot path."""
         conn = self._db()
         gone: list[tuple[int, int, str]] = []
-        returning = "row_id, size, event_id, block" if event_ids else "row_id, size, '', block"
+        # As bytes: an event id that is not valid UTF-8 (damage) must not fail an eviction.
+        returning = (
+            "row_id, size, CAST(event_id AS BLOB), block"
+            if event_ids
+            else "row_id, size, '', block"
+        )
         for cls, ids in _by_class(row_ids):
             table = EVENT_TABLES[cls]
             blocks: set[int] = set()
@@ -540,6 +636,8 @@ class Store:
                     f"DELETE FROM {table} WHERE row_id IN ({marks}) RETURNING {returning}",
                     tuple(chunk),
                 ).fetchall():
+                    if event_ids:
+                        event_id = bytes(event_id or b"").decode("utf-8", "replace")
                     gone.append((row_id, size, event_id))
                     self._depth[cls] -= 1
                     self._bytes[cls] -= size
@@ -574,7 +672,23 @@ class Store:
             for group, nbytes in _block_groups(items):
                 if len(group) == 1 or nbytes < BLOCK_MIN_BYTES:
                     for r, e, z in group:
-                        add((r, e.event_id, e.kind, e.source, e.payload, z, w, t, None, None, None))
+                        c = row_crc(e.event_id, e.kind, e.source, e.payload)
+                        add(
+                            (
+                                r,
+                                e.event_id,
+                                e.kind,
+                                e.source,
+                                e.payload,
+                                z,
+                                w,
+                                t,
+                                None,
+                                None,
+                                None,
+                                c,
+                            )
+                        )
                     continue
                 # The sequence number of its first event: unique for the store's life
                 # (never reused, unlike max(id) + 1 after the table empties) and growing
@@ -586,7 +700,8 @@ class Store:
                 offset = 0
                 for r, e, z in group:
                     n = len(e.payload)
-                    add((r, e.event_id, e.kind, e.source, None, z, w, t, block, offset, n))
+                    c = row_crc(e.event_id, e.kind, e.source, e.payload)
+                    add((r, e.event_id, e.kind, e.source, None, z, w, t, block, offset, n, c))
                     offset += n
             items.clear()
             conn.executemany(_INSERT[cls], rows)
@@ -600,29 +715,89 @@ class Store:
     # -- accept / ack -------------------------------------------------------------------------
 
     def commit(self, events: Sequence[OutboxEvent], acks: Collection[int]) -> list[AcceptStatus]:
-        """Insert ``events`` and delete ``acks`` in one transaction; return per-event status."""
+        """Insert ``events`` and delete ``acks`` in one transaction; return per-event status.
+
+        On a full disk: release the space reserve, checkpoint the WAL, cap the store below
+        what it holds, evict by the rules and retry once. If the events still do not fit, the
+        acks are deleted on their own (that frees space and needs little) and the events get
+        DISK_FULL."""
         now_s = self.store_clock()
-        if self._disk_cap is not None and now_s - self._disk_cap_since_s >= DISK_FULL_RELEARN_S:
-            self._disk_cap = None
+        if self._disk_cap is not None:
+            self._recover_space()
         try:
             try:
                 return self._commit_once(events, acks, now_s)
             except sqlite3.Error as exc:
                 if not is_disk_full(exc):
                     raise
-                total = sum(self._bytes)
-                self._disk_cap = max(
-                    0, min(int(total * DISK_FULL_SHRINK_RATIO), total - DISK_FULL_SLACK_BYTES)
-                )
-                self._disk_cap_since_s = now_s
-                _log.error(
-                    "outbox: disk full with %d bytes stored; capping at %d bytes and evicting",
-                    total,
-                    self._disk_cap,
-                )
+                self._on_disk_full(now_s, events)
+            try:
                 return self._commit_once(events, acks, now_s)
+            except sqlite3.Error as exc:
+                if not is_disk_full(exc) or not acks or not events:
+                    raise
+                with suppress(sqlite3.Error):
+                    self._commit_once((), acks, now_s)
+                raise
         except sqlite3.Error as exc:
             raise translate(exc) from exc
+
+    def _evict_to_disk_cap(
+        self, events: Sequence[OutboxEvent], now_s: float, tally: _LossTally
+    ) -> None:
+        """Under a learned disk-full cap, evict (by the rules) what ``events`` need."""
+        if not events or self._disk_cap is None:
+            return
+        incoming = sum(len(event.payload) + ROW_OVERHEAD_BYTES for event in events)
+        excess = sum(self._bytes) + incoming - self._disk_cap
+        if excess > 0:
+            top = min(event.event_class for event in events)
+            self._make_room(excess, top, now_s, tally)
+
+    def _on_disk_full(self, now_s: float, events: Sequence[OutboxEvent]) -> None:
+        """SQLITE_FULL: make room for the store's own housekeeping and cap it below its size."""
+        released = self._reserve.release()
+        try:
+            # The WAL's pages go to the main file and the WAL file is given back: what the
+            # eviction below writes to the WAL comes from that space and the reserve's.
+            self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            _log.debug("outbox: checkpoint on a full disk failed: %s", exc)
+        total = sum(self._bytes)
+        cap = max(0, min(int(total * DISK_FULL_SHRINK_RATIO), total - DISK_FULL_SLACK_BYTES))
+        self._disk_cap = cap if self._disk_cap is None else min(cap, self._disk_cap)
+        if events:
+            # Evict in a transaction of its own (few pages: the rows' leaves and the free
+            # list), then checkpoint again: the pages it freed are then free pages of the main
+            # file, and the WAL is empty again for the insert that reuses them. In the same
+            # transaction, the WAL would have to hold both at once.
+            tally = _LossTally()
+            try:
+                with self._transaction():
+                    self._evict_to_disk_cap(events, now_s, tally)
+                    if tally:
+                        self._record_loss_event(tally, now_s)
+                self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                _log.debug("outbox: evicting on a full disk failed: %s", exc)
+        self._disk_full_log.add(
+            1,
+            now_s,
+            f"{total} bytes stored, capped at {self._disk_cap}"
+            + (", space reserve released" if released else ""),
+        )
+
+    def _recover_space(self) -> None:
+        """Drop the learned cap once the file system has room again: the reserve back, and a
+        margin beyond it. Checked only while capped (one statvfs a commit)."""
+        if not self._reserve.ensure():
+            return
+        free = free_bytes(self._path.parent)
+        if free is not None and free >= RECOVER_MARGIN_BYTES:
+            self._room_log.add(
+                1, self.store_clock(), f"{free} bytes free, no longer capped at {self._disk_cap}"
+            )
+            self._disk_cap = None
 
     def _commit_once(
         self, events: Sequence[OutboxEvent], acks: Collection[int], now_s: float
@@ -637,15 +812,10 @@ class Store:
             if acks:
                 self._delete_rows(sorted(acks))
             cap = self._config.max_bytes
-            if events and self._disk_cap is not None:
-                # The disk filled up below the configured cap: make room for this batch first,
-                # within what it may evict. If that is not enough the insert fails again and
-                # the caller gets DISK_FULL.
-                incoming = sum(len(event.payload) + ROW_OVERHEAD_BYTES for event in events)
-                excess = sum(self._bytes) + incoming - self._disk_cap
-                if excess > 0:
-                    top = min(event.event_class for event in events)
-                    self._make_room(excess, top, now_s, tally)
+            # The disk filled up below the configured cap: make room for this batch first,
+            # within what it may evict. If that is not enough the insert fails again and the
+            # caller gets DISK_FULL.
+            self._evict_to_disk_cap(events, now_s, tally)
             # Rows go in with one executemany (far cheaper than a call per row); they are
             # flushed before anything is evicted, so eviction sees every row of this batch.
             pending: list[list[_NewRow]] = [[] for _ in EventClass]
@@ -710,15 +880,17 @@ class Store:
 
     # -- capacity -----------------------------------------------------------------------------
 
-    def _scan(self, event_class: EventClass, column: str) -> Iterator[list[tuple[int, Any]]]:
-        """(row_id, column) of one class, oldest first, in chunks; the caller may delete the
-        rows of a chunk before asking for the next."""
+    def _scan(self, event_class: EventClass, column: str) -> Iterator[list[tuple[int, Any, int]]]:
+        """(row_id, column, is a loss report) of one class, oldest first, in chunks; the
+        caller may delete the rows of a chunk before asking for the next."""
         after = class_range(event_class)[0] - 1
+        # Compared in SQL: a kind that is not valid UTF-8 must not fail the scan.
+        is_loss = f"kind = '{LOSS_KIND}'" if event_class is EventClass.STATUS else "0"
         while (
             rows := self._db()
             .execute(
-                f"SELECT row_id, {column} FROM {EVENT_TABLES[event_class]} WHERE row_id > ? "
-                "ORDER BY row_id LIMIT ?",
+                f"SELECT row_id, {column}, {is_loss} FROM {EVENT_TABLES[event_class]} "
+                "WHERE row_id > ? ORDER BY row_id LIMIT ?",
                 (after, SCAN_CHUNK_ROWS),
             )
             .fetchall()
@@ -730,7 +902,8 @@ class Store:
         self, needed: int, for_class: EventClass, now_s: float, tally: _LossTally
     ) -> bool:
         """Free ``needed`` bytes: expired rows first, then the oldest of the lowest classes,
-        never a class above ``for_class``. Leased rows are left alone (they may be delivered)."""
+        never a class above ``for_class``. Leased rows are left alone (they may be delivered),
+        and so are loss reports: they are the only trace of what was lost."""
         freed = self._expire(now_s, tally)
         for event_class in sorted(EventClass, reverse=True):
             if event_class < for_class:
@@ -740,8 +913,8 @@ class Store:
                 continue
             for rows in self._scan(event_class, "size"):
                 doomed: list[int] = []
-                for row_id, size in rows:
-                    if row_id in leased:
+                for row_id, size, is_loss in rows:
+                    if is_loss or row_id in leased:
                         continue
                     doomed.append(row_id)
                     freed += size
@@ -773,7 +946,9 @@ class Store:
             for rows in self._scan(event_class, "accepted_store_s"):
                 doomed = []
                 young = False
-                for row_id, accepted_s in rows:
+                for row_id, accepted_s, is_loss in rows:
+                    if is_loss:
+                        continue  # a loss report does not expire: it must reach the platform
                     if accepted_s + ttl > now_s:
                         # accepted_store_s grows with the row id within a class: all later
                         # rows are younger.
@@ -798,14 +973,18 @@ class Store:
         return freed
 
     def _record_loss_event(
-        self, tally: _LossTally, now_s: float, quarantined: tuple[str, ...] = ()
+        self, tally: _LossTally, now_s: float, notice: dict[str, object] | None = None
     ) -> None:
         """Count the losses and report them in an ``outbox.loss`` event (class STATUS).
 
-        While the previous loss event is still queued and not leased, it is updated instead of
-        adding another: a store evicting at the cap on every commit then carries one growing
-        loss record, not one per commit. It bypasses the byte cap: it is small and is the only
-        trace of what was lost.
+        While the previous loss event is still queued and has never been leased, it is updated
+        instead of adding another: a store evicting at the cap on every commit then carries
+        one growing loss record, not one per commit. Once leased, a report is never changed
+        again (it goes out under the same event id). It bypasses the byte cap, and is neither
+        evicted nor expired: it is small and is the only trace of what was lost.
+
+        ``notice`` makes a report of its own, never merged into: fields that override or
+        extend the body (``reason`` ``store_corrupt`` or ``storage_damage``, a ``count``).
         """
         conn = self._db()
         for (event_class, reason), count in tally.counts.items():
@@ -819,19 +998,20 @@ class Store:
         open_loss = self._open_loss
         if (
             open_loss is not None
-            and not quarantined
+            and notice is None
             and open_loss.row_id not in self._leased[EventClass.STATUS]
         ):
             merged = open_loss.tally.merged(tally)
-            payload = self._loss_payload(open_loss.event_id, merged, open_loss.since, wall, ())
+            payload = self._loss_payload(open_loss.event_id, merged, open_loss.since, wall, None)
             old = conn.execute(
                 "SELECT size FROM events_status WHERE row_id = ?", (open_loss.row_id,)
             ).fetchone()
             if old is not None:
                 size = self._loss_size(payload, open_loss.event_id)
+                crc = row_crc(open_loss.event_id, LOSS_KIND, LOSS_SOURCE, payload)
                 conn.execute(
-                    "UPDATE events_status SET payload = ?, size = ? WHERE row_id = ?",
-                    (payload, size, open_loss.row_id),
+                    "UPDATE events_status SET payload = ?, size = ?, crc = ? WHERE row_id = ?",
+                    (payload, size, crc, open_loss.row_id),
                 )
                 self._bytes[EventClass.STATUS] += size - int(old[0])
                 self._open_loss = _OpenLoss(
@@ -841,7 +1021,7 @@ class Store:
         seq = self._next_seq
         row_id = row_id_for(EventClass.STATUS, seq)
         event_id = f"{LOSS_KIND}:{self._epoch}:{seq}"
-        payload = self._loss_payload(event_id, tally, wall, wall, quarantined)
+        payload = self._loss_payload(event_id, tally, wall, wall, notice)
         size = self._loss_size(payload, event_id)
         conn.execute(
             _INSERT[EventClass.STATUS],
@@ -849,18 +1029,22 @@ class Store:
                 row_id,
                 event_id,
                 LOSS_KIND,
-                "outbox",
+                LOSS_SOURCE,
                 payload,
                 size,
                 wall.timestamp(),
                 now_s,
                 *_INLINE,
+                row_crc(event_id, LOSS_KIND, LOSS_SOURCE, payload),
             ),
         )
         self._next_seq += 1
         self._depth[EventClass.STATUS] += 1
         self._bytes[EventClass.STATUS] += size
-        self._open_loss = None if quarantined else _OpenLoss(row_id, event_id, tally, wall)
+        self._open_loss = None if notice else _OpenLoss(row_id, event_id, tally, wall)
+        # The sequence number is on disk even after the report is delivered and deleted: the
+        # high-water check at start must not mistake it for a commit that went missing.
+        self._write_meta(now_s)
 
     @staticmethod
     def _loss_size(payload: bytes, event_id: str) -> int:
@@ -872,7 +1056,7 @@ class Store:
         tally: _LossTally,
         since: datetime,
         wall: datetime,
-        quarantined: tuple[str, ...],
+        notice: dict[str, object] | None,
     ) -> bytes:
         body: dict[str, object] = {
             "kind": LOSS_KIND,
@@ -890,15 +1074,16 @@ class Store:
             "first_event_id": tally.first_event_id or None,
             "last_event_id": tally.last_event_id or None,
         }
-        if quarantined:
-            body["reason"] = "store_corrupt"
-            body["quarantined"] = list(quarantined)
+        if notice:
+            body.update(notice)
         return json.dumps(body, separators=(",", ":")).encode()
 
     def sweep(self) -> int:
         """Expire what is past its TTL; persist the store clock now and then. Returns expired."""
         now_s = self.store_clock()
         tally = _LossTally()
+        if self._disk_cap is not None:
+            self._recover_space()
         try:
             if now_s >= self._next_expiry_s:
                 with self._transaction():
@@ -992,6 +1177,8 @@ class Store:
                 self._leased[event.event_class].discard(event.row_id)
             self._cursor = cursors
             raise translate(exc) from exc
+        if self._damaged:
+            self._dead_letter_damaged(now_s)
         if self._saw_expired:
             # Expired rows still count as leasable until deleted: remove them now, or the
             # uplink would be woken for rows it can never lease.
@@ -1003,7 +1190,6 @@ class Store:
         return out
 
     def _fetch(self, event_class: EventClass, count: int, now_s: float) -> list[LeasedEvent]:
-        conn = self._db()
         table = EVENT_TABLES[event_class]
         ttl = self._config.ttl_for(event_class)
         leased = self._leased[event_class]
@@ -1012,25 +1198,31 @@ class Store:
         # Exactly what is wanted first (a class with a small share wants one or two rows);
         # more each round when rows had to be skipped (still leased after a release).
         limit = count
+        damaged = self._damaged
         while len(out) < count:
-            rows = conn.execute(
-                "SELECT row_id, event_id, kind, source, payload, accepted_wall_s, "
-                f"accepted_store_s, block, block_offset, block_length FROM {table} "
-                "WHERE row_id > ? ORDER BY row_id LIMIT ?",
-                (self._cursor[event_class], limit),
-            ).fetchall()
+            rows, unreadable = self._read_rows(table, self._cursor[event_class], limit)
             limit *= 2
             if not rows:
                 break
             last = rows[-1][0]
-            for row_id, event_id, kind, source, inline, wall_s, accepted_s, *place in rows:
+            for row_id, event_id, kind, source, inline, wall_s, accepted_s, *place, crc in rows:
                 if row_id in leased:
                     continue
+                if unreadable and row_id in unreadable:
+                    damaged.append((row_id, unreadable[row_id]))
+                    leased.add(row_id)  # not handed out, nor evicted, until dead-lettered
+                    continue
                 expires_in = None if ttl is None else ttl - (now_s - accepted_s)
-                if expires_in is not None and expires_in <= 0:
+                if expires_in is not None and expires_in <= 0 and kind != LOSS_KIND:
                     self._saw_expired = True  # swept at the end of this lease
                     continue
+                if ttl is not None and kind == LOSS_KIND:
+                    expires_in = None  # a loss report never expires, not at the broker either
                 payload = payloads.read(inline, *place)
+                if crc is not None and row_crc(event_id, kind, source, payload) != crc:
+                    damaged.append((row_id, "checksum mismatch"))
+                    leased.add(row_id)
+                    continue
                 out.append(
                     LeasedEvent(
                         row_id, event_id, event_class, kind, payload, source, wall_s, expires_in
@@ -1043,7 +1235,109 @@ class Store:
         # Marked leased only now: if a read above failed, none of these rows is lost to a
         # lease that was never handed out.
         leased.update(event.row_id for event in out)
+        open_loss = self._open_loss
+        if open_loss is not None and open_loss.row_id in leased:
+            # Handed out: from now on it is what the platform may have, byte for byte. Later
+            # losses go into a new report, even if this one comes back unacknowledged.
+            self._open_loss = None
         return out
+
+    def _read_rows(
+        self, table: str, after: int, limit: int
+    ) -> tuple[list[tuple[Any, ...]], dict[int, str]]:
+        """The next rows of a class to lease, and which of them cannot be read (by row id,
+        with why). A text column that is not valid UTF-8 (a damaged card) fails the whole
+        query in the sqlite3 module: the rows are then read again as bytes and decoded here,
+        so one bad row is dead-lettered instead of failing every lease."""
+        conn = self._db()
+        columns = (
+            "payload, accepted_wall_s, accepted_store_s, block, block_offset, block_length, crc "
+            f"FROM {table} WHERE row_id > ? ORDER BY row_id LIMIT ?"
+        )
+        try:
+            rows = conn.execute(
+                f"SELECT row_id, event_id, kind, source, {columns}", (after, limit)
+            ).fetchall()
+            return rows, {}
+        except sqlite3.Error:
+            raw = conn.execute(
+                "SELECT row_id, CAST(event_id AS BLOB), CAST(kind AS BLOB), "
+                f"CAST(source AS BLOB), {columns}",
+                (after, limit),
+            ).fetchall()
+        out: list[tuple[Any, ...]] = []
+        unreadable: dict[int, str] = {}
+        for row_id, *texts, rest in ((r[0], r[1], r[2], r[3], r[4:]) for r in raw):
+            decoded: list[str] = []
+            for name, value in zip(("event_id", "kind", "source"), texts, strict=True):
+                try:
+                    decoded.append(bytes(value or b"").decode("utf-8"))
+                except UnicodeDecodeError:
+                    unreadable.setdefault(row_id, f"{name} is not valid UTF-8")
+                    decoded.append("")
+            out.append((row_id, *decoded, *rest))
+        return out, unreadable
+
+    def _dead_letter_damaged(self, now_s: float) -> None:
+        """Move the rows found damaged by a lease to the dead letters, with the reason, and
+        report them (``outbox.loss``, reason ``damaged``). If that cannot be written now,
+        they stay leased (skipped) and are found again after the next ``release_all``."""
+        damaged, self._damaged = self._damaged, []
+        conn = self._db()
+        now_wall = self._clock.now().timestamp()
+        why = dict(damaged)
+        ids = sorted(why)
+        tally = _LossTally()
+        try:
+            with self._transaction():
+                for event_class, class_ids in _by_class(ids):
+                    payloads = PayloadReader(conn)
+                    for chunk in _chunks(class_ids):
+                        marks = ",".join("?" * len(chunk))
+                        rows = conn.execute(
+                            "SELECT row_id, CAST(event_id AS BLOB), CAST(kind AS BLOB), "
+                            "CAST(source AS BLOB), payload, size, accepted_wall_s, "
+                            "accepted_store_s, block, block_offset, block_length "
+                            f"FROM {EVENT_TABLES[event_class]} WHERE row_id IN ({marks})",
+                            tuple(chunk),
+                        ).fetchall()
+                        for row_id, eid, kind, source, inline, size, wall_s, st_s, *place in rows:
+                            event_id = bytes(eid or b"").decode("utf-8", "replace")
+                            try:
+                                payload = payloads.read(inline, *place)
+                            except sqlite3.DatabaseError:
+                                payload = b""
+                            conn.execute(
+                                "INSERT OR REPLACE INTO dead_letters (row_id, event_id, "
+                                "event_class, kind, source, payload, size, accepted_wall_s, "
+                                "accepted_store_s, reason, rejected_wall_s) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                (
+                                    row_id,
+                                    event_id,
+                                    int(event_class),
+                                    bytes(kind or b"").decode("utf-8", "replace"),
+                                    bytes(source or b"").decode("utf-8", "replace"),
+                                    payload,
+                                    size,
+                                    wall_s,
+                                    st_s,
+                                    f"damaged on storage: {why[row_id]}",
+                                    now_wall,
+                                ),
+                            )
+                            tally.add(event_class, "damaged", row_id, event_id)
+                self._delete_rows(ids)
+                if tally:
+                    self._record_loss_event(tally, now_s)
+        except sqlite3.Error as exc:
+            _log.warning("outbox: could not dead-letter %d damaged rows yet: %s", len(ids), exc)
+            return
+        for event_class, class_ids in _by_class(ids):
+            self._leased[event_class].difference_update(class_ids)
+        self._damage_log.add(
+            len(ids), now_s, f"moved to dead letters: {'; '.join(sorted(set(why.values())))}"
+        )
 
     def release(self, row_ids: Iterable[int]) -> None:
         """Un-lease rows (not delivered); they are handed out again, in order."""
@@ -1053,9 +1347,13 @@ class Store:
                 self._leased[cls].discard(row_id)
                 self._cursor[cls] = min(self._cursor[cls], row_id - 1)
 
-    def release_all(self) -> None:
+    def release_all(self, keep: Collection[int] = frozenset()) -> None:
+        """Un-lease everything but ``keep`` (acked rows whose delete is not written yet)."""
         for event_class in EventClass:
-            self._leased[event_class].clear()
+            leased = self._leased[event_class]
+            kept = [row_id for row_id in keep if row_id in leased]
+            leased.clear()
+            leased.update(kept)
             self._cursor[event_class] = class_range(event_class)[0] - 1
 
     def reject(self, row_ids: Iterable[int], reason: str) -> int:
@@ -1142,9 +1440,21 @@ class Store:
             with self._transaction():
                 for old_id, event_id, cls, kind, source, payload, size, wall_s in rows:
                     row_id = row_id_for(EventClass(cls), self._next_seq)
+                    crc = row_crc(event_id, kind, source, payload)
                     conn.execute(
                         _INSERT[cls],
-                        (row_id, event_id, kind, source, payload, size, wall_s, now_s, *_INLINE),
+                        (
+                            row_id,
+                            event_id,
+                            kind,
+                            source,
+                            payload,
+                            size,
+                            wall_s,
+                            now_s,
+                            *_INLINE,
+                            crc,
+                        ),
                     )
                     conn.execute("DELETE FROM dead_letters WHERE row_id = ?", (old_id,))
                     self._next_seq += 1

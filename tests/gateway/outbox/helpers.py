@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
 from gateway.outbox import EventClass, OutboxConfig, OutboxEvent
@@ -87,3 +92,56 @@ def orphan_blocks(db: Path) -> int:
         )
     finally:
         conn.close()
+
+
+#: A file system this small fills up in a second of accepts.
+SMALL_FS_BYTES = 3 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def small_filesystem(where: Path, size: int = SMALL_FS_BYTES) -> Iterator[Path]:
+    """A real file system of ``size`` bytes (tmpfs) mounted at ``where``: a full disk as
+    SQLite meets it (the WAL cannot grow either, unlike with ``max_page_count``). Skips the
+    test, saying why, where mounting is not possible (not root, no mount permission)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs for a real full disk needs root (CI runs as root)")
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs for a real full disk: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        # Lazy: a file a failed test left open must not leave the mount behind.
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(directory: Path, leave_bytes: int = 0, name: str = "ballast") -> Path:
+    """Take all but ``leave_bytes`` of the free space of ``directory``'s file system with a
+    ballast file (another program filling the card); return its path."""
+    st = os.statvfs(directory)
+    free = st.f_bavail * st.f_frsize
+    path = directory / name
+    have = path.stat().st_size if path.exists() else 0
+    want = max(0, have + free - leave_bytes)
+    with open(path, "ab") as handle:
+        handle.truncate(0)
+        if want:
+            os.posix_fallocate(handle.fileno(), 0, want)
+        if leave_bytes == 0:
+            # Whatever the allocation left over (rounding), take it too.
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(handle.fileno(), bytes(4096))
+    return path
+
+
+def shrink(ballast: Path, free_bytes: int) -> None:
+    """Give ``free_bytes`` of the ballast back to the file system."""
+    size = ballast.stat().st_size
+    os.truncate(ballast, max(0, size - free_bytes))

@@ -22,7 +22,6 @@ from gateway.outbox import (
     OutboxConfig,
     OutboxError,
     OutboxErrorReason,
-    OutboxStats,
 )
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
 
@@ -179,67 +178,6 @@ async def test_leased_rows_are_not_evicted(tmp_path: Path) -> None:
     assert "t4" in [e.event_id for e in rest]
 
 
-def _page_count(db: Path) -> int:
-    conn = sqlite3.connect(db)
-    try:
-        return int(conn.execute("PRAGMA page_count").fetchone()[0])
-    finally:
-        conn.close()
-
-
-def _limit_pages(outbox: Outbox, pages: int) -> None:
-    """Emulate a full disk: the file may not grow past ``pages``. max_page_count is per
-    connection, so it goes on the store's own connection."""
-    outbox._store._db().execute(f"PRAGMA max_page_count = {pages}")
-
-
-async def _accept_at_the_disk_limit(
-    db: Path, free_pages: int, batch: int
-) -> tuple[int, OutboxStats, list[LeasedEvent]]:
-    """Accept 200 batches of telemetry on a disk with ``free_pages`` pages left; return how
-    many events were accepted, the stats, and everything still queued."""
-    async with Outbox(db, ROOMY, FakeClock()) as outbox:
-        await outbox.accept([event("seed")])
-    async with Outbox(db, ROOMY, FakeClock()) as outbox:
-        _limit_pages(outbox, _page_count(db) + free_pages)
-        accepted = 0
-        for i in range(200):
-            result = await outbox.accept([event(f"t{i}-{j}", size=900) for j in range(batch)])
-            accepted += result.statuses.count(AcceptStatus.ACCEPTED)
-        return accepted, await outbox.stats(), await outbox.lease(10_000)
-
-
-async def test_disk_full_evicts_telemetry_and_keeps_accepting(tmp_path: Path) -> None:
-    accepted, stats, _ = await _accept_at_the_disk_limit(tmp_path / "o.db", 12, batch=4)
-    assert stats.disk_full_cap_bytes is not None
-    assert stats.disk_full_cap_bytes < 12 * 4096
-    assert accepted == 800  # evicting the oldest telemetry made room every time
-    assert any(x.reason == "evicted" for x in stats.losses)
-
-
-async def test_disk_full_with_nothing_evictable_is_a_typed_error(tmp_path: Path) -> None:
-    db = tmp_path / "o.db"
-    async with Outbox(db, ROOMY, FakeClock()) as outbox:
-        for i in range(40):
-            await outbox.accept([event(f"a{i}", EventClass.ALARM, size=900)])
-        # The disk is now full of alarms.
-        _limit_pages(outbox, _page_count(db))
-        stats = await outbox.stats()
-        # Alarms are never evicted for telemetry: with the disk full, telemetry gets the error.
-        with pytest.raises(OutboxError) as excinfo:
-            await outbox.accept([event("t", size=20_000)])
-        assert excinfo.value.reason is OutboxErrorReason.DISK_FULL
-        after = await outbox.stats()
-        assert after.depth == stats.depth
-        assert after.disk_full_cap_bytes is not None
-        # The process keeps going: once alarms are delivered, there is room again.
-        alarms = await outbox.lease(1000)
-        await outbox.ack([e.row_id for e in alarms])
-        await outbox.flush()
-        again = await outbox.accept([event("after", size=20_000)])
-    assert again.statuses == (AcceptStatus.ACCEPTED,)
-
-
 @contextlib.contextmanager
 def _failing_writes(path: Path) -> Iterator[None]:
     """A real write fault under SQLite: the store's open file descriptors for ``path`` (the
@@ -311,15 +249,3 @@ async def test_expired_rows_go_before_live_ones_at_the_cap(tmp_path: Path) -> No
     assert ids == ["t0", "t1", "t2", "t3"]
     reasons = {(x.event_class, x.reason): x.count for x in stats.losses}
     assert reasons == {(EventClass.PRESENCE, "expired"): 1}
-
-
-async def test_disk_full_with_payload_blocks_evicts_whole_blocks(tmp_path: Path) -> None:
-    """Eviction frees pages only once a payload block has lost all its events: at the disk's
-    limit, every accept of a block-sized batch (8 x 900 bytes) still gets room."""
-    accepted, stats, leased = await _accept_at_the_disk_limit(tmp_path / "o.db", 40, batch=8)
-    assert stats.disk_full_cap_bytes is not None
-    assert accepted == 1600
-    assert any(x.reason == "evicted" for x in stats.losses)
-    # What is left reads back whole: the newest batches, in order.
-    kept = [e.event_id for e in leased if e.kind != LOSS_KIND]
-    assert kept == [f"t{i}-{j}" for i in range(200) for j in range(8)][-len(kept) :]

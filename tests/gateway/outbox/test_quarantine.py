@@ -63,7 +63,8 @@ async def test_corrupt_store_is_quarantined_and_reported(
     assert {Path(p).name.split(".corrupt-")[0] for p in stats.quarantined} == {"outbox.db"}
     assert sorted(p.rsplit("Z", 1)[1] for p in stats.quarantined) == ["", "-shm", "-wal"]
     assert sorted(os.listdir(tmp_path)) == sorted(
-        [Path(p).name for p in stats.quarantined] + ["outbox.db", "outbox.db.lock"]
+        [Path(p).name for p in stats.quarantined]
+        + ["outbox.db", "outbox.db.lock", "outbox.db.reserve", "outbox.db.seq"]
     )
     # Reported, never silent: a log line and a loss event in the new store.
     assert any("corrupt" in r.message and r.levelname == "ERROR" for r in caplog.records)

@@ -16,6 +16,7 @@ from gateway.outbox.schema import (
     EVENT_TABLES,
     MIGRATION_CHUNK_ROWS,
     MIGRATIONS,
+    PREPARE,
     SCHEMA_VERSION,
     migrate,
     row_id_for,
@@ -101,7 +102,7 @@ async def test_a_version_2_file_is_migrated_to_payload_blocks(tmp_path: Path) ->
         *((e.event_id, e.payload) for e in fresh),
         ("dead", b"[]"),
     ]
-    assert _pragma(db, "user_version") == SCHEMA_VERSION == 3
+    assert _pragma(db, "user_version") == SCHEMA_VERSION == 4
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("SELECT count(*) FROM payload_blocks").fetchone()[0] == 1
@@ -167,6 +168,41 @@ async def test_a_migration_cut_off_halfway_resumes_without_loss(tmp_path: Path) 
     assert [e.event_id for e in leased if e.event_class is EventClass.TELEMETRY] == [
         f"e{n}" for n in telemetry
     ]
+
+
+async def test_a_version_3_file_gets_row_checksums(tmp_path: Path) -> None:
+    """Rows of a version 3 file have no checksum (not checked, still leased); rows written
+    after the migration have one, and damage to them is found."""
+    db = tmp_path / "o.db"
+    conn = version_2_store(db)
+    PREPARE[2](conn)
+    conn.execute("BEGIN")
+    MIGRATIONS[2](sqlite_utils.Database(conn))
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute("COMMIT")
+    conn.execute(
+        "INSERT INTO events_alarm (row_id, event_id, kind, source, payload, size, "
+        "accepted_wall_s, accepted_store_s) VALUES (?, 'old', 'k', 's', x'7b7d', 60, 0, 0)",
+        (row_id_for(EventClass.ALARM, 1),),
+    )
+    conn.close()
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        await outbox.accept([event("new", EventClass.ALARM)])
+    assert _pragma(db, "user_version") == SCHEMA_VERSION == 4
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        crcs = dict(conn.execute("SELECT event_id, crc FROM events"))
+        # The new row's payload changes on the card.
+        conn.execute("UPDATE events_alarm SET payload = x'7b7e' WHERE event_id = 'new'")
+    finally:
+        conn.close()
+    assert crcs["old"] is None
+    assert isinstance(crcs["new"], int)
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        leased = await outbox.lease(10)
+        stats = await outbox.stats()
+    assert [(e.event_id, e.payload) for e in leased] == [("old", b"{}")]
+    assert stats.dead_letters == 1
 
 
 async def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
