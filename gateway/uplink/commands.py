@@ -28,6 +28,7 @@ __all__ = [
     "CommandErrorReason",
     "CommandProcessor",
     "CommandRegistry",
+    "CommandRejected",
     "CommandResponse",
     "ConfigGetCommand",
     "OutboxStatsCommand",
@@ -59,6 +60,16 @@ class ConfigGetCommand(Command):
 
 class OutboxStatsCommand(Command):
     """Depth, bytes and age per class, dead letters, losses."""
+
+
+class CommandRejected(Exception):  # noqa: N818 (a refusal, not a failure)
+    """Raised by a handler that refuses a valid-looking command (an unknown door, a conflicting
+    id): answered as ``invalid`` with ``detail``, not counted as a handler failure, and not
+    remembered, so the same command id may be sent again once the conflict is gone."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class CommandErrorReason(Enum):
@@ -177,6 +188,8 @@ class CommandProcessor:
             return earlier
         try:
             result = await entry.handler(command)
+        except CommandRejected as exc:
+            return self._error(name, command.id, CommandErrorReason.INVALID, exc.detail)
         except Exception as exc:  # a handler bug must not take the daemon down
             _log.exception("command %s id=%s failed", name, command.id)
             response = self._error(name, command.id, CommandErrorReason.FAILED, repr(exc)[:200])
