@@ -18,6 +18,7 @@ from gateway.custody.engine import SNAPSHOT_VERSION, CustodyEngine
 from gateway.custody.errors import CustodyError
 from gateway.custody.handoff import SessionSpec
 from gateway.custody.results import (
+    Claim,
     CustodyResult,
     DeliveryAlert,
     DeliveryEvidence,
@@ -31,6 +32,7 @@ from gateway.custody.route import RouteSpec, StopSpec, effective_radii
 
 __all__ = [
     "SNAPSHOT_VERSION",
+    "Claim",
     "CustodyEngine",
     "CustodyError",
     "CustodyResult",

@@ -19,7 +19,7 @@ from typing import Any, Final, Literal
 from pydantic import JsonValue
 
 from gateway.custody.handoff import HandoffBook, SessionSpec
-from gateway.custody.results import CustodyResult
+from gateway.custody.results import Claim, CustodyResult
 from gateway.custody.route import RouteBook, RouteSpec
 
 __all__ = ["SNAPSHOT_VERSION", "CustodyEngine"]
@@ -62,6 +62,17 @@ class CustodyEngine:
         out: list[CustodyResult] = list(self.handoffs.tick(monotonic, self.route.last_fix))
         out += self.route.tick(monotonic)
         return out
+
+    # --- arbitration between neighbouring doors ------------------------------------------------
+
+    def claims(self) -> list[Claim]:
+        """What this gateway's doors claim (to publish on the site topic every few seconds)."""
+        return self.handoffs.claims()
+
+    def neighbour_claims(self, claims: list[Claim], monotonic: float) -> int:
+        """Claims received from neighbouring door gateways (claims for our own doors are
+        ignored). Not persisted: neighbours re-send them."""
+        return self.handoffs.neighbour_claims(claims, monotonic)
 
     # --- commands ------------------------------------------------------------------------------
 

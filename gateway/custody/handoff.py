@@ -31,8 +31,10 @@ from typing import Any, Literal
 from pydantic import JsonValue
 
 from gateway.custody.errors import CustodyError
-from gateway.custody.results import Fix, HandoffReport, ItemConfirmed, ItemEvidence
+from gateway.custody.results import Claim, Fix, HandoffReport, ItemConfirmed, ItemEvidence
 from gateway.custody.rules import (
+    CLAIM_MARGIN_DB,
+    CLAIM_MAX_AGE_S,
     CLOSE_SETTLE_S,
     DWELL_MIN_SIGHTINGS,
     DWELL_S,
@@ -243,6 +245,8 @@ class HandoffBook:
         #: Reported sessions: id -> (fingerprint, reported_at), oldest first.
         self._reported: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self.untracked = 0
+        #: Neighbours' claims: item -> door -> (claim, received at).
+        self._neighbours: dict[str, dict[str, tuple[Claim, float]]] = {}
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -361,10 +365,15 @@ class HandoffBook:
                 tr.confirmed or (tr.pending and tr.last_s >= now - FADE_S)
             ):
                 continue
-            if tr.dock_n >= DWELL_MIN_SIGHTINGS and (
-                tr.dock_sum / tr.dock_n >= UNEXPECTED_MIN_LEVEL_DBM
-                or tr.crossed_peak >= UNEXPECTED_MIN_PEAK_DBM
-            ):
+            if tr.dock_n < DWELL_MIN_SIGHTINGS:
+                continue
+            verdict = self._beats_neighbours(key, tr, now)
+            if verdict is None:  # no neighbour spoke: our evidence alone must beat theirs
+                verdict = (
+                    tr.dock_sum / tr.dock_n >= UNEXPECTED_MIN_LEVEL_DBM
+                    or tr.crossed_peak >= UNEXPECTED_MIN_PEAK_DBM
+                )
+            if verdict:
                 unexpected.append(key)
                 evidence.append(tr.evidence(key))
         spec = s.spec
@@ -390,10 +399,44 @@ class HandoffBook:
             )
         )
         del self._sessions[spec.session_id]
+        for key in s.tracks:
+            self._neighbours.pop(key, None)
         self._reported[spec.session_id] = (spec.fingerprint(), now)
         while len(self._reported) > REPORTED_KEPT:
             self._reported.popitem(last=False)
         return out
+
+    # --- arbitration between neighbouring doors ------------------------------------------------
+
+    def claims(self) -> list[Claim]:
+        """This gateway's claims: items that crossed into one of its doors, with their level."""
+        out = []
+        for s in self._sessions.values():
+            for key, tr in s.tracks.items():
+                if tr.crossed_t is not None and tr.dock_n >= DWELL_MIN_SIGHTINGS:
+                    level = round(tr.dock_sum / tr.dock_n, 2)
+                    out.append(Claim(s.spec.door, key, level, tr.crossed_peak, tr.dock_n))
+        return out
+
+    def neighbour_claims(self, claims: list[Claim], now: float) -> int:
+        """Take neighbouring doors' claims (our own doors' are ignored); returns how many."""
+        taken = 0
+        for c in claims:
+            if c.door in self.doors:
+                continue
+            self._neighbours.setdefault(c.item, {})[c.door] = (c, now)
+            taken += 1
+        return taken
+
+    def _beats_neighbours(self, key: str, tr: _Track, now: float) -> bool | None:
+        """True / False when fresh neighbour claims exist for the item; None when none do."""
+        fresh = [
+            c for c, at in self._neighbours.get(key, {}).values() if now - at <= CLAIM_MAX_AGE_S
+        ]
+        if not fresh or tr.dock_n == 0:
+            return None
+        level = tr.dock_sum / tr.dock_n
+        return all(level > c.level_dbm + CLAIM_MARGIN_DB for c in fresh)
 
     # --- introspection and persistence ----------------------------------------------------------
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 __all__ = [
+    "Claim",
     "CustodyResult",
     "DeliveryAlert",
     "DeliveryEvidence",
@@ -48,6 +49,20 @@ class ItemEvidence:
     crossed_at_s: float | None = None
     #: Mean level after the carry, when measured.
     dwell_rssi_dbm: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One door's evidence that an item crossed into its dock, shared with neighbouring doors
+    (over a site topic) so that a door claims an unexpected item only when its evidence beats
+    theirs. ``level_dbm`` is the item's mean level on the dock side, ``peak_dbm`` the loudest
+    advert of the carry, ``sightings`` how many adverts the level is the mean of."""
+
+    door: str
+    item: str
+    level_dbm: float
+    peak_dbm: int
+    sightings: int
 
 
 ConfirmBasis = Literal["level", "stayed"]

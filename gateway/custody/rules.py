@@ -14,6 +14,8 @@ from typing import Final
 __all__ = [
     "CARGO_RSSI_DBM",
     "CARGO_TIMEOUT_S",
+    "CLAIM_MARGIN_DB",
+    "CLAIM_MAX_AGE_S",
     "CLOSE_SETTLE_S",
     "DEFAULT_DEPOT_RADIUS_M",
     "DEFAULT_STOP_RADIUS_M",
@@ -107,6 +109,14 @@ MAX_SESSION_WINDOW_S: Final = 86_400.0
 REPORTED_KEPT: Final = 64
 #: Length limit of every id and name in a command.
 MAX_ID_CHARS: Final = 128
+
+#: A neighbour's claim counts for this long after it arrived (they are re-sent every few
+#: seconds while the evidence lasts; an older one is a neighbour that went quiet).
+CLAIM_MAX_AGE_S: Final = 120.0
+#: A door beats a neighbour's claim when its dock-side level is higher by more than this: the
+#: item lies in the lane of the door that is nearer, and over a dwell of hundreds of adverts
+#: the mean's standard error is ~0.2 dB (4 dB / sqrt(400)).
+CLAIM_MARGIN_DB: Final = 0.0
 
 # --- vehicle mode ------------------------------------------------------------------------------
 

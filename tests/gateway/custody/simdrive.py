@@ -58,6 +58,70 @@ class Outcome:
         return [r for _, r in self.results[gateway] if isinstance(r, RouteDeparture)]
 
 
+@dataclass(frozen=True)
+class HandoffMatch:
+    """One handoff's report compared with its ground truth, item by item."""
+
+    door: str
+    confirmed_ok: int
+    missing_ok: int
+    unexpected_ok: int
+    wrong_confirmed: frozenset[str]
+    wrong_missing: frozenset[str]
+    wrong_unexpected: frozenset[str]
+    lacking_unexpected: frozenset[str]
+    claimed_by_neighbours: frozenset[str]
+    live: int
+
+    @property
+    def exact(self) -> bool:
+        return not (
+            self.wrong_confirmed
+            or self.wrong_missing
+            or self.wrong_unexpected
+            or self.lacking_unexpected
+            or self.claimed_by_neighbours
+        )
+
+
+def match_handoffs(scenario: Scenario, out: Outcome) -> list[HandoffMatch]:
+    """Each ground-truth handoff against the report of its door's session ``S<n>``, and every
+    report at its neighbouring doors against its items."""
+    gw_of = {d.id: d.gateway.id for d in scenario.doors}
+    matches = []
+    for n, h in enumerate(scenario.ground_truth.handoffs):
+        reports = [r for r in out.reports(gw_of[h.door]) if r.session_id == f"S{n}"]
+        assert len(reports) == 1, f"{h.door}: {len(reports)} reports"
+        r = reports[0]
+        items = {*h.expected, *h.unexpected}
+        claimed = {
+            i
+            for nb in h.neighbours
+            for rep in out.reports(gw_of[nb])
+            for i in (*rep.confirmed, *rep.unexpected)
+            if i in items
+        }
+        claimed |= {
+            c.item for nb in h.neighbours for c in out.confirmations(gw_of[nb]) if c.item in items
+        }
+        live = [c for c in out.confirmations(gw_of[h.door]) if c.session_id == f"S{n}"]
+        matches.append(
+            HandoffMatch(
+                door=h.door,
+                confirmed_ok=len(set(r.confirmed) & set(h.confirmed)),
+                missing_ok=len(set(r.missing) & set(h.missing)),
+                unexpected_ok=len(set(r.unexpected) & set(h.unexpected)),
+                wrong_confirmed=frozenset(set(r.confirmed) - set(h.confirmed)),
+                wrong_missing=frozenset(set(r.missing) - set(h.missing)),
+                wrong_unexpected=frozenset(set(r.unexpected) - set(h.unexpected)),
+                lacking_unexpected=frozenset(set(h.unexpected) - set(r.unexpected)),
+                claimed_by_neighbours=frozenset(claimed),
+                live=sum(1 for c in live if c.basis == "level"),
+            )
+        )
+    return matches
+
+
 def route_spec(scenario: Scenario, route_id: str) -> RouteSpec:
     """The ``route.load`` the platform sends for ``route_id``: parcels by their route/stop."""
     route = next(r for r in scenario.routes if r.id == route_id)
@@ -81,6 +145,7 @@ def drive(
     neighbour_sessions: bool = True,
     until_s: float | None = None,
     snapshot_every_s: float | None = None,
+    share_claims_every_s: float | None = 10.0,
 ) -> Outcome:
     """Run the scenario second by second through one engine per gateway.
 
@@ -89,6 +154,8 @@ def drive(
     handoff also runs a session of its own (one unrelated expected item), so that "unexpected"
     claims there are checked too. With ``snapshot_every_s`` every engine is replaced by a fresh
     one restored from its snapshot that often (a restart, or a kill -9 after the last save).
+    Door gateways exchange their claims every ``share_claims_every_s`` (None: the site link is
+    down and each door decides alone).
     """
     world = World(scenario)
     out = Outcome(world)
@@ -108,9 +175,10 @@ def drive(
             (start, gw, SessionSpec(f"S{n}", h.door, "carrier", "hub", h.expected, start, end))
         )
         if neighbour_sessions:
-            for nb in h.neighbours:
+            busy = {o.door for o in scenario.ground_truth.handoffs}
+            for nb in (d for d in h.neighbours if d not in busy):
                 ngw = next(g for g, d in doors.items() if d == nb)
-                spec = SessionSpec(f"S{n}-{nb}", nb, "x", "y", (f"own-of-{nb}",), start, end)
+                spec = SessionSpec(f"S{n}-{nb}", nb, "x", "y", (f"own-of-{nb}-{n}",), start, end)
                 sessions.append((start, ngw, spec))
     routes = {
         next(g for g, v in vehicles.items() if v == r.vehicle): r.id
@@ -124,13 +192,14 @@ def drive(
     t, k = 0.0, 0
     while t <= end_s:
         for start, gw, spec in sessions:
-            if start <= t < start + step:
-                # A session may be open at both ends of a layout: only once per engine.
-                if out.engines[gw].handoffs.state_of(spec.session_id) == "unknown":
-                    out.engines[gw].open_session(spec, t)
+            fresh = out.engines[gw].handoffs.state_of(spec.session_id) == "unknown"
+            if fresh and start <= t < start + step:
+                out.engines[gw].open_session(spec, t)
         for s in world.sightings(t):
             if s.gateway in doors:
-                res = out.engines[s.gateway].observe(s.address, s.item, doors[s.gateway], s.rssi_dbm, t)
+                res = out.engines[s.gateway].observe(
+                    s.address, s.item, doors[s.gateway], s.rssi_dbm, t
+                )
             elif s.gateway in out.engines:
                 res = out.engines[s.gateway].observe(s.address, s.item, CARGO, s.rssi_dbm, t)
             else:
@@ -143,6 +212,12 @@ def drive(
                 out.engines[gw].position(0.0, 0.0, False, t)
             else:
                 out.engines[gw].position(pos.lat, pos.lon, True, t, hdop=0.9)
+        if share_claims_every_s is not None and k % max(1, round(share_claims_every_s / step)) == 0:
+            claims = {gw: out.engines[gw].claims() for gw in doors}
+            for gw in doors:
+                for other, theirs in claims.items():
+                    if other != gw:
+                        out.engines[gw].neighbour_claims(theirs, t)
         for gw, engine in out.engines.items():
             out.results[gw] += [(t, r) for r in engine.tick(t)]
         if snapshot_every_s is not None and k % max(1, round(snapshot_every_s / step)) == 0:
