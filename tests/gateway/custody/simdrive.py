@@ -9,6 +9,7 @@ simulated second they were produced at.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -192,8 +193,8 @@ def drive(
     t, k = 0.0, 0
     while t <= end_s:
         for start, gw, spec in sessions:
-            fresh = out.engines[gw].handoffs.state_of(spec.session_id) == "unknown"
-            if fresh and start <= t < start + step:
+            unopened = out.engines[gw].handoffs.state_of(spec.session_id) == "unknown"
+            if unopened and start <= t < start + step:
                 out.engines[gw].open_session(spec, t)
         for s in world.sightings(t):
             if s.gateway in doors:
@@ -222,9 +223,11 @@ def drive(
             out.results[gw] += [(t, r) for r in engine.tick(t)]
         if snapshot_every_s is not None and k % max(1, round(snapshot_every_s / step)) == 0:
             for gw, engine in list(out.engines.items()):
-                fresh = CustodyEngine(door_zones=engine.door_zones, cargo_zones=engine.cargo_zones)
-                assert fresh.restore(engine.snapshot())
-                out.engines[gw] = fresh
+                restarted = CustodyEngine(
+                    door_zones=engine.door_zones, cargo_zones=engine.cargo_zones
+                )
+                assert restarted.restore(json.loads(json.dumps(engine.snapshot())))
+                out.engines[gw] = restarted
         k += 1
         t = k * step
     return out

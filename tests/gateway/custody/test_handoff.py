@@ -85,7 +85,8 @@ def test_a_parcel_carried_onto_the_dock_is_confirmed_live_once() -> None:
     assert r.documents == (("ASN", "A-1"),)
     assert len(f.confirmations()) == 1  # no second handoff.item for A
     ev = {e.item: e for e in r.evidence}
-    assert ev["A"].sightings > 0 and ev["A"].first_seen_s == 0.0
+    assert ev["A"].sightings > 0
+    assert ev["A"].first_seen_s == 0.0
     assert ev["B"].mean_rssi_dbm == pytest.approx(TRAILER_DBM)
 
 
@@ -100,7 +101,8 @@ def test_a_trailer_parcel_with_a_loud_advert_is_not_confirmed_and_missing_when_i
     f.run(10, {"A": TRAILER_DBM})
     f.run(CLOSE_SETTLE_S, {"A": None})  # the trailer pulled away with it
     (r,) = f.reports()
-    assert r.missing == ("A",) and r.confirmed == ()
+    assert r.missing == ("A",)
+    assert r.confirmed == ()
 
 
 def test_a_deep_dock_parcel_is_confirmed_when_it_stays_after_the_trailer_left() -> None:
@@ -115,7 +117,8 @@ def test_a_deep_dock_parcel_is_confirmed_when_it_stays_after_the_trailer_left() 
     (c,) = f.confirmations()
     assert (c.item, c.basis) == ("A", "stayed")
     (r,) = f.reports()
-    assert r.confirmed == ("A",) and r.missing == ("B",)
+    assert r.confirmed == ("A",)
+    assert r.missing == ("B",)
 
 
 def test_a_flickering_parcel_at_the_door_is_confirmed_once() -> None:
@@ -176,8 +179,10 @@ def test_the_window_end_closes_the_session_and_sightings_outside_it_do_not_count
     f.run(40, {"A": CROSS_DBM})  # before the window: not evidence
     f.run(CLOSE_SETTLE_S + 80, {"A": None})
     (r,) = f.reports()
-    assert r.close_reason == "window_end" and r.closed_at_s == 100.0
-    assert r.evidence == () and r.missing == ("A",)
+    assert r.close_reason == "window_end"
+    assert r.closed_at_s == 100.0
+    assert r.evidence == ()
+    assert r.missing == ("A",)
 
 
 def test_other_zones_do_not_feed_the_session() -> None:
@@ -209,7 +214,8 @@ def test_an_unexpected_parcel_is_not_claimed_when_a_neighbour_hears_it_louder() 
     f = Feed()
     dock_unexpected(f, DOCK_NEAR_DBM)
     ours = {c.item: c for c in f.engine.claims()}
-    assert ours["X"].door == DOOR and ours["X"].level_dbm == pytest.approx(DOCK_NEAR_DBM)
+    assert ours["X"].door == DOOR
+    assert ours["X"].level_dbm == pytest.approx(DOCK_NEAR_DBM)
     louder = Claim("door-4", "X", DOCK_NEAR_DBM + 3.0, -55, 100)
     assert f.engine.neighbour_claims([louder, Claim(DOOR, "X", 0.0, 0, 1)], f.t) == 1
     f.engine.close_session("S1", f.t)
@@ -264,7 +270,7 @@ def test_a_snapshot_that_is_not_one_is_refused_and_counted() -> None:
     assert e.handoffs.state_of("S1") == "open"  # a failed restore leaves the state alone
 
 
-# --- hostile commands ------------------------------------------------------------------------------
+# --- hostile commands -------------------------------------------------------------------------
 
 
 def state(e: CustodyEngine) -> str:

@@ -106,7 +106,9 @@ def test_a_clean_tour_gives_departure_and_one_evidence_per_parcel() -> None:
     van.aboard = {"P1": ON_BOARD_DBM, "P2": ON_BOARD_DBM, "P3": ON_BOARD_DBM}
     tour(van, deliver={"S1": ["P1", "P2"], "S2": ["P3"]})
     (dep,) = van.of(RouteDeparture)
-    assert dep.missing == () and dep.misloaded == () and dep.on_board == ("P1", "P2", "P3")
+    assert dep.missing == ()
+    assert dep.misloaded == ()
+    assert dep.on_board == ("P1", "P2", "P3")
     ev = van.of(DeliveryEvidence)
     assert sorted((e.parcel, e.stop_id) for e in ev) == [("P1", "S1"), ("P2", "S1"), ("P3", "S2")]
     assert all(e.distance_m < 40.0 for e in ev)
@@ -119,7 +121,8 @@ def test_departure_names_missing_and_misloaded_parcels_and_alerts_the_misload_on
     van.aboard = {"P1": ON_BOARD_DBM, "P2": ON_BOARD_DBM, "STRANGER": ON_BOARD_DBM}
     tour(van, deliver={"S1": ["P1", "P2"]})
     (dep,) = van.of(RouteDeparture)
-    assert dep.missing == ("P3",) and dep.misloaded == ("STRANGER",)
+    assert dep.missing == ("P3",)
+    assert dep.misloaded == ("STRANGER",)
     alerts = van.of(DeliveryAlert)
     assert [(a.alert, a.parcel) for a in alerts] == [("misload", "STRANGER")]
 
@@ -170,7 +173,8 @@ def test_consistent_fixes_far_away_re_anchor_the_position() -> None:
     van.step(10, fix=at(5000, 0))  # the first fixes were wrong, not these
     assert van.engine.route.counters["fix_reanchor"] == 1
     last = van.engine.route.last_fix
-    assert last is not None and last.lat == pytest.approx(at(5000, 0)[0])
+    assert last is not None
+    assert last.lat == pytest.approx(at(5000, 0)[0])
 
 
 def test_no_decision_on_a_stale_fix() -> None:
@@ -183,7 +187,8 @@ def test_no_decision_on_a_stale_fix() -> None:
     van.step(10)
     van.aboard["P1"] = DOORSTEP_FAR_DBM  # last heard aboard 10 s after the last fix
     van.step(60)
-    assert van.of(DeliveryEvidence) == [] and van.of(DeliveryAlert) == []
+    assert van.of(DeliveryEvidence) == []
+    assert van.of(DeliveryAlert) == []
     assert van.engine.route.counters["leave_undetermined"] == 1
     assert van.engine.route.counters["fix_poor"] == 70
 
@@ -194,7 +199,8 @@ def test_a_poor_fix_is_ignored() -> None:
     van.engine.position(*at(900, 0), True, van.t, hdop=12.0)
     assert van.engine.route.counters["fix_poor"] == 1
     last = van.engine.route.last_fix
-    assert last is not None and last.lat == pytest.approx(at(0, 0)[0])
+    assert last is not None
+    assert last.lat == pytest.approx(at(0, 0)[0])
 
 
 def test_a_route_loaded_on_the_road_reports_no_departure() -> None:
