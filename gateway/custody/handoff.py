@@ -145,10 +145,11 @@ class _Track:
         if self.post_n < DWELL_MIN_SIGHTINGS:
             return "none"  # carried on: not on this dock
         post = self.post_sum / self.post_n
-        if self.crossed_t is None:
-            self.crossed_t, self.crossed_peak = cand, self.cand_peak
-            self.dwell_level = post
-            self.dock_n, self.dock_sum = self.post_n, self.post_sum
+        # The latest crossing that dwelt is the one that counts: an earlier portal read may have
+        # been shadowing while the item was still in the trailer, whose level must not mix in.
+        self.crossed_t, self.crossed_peak = cand, self.cand_peak
+        self.dwell_level = post
+        self.dock_n, self.dock_sum = self.post_n, self.post_sum
         pre: float | None
         if self.cand_pre_n >= PRE_MIN_SIGHTINGS:
             pre = self.cand_pre_sum / self.cand_pre_n
@@ -157,9 +158,7 @@ class _Track:
         else:
             pre = None  # we had not listened long enough to know its level before
         if pre is not None and post >= pre + LEVEL_RISE_DB:
-            self.confirmed, self.crossed_t, self.dwell_level = True, cand, post
-            self.crossed_peak = self.cand_peak
-            self.dock_n, self.dock_sum = self.post_n, self.post_sum
+            self.confirmed = True
             return "level"
         self.pending = True
         return "pending"

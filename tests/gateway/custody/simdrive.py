@@ -123,6 +123,71 @@ def match_handoffs(scenario: Scenario, out: Outcome) -> list[HandoffMatch]:
     return matches
 
 
+@dataclass(frozen=True)
+class DeliveryMatch:
+    """A vehicle gateway's results compared with the scenario's ground truth."""
+
+    evidence_ok: int
+    evidence_wrong: frozenset[tuple[str, str]]
+    evidence_lacking: frozenset[tuple[str, str]]
+    misdelivery: frozenset[tuple[str, str | None, str | None]]
+    misdelivery_truth: frozenset[tuple[str, str | None, str | None]]
+    left_on_board: frozenset[tuple[str, str | None]]
+    left_on_board_truth: frozenset[tuple[str, str | None]]
+    departures: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+    departures_truth: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+    misloads: tuple[str, ...]
+    alerts: int
+
+    @property
+    def exact(self) -> bool:
+        return (
+            not self.evidence_wrong
+            and not self.evidence_lacking
+            and self.misdelivery == self.misdelivery_truth
+            and self.left_on_board == self.left_on_board_truth
+            and self.departures == self.departures_truth
+            and tuple(sorted(self.misloads))
+            == tuple(m for _, ms in self.departures_truth for m in ms)
+            and self.alerts
+            == len(self.misdelivery_truth) + len(self.left_on_board_truth) + len(self.misloads)
+        )
+
+
+def match_deliveries(scenario: Scenario, out: Outcome) -> DeliveryMatch:
+    """Evidence, alerts and departures of the route's vehicle gateway against the truth."""
+    truth = scenario.ground_truth
+    (gw,) = (
+        v.gateway.id
+        for v in scenario.vehicles
+        if v.gateway is not None and v.id in {r.vehicle for r in scenario.routes}
+    )
+    ev = {(e.parcel, e.stop_id) for e in out.evidences(gw)}
+    ev_truth = {(d.item, d.actual_stop) for d in truth.deliveries if not d.wrong_stop}
+    alerts = out.alerts(gw)
+    return DeliveryMatch(
+        evidence_ok=len(ev & ev_truth),
+        evidence_wrong=frozenset(ev - ev_truth),
+        evidence_lacking=frozenset(ev_truth - ev),
+        misdelivery=frozenset(
+            (a.parcel, a.stop_id, a.expected_stop) for a in alerts if a.alert == "misdelivery"
+        ),
+        misdelivery_truth=frozenset(
+            (d.item, d.actual_stop, d.expected_stop) for d in truth.deliveries if d.wrong_stop
+        ),
+        left_on_board=frozenset(
+            (a.parcel, a.stop_id) for a in alerts if a.alert == "left_on_board"
+        ),
+        left_on_board_truth=frozenset((x.item, x.stop) for x in truth.left_on_board),
+        departures=tuple((d.missing, d.misloaded) for d in out.departures(gw)),
+        departures_truth=tuple(
+            (tuple(sorted(d.missing)), tuple(sorted(d.misloaded))) for d in truth.departures
+        ),
+        misloads=tuple(a.parcel for a in alerts if a.alert == "misload"),
+        alerts=len(alerts),
+    )
+
+
 def route_spec(scenario: Scenario, route_id: str) -> RouteSpec:
     """The ``route.load`` the platform sends for ``route_id``: parcels by their route/stop."""
     route = next(r for r in scenario.routes if r.id == route_id)
