@@ -39,6 +39,7 @@ from gateway.custody.rules import (
     DWELL_MIN_SIGHTINGS,
     DWELL_S,
     FADE_S,
+    LEVEL_EMA_ALPHA,
     LEVEL_RISE_DB,
     MAX_DOCUMENTS,
     MAX_ID_CHARS,
@@ -93,6 +94,8 @@ class _Track:
     n: int = 0
     total: float = 0.0
     max_rssi: int = -200
+    #: Exponential moving average of the level: where the item is now (see LEVEL_EMA_ALPHA).
+    ema: float = 0.0
     recent: deque[tuple[float, int]] = field(default_factory=deque)
     cand_t: float | None = None
     cand_peak: int = -200
@@ -125,6 +128,7 @@ class _Track:
             self.cand_pre_n = self.n - len(self.recent)
             self.cand_pre_sum = self.total - sum(r for _, r in self.recent)
             self.post_n, self.post_sum = 0, 0.0
+        self.ema = rssi if self.n == 0 else self.ema + LEVEL_EMA_ALPHA * (rssi - self.ema)
         self.n += 1
         self.total += rssi
         self.max_rssi = max(self.max_rssi, rssi)
@@ -186,6 +190,7 @@ class _Track:
             "n": self.n,
             "total": self.total,
             "max_rssi": self.max_rssi,
+            "ema": self.ema,
             "recent": [[t, r] for t, r in self.recent],
             "cand_t": self.cand_t,
             "cand_peak": self.cand_peak,
@@ -206,6 +211,7 @@ class _Track:
     def from_json(cls, d: dict[str, Any]) -> _Track:
         tr = cls(tag=str(d["tag"]), zone=str(d["zone"]), first_s=d["first_s"], last_s=d["last_s"])
         tr.n, tr.total, tr.max_rssi = int(d["n"]), float(d["total"]), int(d["max_rssi"])
+        tr.ema = float(d["ema"])
         tr.recent = deque((float(t), int(r)) for t, r in d["recent"])
         tr.cand_t = d["cand_t"]
         tr.cand_peak, tr.crossed_peak = int(d["cand_peak"]), int(d["crossed_peak"])
@@ -369,8 +375,7 @@ class HandoffBook:
             verdict = self._beats_neighbours(key, tr, now)
             if verdict is None:  # no neighbour spoke: our evidence alone must beat theirs
                 verdict = (
-                    tr.dock_sum / tr.dock_n >= UNEXPECTED_MIN_LEVEL_DBM
-                    or tr.crossed_peak >= UNEXPECTED_MIN_PEAK_DBM
+                    tr.ema >= UNEXPECTED_MIN_LEVEL_DBM or tr.crossed_peak >= UNEXPECTED_MIN_PEAK_DBM
                 )
             if verdict:
                 unexpected.append(key)
@@ -413,8 +418,9 @@ class HandoffBook:
         for s in self._sessions.values():
             for key, tr in s.tracks.items():
                 if tr.crossed_t is not None and tr.dock_n >= DWELL_MIN_SIGHTINGS:
-                    level = round(tr.dock_sum / tr.dock_n, 2)
-                    out.append(Claim(s.spec.door, key, level, tr.crossed_peak, tr.dock_n))
+                    level = round(tr.ema, 2)
+                    expected = key in s.expected
+                    out.append(Claim(s.spec.door, key, level, tr.crossed_peak, tr.n, expected))
         return out
 
     def neighbour_claims(self, claims: list[Claim], now: float) -> int:
@@ -432,10 +438,9 @@ class HandoffBook:
         fresh = [
             c for c, at in self._neighbours.get(key, {}).values() if now - at <= CLAIM_MAX_AGE_S
         ]
-        if not fresh or tr.dock_n == 0:
+        if not fresh:
             return None
-        level = tr.dock_sum / tr.dock_n
-        return all(level > c.level_dbm + CLAIM_MARGIN_DB for c in fresh)
+        return all(tr.ema > c.level_dbm + CLAIM_MARGIN_DB for c in fresh)
 
     # --- introspection and persistence ----------------------------------------------------------
 

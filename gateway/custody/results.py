@@ -55,14 +55,16 @@ class ItemEvidence:
 class Claim:
     """One door's evidence that an item crossed into its dock, shared with neighbouring doors
     (over a site topic) so that a door claims an unexpected item only when its evidence beats
-    theirs. ``level_dbm`` is the item's mean level on the dock side, ``peak_dbm`` the loudest
-    advert of the carry, ``sightings`` how many adverts the level is the mean of."""
+    theirs. ``level_dbm`` is the item's current level (a moving average over about the last
+    minute of adverts), ``peak_dbm`` the loudest advert of its carry, ``sightings`` how many
+    adverts the door heard of it, ``expected`` whether its session expects it."""
 
     door: str
     item: str
     level_dbm: float
     peak_dbm: int
     sightings: int
+    expected: bool = False
 
 
 ConfirmBasis = Literal["level", "stayed"]

@@ -27,6 +27,7 @@ __all__ = [
     "FIX_MAX_SPEED_MPS",
     "FIX_REANCHOR_FIXES",
     "GEOFENCE_EXIT_FIXES",
+    "LEVEL_EMA_ALPHA",
     "LEVEL_RISE_DB",
     "MAX_DOCUMENTS",
     "MAX_ID_CHARS",
@@ -113,10 +114,15 @@ MAX_ID_CHARS: Final = 128
 #: A neighbour's claim counts for this long after it arrived (they are re-sent every few
 #: seconds while the evidence lasts; an older one is a neighbour that went quiet).
 CLAIM_MAX_AGE_S: Final = 120.0
-#: A door beats a neighbour's claim when its dock-side level is higher by more than this: the
-#: item lies in the lane of the door that is nearer, and over a dwell of hundreds of adverts
-#: the mean's standard error is ~0.2 dB (4 dB / sqrt(400)).
-CLAIM_MARGIN_DB: Final = 0.0
+#: An item's current level is an exponential moving average with this weight per advert: a
+#: memory of ~60 adverts (a minute), whose noise is 4 dB * sqrt(a / (2 - a)) = 0.37 dB.
+LEVEL_EMA_ALPHA: Final = 1.0 / 60.0
+#: A door beats a neighbour's claim when its current level is higher by more than this. The
+#: item lies in the lane of the nearer door, but at the far edge of a deep lane the two doors
+#: differ by well under 1 dB; two levels of 0.37 dB noise differ by more than 1.5 dB with
+#: p ~ 0.2 % when the distances are equal. In a near tie nobody claims: a missed "unexpected"
+#: costs less than a parcel claimed by the wrong door.
+CLAIM_MARGIN_DB: Final = 1.5
 
 # --- vehicle mode ------------------------------------------------------------------------------
 
