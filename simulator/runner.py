@@ -524,16 +524,17 @@ class ScenarioRunner:
                 continue
             v = snap.vehicles[vehicle]
             reading = self.world.gps_reading(gw_id, snap.t_s)
-            if reading.position is None:
-                dev.gps.lose_fix()
-                continue
+            where = v.position if reading.position is None else reading.position
             dev.gps.set_position(
-                reading.position.lat,
-                reading.position.lon,
+                where.lat,
+                where.lon,
                 speed_mps=v.speed_mps,
                 heading_deg=v.heading_deg,
                 when=snap.when,
             )
+            if reading.position is None:
+                # In a tunnel the receiver keeps its time and says "no fix" every epoch.
+                dev.gps.lose_fix()
 
     # --- faults --------------------------------------------------------------------------------
 

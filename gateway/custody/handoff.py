@@ -440,7 +440,8 @@ class HandoffBook:
         ]
         if not fresh:
             return None
-        return all(tr.ema > c.level_dbm + CLAIM_MARGIN_DB for c in fresh)
+        # A neighbour that expects the item has the manifest on its side: beat it clearly.
+        return all(tr.ema > c.level_dbm + (CLAIM_MARGIN_DB if c.expected else 0.0) for c in fresh)
 
     # --- introspection and persistence ----------------------------------------------------------
 

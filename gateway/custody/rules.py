@@ -117,11 +117,11 @@ CLAIM_MAX_AGE_S: Final = 120.0
 #: An item's current level is an exponential moving average with this weight per advert: a
 #: memory of ~60 adverts (a minute), whose noise is 4 dB * sqrt(a / (2 - a)) = 0.37 dB.
 LEVEL_EMA_ALPHA: Final = 1.0 / 60.0
-#: A door beats a neighbour's claim when its current level is higher by more than this. The
-#: item lies in the lane of the nearer door, but at the far edge of a deep lane the two doors
-#: differ by well under 1 dB; two levels of 0.37 dB noise differ by more than 1.5 dB with
-#: p ~ 0.2 % when the distances are equal. In a near tie nobody claims: a missed "unexpected"
-#: costs less than a parcel claimed by the wrong door.
+#: A door claims an unexpected item when its current level beats every neighbour's (the item
+#: lies in the lane of the nearer door), and beats by more than this a neighbour that *expects*
+#: the item: at the far edge of a deep lane two doors differ by well under 1 dB, and two levels
+#: of 0.37 dB noise differ by more than 1.5 dB with p ~ 0.2 % at equal distances. The manifest
+#: is strong evidence; a near tie leaves the item to the door that expects it.
 CLAIM_MARGIN_DB: Final = 1.5
 
 # --- vehicle mode ------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ class OutboxStatsCommand(Command):
     """Depth, bytes and age per class, dead letters, losses."""
 
 
-class CommandRejected(Exception):  # noqa: N818 (a refusal, not a failure)
+class CommandRejected(Exception):
     """Raised by a handler that refuses a valid-looking command (an unknown door, a conflicting
     id): answered as ``invalid`` with ``detail``, not counted as a handler failure, and not
     remembered, so the same command id may be sent again once the conflict is gone."""

@@ -65,6 +65,9 @@ STANDSTILL_MPS: Final = 0.05
 #: Setting off more than this far from where the nose points is reversing, not a U-turn on the
 #: spot (a lorry cannot turn in place; it pulls away from a dock in reverse or forwards).
 REVERSE_ABOVE_DEG: Final = 90.0
+#: ... when that first leg is at most this long: pulling off a dock or out of a bay. A longer
+#: leg is the vehicle turning round and driving off forwards (a van leaving a stop).
+REVERSE_MAX_M: Final = 50.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,19 +274,23 @@ class World:
     def _body_headings(cls, track: tuple[tuple[float, GeoPoint], ...]) -> tuple[float, ...]:
         """The nose's direction on each segment (one value per segment; one for a lone point).
 
-        The nose follows the direction of travel, except that a vehicle setting off from
-        standstill more than :data:`REVERSE_ABOVE_DEG` away from its nose is reversing, and keeps
-        reversing (nose opposite to travel) until it next stands still."""
+        The nose follows the direction of travel, except on a short leg (at most
+        :data:`REVERSE_MAX_M`) that sets off from standstill more than :data:`REVERSE_ABOVE_DEG`
+        away from the nose: the vehicle reverses along it, nose opposite to travel, and turns
+        to drive forwards at its end (the turn itself takes no time in this model; it happens
+        away from the dock, out of the door gateways' hearing)."""
         body = cls._rest_heading(track, 0)
-        reversing, standing, out = False, True, []
+        standing, out = True, []
         for (_, a), (_, b) in itertools.pairwise(track):
-            if distance_m(a, b) <= MIN_MOVE_M:
-                reversing, standing = False, True
+            leg = distance_m(a, b)
+            if leg <= MIN_MOVE_M:
+                standing = True
                 out.append(body)
                 continue
             travel = bearing_deg(a, b)
-            if standing:
-                reversing = _angle_deg(travel, body) > REVERSE_ABOVE_DEG
+            reversing = (
+                standing and leg <= REVERSE_MAX_M and _angle_deg(travel, body) > REVERSE_ABOVE_DEG
+            )
             standing = False
             body = (travel + 180.0) % 360.0 if reversing else travel
             out.append(body)
