@@ -150,3 +150,21 @@ async def test_the_gps_pty_says_no_fix_in_the_tunnel(workdir: Path) -> None:
                     fixes += [f for f in decoder.feed(data) if isinstance(f, PositionFix)]
         assert any(f.lat is None for f in fixes if f.fix is FixQuality.NONE)
         assert ("gps_no_fix", True) in [(a.kind, a.applied) for a in runner.fault_log]
+
+
+@pytest.mark.parametrize(
+    ("spike", "match"),
+    [
+        ('item = "PAL-0001"\nsensor = "temperature_c"\nstart_s = 1\nend_s = 2', "exactly one"),
+        ('item = "NOPE"\nsensor = "temperature_c"\nabove = 8\nstart_s = 1\nend_s = 2', "unknown"),
+        ('item = "PAL-0001"\nsensor = "t"\nabove = 8\nstart_s = 5\nend_s = 2', "after start"),
+    ],
+)
+def test_spike_truths_are_checked(spike: str, match: str) -> None:
+    path = Path(__file__).parents[2] / "simulator" / "scenarios" / "cross-dock.toml"
+    base = path.read_text()
+    ok = base + '\n[[ground_truth.spikes]]\nitem = "PAL-0001"\nsensor = "temperature_c"\n'
+    ok += "above = 8.0\nstart_s = 100\nend_s = 130\n"
+    assert parse_scenario(ok).ground_truth.spikes[0].above == 8.0
+    with pytest.raises(ScenarioError, match=match):
+        parse_scenario(base + f"\n[[ground_truth.spikes]]\n{spike}\n")
