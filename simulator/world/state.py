@@ -62,6 +62,8 @@ DOORSTEP_MAX_M: Final = 3.0
 MIN_MOVE_M: Final = 1.0
 #: Below this a vehicle counts as standing still (GPS speed noise is larger).
 STANDSTILL_MPS: Final = 0.05
+#: Vehicle states remembered (a few instants of a few vehicles); cleared when full.
+_VEHICLE_CACHE_SIZE: Final = 256
 #: Setting off more than this far from where the nose points is reversing, not a U-turn on the
 #: spot (a lorry cannot turn in place; it pulls away from a dock in reverse or forwards).
 REVERSE_ABOVE_DEG: Final = 90.0
@@ -191,6 +193,13 @@ class World:
         }  # stop id -> vehicle visiting it
         self._tracks = {v.id: self._track(v.id) for v in scenario.vehicles}
         self._bodies = {v: self._body_headings(track) for v, track in self._tracks.items()}
+        self._rest = {
+            v: tuple(self._rest_heading(track, k) for k in range(len(track)))
+            for v, track in self._tracks.items()
+        }
+        self._vehicle_cache: dict[tuple[str, float], VehicleState] = {}
+        #: Each item's spot in each holder, drawn once from the seed.
+        self._spots: dict[tuple[str, str], tuple[float, float]] = {}
         self._proj = Projection(self._origin())
         self._items = {i.id: i for i in scenario.items}
         self._moves = {
@@ -235,10 +244,21 @@ class World:
         return GeoPoint(0.0, 0.0)
 
     def vehicle_state(self, vehicle: str, t_s: float) -> VehicleState:
-        track = self._tracks[vehicle]
-        position, speed, heading = track[-1][1], 0.0, self._rest_heading(track, len(track) - 1)
+        # Every item aboard asks for its vehicle at the same instant: answer from a small cache
+        # (the state is a pure function of the instant, so caching cannot change it).
+        key = (vehicle, t_s)
+        cached = self._vehicle_cache.get(key)
+        if cached is None:
+            if len(self._vehicle_cache) >= _VEHICLE_CACHE_SIZE:
+                self._vehicle_cache.clear()
+            cached = self._vehicle_cache[key] = self._vehicle_state(vehicle, t_s)
+        return cached
+
+    def _vehicle_state(self, vehicle: str, t_s: float) -> VehicleState:
+        track, rest = self._tracks[vehicle], self._rest[vehicle]
+        position, speed, heading = track[-1][1], 0.0, rest[len(track) - 1]
         if t_s <= track[0][0]:
-            position, heading = track[0][1], self._rest_heading(track, 0)
+            position, heading = track[0][1], rest[0]
         else:
             # At a waypoint's exact time the segment starting there applies, so a vehicle
             # that has just arrived is parked (speed 0), not still arriving.
@@ -249,11 +269,7 @@ class World:
                     x1, y1 = self._proj.to_xy(p1)
                     position = self._proj.to_geo(x0 + (x1 - x0) * frac, y0 + (y1 - y0) * frac)
                     speed = distance_m(p0, p1) / (t1 - t0)
-                    heading = (
-                        bearing_deg(p0, p1)
-                        if speed > STANDSTILL_MPS
-                        else (self._rest_heading(track, k))
-                    )
+                    heading = bearing_deg(p0, p1) if speed > STANDSTILL_MPS else rest[k]
                     if speed <= STANDSTILL_MPS:
                         speed = 0.0
                     break
@@ -329,8 +345,13 @@ class World:
 
     def _placed(self, item: str, holder: str, t_s: float) -> tuple[float, float]:
         """Metres east / north of the item placed in ``holder`` (stable per item and holder)."""
-        u = seeded_uniform(self._seed, "place-u", item, holder)
-        v = seeded_uniform(self._seed, "place-v", item, holder, low=-1.0, high=1.0)
+        uv = self._spots.get((item, holder))
+        if uv is None:
+            uv = self._spots[(item, holder)] = (
+                seeded_uniform(self._seed, "place-u", item, holder),
+                seeded_uniform(self._seed, "place-v", item, holder, low=-1.0, high=1.0),
+            )
+        u, v = uv
         if holder in self._vehicles:
             veh = self._vehicles[holder]
             state = self.vehicle_state(holder, t_s)
