@@ -60,6 +60,10 @@ _EARTH_RADIUS_M = 6_371_008.8
 #: the instant, which needs the fixes around it, with room for a slow tick.
 _FIXES_KEPT = 256
 
+#: "Never heard in the cargo zone": a monotonic time no real sighting can precede (a finite
+#: number, so the snapshot stays plain JSON).
+_NEVER_S = -1.0e12
+
 DeliveryResult = RouteDeparture | DeliveryEvidence | DeliveryAlert
 
 
@@ -248,7 +252,9 @@ class RouteBook:
                     self.counters["unknown_dropped"] += 1
                     return
                 r.unknown += 1
-            p = r.parcels[key] = _Parcel(key, tag, stop, t, t, t, on_board=rssi >= CARGO_RSSI_DBM)
+            strong = rssi >= CARGO_RSSI_DBM
+            p = _Parcel(key, tag, stop, t, t, t if strong else _NEVER_S, on_board=strong)
+            r.parcels[key] = p
         p.n += 1
         p.total += rssi
         p.max_rssi = max(p.max_rssi, rssi)

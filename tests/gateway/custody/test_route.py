@@ -287,3 +287,15 @@ def test_a_door_gateway_refuses_a_route() -> None:
     door = CustodyEngine(door_zones={"door-3"})
     with pytest.raises(CustodyError, match="no cargo zone"):
         door.load_route(route(), 0.0)
+
+
+def test_a_route_parcel_only_ever_heard_faintly_is_not_on_board() -> None:
+    van = Van()
+    van.aboard = {"P1": ON_BOARD_DBM, "P2": ON_BOARD_DBM}
+    van.step(30)
+    van.drive_to(300, 0, 60)  # out of the depot's 150 m geofence
+    van.aboard["P3"] = DOORSTEP_FAR_DBM  # first heard after departure, and only faintly
+    van.step(CARGO_TIMEOUT_S + 5)
+    (dep,) = van.of(RouteDeparture)
+    assert dep.on_board == ("P1", "P2")
+    assert dep.missing == ("P3",)
