@@ -35,6 +35,7 @@ from gateway.custody.results import Claim, Fix, HandoffReport, ItemConfirmed, It
 from gateway.custody.rules import (
     CLAIM_MARGIN_DB,
     CLAIM_MAX_AGE_S,
+    CLAIM_MIN_SIGHTINGS,
     CLOSE_SETTLE_S,
     DWELL_MIN_SIGHTINGS,
     DWELL_S,
@@ -137,6 +138,17 @@ class _Track:
         self.recent.append((t, rssi))
         while self.recent and self.recent[0][0] < t - PORTAL_WINDOW_S:
             self.recent.popleft()
+
+    def claim_level(self) -> float | None:
+        """The level since the carry: the current level once a crossing dwelt (the moving average
+        once it has a minute of dock-side adverts, their mean before), else the dwell so far of
+        a crossing still being measured."""
+        if self.crossed_t is not None and self.dock_n >= CLAIM_MIN_SIGHTINGS:
+            mean = self.dock_sum / self.dock_n
+            return round(self.ema if self.dock_n >= 1 / LEVEL_EMA_ALPHA else mean, 2)
+        if self.cand_t is not None and self.post_n >= CLAIM_MIN_SIGHTINGS:
+            return round(self.post_sum / self.post_n, 2)
+        return None
 
     def due(self, now: float) -> bool:
         return self.cand_t is not None and now >= self.cand_t + PORTAL_WINDOW_S + DWELL_S
@@ -327,6 +339,11 @@ class HandoffBook:
     def _decide(self, s: _Session, key: str, tr: _Track, now: float) -> list[ItemConfirmed]:
         s.candidates.discard(key)
         outcome = tr.decide(s.listening_since)
+        if outcome == "level" and self._outclassed(key, tr.dwell_level or tr.ema, now):
+            # A neighbour hears it clearly louder: it lies in their lane, whatever our manifest
+            # says. Not confirmed live; the report decides with the evidence then.
+            tr.confirmed, tr.pending = False, True
+            return []
         if outcome == "level" and key in s.expected:
             # Also during the settle after a close: it counts, and the report agrees.
             spec = s.spec
@@ -355,7 +372,13 @@ class HandoffBook:
         evidence: list[ItemEvidence] = []
         for item in s.spec.expected:
             tr = s.tracks.get(item)
-            if tr is not None and not tr.confirmed and tr.pending and tr.last_s >= now - FADE_S:
+            stayed = tr is not None and tr.pending and tr.last_s >= now - FADE_S
+            if (
+                tr is not None
+                and not tr.confirmed
+                and stayed
+                and not self._outclassed(item, tr.ema, now)
+            ):
                 tr.confirmed = True
                 out.append(
                     ItemConfirmed(
@@ -413,12 +436,13 @@ class HandoffBook:
     # --- arbitration between neighbouring doors ------------------------------------------------
 
     def claims(self) -> list[Claim]:
-        """This gateway's claims: items that crossed into one of its doors, with their level."""
+        """This gateway's claims: items carried through one of its doors, with their level since
+        (a crossing still in its dwell counts, so neighbours hear of it before they decide)."""
         out = []
         for s in self._sessions.values():
             for key, tr in s.tracks.items():
-                if tr.crossed_t is not None and tr.dock_n >= DWELL_MIN_SIGHTINGS:
-                    level = round(tr.ema, 2)
+                level = tr.claim_level()
+                if level is not None:
                     expected = key in s.expected
                     out.append(Claim(s.spec.door, key, level, tr.crossed_peak, tr.n, expected))
         return out
@@ -432,6 +456,16 @@ class HandoffBook:
             self._neighbours.setdefault(c.item, {})[c.door] = (c, now)
             taken += 1
         return taken
+
+    def _outclassed(self, key: str, level: float, now: float) -> bool:
+        """A fresh neighbour claim beats our ``level`` for an item we expect: by more than
+        :data:`CLAIM_MARGIN_DB` when the neighbour does not expect it (our manifest counts), at
+        all when it expects it too (two manifests name it: the nearer door has it)."""
+        return any(
+            c.level_dbm > level + (0.0 if c.expected else CLAIM_MARGIN_DB)
+            for c, at in self._neighbours.get(key, {}).values()
+            if now - at <= CLAIM_MAX_AGE_S
+        )
 
     def _beats_neighbours(self, key: str, tr: _Track, now: float) -> bool | None:
         """True / False when fresh neighbour claims exist for the item; None when none do."""

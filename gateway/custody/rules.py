@@ -16,6 +16,7 @@ __all__ = [
     "CARGO_TIMEOUT_S",
     "CLAIM_MARGIN_DB",
     "CLAIM_MAX_AGE_S",
+    "CLAIM_MIN_SIGHTINGS",
     "CLOSE_SETTLE_S",
     "DEFAULT_DEPOT_RADIUS_M",
     "DEFAULT_STOP_RADIUS_M",
@@ -111,6 +112,8 @@ REPORTED_KEPT: Final = 64
 #: Length limit of every id and name in a command.
 MAX_ID_CHARS: Final = 128
 
+#: A door shares a claim once it has this many adverts after the carry (a level to 1.8 dB).
+CLAIM_MIN_SIGHTINGS: Final = 5
 #: A neighbour's claim counts for this long after it arrived (they are re-sent every few
 #: seconds while the evidence lasts; an older one is a neighbour that went quiet).
 CLAIM_MAX_AGE_S: Final = 120.0

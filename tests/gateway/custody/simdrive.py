@@ -212,6 +212,7 @@ def drive(
     until_s: float | None = None,
     snapshot_every_s: float | None = None,
     share_claims_every_s: float | None = 10.0,
+    wrong_manifest: bool = False,
 ) -> Outcome:
     """Run the scenario second by second through one engine per gateway.
 
@@ -221,7 +222,8 @@ def drive(
     claims there are checked too. With ``snapshot_every_s`` every engine is replaced by a fresh
     one restored from its snapshot that often (a restart, or a kill -9 after the last save).
     Door gateways exchange their claims every ``share_claims_every_s`` (None: the site link is
-    down and each door decides alone).
+    down and each door decides alone). With ``wrong_manifest`` the neighbours' sessions expect
+    the handoff's own items (the manifest was sent to the wrong door as well).
     """
     world = World(scenario)
     out = Outcome(world)
@@ -244,7 +246,8 @@ def drive(
             busy = {o.door for o in scenario.ground_truth.handoffs}
             for nb in (d for d in h.neighbours if d not in busy):
                 ngw = next(g for g, d in doors.items() if d == nb)
-                spec = SessionSpec(f"S{n}-{nb}", nb, "x", "y", (f"own-of-{nb}-{n}",), start, end)
+                items = h.expected if wrong_manifest else (f"own-of-{nb}-{n}",)
+                spec = SessionSpec(f"S{n}-{nb}", nb, "x", "y", items, start, end)
                 sessions.append((start, ngw, spec))
     routes = {
         next(g for g, v in vehicles.items() if v == r.vehicle): r.id

@@ -1,5 +1,5 @@
 """Run every custody scenario over many seeds (new placements, new noise) and print how many
-facts match the ground truth: ``python -m tests.gateway.custody.sweep [SEEDS]``.
+facts match the ground truth: ``python -m tests.gateway.custody.sweep [SEEDS [SCENARIO ...]]``.
 
 The seed moves every parcel to a new place in its trailer, on its dock or on its doorstep and
 redraws every advert's shadowing, so each seed is a new layout of the same story.
@@ -16,8 +16,8 @@ HANDOFF = ("cross-dock", "busy-dock", "yard-return")
 VEHICLE = ("delivery-route", "van-left-on-board", "van-misload-tunnel")
 
 
-def main(seeds: int) -> None:
-    for name in HANDOFF + VEHICLE:
+def main(seeds: int, names: tuple[str, ...] = HANDOFF + VEHICLE) -> None:
+    for name in names:
         base = load_scenario(name)
         exact = 0
         for seed in [base.seed, *range(1, seeds)]:
@@ -42,4 +42,4 @@ def main(seeds: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10, tuple(sys.argv[2:]) or HANDOFF + VEHICLE)

@@ -316,3 +316,28 @@ def test_a_resent_open_is_recognised_and_limits_hold() -> None:
         e.open_session(spec(f"S{n}", (f"item-{n}",)), 0.0)
     with pytest.raises(CustodyError, match="sessions already open"):
         e.open_session(spec("S99", ("z",)), 0.0)
+
+
+def test_an_expected_parcel_a_neighbour_hears_clearly_louder_is_not_confirmed() -> None:
+    f = Feed()
+    f.engine.open_session(spec(items=("A",)), 0.0)
+    f.run(60, {"A": TRAILER_DBM})
+    unload(f, "A", DOCK_NEAR_DBM, {})
+    # The next door hears it 3 dB louder (it lies in their lane) and does not expect it.
+    f.engine.neighbour_claims([Claim("door-4", "A", DOCK_NEAR_DBM + 3.0, -55, 50)], f.t)
+    f.run(PORTAL_WINDOW_S + DWELL_S + 2, {"A": DOCK_NEAR_DBM})
+    assert f.confirmations() == []
+    f.engine.neighbour_claims([Claim("door-4", "A", DOCK_NEAR_DBM + 3.0, -55, 80)], f.t)
+    f.engine.close_session("S1", f.t)
+    f.run(CLOSE_SETTLE_S + 2, {"A": DOCK_NEAR_DBM})
+    assert f.reports()[0].missing == ("A",)
+
+
+def test_a_neighbour_only_slightly_louder_does_not_overrule_our_manifest() -> None:
+    f = Feed()
+    f.engine.open_session(spec(items=("A",)), 0.0)
+    f.run(60, {"A": TRAILER_DBM})
+    unload(f, "A", DOCK_NEAR_DBM, {})
+    f.engine.neighbour_claims([Claim("door-4", "A", DOCK_NEAR_DBM + 1.0, -55, 50)], f.t)
+    f.run(PORTAL_WINDOW_S + DWELL_S + 2, {"A": DOCK_NEAR_DBM})
+    assert [c.item for c in f.confirmations()] == ["A"]

@@ -109,3 +109,18 @@ def test_with_the_site_link_down_no_door_claims_a_neighbours_item() -> None:
         assert not match.wrong_confirmed
         assert not match.wrong_missing
         assert not match.wrong_unexpected  # it may miss an unexpected item, never invent one
+
+
+@pytest.mark.slow
+def test_a_manifest_sent_to_the_wrong_doors_too_is_mostly_refused_there_by_arbitration() -> None:
+    scenario = load_scenario("cross-dock")
+    truth = scenario.ground_truth.handoffs[0]
+    out = drive(scenario, wrong_manifest=True)
+    (report,) = (r for r in out.reports("gw-door-03") if r.session_id == "S0")
+    assert sorted(report.confirmed) == sorted(truth.confirmed)  # door 3 is unaffected
+    assert report.unexpected == ("PCL-0099",)
+    for gw in ("gw-door-02", "gw-door-04"):
+        (wrong,) = out.reports(gw)
+        # Alone, each wrong door would confirm all 38 (the radio cannot tell the lanes apart);
+        # the claims of door 3 leave at most a quarter (8 and 5 on the shipped seed).
+        assert len(wrong.confirmed) <= 10
