@@ -49,6 +49,8 @@ from simulator.world import (
     DropBytes,
     Fault,
     Garbage,
+    GpsJump,
+    GpsNoFix,
     PowerCut,
     Scenario,
     SimClock,
@@ -521,13 +523,18 @@ class ScenarioRunner:
             if vehicle is None:
                 continue
             v = snap.vehicles[vehicle]
+            reading = self.world.gps_reading(gw_id, snap.t_s)
+            where = v.position if reading.position is None else reading.position
             dev.gps.set_position(
-                v.position.lat,
-                v.position.lon,
+                where.lat,
+                where.lon,
                 speed_mps=v.speed_mps,
                 heading_deg=v.heading_deg,
                 when=snap.when,
             )
+            if reading.position is None:
+                # In a tunnel the receiver keeps its time and says "no fix" every epoch.
+                dev.gps.lose_fix()
 
     # --- faults --------------------------------------------------------------------------------
 
@@ -541,6 +548,11 @@ class ScenarioRunner:
     async def _apply(self, fault: Fault) -> None:
         applied, detail = True, ""
         match fault:
+            case Garbage(device="smartlabel") | DropBytes() | CorruptCrc() if (
+                self.devices[fault.gateway].reader is None
+            ):
+                # The scenario model refuses these; a hand-built Scenario may still carry one.
+                applied, detail = False, f"{fault.gateway} has no smartlabel device"
             case Garbage(device="smartlabel"):
                 self._reader(fault.gateway).inject_garbage(fault.n_bytes)
             case Garbage():
@@ -579,6 +591,8 @@ class ScenarioRunner:
                     self._spawn_fault(self._on_broker_outage(self._real(fault.down_s)))
             case PowerCut():
                 applied, detail = self._power_cut()
+            case GpsNoFix() | GpsJump():
+                detail = "in the world's GPS readings"
         self.fault_log.append(AppliedFault(fault.t_s, fault.kind, applied, detail))
         self.counters["faults_applied" if applied else "faults_skipped"] += 1
         _log.info(

@@ -33,6 +33,7 @@ __all__ = [
     "CommandErrorReason",
     "CommandProcessor",
     "CommandRegistry",
+    "CommandRejected",
     "CommandResponse",
     "ConfigGetCommand",
     "OutboxStatsCommand",
@@ -67,6 +68,16 @@ class ConfigGetCommand(Command):
 
 class OutboxStatsCommand(Command):
     """Depth, bytes and age per class, dead letters, losses."""
+
+
+class CommandRejected(Exception):
+    """Raised by a handler that refuses a valid-looking command (an unknown door, a conflicting
+    id): answered as ``invalid`` with ``detail``, not counted as a handler failure, and not
+    remembered, so the same command id may be sent again once the conflict is gone."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class CommandErrorReason(Enum):
@@ -188,6 +199,10 @@ class CommandProcessor:
             result = await entry.handler(command)
             response = CommandResponse(command=name, id=command.id, ok=True, result=result)
             response.to_bytes()  # a result that cannot be sent is the handler's failure
+        except CommandRejected as exc:
+            # Refused on the gateway's state (a conflict), not its form: not remembered, so
+            # the same command id can be sent again once the conflict is gone.
+            return self._error(name, command.id, CommandErrorReason.INVALID, exc.detail)
         except Exception as exc:  # a handler bug must not take the daemon down
             _log.exception("command %s id=%s failed", name, command.id)
             detail = repr(exc)[:DETAIL_MAX_CHARS]

@@ -27,6 +27,7 @@ __all__ = [
     "CorruptCrc",
     "Curve",
     "DeliveryTruth",
+    "DepartureTruth",
     "DiscoveryRefused",
     "Door",
     "DropBytes",
@@ -35,10 +36,13 @@ __all__ = [
     "Fault",
     "Garbage",
     "GatewaySpec",
+    "GpsJump",
+    "GpsNoFix",
     "GroundTruth",
     "HandoffTruth",
     "IBeaconTag",
     "Item",
+    "LeftOnBoardTruth",
     "Movement",
     "PowerCut",
     "Radio",
@@ -47,6 +51,7 @@ __all__ = [
     "Scenario",
     "ShockSpec",
     "SmartLabelTag",
+    "SpikeTruth",
     "Stop",
     "Tag",
     "Unplug",
@@ -259,6 +264,11 @@ class Item(_Frozen):
     tags: tuple[Tag, ...] = Field(min_length=1)
     sensors: dict[str, Curve] = Field(default_factory=dict)
     """Sensor curves by quantity: ``temperature_c``, ``humidity_pct``."""
+    route: str | None = None
+    """The delivery route the parcel is manifested on (it may be a route this scenario does not
+    drive: a parcel on the wrong van is a misload)."""
+    stop: str | None = None
+    """The stop of ``route`` the parcel is for; required when ``route`` is driven here."""
 
     @field_validator("sensors")
     @classmethod
@@ -332,6 +342,27 @@ class Unplug(_Frozen):
     down_s: float = Field(default=5.0, ge=0.0)
 
 
+class GpsNoFix(_Frozen):
+    """The GPS receiver keeps talking but reports no fix for ``down_s`` (a tunnel, a depot roof)."""
+
+    kind: Literal["gps_no_fix"] = "gps_no_fix"
+    t_s: Seconds
+    gateway: str
+    down_s: float = Field(gt=0.0)
+
+
+class GpsJump(_Frozen):
+    """For ``duration_s`` the receiver reports a position offset by (``north_m``, ``east_m``)
+    from the truth (multipath between tall buildings), with a valid-looking fix."""
+
+    kind: Literal["gps_jump"] = "gps_jump"
+    t_s: Seconds
+    gateway: str
+    duration_s: float = Field(gt=0.0)
+    north_m: float = 0.0
+    east_m: float = 0.0
+
+
 class BluetoothdRestart(_Frozen):
     kind: Literal["bluetoothd_restart"] = "bluetoothd_restart"
     t_s: Seconds
@@ -370,6 +401,8 @@ Fault = Annotated[
     | DropBytes
     | CorruptCrc
     | Unplug
+    | GpsNoFix
+    | GpsJump
     | BluetoothdRestart
     | AdapterRemoved
     | DiscoveryRefused
@@ -392,6 +425,9 @@ class HandoffTruth(_Frozen):
     confirmed: tuple[str, ...]
     missing: tuple[str, ...]
     unexpected: tuple[str, ...] = ()
+    neighbours: tuple[str, ...] = ()
+    """Doors that overhear this handoff: their gateways must confirm none of its items (nor
+    count them unexpected) and report no presence of them in their dock zones."""
 
     @model_validator(mode="after")
     def _partition(self) -> Self:
@@ -437,10 +473,57 @@ class DeliveryTruth(_Frozen):
         return self.expected_stop != self.actual_stop
 
 
+class DepartureTruth(_Frozen):
+    """What a correct gateway reports when the route's vehicle leaves the depot."""
+
+    route: str
+    missing: tuple[str, ...] = ()
+    """On the route (``Item.route``) but not on board when the vehicle leaves."""
+    misloaded: tuple[str, ...] = ()
+    """On board when the vehicle leaves, but manifested on another route (or none)."""
+
+
+class LeftOnBoardTruth(_Frozen):
+    """``item`` (for ``stop``) is still on board when the vehicle leaves that stop."""
+
+    item: str
+    stop: str
+
+
+class SpikeTruth(_Frozen):
+    """A reading beyond a limit strictly inside (start_s, end_s) that is too short to be an
+    excursion under a consecutive rule: a correct gateway raises nothing for it."""
+
+    item: str
+    sensor: str
+    above: float | None = None
+    below: float | None = None
+    start_s: Seconds
+    end_s: Seconds
+
+    @model_validator(mode="after")
+    def _limit(self) -> Self:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of above / below")
+        if self.end_s <= self.start_s:
+            raise ValueError("end_s must be after start_s")
+        return self
+
+
 class GroundTruth(_Frozen):
+    """What a correct gateway concludes, and by omission what it must not.
+
+    Every list is exhaustive: a handoff, excursion, delivery, departure or left-on-board alert
+    that is not listed here must not be reported, and each listed one is reported once. A
+    delivery whose ``actual_stop`` differs from its ``expected_stop`` is a misdelivery alert.
+    """
+
     handoffs: tuple[HandoffTruth, ...] = ()
     excursions: tuple[ExcursionTruth, ...] = ()
     deliveries: tuple[DeliveryTruth, ...] = ()
+    departures: tuple[DepartureTruth, ...] = ()
+    left_on_board: tuple[LeftOnBoardTruth, ...] = ()
+    spikes: tuple[SpikeTruth, ...] = ()
 
 
 # --- the scenario -------------------------------------------------------------------------------
@@ -517,9 +600,23 @@ class Scenario(_Frozen):
             gw = getattr(f, "gateway", None)
             if gw is not None and gw not in gateways:
                 raise ValueError(f"fault {f.kind} at {f.t_s}: unknown gateway {gw}")
-            device = getattr(f, "device", "smartlabel")
-            if gw is not None and device == "gps" and not gateways[gw].gps:
+            if gw is None:
+                continue
+            device = "gps" if isinstance(f, GpsNoFix | GpsJump) else getattr(f, "device", None)
+            if device is None and isinstance(f, DropBytes | CorruptCrc):
+                device = "smartlabel"
+            if device == "gps" and not gateways[gw].gps:
                 raise ValueError(f"fault {f.kind} at {f.t_s}: gateway {gw} has no GPS")
+            if device == "smartlabel" and not gateways[gw].smartlabel_reader:
+                raise ValueError(
+                    f"fault {f.kind} at {f.t_s}: gateway {gw} has no SmartLabel reader"
+                )
+        routes = {r.id: r for r in self.routes}
+        for i in self.items:
+            if i.stop is not None and i.route is None:
+                raise ValueError(f"item {i.id}: a stop without a route")
+            if i.route in routes and i.stop not in {s.id for s in routes[i.route].stops}:
+                raise ValueError(f"item {i.id}: stop {i.stop} is not a stop of route {i.route}")
         truth = self.ground_truth
         for h in truth.handoffs:
             refs = {*h.expected, *h.unexpected}
@@ -532,6 +629,26 @@ class Scenario(_Frozen):
         for d in truth.deliveries:
             if d.item not in items or d.expected_stop not in stops or d.actual_stop not in stops:
                 raise ValueError(f"delivery of {d.item}: unknown item or stop")
+        for h in truth.handoffs:
+            if not set(h.neighbours) <= {d.id for d in self.doors} or h.door in h.neighbours:
+                raise ValueError(f"handoff at {h.door}: neighbours must be other doors")
+        by_id = {i.id: i for i in self.items}
+        for dep in truth.departures:
+            if dep.route not in routes:
+                raise ValueError(f"departure: unknown route {dep.route}")
+            for it in (*dep.missing, *dep.misloaded):
+                if it not in items:
+                    raise ValueError(f"departure of {dep.route}: unknown item {it}")
+            if any(by_id[i].route != dep.route for i in dep.missing):
+                raise ValueError(f"departure of {dep.route}: a missing item is not on the route")
+            if any(by_id[i].route == dep.route for i in dep.misloaded):
+                raise ValueError(f"departure of {dep.route}: a misloaded item is on the route")
+        for lob in truth.left_on_board:
+            if lob.item not in items or lob.stop not in stops:
+                raise ValueError(f"left on board: unknown item {lob.item} or stop {lob.stop}")
+        for sp in truth.spikes:
+            if sp.item not in items:
+                raise ValueError(f"spike: unknown item {sp.item}")
         return self
 
 

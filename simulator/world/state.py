@@ -22,6 +22,8 @@ from simulator.world.model import (
     Curve,
     Fault,
     GatewaySpec,
+    GpsJump,
+    GpsNoFix,
     Scenario,
     ShockSpec,
     Tag,
@@ -31,6 +33,7 @@ from simulator.world.radio import mean_rssi_dbm, seeded_gauss, seeded_uniform
 __all__ = [
     "DEFAULT_START",
     "GatewayPlacement",
+    "GpsReading",
     "ItemState",
     "Sighting",
     "Snapshot",
@@ -59,6 +62,14 @@ DOORSTEP_MAX_M: Final = 3.0
 MIN_MOVE_M: Final = 1.0
 #: Below this a vehicle counts as standing still (GPS speed noise is larger).
 STANDSTILL_MPS: Final = 0.05
+#: Vehicle states remembered (a few instants of a few vehicles); cleared when full.
+_VEHICLE_CACHE_SIZE: Final = 256
+#: Setting off more than this far from where the nose points is reversing, not a U-turn on the
+#: spot (a lorry cannot turn in place; it pulls away from a dock in reverse or forwards).
+REVERSE_ABOVE_DEG: Final = 90.0
+#: ... when that first leg is at most this long: pulling off a dock or out of a bay. A longer
+#: leg is the vehicle turning round and driving off forwards (a van leaving a stop).
+REVERSE_MAX_M: Final = 50.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +78,24 @@ class VehicleState:
     position: GeoPoint
     speed_mps: float
     heading_deg: float
+    """Direction of travel (what a GPS receiver reports); kept while parked."""
     at_stop: str | None
     """The route stop the vehicle is dwelling at, if any."""
+    body_heading_deg: float = 0.0
+    """Where the vehicle's nose points. It equals ``heading_deg`` except while reversing: a
+    vehicle that sets off from standstill away from its nose (more than 90 degrees) reverses
+    until it next stands still, so its load stays where it is instead of swapping ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class GpsReading:
+    """What a vehicle's GPS receiver reports at an instant: a position, or no fix."""
+
+    gateway: str
+    position: GeoPoint | None
+    """None while the receiver has no fix (a tunnel)."""
+    jumped: bool = False
+    """The position is off by a scheduled ``gps_jump`` (multipath), not the truth."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +154,12 @@ class Snapshot:
         return frozenset(s.item for s in self.sightings if s.gateway == gateway)
 
 
+def _angle_deg(a: float, b: float) -> float:
+    """The smaller angle between two bearings, in [0, 180]."""
+    d = abs(a - b) % 360.0
+    return min(d, 360.0 - d)
+
+
 def derive_address(scenario: str, item: str, index: int) -> str:
     """A stable BLE random static address (two top bits set) for a tag without one."""
     raw = bytearray(hashlib.blake2b(f"{scenario}/{item}/{index}".encode(), digest_size=6).digest())
@@ -159,6 +192,14 @@ class World:
             s.id: r.vehicle for r in scenario.routes for s in r.stops
         }  # stop id -> vehicle visiting it
         self._tracks = {v.id: self._track(v.id) for v in scenario.vehicles}
+        self._bodies = {v: self._body_headings(track) for v, track in self._tracks.items()}
+        self._rest = {
+            v: tuple(self._rest_heading(track, k) for k in range(len(track)))
+            for v, track in self._tracks.items()
+        }
+        self._vehicle_cache: dict[tuple[str, float], VehicleState] = {}
+        #: Each item's spot in each holder, drawn once from the seed.
+        self._spots: dict[tuple[str, str], tuple[float, float]] = {}
         self._proj = Projection(self._origin())
         self._items = {i.id: i for i in scenario.items}
         self._moves = {
@@ -203,10 +244,21 @@ class World:
         return GeoPoint(0.0, 0.0)
 
     def vehicle_state(self, vehicle: str, t_s: float) -> VehicleState:
-        track = self._tracks[vehicle]
-        position, speed, heading = track[-1][1], 0.0, self._rest_heading(track, len(track) - 1)
+        # Every item aboard asks for its vehicle at the same instant: answer from a small cache
+        # (the state is a pure function of the instant, so caching cannot change it).
+        key = (vehicle, t_s)
+        cached = self._vehicle_cache.get(key)
+        if cached is None:
+            if len(self._vehicle_cache) >= _VEHICLE_CACHE_SIZE:
+                self._vehicle_cache.clear()
+            cached = self._vehicle_cache[key] = self._vehicle_state(vehicle, t_s)
+        return cached
+
+    def _vehicle_state(self, vehicle: str, t_s: float) -> VehicleState:
+        track, rest = self._tracks[vehicle], self._rest[vehicle]
+        position, speed, heading = track[-1][1], 0.0, rest[len(track) - 1]
         if t_s <= track[0][0]:
-            position, heading = track[0][1], self._rest_heading(track, 0)
+            position, heading = track[0][1], rest[0]
         else:
             # At a waypoint's exact time the segment starting there applies, so a vehicle
             # that has just arrived is parked (speed 0), not still arriving.
@@ -217,11 +269,7 @@ class World:
                     x1, y1 = self._proj.to_xy(p1)
                     position = self._proj.to_geo(x0 + (x1 - x0) * frac, y0 + (y1 - y0) * frac)
                     speed = distance_m(p0, p1) / (t1 - t0)
-                    heading = (
-                        bearing_deg(p0, p1)
-                        if speed > STANDSTILL_MPS
-                        else (self._rest_heading(track, k))
-                    )
+                    heading = bearing_deg(p0, p1) if speed > STANDSTILL_MPS else rest[k]
                     if speed <= STANDSTILL_MPS:
                         speed = 0.0
                     break
@@ -229,7 +277,40 @@ class World:
         for stop_id, s in self._stops.items():
             if self._stop_of_vehicle[stop_id] == vehicle and s.arrive_s <= t_s <= s.depart_s:
                 at_stop = stop_id
-        return VehicleState(vehicle, position, speed, heading, at_stop)
+        return VehicleState(vehicle, position, speed, heading, at_stop, self._body(vehicle, t_s))
+
+    def _body(self, vehicle: str, t_s: float) -> float:
+        track, bodies = self._tracks[vehicle], self._bodies[vehicle]
+        for k in range(len(track) - 1):
+            if t_s < track[k + 1][0]:
+                return bodies[k]
+        return bodies[-1]
+
+    @classmethod
+    def _body_headings(cls, track: tuple[tuple[float, GeoPoint], ...]) -> tuple[float, ...]:
+        """The nose's direction on each segment (one value per segment; one for a lone point).
+
+        The nose follows the direction of travel, except on a short leg (at most
+        :data:`REVERSE_MAX_M`) that sets off from standstill more than :data:`REVERSE_ABOVE_DEG`
+        away from the nose: the vehicle reverses along it, nose opposite to travel, and turns
+        to drive forwards at its end (the turn itself takes no time in this model; it happens
+        away from the dock, out of the door gateways' hearing)."""
+        body = cls._rest_heading(track, 0)
+        standing, out = True, []
+        for (_, a), (_, b) in itertools.pairwise(track):
+            leg = distance_m(a, b)
+            if leg <= MIN_MOVE_M:
+                standing = True
+                out.append(body)
+                continue
+            travel = bearing_deg(a, b)
+            reversing = (
+                standing and leg <= REVERSE_MAX_M and _angle_deg(travel, body) > REVERSE_ABOVE_DEG
+            )
+            standing = False
+            body = (travel + 180.0) % 360.0 if reversing else travel
+            out.append(body)
+        return tuple(out) if out else (body,)
 
     @staticmethod
     def _rest_heading(track: tuple[tuple[float, GeoPoint], ...], upto: int) -> float:
@@ -264,12 +345,17 @@ class World:
 
     def _placed(self, item: str, holder: str, t_s: float) -> tuple[float, float]:
         """Metres east / north of the item placed in ``holder`` (stable per item and holder)."""
-        u = seeded_uniform(self._seed, "place-u", item, holder)
-        v = seeded_uniform(self._seed, "place-v", item, holder, low=-1.0, high=1.0)
+        uv = self._spots.get((item, holder))
+        if uv is None:
+            uv = self._spots[(item, holder)] = (
+                seeded_uniform(self._seed, "place-u", item, holder),
+                seeded_uniform(self._seed, "place-v", item, holder, low=-1.0, high=1.0),
+            )
+        u, v = uv
         if holder in self._vehicles:
             veh = self._vehicles[holder]
             state = self.vehicle_state(holder, t_s)
-            back = math.radians(state.heading_deg + 180.0)
+            back = math.radians(state.body_heading_deg + 180.0)
             depth = CARGO_FRONT_GAP_M + u * veh.cargo_length_m
             side = v * CARGO_HALF_WIDTH_M
             base = self._proj.to_xy(state.position)
@@ -359,6 +445,23 @@ class World:
     def shocks_between(self, t0_s: float, t1_s: float) -> list[ShockSpec]:
         """Shocks in the half-open interval (t0_s, t1_s]; t0_s < 0 includes time 0."""
         return [s for s in self.scenario.shocks if t0_s < s.t_s <= t1_s]
+
+    def gps_reading(self, gateway: str, t_s: float) -> GpsReading:
+        """What the GPS receiver of ``gateway`` (on a vehicle) reports at ``t_s``: the truth,
+        no fix inside a ``gps_no_fix`` fault, an offset position inside a ``gps_jump``."""
+        vehicle = self.gateways[gateway].vehicle
+        if vehicle is None:
+            raise ValueError(f"gateway {gateway} is not on a vehicle")
+        truth = self.vehicle_state(vehicle, t_s).position
+        jumped = False
+        for f in self.scenario.faults:
+            if getattr(f, "gateway", None) != gateway:
+                continue
+            if isinstance(f, GpsNoFix) and f.t_s <= t_s < f.t_s + f.down_s:
+                return GpsReading(gateway, None)
+            if isinstance(f, GpsJump) and f.t_s <= t_s < f.t_s + f.duration_s:
+                truth, jumped = self._proj.offset(truth, f.east_m, f.north_m), True
+        return GpsReading(gateway, truth, jumped)
 
     def faults_between(self, t0_s: float, t1_s: float) -> list[Fault]:
         """Scheduled faults in (t0_s, t1_s], in time order."""

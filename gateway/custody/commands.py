@@ -1,0 +1,213 @@
+"""The custody commands: ``handoff.open``, ``handoff.close`` and ``route.load``.
+
+Data path role: the downlink's :class:`~gateway.uplink.commands.CommandProcessor` validates the
+JSON against these models (field-level errors name the field) and calls the handlers, which
+translate UTC windows to monotonic time and hand the request to the pure
+:class:`~gateway.custody.engine.CustodyEngine`. A refusal by the engine (unknown door, an id
+reused for other content, an item already in another open session, ...) is answered as
+``invalid`` with the field and the reason, and leaves every session and route as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Literal, Protocol
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from gateway.custody.engine import CustodyEngine
+from gateway.custody.errors import CustodyError
+from gateway.custody.handoff import SessionSpec
+from gateway.custody.route import RouteSpec, StopSpec, effective_radii
+from gateway.custody.rules import (
+    MAX_DOCUMENTS,
+    MAX_ID_CHARS,
+    MAX_ITEMS_PER_SESSION,
+    MAX_PARCELS_PER_ROUTE,
+    MAX_STOPS_PER_ROUTE,
+)
+from gateway.events import UtcDatetime
+from gateway.uplink.commands import Command, CommandRegistry, CommandRejected
+
+__all__ = [
+    "DocumentRef",
+    "HandoffCloseCommand",
+    "HandoffOpenCommand",
+    "RouteDepot",
+    "RouteLoadCommand",
+    "RouteStop",
+    "register_custody_commands",
+]
+
+
+class _Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def now(self) -> datetime: ...
+
+
+def _gln_or_name(value: str) -> str:
+    """A party: a GS1 GLN (13 digits, check digit verified) or a free name."""
+    if len(value) == 13 and value.isdigit():
+        digits = [int(c) for c in value]
+        total = sum(d * (3 if i % 2 else 1) for i, d in enumerate(digits[:12]))
+        if (10 - total % 10) % 10 != digits[12]:
+            raise ValueError(f"GLN {value}: wrong check digit")
+    return value
+
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+ItemId = Annotated[str, Field(min_length=1, max_length=2 * MAX_ID_CHARS)]
+Party = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(_gln_or_name)]
+Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
+Radius = Annotated[float, Field(gt=0.0, le=100_000.0, allow_inf_nan=False)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DocumentRef(_Frozen):
+    """A business document of the handoff (advance ship notice, despatch advice, bill of lading)."""
+
+    type: Literal["ASN", "DESADV", "BOL", "PO", "other"]
+    number: Id
+
+
+class HandoffOpenCommand(Command):
+    """Open a handoff session on one of this gateway's door zones."""
+
+    session_id: Id
+    door: Id
+    """A door zone of this gateway (``door-3``)."""
+    from_party: Party
+    to_party: Party
+    expected: tuple[ItemId, ...] = Field(min_length=1, max_length=MAX_ITEMS_PER_SESSION)
+    """Asset ids (GS1 Digital Link URIs) or tag ids."""
+    documents: tuple[DocumentRef, ...] = Field(default=(), max_length=MAX_DOCUMENTS)
+    window_start: UtcDatetime | None = None
+    """When evidence starts to count; None: now."""
+    window_end: UtcDatetime
+    """The session closes by itself then, unless closed before."""
+
+    @model_validator(mode="after")
+    def _window(self) -> HandoffOpenCommand:
+        if self.window_start is not None and self.window_end <= self.window_start:
+            raise ValueError("window_end must be after window_start")
+        return self
+
+
+class HandoffCloseCommand(Command):
+    session_id: Id
+
+
+class RouteStop(_Frozen):
+    stop_id: Id
+    lat: Latitude
+    lon: Longitude
+    radius_m: Radius | None = None
+    """The geofence asked for; shrunk to half the distance to the nearest other stop."""
+    parcels: tuple[ItemId, ...] = Field(default=(), max_length=MAX_PARCELS_PER_ROUTE)
+
+
+class RouteDepot(_Frozen):
+    lat: Latitude
+    lon: Longitude
+    radius_m: Radius | None = None
+
+
+class RouteLoadCommand(Command):
+    """Load a vehicle's route: the depot, the stops in order and the parcels for each."""
+
+    route_id: Id
+    depot: RouteDepot
+    stops: tuple[RouteStop, ...] = Field(min_length=1, max_length=MAX_STOPS_PER_ROUTE)
+    replace: bool = False
+    """Replace a route still under way (otherwise refused)."""
+
+
+def register_custody_commands(
+    registry: CommandRegistry,
+    engine: CustodyEngine,
+    clock: _Clock,
+    on_change: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Register the three custody commands; ``on_change`` runs after each accepted change
+    (the pipeline persists :meth:`CustodyEngine.snapshot` there)."""
+
+    async def changed() -> None:
+        if on_change is not None:
+            await on_change()
+
+    def mono(when: datetime) -> float:
+        return clock.monotonic() + (when - clock.now()).total_seconds()
+
+    async def handoff_open(cmd: HandoffOpenCommand) -> JsonValue:
+        now = clock.monotonic()
+        spec = SessionSpec(
+            session_id=cmd.session_id,
+            door=cmd.door,
+            from_party=cmd.from_party,
+            to_party=cmd.to_party,
+            expected=cmd.expected,
+            window_start_s=now if cmd.window_start is None else mono(cmd.window_start),
+            window_end_s=mono(cmd.window_end),
+            documents=tuple((d.type, d.number) for d in cmd.documents),
+        )
+        try:
+            outcome = engine.open_session(spec, now)
+        except CustodyError as exc:
+            raise CommandRejected(str(exc)) from exc
+        if outcome == "opened":
+            await changed()
+        return {
+            "accepted": True,
+            "outcome": outcome,
+            "session_id": cmd.session_id,
+            "items": len(cmd.expected),
+        }
+
+    async def handoff_close(cmd: HandoffCloseCommand) -> JsonValue:
+        try:
+            due = engine.close_session(cmd.session_id, clock.monotonic())
+        except CustodyError as exc:
+            raise CommandRejected(str(exc)) from exc
+        await changed()
+        return {
+            "accepted": True,
+            "session_id": cmd.session_id,
+            "report_in_s": round(due - clock.monotonic(), 1),
+        }
+
+    async def route_load(cmd: RouteLoadCommand) -> JsonValue:
+        spec = RouteSpec(
+            route_id=cmd.route_id,
+            depot_lat=cmd.depot.lat,
+            depot_lon=cmd.depot.lon,
+            depot_radius_m=cmd.depot.radius_m,
+            stops=tuple(
+                StopSpec(s.stop_id, s.lat, s.lon, s.parcels, s.radius_m) for s in cmd.stops
+            ),
+        )
+        try:
+            outcome = engine.load_route(spec, clock.monotonic(), replace=cmd.replace)
+        except CustodyError as exc:
+            raise CommandRejected(str(exc)) from exc
+        if outcome == "loaded":
+            await changed()
+        depot_r, radii = effective_radii(spec)
+        return {
+            "accepted": True,
+            "outcome": outcome,
+            "route_id": cmd.route_id,
+            "stops": len(cmd.stops),
+            "parcels": sum(len(s.parcels) for s in cmd.stops),
+            "depot_radius_m": round(depot_r, 1),
+            "radius_m": {k: round(v, 1) for k, v in radii.items()},
+        }
+
+    registry.register("handoff.open", HandoffOpenCommand, handoff_open)
+    registry.register("handoff.close", HandoffCloseCommand, handoff_close)
+    registry.register("route.load", RouteLoadCommand, route_load)
