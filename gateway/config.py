@@ -35,6 +35,7 @@ from gateway.outbox import OutboxConfig
 from gateway.pipeline.config import (
     BleSection,
     ConditionsConfig,
+    CustodyConfig,
     PipelineConfig,
     SmartLabelReaderConfig,
 )
@@ -85,6 +86,8 @@ class GatewayConfig(BaseModel):
     pipeline: PipelineConfig = PipelineConfig()
     #: Condition profiles and their assignments (docs/conditions.md).
     conditions: ConditionsConfig = ConditionsConfig()
+    #: Which zones are dock doors and which a vehicle's load space (docs/custody.md).
+    custody: CustodyConfig = CustodyConfig()
     #: Presence thresholds and timeouts, per zone where they differ (docs/presence.md).
     presence: PresenceConfig = PresenceConfig()
     #: Tags bound to assets (``[[tags]]``: tag id and GS1 key); ``tags.bind`` commands override.

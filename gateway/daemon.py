@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
@@ -29,10 +29,17 @@ from pydantic_core import to_jsonable_python
 from drivers.clock import Clock, SystemClock
 from gateway.conditions import ConditionMonitor, ConditionResult, register_condition_commands
 from gateway.config import GatewayConfig, config_hash, redacted_view
+from gateway.custody import CustodyEngine, register_custody_commands
 from gateway.errors import GatewayError
 from gateway.events import to_outbox
 from gateway.outbox import Outbox
-from gateway.pipeline.pipeline import CONDITIONS_KEY, CONDITIONS_NAMESPACE, Pipeline
+from gateway.pipeline.pipeline import (
+    CONDITIONS_KEY,
+    CONDITIONS_NAMESPACE,
+    CUSTODY_KEY,
+    CUSTODY_NAMESPACE,
+    Pipeline,
+)
 from gateway.pipeline.supervisor import StageFailed
 from gateway.presence import PresenceTracker
 from gateway.registry import TagRegistry, register_tag_commands
@@ -152,8 +159,18 @@ class Daemon:
                     await outbox.accept([to_outbox(e) for e in events])
                 await pipeline.persist_conditions()
 
+            zones = tuple(dict.fromkeys(s.zone for s in cfg.ble.scanners))
+            doors, cargo = cfg.custody.roles(zones)
+            custody = CustodyEngine(door_zones=doors, cargo_zones=cargo)
+            await self._restore(state, CUSTODY_NAMESPACE, CUSTODY_KEY, custody.restore, "custody")
+
+            async def persist_custody() -> None:
+                if self.pipeline is not None:
+                    await self.pipeline.persist_custody()
+
             registry = default_registry(self._clock, redacted_view(cfg), outbox_stats)
             register_tag_commands(registry, tags, state)
+            register_custody_commands(registry, custody, self._clock, persist_custody)
             register_condition_commands(registry, conditions, persist_conditions)
             self.uplink = await self._stack.enter_async_context(
                 Uplink(
@@ -177,6 +194,7 @@ class Daemon:
                     timekeeper=timekeeper,
                     presence=PresenceTracker(cfg.presence),
                     conditions=conditions,
+                    custody=custody,
                     state=state,
                 )
             )
@@ -205,6 +223,22 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    async def _restore(
+        self,
+        state: StateStore,
+        namespace: str,
+        key: str,
+        restore: Callable[[JsonValue], object],
+        what: str,
+    ) -> None:
+        """A domain's state from before a restart (never a reason not to start)."""
+        try:
+            snapshot = await asyncio.to_thread(state.get, namespace, key)
+            if snapshot is not None and restore(snapshot) is False:
+                _log.error("%s state from before the restart is not readable; ignored", what)
+        except Exception:
+            _log.exception("%s state could not be restored; starting without it", what)
 
     async def _restore_conditions(self, state: StateStore, monitor: ConditionMonitor) -> None:
         """Open excursions and command-made profiles from before a restart."""

@@ -17,11 +17,12 @@ of addresses has a cap as well.
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from drivers.ble import RawAdvert
+from gateway.custody import CustodyEngine, CustodyResult
 from gateway.pipeline.config import CONDITIONS_SAMPLE_S
 from gateway.pipeline.telemetry import TelemetryLimiter
 from gateway.presence import PresenceChange, PresenceTracker, Sighting
@@ -102,6 +103,8 @@ class AdvertProcessor:
         *,
         sample_interval_s: float = CONDITIONS_SAMPLE_S,
         cache_size: int = DECODE_CACHE_SIZE,
+        custody: CustodyEngine | None = None,
+        asset_of: Callable[[str], str | None] = lambda tag: None,
     ) -> None:
         #: adapter -> zone
         self._zones = dict(zones)
@@ -111,6 +114,8 @@ class AdvertProcessor:
         self._cache: dict[str, tuple[tuple[object, ...], _Decoded]] = {}
         self._cache_size = cache_size
         self._sample_s = sample_interval_s
+        self._custody = custody
+        self._asset_of = asset_of
         #: tag -> monotonic time its values last went to the condition monitor
         self._sampled: dict[str, float] = {}
         self.adverts = 0
@@ -123,9 +128,11 @@ class AdvertProcessor:
         changes: list[PresenceChange],
         readings: list[Reading],
         samples: list[Reading] | None = None,
+        custody: list[CustodyResult] | None = None,
     ) -> None:
-        """Handle one advert; append presence changes, readings due for telemetry and (when
-        ``samples`` is given) readings due for the condition monitor to the lists."""
+        """Handle one advert; append presence changes, readings due for telemetry, (when
+        ``samples`` is given) readings due for the condition monitor and (when ``custody`` is
+        given) what the custody engine concluded to the lists."""
         self.adverts += 1
         payload = (*raw.manufacturer_data.items(), *raw.service_data.items())
         cached = self._cache.get(raw.address)
@@ -147,6 +154,12 @@ class AdvertProcessor:
                 )
                 if change is not None:
                     changes.append(change)
+                if custody is not None and self._custody is not None:
+                    found = self._custody.observe(
+                        tag, self._asset_of(tag), zone, raw.rssi, raw.monotonic
+                    )
+                    if found:
+                        custody.extend(found)
             if values is None:
                 continue
             if self._telemetry.offer(tag, values, raw.monotonic):

@@ -21,6 +21,7 @@ __all__ = [
     "BleScannerConfig",
     "BleSection",
     "ConditionsConfig",
+    "CustodyConfig",
     "PipelineConfig",
     "SmartLabelReaderConfig",
     "SupervisionConfig",
@@ -181,6 +182,27 @@ class ConditionsConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown profile(s) {unknown}; known: {sorted(known)}")
         return self
+
+
+class CustodyConfig(BaseModel):
+    """Which zones are dock doors (handoff sessions) and which are a vehicle's load space
+    (route and delivery checks). By default a zone named ``door...`` is a door and a zone named
+    ``cargo...`` is a load space (docs/custody.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    door_zones: tuple[str, ...] | None = None
+    cargo_zones: tuple[str, ...] | None = None
+
+    def roles(self, zones: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(door zones, cargo zones) among ``zones``."""
+        doors = self.door_zones
+        if doors is None:
+            doors = tuple(z for z in zones if z.startswith("door"))
+        cargo = self.cargo_zones
+        if cargo is None:
+            cargo = tuple(z for z in zones if z.startswith("cargo"))
+        return doors, cargo
 
 
 class PipelineConfig(BaseModel):

@@ -28,11 +28,13 @@ from drivers.clock import Clock
 from drivers.gps import GpsDriver, gps_driver
 from drivers.serial import SerialLinkError, SmartLabelReaderDriver
 from gateway.conditions import ConditionMonitor
+from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox
 from gateway.outbox import AcceptStatus, Outbox, OutboxError
 from gateway.pipeline.adverts import AdvertProcessor, Reading
 from gateway.pipeline.conditions import ConditionsBridge
 from gateway.pipeline.config import CONDITIONS_PERSIST_S
+from gateway.pipeline.custody import CustodyBridge
 from gateway.pipeline.factory import EventFactory
 from gateway.pipeline.labels import LabelProcessor
 from gateway.pipeline.supervisor import Supervisor
@@ -47,7 +49,14 @@ from protocols.smartlabel import NackReason
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
 
-__all__ = ["CONDITIONS_KEY", "CONDITIONS_NAMESPACE", "DBUS_ADDRESS_ENV", "Pipeline"]
+__all__ = [
+    "CONDITIONS_KEY",
+    "CONDITIONS_NAMESPACE",
+    "CUSTODY_KEY",
+    "CUSTODY_NAMESPACE",
+    "DBUS_ADDRESS_ENV",
+    "Pipeline",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -56,6 +65,9 @@ DBUS_ADDRESS_ENV: Final = "DBUS_SYSTEM_BUS_ADDRESS"
 #: Where the condition monitor's state is kept in the state store.
 CONDITIONS_NAMESPACE: Final = "conditions"
 CONDITIONS_KEY: Final = "monitor"
+#: Where the custody engine's state (open sessions with their evidence, routes) is kept.
+CUSTODY_NAMESPACE: Final = "custody"
+CUSTODY_KEY: Final = "engine"
 #: Scanner counters that mean "the scan was interrupted": tags heard before are unknown, not
 #: away, until the scan is back (a bluetoothd restart must not produce a wave of exits).
 _INTERRUPTIONS: Final = ("bluetoothd_restarts", "sessions_lost", "bus_lost", "power_cycles")
@@ -74,6 +86,7 @@ class Pipeline:
         timekeeper: TimeKeeper,
         presence: PresenceTracker,
         conditions: ConditionMonitor | None = None,
+        custody: CustodyEngine | None = None,
         state: StateStore | None = None,
     ) -> None:
         self._config = config
@@ -89,8 +102,11 @@ class Pipeline:
             presence,
             self.telemetry,
             sample_interval_s=config.conditions.sample_interval_s,
+            custody=custody,
+            asset_of=registry.asset_of,
         )
         self.factory = EventFactory(config.gateway_id, registry, timekeeper)
+        self.custody = None if custody is None else CustodyBridge(custody, self.factory, clock)
         self._state = state
         self.conditions = (
             None if conditions is None else ConditionsBridge(conditions, self.factory, clock)
@@ -189,6 +205,7 @@ class Pipeline:
             if self._writer_task is not None:
                 await asyncio.wait([self._writer_task])
             await self.persist_conditions()
+            await self.persist_custody()
         finally:
             if self._tasks is not None:
                 tasks, self._tasks = self._tasks, None
@@ -211,13 +228,19 @@ class Pipeline:
         writer = self.writer
         factory = self.factory
         bridge = self.conditions
+        custody = self.custody
 
         async def stage() -> None:
             changes: list[PresenceChange] = []
             readings: list[Reading] = []
             samples: list[Reading] | None = None if bridge is None else []
+            found: list[CustodyResult] | None = None if custody is None else []
             async for raw in scanner.events():
-                process(raw, changes, readings, samples)
+                process(raw, changes, readings, samples, found)
+                if found:
+                    assert custody is not None
+                    writer.submit(to_outbox(e) for e in custody.events(found))
+                    found.clear()
                 if changes or readings:
                     writer.submit(factory.from_adverts(changes, readings))
                     changes.clear()
@@ -235,6 +258,19 @@ class Pipeline:
                     samples.clear()
 
         return stage
+
+    async def persist_custody(self) -> None:
+        """Write the custody engine's state (sessions, evidence, routes) to the state store."""
+        bridge, state = self.custody, self._state
+        if bridge is None or state is None:
+            return
+        bridge.dirty = False
+        snapshot = bridge.engine.snapshot()
+        try:
+            await asyncio.to_thread(state.put, CUSTODY_NAMESPACE, CUSTODY_KEY, snapshot)
+        except StateError as exc:
+            bridge.dirty = True
+            _log.warning("custody state not saved: %s", exc)
 
     async def persist_conditions(self, force: bool = True) -> None:
         """Write the condition monitor's state (open excursions, totals) to the state store."""
@@ -299,6 +335,15 @@ class Pipeline:
             async for fix in driver.events():
                 self._timekeeper.on_gps(driver.trusted_time, fix.monotonic)
                 events = self.factory.from_gps(fix, self.telemetry)
+                if self.custody is not None:
+                    f = fix.fix
+                    if f.lat is not None and f.lon is not None:
+                        found = self.custody.engine.position(
+                            f.lat, f.lon, fix.valid, fix.monotonic, f.hdop
+                        )
+                    else:
+                        found = self.custody.engine.tick(fix.monotonic)
+                    events.extend(to_outbox(e) for e in self.custody.events(found))
                 if events:
                     self.writer.submit(events)
 
@@ -314,10 +359,15 @@ class Pipeline:
             events = self.factory.from_adverts(changes, ())
             for labels in self.labels.values():
                 events.extend(labels.tick(now))
+            if self.custody is not None:
+                found = self.custody.engine.tick(now)
+                events.extend(to_outbox(e) for e in self.custody.events(found))
             if events:
                 self.writer.submit(events)
             if now - self._persisted_at >= CONDITIONS_PERSIST_S:
                 await self.persist_conditions(force=False)
+                if self.custody is not None and self.custody.dirty:
+                    await self.persist_custody()
             await asyncio.sleep(period)
 
     def _watch_scanners(self, now: float) -> None:
