@@ -14,7 +14,7 @@ from drivers.base import (
     OverflowPolicy,
     QueueStats,
 )
-from drivers.clock import Clock, SystemClock
+from drivers.clock import Clock, ScaledClock, SystemClock
 from drivers.errors import DriverError
 
 __all__ = [
@@ -27,5 +27,6 @@ __all__ = [
     "EventQueue",
     "OverflowPolicy",
     "QueueStats",
+    "ScaledClock",
     "SystemClock",
 ]

@@ -16,6 +16,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, Self
 
@@ -48,6 +49,7 @@ __all__ = [
     "ConfigIssue",
     "GatewayConfig",
     "LoggingConfig",
+    "SimulatedClockConfig",
     "config_hash",
     "load_config",
     "missing_files",
@@ -65,6 +67,18 @@ class LoggingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class SimulatedClockConfig(BaseModel):
+    """Scenario time of a simulated world (written by ``tagrelay simulate``; never on a truck):
+    the gateway's clock runs ``speed`` times real time from ``start``, reached at the real
+    monotonic time ``anchor_monotonic_s``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: datetime
+    speed: float = Field(gt=0, le=1000)
+    anchor_monotonic_s: float
 
 
 class GatewayConfig(BaseModel):
@@ -90,6 +104,8 @@ class GatewayConfig(BaseModel):
     custody: CustodyConfig = CustodyConfig()
     #: Presence thresholds and timeouts, per zone where they differ (docs/presence.md).
     presence: PresenceConfig = PresenceConfig()
+    #: Only for simulations: follow a simulated world's clock instead of the system's.
+    simulated_clock: SimulatedClockConfig | None = None
     #: Tags bound to assets (``[[tags]]``: tag id and GS1 key); ``tags.bind`` commands override.
     tags: TagBindingList = ()
 

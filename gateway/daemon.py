@@ -26,7 +26,7 @@ import sdnotify
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
-from drivers.clock import Clock, SystemClock
+from drivers.clock import Clock, ScaledClock, SystemClock
 from gateway.conditions import ConditionMonitor, ConditionResult, register_condition_commands
 from gateway.config import GatewayConfig, config_hash, redacted_view
 from gateway.custody import CustodyEngine, register_custody_commands
@@ -119,8 +119,12 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
         self.pipeline: Pipeline | None = None
+        # Scenario time is the world's own truth: trusted like an NTP-synchronised clock.
+        simulated = config.simulated_clock is not None
         self.timekeeper = TimeKeeper(
-            self._clock, boot_id=read_boot_id(), ntp_synchronized=system_ntp_synchronized
+            self._clock,
+            boot_id=read_boot_id(),
+            ntp_synchronized=(lambda: True) if simulated else system_ntp_synchronized,
         )
 
     async def __aenter__(self) -> Self:
@@ -300,8 +304,13 @@ async def run_daemon(config: GatewayConfig, environ: Mapping[str, str]) -> int:
     """``tagrelay run``: until SIGTERM; the exit code for systemd."""
     notifier = SystemdNotifier.from_environ(environ)
     failed: list[BaseException] = []
+    sim = config.simulated_clock
+    clock: Clock | None = None
+    if sim is not None:
+        clock = ScaledClock(sim.start, sim.speed, sim.anchor_monotonic_s)
+        _log.warning("simulated clock: scenario time from %s at %gx", sim.start, sim.speed)
     try:
-        async with Daemon(config, notifier=notifier) as daemon:
+        async with Daemon(config, clock=clock, notifier=notifier) as daemon:
             await daemon.wait_stopped()
     except* StageFailed as group:
         failed.extend(group.exceptions)

@@ -10,6 +10,7 @@ accepts it as it is. The file is the whole interface: nothing here imports the g
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -18,7 +19,14 @@ import tomli_w
 
 from simulator.runner import Endpoints, GatewayEndpoint
 
-__all__ = ["CARGO_ZONE", "BrokerAddress", "door_zone", "gateway_config", "write_gateway_configs"]
+__all__ = [
+    "CARGO_ZONE",
+    "BrokerAddress",
+    "ScenarioClock",
+    "door_zone",
+    "gateway_config",
+    "write_gateway_configs",
+]
 
 #: The zone of a vehicle gateway's own adapter: its load space.
 CARGO_ZONE: Final = "cargo"
@@ -48,8 +56,22 @@ def door_zone(door_id: str) -> str:
     return f"door-{door_id.lower()}"
 
 
+@dataclass(frozen=True, slots=True)
+class ScenarioClock:
+    """Scenario time for the gateways: ``start`` at the real monotonic ``t0_real``, running at
+    ``speed``; a gateway configured with it stamps events in scenario time."""
+
+    start: datetime
+    speed: float
+    t0_real: float
+
+
 def gateway_config(
-    endpoints: Endpoints, gateway: GatewayEndpoint, broker: BrokerAddress, state_dir: Path
+    endpoints: Endpoints,
+    gateway: GatewayEndpoint,
+    broker: BrokerAddress,
+    state_dir: Path,
+    clock: ScenarioClock | None = None,
 ) -> dict[str, Any]:
     """The configuration of one simulated gateway, as TOML-ready data."""
     zone = CARGO_ZONE if gateway.vehicle is not None else door_zone(gateway.door or gateway.id)
@@ -71,12 +93,22 @@ def gateway_config(
         config["smartlabel_readers"] = [{"path": str(gateway.smartlabel_port), "zone": zone}]
     if gateway.gps_port is not None:
         config["gps"] = {"source": "serial", "serial": {"path": str(gateway.gps_port)}}
+    if clock is not None:
+        config["simulated_clock"] = {
+            "start": clock.start,
+            "speed": clock.speed,
+            "anchor_monotonic_s": clock.t0_real,
+        }
     return config
 
 
-def write_gateway_configs(endpoints: Endpoints, directory: Path, broker_url: str) -> list[Path]:
+def write_gateway_configs(
+    endpoints: Endpoints, directory: Path, broker_url: str, clock: ScenarioClock | None = None
+) -> list[Path]:
     """Write ``DIRECTORY/<gateway id>.toml`` for every gateway; state goes under
-    ``DIRECTORY/<gateway id>/``. Returns the files written."""
+    ``DIRECTORY/<gateway id>/``. With ``clock`` the gateways follow scenario time (needed at a
+    speed other than 1: presence, custody and condition rules count in scenario seconds).
+    Returns the files written."""
     broker = BrokerAddress.parse(broker_url)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -87,7 +119,7 @@ def write_gateway_configs(endpoints: Endpoints, directory: Path, broker_url: str
             f"# Gateway {gateway.id} of the simulated scenario {endpoints.scenario}.\n"
             "# Written by `tagrelay simulate`; valid while that simulation runs.\n"
         )
-        body = tomli_w.dumps(gateway_config(endpoints, gateway, broker, state_dir))
+        body = tomli_w.dumps(gateway_config(endpoints, gateway, broker, state_dir, clock))
         path.write_text(header + body, encoding="utf-8")
         written.append(path)
     return written

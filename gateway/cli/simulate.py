@@ -178,9 +178,13 @@ async def _run(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> i
         ) as runner:
             where = runner.endpoints.to_json() | {"pid": os.getpid(), "workdir": str(workdir)}
             if args.gateway_configs is not None:
-                from simulator.gateway_config import write_gateway_configs
+                from simulator.gateway_config import ScenarioClock, write_gateway_configs
 
-                written = write_gateway_configs(runner.endpoints, args.gateway_configs, args.broker)
+                assert runner.clock is not None  # started
+                clock = ScenarioClock(runner.clock.start, runner.clock.speed, runner.clock.t0_real)
+                written = write_gateway_configs(
+                    runner.endpoints, args.gateway_configs, args.broker, clock
+                )
                 where["gateway_configs"] = {p.stem: str(p.resolve()) for p in written}
             print(json.dumps(where), flush=True)
             _log.info("scenario %s running at %gx; stop with Ctrl-C", scenario.name, args.speed)

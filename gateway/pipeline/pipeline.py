@@ -351,6 +351,9 @@ class Pipeline:
 
     async def _ticker_stage(self) -> None:
         period = self._config.pipeline.tick_s
+        sim = self._config.simulated_clock
+        if sim is not None:
+            period /= sim.speed  # the rules count scenario seconds
         while True:
             now = self._clock.monotonic()
             self._timekeeper.refresh(now)

@@ -390,7 +390,10 @@ class Uplink:
         """Acknowledged rows are deleted; everything else leased goes back to the queue."""
         await self._flush_acks()
         handed = self._handed_events
-        await self._outbox.release_all()  # commits every ack handed in before
+        # Every ack handed in is committed (or its commit failed on a full disk: those rows stay
+        # leased and are retried); flush does not raise, so the session loop goes on.
+        await self._outbox.flush()
+        await self._outbox.release_all()
         self._committed_events = max(self._committed_events, handed)
         self._in_flight = 0
         self._in_flight_batches = 0

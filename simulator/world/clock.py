@@ -36,6 +36,12 @@ class SimClock:
         self._real = real_monotonic
         self._t0_real = real_monotonic()
 
+    @property
+    def t0_real(self) -> float:
+        """The real monotonic time at t = 0. CLOCK_MONOTONIC is one clock for every process on
+        the machine, so another process can follow scenario time from it."""
+        return self._t0_real
+
     def elapsed_s(self) -> float:
         """Simulated seconds since the start."""
         return (self._real() - self._t0_real) * self.speed

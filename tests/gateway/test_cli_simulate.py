@@ -276,6 +276,9 @@ async def test_writes_a_config_per_gateway_that_run_accepts(workdir: Path) -> No
             gps = config.gps
             assert (gps.serial.path if gps and gps.serial else None) == gw["gps_port"]
             assert config.state_dir == configs / gw["id"] / "state"
+            sim = config.simulated_clock
+            assert sim is not None
+            assert (sim.speed, sim.start.isoformat()) == (20.0, where["start"])
             assert missing_files(config) == ()  # the ptys exist while the world runs
         # And the command line says so too.
         check = await asyncio.create_subprocess_exec(

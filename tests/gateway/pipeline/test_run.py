@@ -11,15 +11,19 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import aiomqtt
+import pytest
 
 from gateway.events import TelemetryReading
 from gateway.events.common import LabelFrame
 from gateway.registry import smartlabel_tag_id
 from protocols.smartlabel import Environment
 from simulator.serial import PtyPort, SmartLabelReaderSim
-from simulator.world import IBeaconTag, SmartLabelTag, load_scenario
+from simulator.world import EddystoneUidTag, IBeaconTag, SmartLabelTag, load_scenario
 from tests.fixtures.mosquitto import Broker, stop_process
 from tests.gateway.uplink.helpers import subscribe
 
@@ -229,3 +233,90 @@ async def test_sigkill_loses_no_acked_label_frame(mosquitto: Broker, tmp_path: P
     readings = {e["event_id"] for e in sub.events() if e["kind"] == "telemetry.reading"}
     assert readings == every
     assert "Traceback" not in log.read_text()
+
+
+def cross_dock_manifest() -> tuple[list[str], set[str]]:
+    """The tag ids of door 3's manifest items, and those of the two that stay on board."""
+    scenario = load_scenario("cross-dock")
+    (truth,) = scenario.ground_truth.handoffs
+    items = {i.id: i for i in scenario.items}
+    expected: list[str] = []
+    missing: set[str] = set()
+    for item_id in truth.expected:
+        for tag in items[item_id].tags:
+            tid = tag_ids_of(tag)
+            if tid is not None:
+                expected.append(tid)
+                if item_id in truth.missing:
+                    missing.add(tid)
+    return expected, missing
+
+
+def tag_ids_of(tag: object) -> str | None:
+    if isinstance(tag, SmartLabelTag):
+        return smartlabel_tag_id(tag.label_id)
+    if isinstance(tag, IBeaconTag):
+        return f"ibeacon:{tag.uuid}:{tag.major}:{tag.minor}"
+    if isinstance(tag, EddystoneUidTag):
+        return f"eddystone:{tag.namespace.lower()}:{tag.instance.lower()}"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(360)
+async def test_door_gateway_confirms_the_handoff_in_scenario_time(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    """The platform opens door 3's handoff session; the gateway, following the simulated
+    world's clock, confirms parcels as they are carried onto the dock and never one that stays
+    in the trailer."""
+    expected, on_board = cross_dock_manifest()
+    speed = 5.0  # the fastest at which the world keeps the tags' 1 s advertising interval
+    async with (
+        subscribe(mosquitto, "tagrelay/v1/gw-door-03/#") as sub,
+        simulation(tmp_path, mosquitto, "cross-dock", "--speed", str(speed)) as (where, _),
+    ):
+        config = Path(where["gateway_configs"]["gw-door-03"])
+        with gateway_process(config, tmp_path / "gw-door-03.log") as proc:
+            await sub.wait_until(
+                lambda m: any(x.topic.endswith("/status") for x in m), timeout_s=START_TIMEOUT_S
+            )
+            start = datetime.fromisoformat(where["start"])
+            command = {
+                "id": "open-1",
+                "session_id": "H-TRL-17",
+                "door": "door-d3",
+                "from_party": "Northline Freight",
+                "to_party": "4012345000009",
+                "expected": expected,
+                "documents": [{"type": "ASN", "number": "ASN-77"}],
+                # The scenario's handoff window: from the trailer docking to its departure.
+                "window_start": (start + timedelta(seconds=180)).isoformat(),
+                "window_end": (start + timedelta(seconds=1500)).isoformat(),
+            }
+            async with aiomqtt.Client(mosquitto.host, mosquitto.port) as platform:
+                await platform.publish(
+                    "tagrelay/v1/gw-door-03/cmd/handoff/open", json.dumps(command), qos=1
+                )
+
+            def confirmed(_: object) -> set[str]:
+                return {
+                    e["evidence"]["tag"]
+                    for e in sub.events()
+                    if e["kind"] == "handoff.item" and e["session_id"] == "H-TRL-17"
+                }
+
+            await sub.wait_until(lambda m: len(confirmed(m)) >= 8, timeout_s=240)
+            assert proc.poll() is None, (tmp_path / "gw-door-03.log").read_text()
+    answers = [json.loads(m.payload) for m in sub.messages if "/result/" in m.topic]
+    assert any(a.get("ok") for a in answers), answers
+    items = [e for e in sub.events() if e["kind"] == "handoff.item"]
+    assert not confirmed(None) & on_board  # nothing still in the trailer is confirmed
+    assert confirmed(None) <= set(expected)
+    start = datetime.fromisoformat(where["start"])
+    for item in items:
+        assert item["door"] == "door-d3"
+        assert item["time_source"] == "ntp"
+        # Stamped in scenario time: the unloading runs from t = 240 s.
+        when = datetime.fromisoformat(item["time"])
+        assert when - start > timedelta(seconds=240), json.dumps(item)
