@@ -109,6 +109,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the broker the written gateway configurations publish to: mqtt://HOST:PORT "
         "(plaintext) or mqtts://HOST:PORT",
     )
+    parser.add_argument(
+        "--gateway-clock",
+        choices=("scenario", "system"),
+        default="scenario",
+        help="the clock the written gateway configurations use: the scenario's time at its "
+        "speed (default; rules count scenario seconds) or the gateway's own system clock",
+    )
     parser.set_defaults(func=_simulate)
 
 
@@ -181,7 +188,11 @@ async def _run(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> i
                 from simulator.gateway_config import ScenarioClock, write_gateway_configs
 
                 assert runner.clock is not None  # started
-                clock = ScenarioClock(runner.clock.start, runner.clock.speed, runner.clock.t0_real)
+                clock = (
+                    ScenarioClock(runner.clock.start, runner.clock.speed, runner.clock.t0_real)
+                    if args.gateway_clock == "scenario"
+                    else None
+                )
                 written = write_gateway_configs(
                     runner.endpoints, args.gateway_configs, args.broker, clock
                 )

@@ -106,7 +106,11 @@ async def test_door_gateway_reports_presence_and_smartlabel_telemetry(
     expected = cross_dock_tags()
     async with (
         subscribe(mosquitto, "tagrelay/v1/gw-door-03/events/#") as sub,
-        simulation(tmp_path, mosquitto, "cross-dock", "--speed", str(SPEED)) as (where, _),
+        # The gateway on its own clock: the world at 20x sends its adverts 20 times as often,
+        # which is what presence needs to decide within seconds.
+        simulation(
+            tmp_path, mosquitto, "cross-dock", "--speed", str(SPEED), "--gateway-clock", "system"
+        ) as (where, _),
     ):
         config = Path(where["gateway_configs"]["gw-door-03"])
         with gateway_process(config, tmp_path / "gw-door-03.log") as proc:
@@ -310,6 +314,10 @@ async def test_door_gateway_confirms_the_handoff_in_scenario_time(
             assert proc.poll() is None, (tmp_path / "gw-door-03.log").read_text()
     answers = [json.loads(m.payload) for m in sub.messages if "/result/" in m.topic]
     assert any(a.get("ok") for a in answers), answers
+    # The retained birth says what the clock is: the simulated world's, trusted.
+    births = [json.loads(m.payload) for m in sub.messages if m.topic.endswith("/status")]
+    assert births[0]["state"] == "online"
+    assert births[0]["clock_state"] == "ntp"
     items = [e for e in sub.events() if e["kind"] == "handoff.item"]
     assert not confirmed(None) & on_board  # nothing still in the trailer is confirmed
     assert confirmed(None) <= set(expected)
