@@ -460,9 +460,12 @@ class Uplink:
     async def _after_session(self) -> None:
         """Acknowledged rows are deleted; everything else leased goes back to the queue."""
         await self._flush_acks()
-        handed = self._handed_events
-        await self._outbox.release_all()  # commits every ack handed in before
-        self._committed_events = max(self._committed_events, handed)
+        # release_all keeps acknowledged rows leased (not sent again) but does not commit
+        # their deletes: commit them now, so that a stop or an outage leaves no acknowledged
+        # row behind for the outbox's ack delay (and the ack lag is known, not assumed).
+        # A failed commit (full disk) is retried by the outbox; the lag stays counted.
+        await self._commit_acks()
+        await self._outbox.release_all()
         self._in_flight = 0
         self._in_flight_batches = 0
 
