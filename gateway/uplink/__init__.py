@@ -23,7 +23,14 @@ from gateway.uplink.config import BatchingConfig, TlsConfig, UplinkConfig
 from gateway.uplink.errors import UplinkError, UplinkErrorReason
 from gateway.uplink.status import GatewayStatus
 from gateway.uplink.topics import Topics, topic_name_problem
-from gateway.uplink.uplink import ConnectionState, Delivery, StatusInfo, Uplink, UplinkStats
+from gateway.uplink.uplink import (
+    ConnectionState,
+    Delivery,
+    SiteMessage,
+    StatusInfo,
+    Uplink,
+    UplinkStats,
+)
 
 __all__ = [
     "Backoff",
@@ -41,6 +48,7 @@ __all__ = [
     "GatewayStatus",
     "OutboxStatsCommand",
     "PingCommand",
+    "SiteMessage",
     "StatusInfo",
     "TlsConfig",
     "Topics",

@@ -7,9 +7,12 @@ paho rather than aiomqtt because delivery needs the PUBACK reason code of every 
 v2 ``on_publish`` gives it; aiomqtt drops it) and a publish that is never "timed out" while
 paho still holds it: see docs/mqtt.md.
 
-A session is one connection: a new paho client per connect, with a clean session. Messages
+One ``MqttSession`` is one connection: a new paho client per connect. The broker's session,
+though, outlives it: the CONNECT asks to resume the session (MQTT 5: clean start off and a
+session expiry interval; 3.1.1: clean session off), so commands published while the gateway
+was offline are queued by the broker and delivered after reconnect. Our own publishes
 unacknowledged when the connection drops are not resent by paho; the outbox leases them again
-(the outbox is the retry queue, so there is exactly one).
+(the outbox is the retry queue, so there is exactly one). docs/mqtt.md, "Sessions".
 
 Inbound (command) messages never cost the connection: the command subscription asks the broker
 not to send retained messages (MQTT 5 retain handling 2), and a PUBLISH whose properties paho
@@ -242,15 +245,25 @@ class MqttSession:
         client_id: str,
         will: Will,
         password: str | None,
+        *,
+        side_topic_prefix: str | None = None,
+        on_side_message: Callable[[InboundMessage], None] | None = None,
     ) -> None:
+        """Messages on topics starting with ``side_topic_prefix`` (the site's claims) go to
+        ``on_side_message`` instead of ``inbound``, so they never crowd out commands."""
         self._config = config
+        self._side_prefix = side_topic_prefix
+        self._on_side = on_side_message
+        #: The broker still held our session (MQTT 5 / 3.1.1 CONNACK "session present").
+        self.session_present = False
         self._loop = asyncio.get_running_loop()
         self._v5 = config.protocol == "5"
         self._client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if self._v5 else True,
+            # 3.1.1 has no expiry: the broker keeps a non-clean session as long as it likes.
+            clean_session=None if self._v5 else config.session_expiry_s == 0,
         )
         c = self._client
         c.connect_timeout = config.connect_timeout_s
@@ -356,7 +369,10 @@ class MqttSession:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
+        present = bool(flags.session_present)
+
         def resolve() -> None:
+            self.session_present = present
             if not self._connack.done():
                 self._connack.set_result(reason_code)
 
@@ -437,6 +453,13 @@ class MqttSession:
         self._enqueue(InboundMessage(topic, payload, None, None, retain=retain, malformed=reason))
 
     def _enqueue(self, msg: InboundMessage) -> None:
+        side = self._on_side
+        if side is not None and self._side_prefix and msg.topic.startswith(self._side_prefix):
+            try:
+                side(msg)
+            except Exception:  # runs inside paho's reader: nothing may escape
+                _log.exception("side message handler failed")
+            return
         try:
             self.inbound.put_nowait(msg)
         except asyncio.QueueFull:
@@ -460,7 +483,8 @@ class MqttSession:
         props: Properties | None = None
         if self._v5:
             props = _properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = 0
+            # Sent on every CONNECT, so a changed setting applies to the resumed session.
+            props.SessionExpiryInterval = cfg.session_expiry_s
         self._misc_task = asyncio.create_task(self._misc_loop())
         try:
             # connect() blocks on DNS, TCP and the TLS handshake: keep it off the loop.
@@ -470,8 +494,11 @@ class MqttSession:
                     cfg.host,
                     cfg.port,
                     keepalive=cfg.keepalive_s,
-                    # 3.1.1: clean_session=True was set on the client; clean_start is v5 only.
-                    clean_start=True if self._v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+                    # Resume the broker's session (and the commands it queued for us). With
+                    # expiry 0 a session left from an earlier setting is still resumed once,
+                    # and ends with this connection. 3.1.1: clean_session was set on the
+                    # client; clean_start is v5 only.
+                    clean_start=False if self._v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
                     properties=props,
                 ),
             )
@@ -532,6 +559,27 @@ class MqttSession:
             )
         self._acks[info.mid] = on_ack
 
+    def publish_qos0(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        expiry_s: int | None = None,
+        content_type: str | None = None,
+    ) -> bool:
+        """Send at QoS 0, not retained: fire and forget. False if the connection is gone."""
+        props: Properties | None = None
+        if self._v5:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            if expiry_s is not None:
+                props.MessageExpiryInterval = max(1, expiry_s)
+            if content_type is not None:
+                props.ContentType = content_type
+        if self._closed.done():
+            return False
+        info = self._client.publish(topic, payload, qos=0, retain=False, properties=props)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
     async def publish_and_wait(
         self, topic: str, payload: bytes, *, retain: bool = False, **kwargs: Any
     ) -> PubAck:
@@ -550,14 +598,20 @@ class MqttSession:
             raise UplinkError(UplinkErrorReason.CONNECTION_LOST, f"no PUBACK for {topic}")
         return fut.result()
 
-    async def subscribe(self, topic: str) -> None:
-        """Subscribe at QoS 1; under MQTT 5 without retained messages (retain handling 2):
-        a retained command is someone's old message, not a request to run now."""
+    async def subscribe(self, topic: str, *, qos: int = 1, no_local: bool = False) -> None:
+        """Subscribe (QoS 1 by default); under MQTT 5 without retained messages (retain
+        handling 2): a retained command is someone's old message, not a request to run now.
+        ``no_local`` (MQTT 5 only): the broker does not send us our own publishes.
+
+        Subscribing again to a filter the resumed session already holds replaces it with
+        the same options: no message is lost or sent twice by doing so."""
         if self._v5:
-            options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            options = SubscribeOptions(
+                qos=qos, noLocal=no_local, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND
+            )
             rc, mid = self._client.subscribe(topic, options=options)
         else:
-            rc, mid = self._client.subscribe(topic, qos=1)
+            rc, mid = self._client.subscribe(topic, qos=qos)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             raise UplinkError(UplinkErrorReason.CONNECTION_LOST, f"subscribe {topic}: rc {rc}")
         fut: asyncio.Future[list[ReasonCode]] = self._loop.create_future()

@@ -9,11 +9,24 @@ resolved by the loader, never from deep inside the code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = ["BatchingConfig", "TlsConfig", "UplinkConfig"]
+
+#: How long the broker keeps the gateway's session (its command subscription and the commands
+#: queued for it) after the connection is gone: a van spends a shift, a weekend in a depot
+#: without coverage or a week in the workshop offline, and a ``route.load`` sent meanwhile must
+#: still arrive. Longer than a week and the platform has long since re-planned the route; the
+#: broker's memory for a gateway that was scrapped is bounded too. docs/mqtt.md, "Sessions".
+SESSION_EXPIRY_DEFAULT_S: Final = 7 * 24 * 3600
+#: MQTT 5's session expiry is a four-byte count of seconds; 0xFFFFFFFF means "never expires",
+#: which we do not allow (a scrapped gateway would hold broker memory forever).
+SESSION_EXPIRY_MAX_S: Final = 0xFFFF_FFFE
+#: A site's claim summary: a few hundred items of about 120 bytes each. Bigger messages are
+#: refused both ways (a neighbour's bug or a hostile publisher must not cost us memory).
+SITE_MAX_BYTES_DEFAULT: Final = 65_536
 
 
 class TlsConfig(BaseModel):
@@ -82,6 +95,25 @@ class UplinkConfig(BaseModel):
     batching: BatchingConfig = BatchingConfig()
     command_max_bytes: int = Field(default=16_384, ge=256, le=1_000_000)
     command_results_kept: int = Field(default=1_024, ge=1, le=100_000)
+    session_expiry_s: int = Field(
+        default=SESSION_EXPIRY_DEFAULT_S,
+        ge=0,
+        le=SESSION_EXPIRY_MAX_S,
+        description=(
+            "how long the broker keeps our session and queues commands while we are offline; "
+            "0 = no persistent session (commands sent while offline are lost)"
+        ),
+    )
+    site: str | None = Field(
+        default=None,
+        pattern=r"^[^/#+\s]+$",
+        max_length=128,
+        description=(
+            "the site (cross-dock) whose door gateways exchange claims on "
+            "<prefix>/site/<site>/claims/<gateway_id>; None = no site topic"
+        ),
+    )
+    site_max_bytes: int = Field(default=SITE_MAX_BYTES_DEFAULT, ge=256, le=1_000_000)
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -8,6 +8,8 @@ levels let the platform subscribe to ``.../events/telemetry/#``.
 - ``<prefix>/<gateway_id>/status``
 - ``<prefix>/<gateway_id>/cmd/<name as levels>``
 - ``<prefix>/<gateway_id>/result/<name as levels>`` (MQTT 3.1.1 has no response topic)
+- ``<prefix>/site/<site>/claims/<gateway_id>`` (neighbouring door gateways' claims; a gateway
+  id ``site`` is therefore reserved when a site is configured)
 
 A topic the gateway publishes to on someone else's word (an MQTT 5 response topic) is
 checked first with :meth:`Topics.response_topic_problem`: paho raises on wildcards, and a
@@ -53,10 +55,16 @@ def _levels(name: str) -> str:
     return name.replace(".", "/")
 
 
+#: The first level after the prefix that holds site topics instead of a gateway's own.
+SITE_LEVEL: Final = "site"
+
+
 @dataclass(frozen=True, slots=True)
 class Topics:
     prefix: str
     gateway_id: str
+    #: The site whose claims we share; None = no site topic.
+    site: str | None = None
 
     @property
     def base(self) -> str:
@@ -87,6 +95,34 @@ class Topics:
 
     def command_result(self, name: str) -> str:
         return f"{self.base}/result/{_levels(name)}"
+
+    @property
+    def site_claims_prefix(self) -> str | None:
+        """``<prefix>/site/<site>/claims/``: what every site claims topic starts with."""
+        if self.site is None:
+            return None
+        return f"{self.prefix}/{SITE_LEVEL}/{self.site}/claims/"
+
+    @property
+    def site_claims(self) -> str | None:
+        """Where this gateway publishes its claims, or None without a site."""
+        head = self.site_claims_prefix
+        return None if head is None else f"{head}{self.gateway_id}"
+
+    @property
+    def site_claims_filter(self) -> str | None:
+        """The subscription filter for every gateway's claims of the site, or None."""
+        head = self.site_claims_prefix
+        return None if head is None else f"{head}+"
+
+    def site_sender(self, topic: str) -> str | None:
+        """The gateway id that published a message on our site's claims topic, else None
+        (another topic, or an empty level)."""
+        head = self.site_claims_prefix
+        if head is None or not topic.startswith(head):
+            return None
+        sender = topic[len(head) :]
+        return sender if sender and "/" not in sender else None
 
     def response_topic_problem(self, topic: str) -> str | None:
         """Why the gateway will not answer on this MQTT 5 response topic, or None.

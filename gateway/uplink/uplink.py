@@ -14,6 +14,14 @@ publisher waits for that commit (docs/mqtt.md, "Duplicates").
 
 :class:`Uplink` is an async context manager owning its tasks; leaving it publishes the
 offline status, disconnects cleanly and hands un-acknowledged rows back to the outbox.
+
+Commands survive a dead zone: the broker keeps the gateway's session (``session_expiry_s``)
+and queues the commands published meanwhile; they are answered after reconnect, once each
+(docs/mqtt.md, "Sessions").
+
+With ``UplinkConfig.site`` set, neighbouring door gateways exchange claims on the site topic:
+:meth:`Uplink.publish_site` sends ours (QoS 0, not through the outbox: a claim is stale in
+seconds), :meth:`Uplink.site_messages` yields the other gateways' (docs/mqtt.md, "Site topic").
 """
 
 from __future__ import annotations
@@ -25,14 +33,14 @@ import math
 import random
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
 from pydantic import JsonValue
-from pydantic_core import to_jsonable_python
+from pydantic_core import from_json, to_jsonable_python
 
 from drivers.clock import Clock
 from gateway.outbox import EventClass, LeasedEvent, Outbox, OutboxError
@@ -48,9 +56,9 @@ from gateway.uplink.commands import (
 from gateway.uplink.config import UplinkConfig
 from gateway.uplink.errors import UplinkError, UplinkErrorReason
 from gateway.uplink.status import GatewayStatus
-from gateway.uplink.topics import Topics, topic_name_problem
+from gateway.uplink.topics import SITE_LEVEL, Topics, topic_name_problem
 
-__all__ = ["ConnectionState", "Delivery", "StatusInfo", "Uplink", "UplinkStats"]
+__all__ = ["ConnectionState", "Delivery", "SiteMessage", "StatusInfo", "Uplink", "UplinkStats"]
 
 _log = logging.getLogger(__name__)
 
@@ -90,6 +98,14 @@ CORRELATION_MAX_BYTES: Final = 1024
 
 JSON_CONTENT_TYPE: Final = "application/json"
 
+#: Neighbours' claim messages waiting for the pipeline; beyond this the oldest is dropped and
+#: counted (the newest claim of a door supersedes its older ones). 64 = a few seconds of
+#: claims from a dozen doors, each every few seconds.
+SITE_QUEUE_MESSAGES: Final = 64
+#: Message expiry of a claim we publish: brokers that queue QoS 0 messages for an offline
+#: session (some do) must not hand a neighbour claims older than a few publish periods.
+SITE_MESSAGE_EXPIRY_S: Final = 10
+
 
 class ConnectionState(Enum):
     CONNECTING = "connecting"
@@ -116,6 +132,19 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteMessage:
+    """A claim summary a neighbouring gateway published on the site topic."""
+
+    #: The gateway that published it (the last topic level).
+    sender: str
+    #: The payload as received, and as parsed (a JSON object or array).
+    payload: bytes
+    data: JsonValue
+    #: ``Clock.monotonic()`` when it arrived (what ``neighbour_claims`` wants).
+    received_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class UplinkStats:
     state: ConnectionState
     connects: int
@@ -130,6 +159,17 @@ class UplinkStats:
     #: Acknowledged events whose deletes are not known to be committed (<= ACK_LAG_MAX_EVENTS
     #: plus what the window had in flight): what a crash now would send again.
     ack_lag_events: int
+    #: Connects where the broker still held our session (commands queued meanwhile came).
+    sessions_resumed: int = 0
+    #: Claims handed to the broker / not sent, per reason (``disabled``, ``oversize``,
+    #: ``disconnected``).
+    site_published: int = 0
+    site_not_sent: dict[str, int] = field(default_factory=dict)
+    #: Neighbours' claims queued for the pipeline / dropped, per reason (``own``,
+    #: ``bad_topic``, ``retained``, ``malformed_packet``, ``oversize``, ``garbage``,
+    #: ``queue_full``, ``subscribe_refused``).
+    site_received: int = 0
+    site_dropped: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -169,7 +209,10 @@ class Uplink:
         #: Applied to each stored payload right before it is sent (the clock corrects the times
         #: of events stamped before a trusted time source appeared); never changes the id.
         self._rewrite = rewrite
-        self._topics = Topics(config.topic_prefix, gateway_id)
+        if config.site is not None and gateway_id == SITE_LEVEL:
+            # <prefix>/site/... would be both this gateway's tree and the site topics.
+            raise ValueError(f'gateway id "{SITE_LEVEL}" is reserved when a site is configured')
+        self._topics = Topics(config.topic_prefix, gateway_id, config.site)
         if commands is None:
             commands = default_registry(
                 clock,
@@ -208,6 +251,13 @@ class Uplink:
         self._connect_failures_logged: set[UplinkErrorReason] = set()
         self._counts: Counter[str] = Counter()
         self._reject_reasons: Counter[str] = Counter()
+        # The site topic: the connected session (for publish_site), neighbours' claims.
+        self._session: MqttSession | None = None
+        self._site_queue: asyncio.Queue[SiteMessage | None] = asyncio.Queue(SITE_QUEUE_MESSAGES)
+        self._site_closed = False
+        self._site_not_sent: Counter[str] = Counter()
+        self._site_dropped: Counter[str] = Counter()
+        self._site_refusal_logged = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -233,6 +283,7 @@ class Uplink:
                     await self._acker_task
             await self._flush_acks()
             self._set_state(ConnectionState.STOPPED, "stopped")
+            self._close_site()
 
     def stop(self) -> None:
         """Ask for a clean stop (what leaving the context manager does)."""
@@ -273,6 +324,11 @@ class Uplink:
             commands_handled=dict(self._processor.handled),
             command_errors={r.value: n for r, n in self._processor.errors.items()},
             ack_lag_events=self._ack_lag(),
+            sessions_resumed=self._counts["sessions_resumed"],
+            site_published=self._counts["site_published"],
+            site_not_sent=dict(self._site_not_sent),
+            site_received=self._counts["site_received"],
+            site_dropped=dict(self._site_dropped),
         )
 
     def _set_state(self, state: ConnectionState, detail: str) -> None:
@@ -295,7 +351,14 @@ class Uplink:
         while not self._stop.is_set():
             if self._state != ConnectionState.DISCONNECTED:
                 self._set_state(ConnectionState.CONNECTING, f"{cfg.host}:{cfg.port}")
-            session = MqttSession(cfg, self._gateway_id, self._will(), self._password)
+            session = MqttSession(
+                cfg,
+                self._gateway_id,
+                self._will(),
+                self._password,
+                side_topic_prefix=self._topics.site_claims_prefix,
+                on_side_message=self._on_site_message,
+            )
             try:
                 await session.connect()
                 await self._serve(session)
@@ -306,6 +369,7 @@ class Uplink:
                     _log.debug("connect attempt failed: %s", exc)
                     self._log_connect_failure(exc)
             finally:
+                self._session = None
                 await session.aclose()
                 await self._after_session()
             if self._stop.is_set():
@@ -343,7 +407,13 @@ class Uplink:
         self._in_flight_batches = 0
         self._alarm_pending = False
         self._all_acked.set()
+        # Always subscribe, also on a resumed session: the broker may have lost it (expired,
+        # restarted without persistence); on one it kept, this replaces the subscription
+        # with the same options. Commands it queued are already in ``session.inbound``.
         await session.subscribe(self._topics.commands)
+        await self._subscribe_site(session)
+        if session.session_present:
+            self._counts["sessions_resumed"] += 1
         depth = (await self._outbox.stats()).depth
         birth = await session.publish_and_wait(
             self._topics.status, self._status_payload("online", depth, None), retain=True
@@ -354,6 +424,7 @@ class Uplink:
         self._backoff.reset()
         self._connect_failures_logged.clear()  # the next outage explains itself again
         self._set_state(ConnectionState.CONNECTED, f"{self._config.host}:{self._config.port}")
+        self._session = session
         publisher = asyncio.create_task(self._publish_loop(session), name="uplink-publish")
         commands = asyncio.create_task(self._command_loop(session), name="uplink-commands")
         alarms = asyncio.create_task(self._watch_alarms(), name="uplink-alarms")
@@ -389,12 +460,12 @@ class Uplink:
     async def _after_session(self) -> None:
         """Acknowledged rows are deleted; everything else leased goes back to the queue."""
         await self._flush_acks()
-        handed = self._handed_events
-        # Every ack handed in is committed (or its commit failed on a full disk: those rows stay
-        # leased and are retried); flush does not raise, so the session loop goes on.
-        await self._outbox.flush()
+        # release_all keeps acknowledged rows leased (not sent again) but does not commit
+        # their deletes: commit them now, so that a stop or an outage leaves no acknowledged
+        # row behind for the outbox's ack delay (and the ack lag is known, not assumed).
+        # A failed commit (full disk) is retried by the outbox; the lag stays counted.
+        await self._commit_acks()
         await self._outbox.release_all()
-        self._committed_events = max(self._committed_events, handed)
         self._in_flight = 0
         self._in_flight_batches = 0
 
@@ -659,6 +730,104 @@ class Uplink:
                         _log.debug("reject failed, retrying later: %s", exc)
                         self._to_reject[:0] = rejects[n:]
                         return
+
+    # -- the site topic -------------------------------------------------------------------
+
+    def publish_site(self, payload: bytes) -> None:
+        """Publish our claim summary on ``<prefix>/site/<site>/claims/<gateway_id>``: QoS 0,
+        not retained, not through the outbox (a claim is stale in seconds; the next one
+        replaces it). Never raises: without a site, over ``site_max_bytes`` or while
+        disconnected it is dropped and counted (``UplinkStats.site_not_sent``)."""
+        topic = self._topics.site_claims
+        if topic is None:
+            self._site_not_sent["disabled"] += 1
+            return
+        if len(payload) > self._config.site_max_bytes:
+            self._site_not_sent["oversize"] += 1
+            return
+        session = self._session
+        if session is None or not session.publish_qos0(
+            topic, payload, expiry_s=SITE_MESSAGE_EXPIRY_S, content_type=JSON_CONTENT_TYPE
+        ):
+            self._site_not_sent["disconnected"] += 1
+            return
+        self._counts["site_published"] += 1
+
+    async def site_messages(self) -> AsyncIterator[SiteMessage]:
+        """Claims from the OTHER gateways of the site, in arrival order, for one consumer.
+
+        Ends at once without a site, and when the uplink stops. Messages arriving while
+        nobody reads wait in a queue of ``SITE_QUEUE_MESSAGES``; beyond it the oldest is
+        dropped and counted (``UplinkStats.site_dropped["queue_full"]``)."""
+        if self._topics.site is None:
+            return
+        while not self._site_closed or not self._site_queue.empty():
+            msg = await self._site_queue.get()
+            if msg is None:
+                return
+            yield msg
+
+    async def _subscribe_site(self, session: MqttSession) -> None:
+        """QoS 0 (a claim missed is replaced by the next; the broker queues nothing for us
+        while offline), no local echo under MQTT 5. A refusal (the ACL) costs the site topic,
+        not the connection: commands and events go on."""
+        site_filter = self._topics.site_claims_filter
+        if site_filter is None:
+            return
+        try:
+            await session.subscribe(site_filter, qos=0, no_local=True)
+        except UplinkError as exc:
+            if exc.reason != UplinkErrorReason.SUBSCRIBE_REFUSED:
+                raise
+            self._site_dropped["subscribe_refused"] += 1
+            if not self._site_refusal_logged:
+                self._site_refusal_logged = True
+                _log.error("site topic unavailable, deciding without neighbours: %s", exc)
+
+    def _on_site_message(self, msg: InboundMessage) -> None:
+        """Called from paho's reader: checks, parses and queues; never raises."""
+        dropped = self._site_dropped
+        sender = self._topics.site_sender(msg.topic)
+        if sender is None:
+            dropped["bad_topic"] += 1
+            return
+        if sender == self._gateway_id:
+            dropped["own"] += 1  # MQTT 3.1.1 has no "no local" option
+            return
+        if msg.retain:
+            dropped["retained"] += 1  # someone's old claim, not a current one
+            return
+        if msg.malformed is not None:
+            dropped["malformed_packet"] += 1
+            return
+        if len(msg.payload) > self._config.site_max_bytes:
+            dropped["oversize"] += 1
+            return
+        try:
+            data: JsonValue = from_json(msg.payload, allow_inf_nan=False)
+        except ValueError:
+            dropped["garbage"] += 1
+            return
+        if not isinstance(data, dict | list):
+            dropped["garbage"] += 1
+            return
+        self._site_put(SiteMessage(sender, msg.payload, data, self._clock.monotonic()))
+        self._counts["site_received"] += 1
+
+    def _site_put(self, item: SiteMessage | None) -> None:
+        """Queue, dropping the oldest message when full."""
+        queue = self._site_queue
+        if queue.full():
+            old = queue.get_nowait()
+            if old is not None:
+                self._site_dropped["queue_full"] += 1
+        queue.put_nowait(item)
+
+    def _close_site(self) -> None:
+        """Ends ``site_messages`` once what is queued was read."""
+        if not self._site_closed:
+            self._site_closed = True
+            self._site_put(None)
 
     # -- commands -------------------------------------------------------------------------
 
