@@ -218,9 +218,11 @@ def _read_point(event: Event, configured: str | None) -> str:
 
 def _finish(event: Event, body: dict[str, JsonValue], where: _Where) -> dict[str, JsonValue]:
     """Add the fields every event has, in the order the standard lists them, and the hash id."""
+    when = event.left_at if isinstance(event, DeliveryEvidence) else event.time
     out: dict[str, JsonValue] = {
         "type": body.pop("type"),
-        "eventTime": _time(event.time),
+        # A parcel leaves the vehicle at its exit decision; every other fact happens at ``time``.
+        "eventTime": _time(when),
         # Gateways keep UTC; the local offset of the site is not known here.
         "eventTimeZoneOffset": "+00:00",
     }
