@@ -34,6 +34,7 @@ from gateway.epcis.vocab import (
     SensorException,
     SourceDestType,
 )
+from gateway.errors import GatewayError
 from gateway.events import (
     AlertType,
     BusinessDocument,
@@ -96,8 +97,9 @@ _DL_LOOKALIKE: Final = re.compile(
 _NSS_SAFE: Final = "-._~!$&'()*+,;=:@"
 
 
-class EpcisError(ValueError):
-    """A configured URI (read point, business location, vehicle) that cannot be used."""
+class EpcisError(GatewayError, ValueError):
+    """A configured URI (read point, business location, vehicle) that cannot be used; a
+    ``ValueError`` too, so that a pydantic validator can raise it as it is."""
 
 
 class SkipReason(enum.StrEnum):
