@@ -7,6 +7,7 @@ the root is a temporary directory, so that users, systemd and the machine are le
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -14,6 +15,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Final
+
+import pytest
 
 from tests.systemd.conftest import REPO, run_install
 
@@ -214,3 +217,13 @@ def test_clock_state_drop_in_follows_the_option(root_copy: Path) -> None:
     without = run_install(root_copy, "--clock-state", "timesyncd")
     assert without.returncode == 0, without.output
     assert not drop_in.parent.exists()
+
+
+def test_install_script_passes_shellcheck() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (scripts/bootstrap installs it)")
+    done = subprocess.run(
+        [shellcheck, str(REPO / "scripts/install")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -29,6 +30,9 @@ EXPOSURE: Final = re.compile(r"Overall exposure level for \S+: (\d+\.\d+)")
 #: rule MemoryDenyWriteExecute= enforces with seccomp.
 PR_SET_MDWE: Final = 65
 PR_MDWE_REFUSE_EXEC_GAIN: Final = 1
+#: A private dbus-daemon starts or refuses its configuration in milliseconds; generous for a
+#: loaded machine.
+DBUS_TIMEOUT_S: Final = 30.0
 
 
 def _exposure(analyze: str, *args: str) -> float:
@@ -172,3 +176,63 @@ sys.exit(main(["config", "check", sys.argv[1]]))
         pytest.skip(f"kernel {os.uname().release} has no PR_SET_MDWE (Linux 6.3+)")
     assert done.returncode == 0, done.stdout + done.stderr
     assert ": OK" in done.stdout
+
+
+def _start_bus(tmp_path: Path, policy: Path) -> subprocess.CompletedProcess[str] | str:
+    """Start a private dbus-daemon whose configuration includes ``policy``; return its address
+    (then stop it by pid) or the failed run."""
+    dbus_daemon = shutil.which("dbus-daemon")
+    if dbus_daemon is None:
+        pytest.skip("dbus-daemon is not installed (scripts/bootstrap installs the package dbus)")
+    config = tmp_path / "bus.conf"
+    config.write_text(
+        f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>custom</type>
+  <listen>unix:path={tmp_path}/bus.socket</listen>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+  <include>{policy}</include>
+</busconfig>
+"""
+    )
+    process = subprocess.Popen(
+        [dbus_daemon, f"--config-file={config}", "--print-address", "--nofork", "--nopidfile"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        address = process.stdout.readline().strip()
+        if address:
+            return address
+        _, err = process.communicate(timeout=DBUS_TIMEOUT_S)
+        return subprocess.CompletedProcess(process.args, process.returncode, "", err)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=DBUS_TIMEOUT_S)
+        if process.stdout is not None:
+            process.stdout.close()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def test_dbus_daemon_loads_the_policy_snippet(staged_root: Path, tmp_path: Path) -> None:
+    loaded = _start_bus(tmp_path, staged_root / "etc/dbus-1/system.d/tagrelay.conf")
+    assert isinstance(loaded, str), loaded
+    assert loaded.startswith("unix:path=")
+    # The control: a snippet dbus-daemon cannot parse keeps the bus from starting.
+    broken = tmp_path / "broken.conf"
+    broken.write_text(
+        (REPO / "systemd/tagrelay-dbus.conf").read_text().replace("</policy>", "</polic>")
+    )
+    (tmp_path / "bus.socket").unlink(missing_ok=True)
+    refused = _start_bus(tmp_path, broken)
+    assert not isinstance(refused, str)
+    assert refused.returncode != 0
