@@ -200,6 +200,7 @@ class Daemon:
                     conditions=conditions,
                     custody=custody,
                     state=state,
+                    site=self.uplink,
                 )
             )
             self._tasks = asyncio.TaskGroup()

@@ -83,6 +83,8 @@ def gateway_config(
             "port": broker.port,
             "transport": "tls" if broker.tls else "tcp",
             "reconnect_max_s": RECONNECT_MAX_S,
+            # The scenario's door gateways share custody claims on the site topic.
+            "site": endpoints.scenario,
         },
         "ble": {
             "dbus_system_bus_address": endpoints.dbus_address,

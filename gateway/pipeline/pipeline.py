@@ -32,6 +32,7 @@ from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox
 from gateway.outbox import AcceptStatus, Outbox, OutboxError
 from gateway.pipeline.adverts import AdvertProcessor, Reading
+from gateway.pipeline.claims import CLAIMS_EVERY_S, ClaimError, decode_claims, encode_claims
 from gateway.pipeline.conditions import ConditionsBridge
 from gateway.pipeline.config import CONDITIONS_PERSIST_S
 from gateway.pipeline.custody import CustodyBridge
@@ -44,6 +45,7 @@ from gateway.presence import PresenceChange, PresenceTracker
 from gateway.registry import TagRegistry
 from gateway.state import StateError, StateStore
 from gateway.timekeeping import TimeKeeper
+from gateway.uplink import Uplink
 from protocols.smartlabel import NackReason
 
 if TYPE_CHECKING:
@@ -88,6 +90,7 @@ class Pipeline:
         conditions: ConditionMonitor | None = None,
         custody: CustodyEngine | None = None,
         state: StateStore | None = None,
+        site: Uplink | None = None,
     ) -> None:
         self._config = config
         self._outbox = outbox
@@ -112,6 +115,8 @@ class Pipeline:
             None if conditions is None else ConditionsBridge(conditions, self.factory, clock)
         )
         self._persisted_at = -math.inf
+        self._site = site
+        self._claims_at = -math.inf
         #: One per SmartLabel reader, by its configured path.
         self.labels: dict[str, LabelProcessor] = {}
         self.writer = EventWriter(outbox, clock, maxsize=pcfg.event_queue_size)
@@ -165,6 +170,8 @@ class Pipeline:
                     gps_driver(cfg.gps, clock=self._clock)
                 )
                 self._start("gps", self._gps_stage(self.gps))
+            if self._site is not None and self.custody is not None:
+                self._start("site-claims", self._claims_stage(self._site))
             self._ticker = self._tasks.create_task(
                 self.supervisor.run("ticker", self._ticker_stage), name="pipeline:ticker"
             )
@@ -256,6 +263,24 @@ class Pipeline:
                         if events:
                             writer.submit(to_outbox(e) for e in events)
                     samples.clear()
+
+        return stage
+
+    def _claims_stage(self, site: Uplink) -> Callable[[], Awaitable[None]]:
+        """Neighbours' claims into the custody engine (ends when the uplink stops)."""
+
+        async def stage() -> None:
+            assert self.custody is not None
+            engine = self.custody.engine
+            async for message in site.site_messages():
+                try:
+                    claims = decode_claims(message.data)
+                except ClaimError as exc:
+                    self.counters["site_claims_refused"] += 1
+                    _log.debug("claims from %s refused: %s", message.sender, exc)
+                    continue
+                self.counters["site_claims"] += len(claims)
+                engine.neighbour_claims(claims, message.received_s)
 
         return stage
 
@@ -367,6 +392,15 @@ class Pipeline:
                 events.extend(to_outbox(e) for e in self.custody.events(found))
             if events:
                 self.writer.submit(events)
+            if (
+                self._site is not None
+                and self.custody is not None
+                and now - self._claims_at >= CLAIMS_EVERY_S
+            ):
+                self._claims_at = now
+                claims = self.custody.engine.claims()
+                if claims:
+                    self._site.publish_site(encode_claims(claims))
             if now - self._persisted_at >= CONDITIONS_PERSIST_S:
                 await self.persist_conditions(force=False)
                 if self.custody is not None and self.custody.dirty:
