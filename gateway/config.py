@@ -37,6 +37,7 @@ from gateway.pipeline.config import (
     BleSection,
     ConditionsConfig,
     CustodyConfig,
+    EpcisConfig,
     PipelineConfig,
     SmartLabelReaderConfig,
 )
@@ -100,6 +101,8 @@ class GatewayConfig(BaseModel):
     pipeline: PipelineConfig = PipelineConfig()
     #: Condition profiles and their assignments (docs/conditions.md).
     conditions: ConditionsConfig = ConditionsConfig()
+    #: The GS1 EPCIS 2.0 output profile (docs/epcis.md), off by default.
+    epcis: EpcisConfig = EpcisConfig()
     #: Which zones are dock doors and which a vehicle's load space (docs/custody.md).
     custody: CustodyConfig = CustodyConfig()
     #: Presence thresholds and timeouts, per zone where they differ (docs/presence.md).

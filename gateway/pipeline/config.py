@@ -22,6 +22,7 @@ __all__ = [
     "BleSection",
     "ConditionsConfig",
     "CustodyConfig",
+    "EpcisConfig",
     "PipelineConfig",
     "SmartLabelReaderConfig",
     "SupervisionConfig",
@@ -203,6 +204,45 @@ class CustodyConfig(BaseModel):
         if cargo is None:
             cargo = tuple(z for z in zones if z.startswith("cargo"))
         return doors, cargo
+
+
+#: The native kinds rendered as EPCIS by default: custody, presence at a door, conditions.
+EPCIS_KINDS: Final = (
+    "handoff.item",
+    "handoff.report",
+    "delivery.evidence",
+    "delivery.alert",
+    "presence.enter",
+    "presence.exit",
+    "condition.excursion",
+    "condition.shock",
+)
+
+
+class EpcisConfig(BaseModel):
+    """The GS1 EPCIS 2.0 output profile (docs/epcis.md): off by default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    #: Which native kinds are also published as EPCIS documents.
+    kinds: tuple[str, ...] = EPCIS_KINDS
+    #: This gateway's read point and business location (an SGLN Digital Link URI such as
+    #: https://id.gs1.org/414/4012345000009/254/door-3, or any absolute URI).
+    read_point: str | None = None
+    biz_location: str | None = None
+    #: The GS1 key URI (GIAI / GRAI) of the vehicle a vehicle gateway rides in.
+    vehicle: str | None = None
+
+    @model_validator(mode="after")
+    def _uris(self) -> Self:
+        from gateway.epcis import location_uri
+
+        for name in ("read_point", "biz_location", "vehicle"):
+            value = getattr(self, name)
+            if value is not None:
+                location_uri(value)  # raises ValueError with the reason
+        return self
 
 
 class PipelineConfig(BaseModel):

@@ -36,6 +36,7 @@ from gateway.pipeline.claims import CLAIMS_EVERY_S, ClaimError, decode_claims, e
 from gateway.pipeline.conditions import ConditionsBridge
 from gateway.pipeline.config import CONDITIONS_PERSIST_S
 from gateway.pipeline.custody import CustodyBridge
+from gateway.pipeline.epcis import EpcisProfile
 from gateway.pipeline.factory import EventFactory
 from gateway.pipeline.labels import LabelProcessor
 from gateway.pipeline.supervisor import Supervisor
@@ -119,7 +120,15 @@ class Pipeline:
         self._claims_at = -math.inf
         #: One per SmartLabel reader, by its configured path.
         self.labels: dict[str, LabelProcessor] = {}
-        self.writer = EventWriter(outbox, clock, maxsize=pcfg.event_queue_size)
+        self.epcis = (
+            EpcisProfile(config.gateway_id, config.epcis, clock) if config.epcis.enabled else None
+        )
+        self.writer = EventWriter(
+            outbox,
+            clock,
+            maxsize=pcfg.event_queue_size,
+            extend=None if self.epcis is None else self.epcis.extend,
+        )
         self.supervisor = Supervisor(pcfg.supervision, clock)
         self.scanners: list[BleScanner] = []
         self.readers: list[SmartLabelReaderDriver] = []
@@ -324,8 +333,11 @@ class Pipeline:
                         await reader.nack(msg.label_id, msg.seq, outcome.nack)
                         continue
                     if outcome.events:
+                        rows = outcome.events
+                        if self.epcis is not None:
+                            rows = self.epcis.extend(rows)
                         try:
-                            result = await self._outbox.accept(outcome.events)
+                            result = await self._outbox.accept(rows)
                         except OutboxError as exc:
                             self.counters["label_nack_busy"] += 1
                             _log.warning("label frame not committed (%s): NACK busy", exc)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from drivers import BurstLog
@@ -38,8 +38,17 @@ RETRIES_WHEN_CLOSING: Final = 3
 class EventWriter:
     """Bounded, non-blocking intake in front of :meth:`Outbox.accept`."""
 
-    def __init__(self, outbox: Outbox, clock: Clock, *, maxsize: int) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        clock: Clock,
+        *,
+        maxsize: int,
+        extend: Callable[[Iterable[OutboxEvent]], list[OutboxEvent]] | None = None,
+    ) -> None:
         self._outbox = outbox
+        #: Adds derived rows (the EPCIS profile) to what is submitted.
+        self._extend = extend
         self._items: collections.deque[OutboxEvent] = collections.deque()
         self._maxsize = maxsize
         self._ready = asyncio.Event()
@@ -56,6 +65,8 @@ class EventWriter:
         """Queue events for the next commit; never waits."""
         if self._closed:
             raise RuntimeError("the event writer is closed")
+        if self._extend is not None:
+            events = self._extend(events)
         for event in events:
             self.submitted += 1
             if len(self._items) >= self._maxsize:
