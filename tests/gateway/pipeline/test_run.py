@@ -328,3 +328,64 @@ async def test_door_gateway_confirms_the_handoff_in_scenario_time(
         # Stamped in scenario time: the unloading runs from t = 240 s.
         when = datetime.fromisoformat(item["time"])
         assert when - start > timedelta(seconds=240), json.dumps(item)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_the_cold_pallet_excursion_is_raised_and_closed_in_scenario_time(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    """The platform assigns the 2-8 °C profile to the cold pallet's SmartLabel; the door gateway,
+    on the world's clock, opens the excursion when the pallet warms past 8 °C on the dock
+    (t = 780 s) and closes it when it is cold again (t = 1320 s), as alarm-class events."""
+    scenario = load_scenario("cross-dock")
+    (truth,) = scenario.ground_truth.excursions
+    pallet = next(i for i in scenario.items if i.id == truth.item)
+    label = next(t for t in pallet.tags if isinstance(t, SmartLabelTag))
+    tag = smartlabel_tag_id(label.label_id)
+    async with (
+        subscribe(mosquitto, "tagrelay/v1/gw-door-03/#") as sub,
+        simulation(tmp_path, mosquitto, "cross-dock", "--speed", "20") as (where, _),
+    ):
+        config = Path(where["gateway_configs"]["gw-door-03"])
+        with gateway_process(config, tmp_path / "gw-door-03.log") as proc:
+            await sub.wait_until(
+                lambda m: any(x.topic.endswith("/status") for x in m), timeout_s=START_TIMEOUT_S
+            )
+            command = {"id": "assign-1", "profile": "pharma-2-8", "subjects": [tag]}
+            async with aiomqtt.Client(mosquitto.host, mosquitto.port) as platform:
+                await platform.publish(
+                    "tagrelay/v1/gw-door-03/cmd/profiles/assign", json.dumps(command), qos=1
+                )
+
+            def phases(_: object) -> list[dict[str, Any]]:
+                return [
+                    e
+                    for e in sub.events()
+                    if e["kind"] == "condition.excursion" and e["source"]["device"] == tag
+                ]
+
+            await sub.wait_until(
+                lambda m: any(e["phase"] == "close" for e in phases(m)), timeout_s=200
+            )
+            assert proc.poll() is None, (tmp_path / "gw-door-03.log").read_text()
+    start = datetime.fromisoformat(where["start"])
+    excursions = phases(None)
+    opened = next(e for e in excursions if e["phase"] == "open")
+    closed = next(e for e in excursions if e["phase"] == "close")
+    assert opened["excursion_id"] == closed["excursion_id"]
+    assert opened["limit"] == {"quantity": "temperature_c", "bound": "high", "value": 8.0}
+    period_s = 30  # the pallet label's reporting interval: the truth within one of them
+    began = (datetime.fromisoformat(closed["start"]) - start).total_seconds()
+    ended = (datetime.fromisoformat(closed["end"]) - start).total_seconds()
+    assert abs(began - truth.start_s) <= period_s, began
+    assert abs(ended - truth.end_s) <= period_s, ended
+    assert closed["max"] > 11.0
+    assert closed["mkt_c"] is not None
+    # Nothing else alarms: no other subject has a profile.
+    others = [
+        e
+        for e in sub.events()
+        if e["kind"] == "condition.excursion" and e["source"]["device"] != tag
+    ]
+    assert others == []
