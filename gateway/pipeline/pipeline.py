@@ -118,6 +118,7 @@ class Pipeline:
         self._persisted_at = -math.inf
         self._site = site
         self._claims_at = -math.inf
+        self._claims_task: asyncio.Task[None] | None = None
         #: One per SmartLabel reader, by its configured path.
         self.labels: dict[str, LabelProcessor] = {}
         self.epcis = (
@@ -180,7 +181,12 @@ class Pipeline:
                 )
                 self._start("gps", self._gps_stage(self.gps))
             if self._site is not None and self.custody is not None:
-                self._start("site-claims", self._claims_stage(self._site))
+                # Not a driver stage: nothing to drain, it is cancelled at shutdown (its input
+                # ends only when the uplink stops, which is after the pipeline).
+                self._claims_task = self._tasks.create_task(
+                    self.supervisor.run("site-claims", self._claims_stage(self._site)),
+                    name="pipeline:site-claims",
+                )
             self._ticker = self._tasks.create_task(
                 self.supervisor.run("ticker", self._ticker_stage), name="pipeline:ticker"
             )
@@ -209,8 +215,9 @@ class Pipeline:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
+        for task in (self._ticker, self._claims_task):
+            if task is not None:
+                task.cancel()
         try:
             # Drivers first: their queues close, each stage drains what is queued and ends.
             await self._drivers.aclose()
