@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 import math
 import os
@@ -119,6 +120,7 @@ class Pipeline:
         self._site = site
         self._claims_at = -math.inf
         self._claims_task: asyncio.Task[None] | None = None
+        self._custody_saved: str | None = None
         #: One per SmartLabel reader, by its configured path.
         self.labels: dict[str, LabelProcessor] = {}
         self.epcis = (
@@ -307,11 +309,18 @@ class Pipeline:
             return
         bridge.dirty = False
         snapshot = bridge.engine.snapshot()
+        # Open sessions gather evidence between results: saved while it changes, but a state
+        # that did not change is not written again (flash wear).
+        text = json.dumps(snapshot, sort_keys=True)
+        if text == self._custody_saved:
+            return
         try:
             await asyncio.to_thread(state.put, CUSTODY_NAMESPACE, CUSTODY_KEY, snapshot)
         except StateError as exc:
             bridge.dirty = True
             _log.warning("custody state not saved: %s", exc)
+            return
+        self._custody_saved = text
 
     async def persist_conditions(self, force: bool = True) -> None:
         """Write the condition monitor's state (open excursions, totals) to the state store."""
@@ -422,8 +431,7 @@ class Pipeline:
                     self._site.publish_site(encode_claims(claims))
             if now - self._persisted_at >= CONDITIONS_PERSIST_S:
                 await self.persist_conditions(force=False)
-                if self.custody is not None and self.custody.dirty:
-                    await self.persist_custody()
+                await self.persist_custody()
             await asyncio.sleep(period)
 
     def _watch_scanners(self, now: float) -> None:
