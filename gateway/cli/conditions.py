@@ -28,7 +28,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,8 +148,10 @@ def _parse_time(raw: object) -> float:
             t = when.timestamp()
     else:
         raise ValueError(f"not a time: {raw!r}")
-    if not math.isfinite(t):
-        raise ValueError(f"not a time: {raw!r}")
+    try:
+        datetime.fromtimestamp(t, UTC)  # NaN, infinity, beyond year 9999
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"not a time: {raw!r}") from None
     return t
 
 
