@@ -222,6 +222,13 @@ def _csv_rows(text: str, mapping: Mapping[str, str], errors: _Errors) -> Iterato
     if header is None:
         return
     names = [h.strip() for h in header]
+    if TIME_FIELD not in {mapping.get(n, n) for n in names}:
+        errors.report(
+            reader.line_num,
+            None,
+            f"no {TIME_FIELD!r} column among {names} (map one with --column SRC={TIME_FIELD})",
+        )
+        return
     for cells in reader:
         line = reader.line_num
         if not any(c.strip() for c in cells):
@@ -229,7 +236,8 @@ def _csv_rows(text: str, mapping: Mapping[str, str], errors: _Errors) -> Iterato
         if len(cells) > len(names):
             errors.report(line, None, f"{len(cells)} cells for {len(names)} columns")
             continue
-        row = _row(line, dict(zip(names, cells, strict=False)), mapping, errors)
+        cells += [""] * (len(names) - len(cells))  # a short row: its last cells are empty
+        row = _row(line, dict(zip(names, cells, strict=True)), mapping, errors)
         if row is not None:
             yield row
 

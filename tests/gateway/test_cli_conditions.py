@@ -296,7 +296,7 @@ def test_nothing_readable_exits_1(tmp_path: Path) -> None:
     path.write_text("when,temperature_c\n0,4\n60,5\n")
     result = _evaluate("--profile", "pharma-2-8", str(path))
     assert result.returncode == 1
-    assert "no 'time' column" in result.stderr
+    assert f"{path}:1: no 'time' column among ['when', 'temperature_c']" in result.stderr
     assert "no reading could be read" in result.stderr
 
 
