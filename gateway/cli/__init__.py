@@ -24,6 +24,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "decode",
     "simulate",
     "calibrate",
+    "conditions",
 )
 
 _VERSION = "0.1.0"
