@@ -125,6 +125,10 @@ class ConditionExcursion(Event):
     mkt_c: float | None = None
     """Mean kinetic temperature of the monitoring period so far, °C (USP <1079.2>,
     ΔH/R = 10 000 K); None for quantities other than temperature."""
+    close_reason: Literal["returned", "reassigned", "superseded"] | None = None
+    """Why it closed (``close`` only): the readings ``returned`` within range; the subject was
+    ``reassigned`` another profile; or late readings (a history batch) ``superseded`` it: the
+    same excursion with a corrected start goes on under its own id."""
 
     @classmethod
     def make_id(

@@ -168,6 +168,9 @@ class ConditionsBridge:
                     "max": result.max,
                     "mean": result.mean,
                     "mkt_c": result.mkt_c,
+                    "close_reason": None
+                    if result.close_reason is None
+                    else result.close_reason.value,
                     **self._envelope(source, result.at, monotonic),
                 }
             )
