@@ -151,7 +151,9 @@ class Daemon:
                 cfg.conditions.assignments,
                 default_profile=cfg.conditions.default_profile,
             )
-            await self._restore_conditions(state, conditions)
+            await self._restore(
+                state, CONDITIONS_NAMESPACE, CONDITIONS_KEY, conditions.restore, "condition"
+            )
 
             async def persist_conditions(results: Sequence[ConditionResult]) -> None:
                 # A profile change can close excursions: their events go out like any other.
@@ -244,19 +246,6 @@ class Daemon:
                 _log.error("%s state from before the restart is not readable; ignored", what)
         except Exception:
             _log.exception("%s state could not be restored; starting without it", what)
-
-    async def _restore_conditions(self, state: StateStore, monitor: ConditionMonitor) -> None:
-        """Open excursions and command-made profiles from before a restart."""
-        try:
-            snapshot = await asyncio.to_thread(state.get, CONDITIONS_NAMESPACE, CONDITIONS_KEY)
-            if snapshot is not None:
-                monitor.restore(snapshot)
-                _log.info(
-                    "condition state restored: %d open excursion(s)", len(monitor.open_excursions())
-                )
-        except Exception:
-            # A snapshot this version cannot read must not keep the gateway from starting.
-            _log.exception("condition state could not be restored; starting without it")
 
     async def wait_stopped(self) -> None:
         """Until SIGTERM / SIGINT (or :meth:`stop`)."""
