@@ -48,6 +48,7 @@ import sqlite_utils
 
 from gateway.outbox.dedup import digest, pack
 from gateway.outbox.models import EventClass
+from gateway.sqlite_file import fsync_dir
 
 _log = logging.getLogger(__name__)
 
@@ -369,48 +370,6 @@ def migrate(conn: sqlite3.Connection) -> int:
     return found
 
 
-def check_integrity(path: Path) -> str | None:
-    """Return ``None`` if the file is a healthy SQLite database, else what is wrong with it.
-
-    ``quick_check`` reads every page (so truncation and scribbles are found) but skips the
-    index-to-table cross check, which would take minutes on a large backlog on an SD card.
-    """
-    if not path.exists():
-        return None
-    try:
-        # Read-only: a read-write connection would delete a stale -wal on close, and with it
-        # the evidence (and maybe committed events) that the quarantine must keep.
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
-    except sqlite3.Error as exc:
-        return f"cannot open: {exc}"
-    try:
-        rows = conn.execute("PRAGMA quick_check").fetchall()
-    except sqlite3.DatabaseError as exc:
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        conn.close()
-    messages = [str(row[0]) for row in rows]
-    return None if messages == ["ok"] else "; ".join(messages[:5])
-
-
-def quarantine(path: Path, when: datetime) -> tuple[str, ...]:
-    """Move a corrupt store aside with its -wal and -shm files; return the new names."""
-    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = f"{path}.corrupt-{stamp}"
-    n = 1
-    while any(Path(f"{base}{suffix}").exists() for suffix in ("", "-wal", "-shm")):
-        base = f"{path}.corrupt-{stamp}.{n}"
-        n += 1
-    moved: list[str] = []
-    for suffix in ("", "-wal", "-shm"):
-        src = Path(f"{path}{suffix}")
-        if src.exists():
-            os.replace(src, f"{base}{suffix}")
-            moved.append(f"{base}{suffix}")
-    _fsync_dir(path.parent)
-    return tuple(moved)
-
-
 def keep_damaged_wal(path: Path, when: datetime) -> str | None:
     """Copy the store's -wal aside as ``<file>-wal.damaged-<UTC time>`` (for forensics)
     before the store writes again; return the copy's name, or None if there is no -wal or
@@ -428,18 +387,9 @@ def keep_damaged_wal(path: Path, when: datetime) -> str | None:
         shutil.copyfile(src, dst)
         with dst.open("rb+") as handle:
             os.fsync(handle.fileno())
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         _log.error("outbox: could not keep the damaged WAL %s: %s", src, exc)
         dst.unlink(missing_ok=True)
         return None
     return str(dst)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable: the directory entry must reach the disk too."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -64,19 +64,18 @@ from gateway.outbox.schema import (
     SEQ_MASK,
     PayloadReader,
     SchemaTooNewError,
-    check_integrity,
     class_range,
     configure,
     keep_damaged_wal,
     last_commit_marks,
     migrate,
     oldest_store_s,
-    quarantine,
     refuse_newer,
     row_crc,
     row_id_for,
 )
 from gateway.outbox.space import RECOVER_MARGIN_BYTES, SpaceReserve, free_bytes
+from gateway.sqlite_file import check_integrity, quarantine
 
 _log = logging.getLogger(__name__)
 

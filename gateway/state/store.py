@@ -28,13 +28,14 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
 from pydantic import JsonValue
 
 from drivers.clock import Clock
+from gateway.sqlite_file import check_integrity, quarantine
 from gateway.state.errors import StateError, StateErrorReason, translate
 
 __all__ = [
@@ -70,7 +71,6 @@ KEY_MAX_CHARS: Final = 1024
 MAX_JSON_DEPTH: Final = 64
 
 _NAMESPACE_RE: Final = re.compile(NAMESPACE_PATTERN)
-_SUFFIXES: Final = ("", "-wal", "-shm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,52 +403,11 @@ def _decode(namespace: str, key: str, text: object) -> JsonValue:
     return value
 
 
-def check_integrity(path: Path) -> str | None:
-    """None if ``path`` is missing or a healthy SQLite file, else what is wrong with it.
-
-    Opened read-only: a read-write connection would delete a stale -wal on close, and with it
-    what the quarantine must keep. ``quick_check`` reads every page, which on a file this
-    small takes milliseconds.
-    """
-    if not path.exists():
-        return None
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
-    except sqlite3.Error as exc:
-        return f"cannot open: {exc}"
-    try:
-        rows = conn.execute("PRAGMA quick_check").fetchall()
-    except sqlite3.DatabaseError as exc:
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        conn.close()
-    messages = [str(row[0]) for row in rows]
-    return None if messages == ["ok"] else "; ".join(messages[:5])
-
-
 def _move_aside(path: Path, when: datetime) -> tuple[str, ...]:
     """Rename a corrupt file and its -wal / -shm to ``<name>.corrupt-<UTC stamp>[.n]...``."""
-    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = f"{path}.corrupt-{stamp}"
-    n = 1
-    while any(Path(f"{base}{suffix}").exists() for suffix in _SUFFIXES):
-        base = f"{path}.corrupt-{stamp}.{n}"
-        n += 1
-    moved: list[str] = []
     try:
-        for suffix in _SUFFIXES:
-            src = Path(f"{path}{suffix}")
-            if src.exists():
-                os.replace(src, f"{base}{suffix}")
-                moved.append(f"{base}{suffix}")
-        # The renames must reach the disk too, or a power cut could bring the bad file back.
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        return quarantine(path, when)
     except OSError as exc:
         raise StateError(
             StateErrorReason.IO_ERROR, f"could not move corrupt {path} aside: {exc}"
         ) from exc
-    return tuple(moved)
