@@ -23,12 +23,12 @@ from drivers.ble.scanner import (
     BleScanner,
     or_patterns,
 )
-from drivers.ble.sendbuffer import install_send_buffer_fix, send_buffer_fix_installed
+from drivers.ble.sendbuffer import (
+    SendBufferFixError,
+    install_send_buffer_fix,
+    send_buffer_fix_installed,
+)
 from drivers.ble.supervision import RecoveryAction, ScanSupervisor
-
-# Before any connection exists: every dbus-fast connection of the process (bleak's included)
-# must wait on a full send buffer instead of closing (see drivers.ble.sendbuffer).
-install_send_buffer_fix()
 
 __all__ = [
     "BLUETOOTHD_SETTLE_S",
@@ -47,6 +47,7 @@ __all__ = [
     "RecoveryAction",
     "ScanMode",
     "ScanSupervisor",
+    "SendBufferFixError",
     "install_send_buffer_fix",
     "or_patterns",
     "power_cycle",

@@ -19,12 +19,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Self
 
 from bleak import BleakScanner
 from bleak.args.bluez import BlueZScannerArgs, OrPattern
 from bleak.assigned_numbers import AdvertisementDataType
-from bleak.backends.bluezdbus.manager import get_global_bluez_manager
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakDBusError, BleakError
@@ -34,6 +33,7 @@ from drivers.ble.adapter import POWER_OFF_S, power_cycle
 from drivers.ble.buswatch import BusWatch
 from drivers.ble.errors import BleError, BleErrorReason
 from drivers.ble.models import BleConfig, RawAdvert, ScanMode
+from drivers.ble.sendbuffer import install_send_buffer_fix
 from drivers.ble.supervision import RecoveryAction, ScanSupervisor
 from drivers.clock import Clock
 from protocols.ble import SMARTLABEL_COMPANY_ID
@@ -83,6 +83,20 @@ _ERR_IN_PROGRESS: Final = "org.bluez.Error.InProgress"
 _SESSION_LOST_ERRORS: Final = frozenset({"org.bluez.Error.Failed", "org.bluez.Error.DoesNotExist"})
 
 
+async def connect_bleak_manager() -> None:
+    """Have bleak's process-wide BlueZ manager (re)connect to the system bus, and wait for it.
+
+    The one use of a bleak internal in the gateway: bleak has no public call for "be connected
+    again" (``BleakScanner.start`` does it as a side effect, but would start a scan), and the
+    orphaned scan must be stopped on a live connection. ``get_global_bluez_manager`` is not in
+    bleak's documented API; tests/drivers/test_ble_scanner.py checks its name and shape, so a
+    bleak release that moves it fails there, not in the field.
+    """
+    from bleak.backends.bluezdbus.manager import get_global_bluez_manager
+
+    await get_global_bluez_manager()
+
+
 def or_patterns(config: BleConfig) -> list[OrPattern]:
     """The passive-mode patterns for ``config``: the defaults plus its extra company ids."""
     patterns = list(DEFAULT_OR_PATTERNS)
@@ -126,6 +140,13 @@ class BleScanner(Driver[RawAdvert]):
         #: bluetoothd_restarts, sessions_lost (stop found the session gone), bus_lost,
         #: stop_errors, power_cycles, power_cycle_failures.
         self._counters: collections.Counter[str] = collections.Counter()
+
+    async def __aenter__(self) -> Self:
+        # Before the driver's first D-Bus connection (the bus watch, bleak's manager): every
+        # dbus-fast connection of the process must wait on a full send buffer instead of
+        # closing (drivers/ble/sendbuffer.py). Raises SendBufferFixError if dbus-fast moved.
+        install_send_buffer_fix()
+        return await super().__aenter__()
 
     @property
     def counters(self) -> Mapping[str, int]:
@@ -333,7 +354,7 @@ class BleScanner(Driver[RawAdvert]):
     async def _stop_orphan(self) -> None:
         """Stop the scan set aside when the bus went away, now that the bus is back.
 
-        bleak's manager reconnects first (through its public accessor), so the stop runs on a
+        bleak's manager reconnects first (:func:`connect_bleak_manager`), so the stop runs on a
         live connection: it removes the old callback and bluetoothd answers that it does not
         know the session. Must be called with the lock held, before a new scan starts (the
         stop would otherwise end the new session, which has the same client name).
@@ -343,7 +364,7 @@ class BleScanner(Driver[RawAdvert]):
             return
         try:
             async with asyncio.timeout(START_STOP_TIMEOUT_S):
-                await get_global_bluez_manager()
+                await connect_bleak_manager()
         except (BleakError, TimeoutError, OSError, EOFError) as exc:
             self._orphan = orphan
             raise BleError(BleErrorReason.BUS_UNAVAILABLE, str(exc)) from exc

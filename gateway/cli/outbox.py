@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-if TYPE_CHECKING:  # the outbox (SQLite, sqlite_utils) loads only when a command runs
+if TYPE_CHECKING:  # the outbox (SQLite) loads only when a command runs
     from gateway.outbox import OutboxConfig, OutboxError, OutboxStats
 
 __all__ = ["register"]
@@ -192,6 +192,7 @@ def _peek(args: argparse.Namespace) -> int:
     try:
         for row in iter_rows(located[0], dead=args.dead, event_class=event_class, limit=args.n):
             print(json.dumps(row, indent=2))
+            _warn_damaged(row)
     except OutboxError as exc:
         return _fail(exc)
     return 0
@@ -205,18 +206,28 @@ def _export(args: argparse.Namespace) -> int:
     if located is None:
         return EXIT_ERROR
     out = sys.stdout if args.output is None else args.output.open("w", encoding="utf-8")
-    count = 0
+    count = damaged = 0
     try:
         for row in iter_rows(located[0], dead=args.dead):
             out.write(json.dumps(row, separators=(",", ":")) + "\n")
             count += 1
+            damaged += _warn_damaged(row)
     except OutboxError as exc:
         return _fail(exc)
     finally:
         if out is not sys.stdout:
             out.close()
-    print(f"exported {count} {'dead letters' if args.dead else 'events'}", file=sys.stderr)
+    note = f" ({damaged} damaged, flagged in the output)" if damaged else ""
+    print(f"exported {count} {'dead letters' if args.dead else 'events'}{note}", file=sys.stderr)
     return 0
+
+
+def _warn_damaged(row: dict[str, object]) -> int:
+    """Name a row whose text is damaged (shown escaped, listed under ``damaged``); 1 if so."""
+    if "damaged" not in row:
+        return 0
+    print(f"tagrelay outbox: row {row['row_id']} is damaged: {row['damaged']}", file=sys.stderr)
+    return 1
 
 
 def _requeue(args: argparse.Namespace) -> int:

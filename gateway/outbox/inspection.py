@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlite_utils
-
 from drivers.clock import SystemClock
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
@@ -35,7 +33,7 @@ JsonRow = dict[str, object]
 
 
 @contextmanager
-def _read_only(path: Path) -> Iterator[sqlite_utils.Database]:
+def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
     if not path.exists():
         raise OutboxError(OutboxErrorReason.IO_ERROR, f"{path}: no such outbox file")
     try:
@@ -59,18 +57,18 @@ def _read_only(path: Path) -> Iterator[sqlite_utils.Database]:
                     else ""
                 ),
             )
-        yield sqlite_utils.Database(conn)
+        yield conn
     except sqlite3.Error as exc:
         raise OutboxError(OutboxErrorReason.IO_ERROR, f"{path}: {exc}") from exc
     finally:
         conn.close()
 
 
-def _store_clock(db: sqlite_utils.Database) -> float:
+def _store_clock(db: sqlite3.Connection) -> float:
     """The store clock as of the daemon's last commit (ages are relative to that moment)."""
     row = db.execute("SELECT value FROM meta WHERE key = 'store_clock_s'").fetchone()
     meta_s = 0.0 if row is None else float(row[0])
-    last = last_commit_marks(db.conn)
+    last = last_commit_marks(db)
     return meta_s if last is None else max(meta_s, last[0])
 
 
@@ -93,7 +91,7 @@ def file_stats(path: Path) -> OutboxStats:
         }
         classes = []
         for event_class in EventClass:
-            oldest = oldest_store_s(db.conn, event_class)
+            oldest = oldest_store_s(db, event_class)
             depth, nbytes = totals.get(int(event_class), (0, 0))
             classes.append(
                 ClassStats(
@@ -136,6 +134,20 @@ def _payload_json(payload: bytes) -> object:
     return parsed
 
 
+def _text(value: object, name: str, damaged: list[str]) -> str | None:
+    """A text column read as bytes: decoded, or (damage on the card) shown with its bad bytes
+    escaped (``\\xff``) and named in ``damaged``, so that one bad row does not stop a peek or
+    an export."""
+    if value is None:
+        return None
+    raw = bytes(value) if isinstance(value, bytes | bytearray | memoryview) else str(value).encode()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        damaged.append(f"{name} is not valid UTF-8")
+        return raw.decode("utf-8", "backslashreplace")
+
+
 def _iso(wall_s: float | None) -> str | None:
     return None if wall_s is None else datetime.fromtimestamp(wall_s, UTC).isoformat()
 
@@ -155,38 +167,46 @@ def iter_rows(
             lo, hi = class_range(event_class)
             where, params = "WHERE row_id >= ? AND row_id < ?", [lo, hi]
         table = "dead_letters" if dead else "events"
-        extra = ", reason, rejected_wall_s" if dead else ""
         place = (
             "NULL AS block, NULL AS block_offset, NULL AS block_length"
             if dead
             else "block, block_offset, block_length"
         )
+        # Text columns and the payload are read as bytes: a value that is not valid UTF-8
+        # (damage) would otherwise fail the whole read; it is shown escaped and flagged.
+        extra = ", CAST(reason AS BLOB) AS reason, rejected_wall_s" if dead else ""
         sql = (
-            "SELECT row_id, event_id, kind, source, payload, size, accepted_wall_s, "
-            f"accepted_store_s, {place}{extra} FROM {table} {where} ORDER BY row_id"
+            "SELECT row_id, CAST(event_id AS BLOB) AS event_id, CAST(kind AS BLOB) AS kind, "
+            "CAST(source AS BLOB) AS source, CAST(payload AS BLOB) AS payload, size, "
+            f"accepted_wall_s, accepted_store_s, {place}{extra} FROM {table} {where} "
+            "ORDER BY row_id"
         )
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        payloads = PayloadReader(db.conn)
-        for row in db.query(sql, params):
+        payloads = PayloadReader(db)
+        db.row_factory = sqlite3.Row
+        for row in db.execute(sql, params):
+            damaged: list[str] = []
             out: JsonRow = {
                 "row_id": row["row_id"],
-                "event_id": row["event_id"],
+                "event_id": _text(row["event_id"], "event_id", damaged),
                 "class": EventClass(int(row["row_id"]) >> CLASS_SHIFT).name.lower(),
-                "kind": row["kind"],
-                "source": row["source"],
+                "kind": _text(row["kind"], "kind", damaged),
+                "source": _text(row["source"], "source", damaged),
                 "size": row["size"],
                 "accepted_at": _iso(row["accepted_wall_s"]),
                 "age_s": round(max(0.0, now_s - float(row["accepted_store_s"])), 3),
             }
             if dead:
-                out["reason"] = row["reason"]
+                out["reason"] = _text(row["reason"], "reason", damaged)
                 out["rejected_at"] = _iso(row["rejected_wall_s"])
             payload = payloads.read(
                 row["payload"], row["block"], row["block_offset"], row["block_length"]
             )
             out["payload"] = _payload_json(payload)
+            if damaged:
+                out["damaged"] = damaged
             yield out
 
 

@@ -1,7 +1,8 @@
 """The outbox's on-disk layout: pragmas, schema migrations and corrupt-file quarantine.
 
 The schema version is recorded in ``PRAGMA user_version``; each migration moves it up by one
-inside a transaction. Tables are created through sqlite-utils so the layout is declared as data.
+inside a transaction. The layout is plain SQLite DDL, written out below: the outbox needs
+nothing from SQLite that the standard library's ``sqlite3`` does not give it.
 
 Each class has its own events table (``events_alarm`` ... ``events_telemetry``, version 3;
 ``events`` is a read-only view over them). Row ids carry the class in their high bits
@@ -43,8 +44,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
-
-import sqlite_utils
 
 from gateway.outbox.dedup import digest, pack
 from gateway.outbox.models import EventClass
@@ -116,61 +115,60 @@ def last_commit_marks(conn: sqlite3.Connection) -> tuple[float, int] | None:
     return None if row is None else (float(row[0]), int(row[1]))
 
 
-def _migrate_to_1(db: sqlite_utils.Database) -> None:
-    db.table("events").create(
-        {
-            "row_id": int,
-            "event_id": str,
-            "dedup_key": str,
-            "kind": str,
-            "source": str,
-            "payload": bytes,
-            "size": int,
-            "accepted_wall_s": float,
-            "accepted_store_s": float,
-        },
-        pk="row_id",
-        not_null={"event_id", "dedup_key", "kind", "source", "payload", "size"},
-    )
-    db.table("dead_letters").create(
-        {
-            "row_id": int,
-            "event_id": str,
-            "dedup_key": str,
-            "event_class": int,
-            "kind": str,
-            "source": str,
-            "payload": bytes,
-            "size": int,
-            "accepted_wall_s": float,
-            "accepted_store_s": float,
-            "reason": str,
-            "rejected_wall_s": float,
-        },
-        pk="row_id",
-    )
-    db.table("losses").create(
-        {"event_class": int, "reason": str, "count": int}, pk=("event_class", "reason")
-    )
-    db.table("meta").create({"key": str, "value": str}, pk="key")
+def _create_table(
+    conn: sqlite3.Connection, name: str, columns: str, *, if_not_exists: bool = False
+) -> None:
+    """``CREATE TABLE`` with the columns given as SQL (quoted names, types, constraints)."""
+    guard = "IF NOT EXISTS " if if_not_exists else ""
+    conn.execute(f'CREATE TABLE {guard}"{name}" (\n   {columns}\n)')
 
 
-def _migrate_to_2(db: sqlite_utils.Database) -> None:
+def _create_events_view(conn: sqlite3.Connection) -> None:
+    union = " UNION ALL ".join(f"SELECT * FROM {t}" for t in EVENT_TABLES)
+    conn.execute(f'CREATE VIEW "events" AS {union}')
+
+
+def _migrate_to_1(conn: sqlite3.Connection) -> None:
+    _create_table(
+        conn,
+        "events",
+        '"row_id" INTEGER PRIMARY KEY, "event_id" TEXT NOT NULL, "dedup_key" TEXT NOT NULL, '
+        '"kind" TEXT NOT NULL, "source" TEXT NOT NULL, "payload" BLOB NOT NULL, '
+        '"size" INTEGER NOT NULL, "accepted_wall_s" REAL, "accepted_store_s" REAL',
+    )
+    _create_table(
+        conn,
+        "dead_letters",
+        '"row_id" INTEGER PRIMARY KEY, "event_id" TEXT, "dedup_key" TEXT, "event_class" INTEGER, '
+        '"kind" TEXT, "source" TEXT, "payload" BLOB, "size" INTEGER, "accepted_wall_s" REAL, '
+        '"accepted_store_s" REAL, "reason" TEXT, "rejected_wall_s" REAL',
+    )
+    _create_table(
+        conn,
+        "losses",
+        '"event_class" INTEGER, "reason" TEXT, "count" INTEGER, '
+        'PRIMARY KEY ("event_class", "reason")',
+    )
+    _create_table(conn, "meta", '"key" TEXT PRIMARY KEY, "value" TEXT')
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
     """Persist the de-duplication keys of each commit (with the store clock and the next
     sequence number at that commit); seed it with the keys still stored."""
-    db.table("seen_keys").create(
-        {"id": int, "newest_store_s": float, "next_seq": int, "digests": bytes},
-        pk="id",
-        not_null={"newest_store_s", "next_seq", "digests"},
+    _create_table(
+        conn,
+        "seen_keys",
+        '"id" INTEGER PRIMARY KEY, "newest_store_s" REAL NOT NULL, "next_seq" INTEGER NOT NULL, '
+        '"digests" BLOB NOT NULL',
     )
     keys: list[int] = []
     newest = 0.0
     for table in ("events", "dead_letters"):
-        for key, accepted_s in db.execute(f"SELECT dedup_key, accepted_store_s FROM {table}"):
+        for key, accepted_s in conn.execute(f"SELECT dedup_key, accepted_store_s FROM {table}"):
             keys.append(digest(str(key)))
             newest = max(newest, float(accepted_s or 0.0))
     if keys:
-        db.execute(
+        conn.execute(
             "INSERT INTO seen_keys (newest_store_s, next_seq, digests) VALUES (?, 0, ?)",
             (newest, pack(keys)),
         )
@@ -182,19 +180,11 @@ MIGRATION_LOG_S: Final = 5.0
 #: the WAL, and the pages it frees are reused by the next, so the file barely grows.
 MIGRATION_CHUNK_ROWS: Final = 5000
 
-_V3_COLUMNS: Final[dict[str, type]] = {
-    "row_id": int,
-    "event_id": str,
-    "kind": str,
-    "source": str,
-    "payload": bytes,
-    "size": int,
-    "accepted_wall_s": float,
-    "accepted_store_s": float,
-    "block": int,
-    "block_offset": int,
-    "block_length": int,
-}
+_V3_COLUMNS: Final = (
+    '"row_id" INTEGER PRIMARY KEY, "event_id" TEXT NOT NULL, "kind" TEXT NOT NULL, '
+    '"source" TEXT NOT NULL, "payload" BLOB, "size" INTEGER NOT NULL, "accepted_wall_s" REAL, '
+    '"accepted_store_s" REAL, "block" INTEGER, "block_offset" INTEGER, "block_length" INTEGER'
+)
 
 
 def _prepare_3(conn: sqlite3.Connection) -> None:
@@ -203,21 +193,22 @@ def _prepare_3(conn: sqlite3.Connection) -> None:
     never copied in one transaction (that would need its size again in the WAL and on the
     card), and a power cut halfway leaves a store this step simply resumes. Rows keep their
     payload inline; the dedup key string is not carried (its digest is in ``seen_keys``)."""
-    db = sqlite_utils.Database(conn)
-    with db.atomic():
+    conn.execute("BEGIN IMMEDIATE")
+    try:
         for table in EVENT_TABLES:
-            db.table(table).create(
-                _V3_COLUMNS,
-                pk="row_id",
-                not_null={"event_id", "kind", "source", "size"},
-                if_not_exists=True,
-            )
-        db.table("payload_blocks").create(
-            {"id": int, "first_row_id": int, "last_row_id": int, "data": bytes},
-            pk="id",
-            not_null={"first_row_id", "last_row_id", "data"},
+            _create_table(conn, table, _V3_COLUMNS, if_not_exists=True)
+        _create_table(
+            conn,
+            "payload_blocks",
+            '"id" INTEGER PRIMARY KEY, "first_row_id" INTEGER NOT NULL, '
+            '"last_row_id" INTEGER NOT NULL, "data" BLOB NOT NULL',
             if_not_exists=True,
         )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
     total = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
     moved = 0
     logged_at = time.monotonic()
@@ -251,30 +242,31 @@ def _prepare_3(conn: sqlite3.Connection) -> None:
             logged_at = time.monotonic()
 
 
-def _migrate_to_3(db: sqlite_utils.Database) -> None:
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
     """One events table per class (filled by :func:`_prepare_3`), payload blocks, and no
     dedup key string in the rows. ``events`` stays, as a view over the five tables, for
     reading."""
     # _prepare_3 emptied it; should a row be left (it cannot, under the store's lock), fail
     # here: the next start moves it first.
-    if db.execute("SELECT count(*) FROM events").fetchone()[0]:
+    if conn.execute("SELECT count(*) FROM events").fetchone()[0]:
         raise sqlite3.DatabaseError("outbox schema 3: rows left in the old events table")
-    db.table("events").drop()
-    db.create_view("events", " UNION ALL ".join(f"SELECT * FROM {t}" for t in EVENT_TABLES))
-    db.table("dead_letters").transform(drop={"dedup_key"})
+    conn.execute('DROP TABLE "events"')
+    _create_events_view(conn)
+    # SQLite 3.35 and later (bookworm ships 3.40): rewrites the table without the column.
+    conn.execute('ALTER TABLE "dead_letters" DROP COLUMN "dedup_key"')
 
 
-def _migrate_to_4(db: sqlite_utils.Database) -> None:
+def _migrate_to_4(conn: sqlite3.Connection) -> None:
     """A checksum column in each events table (NULL, not checked, for the rows already
     there; adding a column rewrites no row), and the ``events`` view over the new columns."""
     for table in EVENT_TABLES:
-        db.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER")
-    db.execute("DROP VIEW IF EXISTS events")
-    db.create_view("events", " UNION ALL ".join(f"SELECT * FROM {t}" for t in EVENT_TABLES))
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER")
+    conn.execute("DROP VIEW IF EXISTS events")
+    _create_events_view(conn)
 
 
 #: MIGRATIONS[n] takes a store at version n to version n + 1, in one transaction ...
-MIGRATIONS: Final[tuple[Callable[[sqlite_utils.Database], None], ...]] = (
+MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
     _migrate_to_1,
     _migrate_to_2,
     _migrate_to_3,
@@ -353,13 +345,12 @@ def refuse_newer(conn: sqlite3.Connection) -> int:
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema up to :data:`SCHEMA_VERSION`; return the version found before."""
     found = refuse_newer(conn)
-    db = sqlite_utils.Database(conn)
     for version in range(found, SCHEMA_VERSION):
         if version in PREPARE:
             PREPARE[version](conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            MIGRATIONS[version](db)
+            MIGRATIONS[version](conn)
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:

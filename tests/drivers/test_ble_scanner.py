@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import tempfile
 import time
@@ -482,3 +483,24 @@ async def test_system_bus_restart_is_recovered(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "")  # set by the scenario, restored after
     recovered_after_s = await _bus_restart_scenario()
     assert recovered_after_s < BLUETOOTHD_SETTLE_S + 2.0
+
+
+def test_the_bleak_internal_the_driver_uses_has_not_moved() -> None:
+    """drivers.ble.scanner.connect_bleak_manager calls bleak's private
+    ``get_global_bluez_manager`` (no public equivalent): fail here when a bleak release moves
+    or changes it, not at a gateway whose bus restarted."""
+    from bleak.backends.bluezdbus import manager
+
+    accessor = getattr(manager, "get_global_bluez_manager", None)
+    assert accessor is not None, "bleak moved get_global_bluez_manager: see connect_bleak_manager"
+    assert inspect.iscoroutinefunction(accessor)
+    assert list(inspect.signature(accessor).parameters) == []
+    assert "BlueZManager" in str(inspect.signature(accessor).return_annotation)
+    # And it is the only bleak internal reached into: bleak's backends appear nowhere else.
+    drivers = Path(__file__).resolve().parents[2] / "drivers"
+    users = sorted(
+        str(p.relative_to(drivers))
+        for p in drivers.rglob("*.py")
+        if "bleak.backends.bluezdbus" in p.read_text(encoding="utf-8")
+    )
+    assert users == ["ble/scanner.py"]

@@ -1,23 +1,36 @@
 """The gateway's D-Bus connections survive a full socket send buffer (dbus-fast's EAGAIN trap).
 
 A control connection with dbus-fast's own writer shows the burst is big enough to hit the trap;
-the same burst through a connection of this process (the fix is installed when ``drivers.ble``
-is imported) must arrive whole. Then the real case: bluetoothd calling ``DeviceFound`` on
-bleak's advertisement monitor thousands of times at once, unpaced, as it does when a trailer
-full of tags backs up to a door; bleak answers every call and its connection must stay up.
+the same burst through a connection made after the fix is installed (the scanner installs it
+when it starts, importing ``drivers.ble`` does not) must arrive whole. A dbus-fast whose private
+writer has moved is refused with a message that says what to do. Then the real case: bluetoothd
+calling ``DeviceFound`` on bleak's advertisement monitor thousands of times at once, unpaced, as
+it does when a trailer full of tags backs up to a door; bleak answers every call and its
+connection must stay up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
+import pytest
 from dbus_fast import Message, MessageType
-from dbus_fast.aio import MessageBus
+from dbus_fast.aio import MessageBus, message_bus
 
 from drivers import SystemClock
-from drivers.ble import BleConfig, BleScanner, ScanMode, send_buffer_fix_installed
+from drivers.ble import (
+    BleConfig,
+    BleScanner,
+    ScanMode,
+    SendBufferFixError,
+    install_send_buffer_fix,
+)
 from simulator.bluez import FakeBlueZ, PrivateBus, add_match
 
 #: Far more bytes than a unix socket's send buffer (~208 KiB) in one synchronous burst.
@@ -29,15 +42,18 @@ DEVICE_FOUND_CALLS = 5000
 
 async def _burst(bus: PrivateBus, *, with_fix: bool) -> tuple[int, list[BaseException], bool]:
     """Send the burst as signals; returns (received, send errors, sender still connected)."""
+    if with_fix:
+        install_send_buffer_fix()
     receiver = await MessageBus(bus_address=bus.address).connect()
     sender = await MessageBus(bus_address=bus.address).connect()
     try:
         if not with_fix:
-            # dbus-fast's writer as shipped: the socket the fix wrapped, unwrapped again.
+            # dbus-fast's writer as shipped: the socket, unwrapped if an earlier test of this
+            # process installed the fix.
             writer = sender._writer
             assert writer is not None
             wrapped: Any = writer.sock
-            writer.sock = wrapped._sock
+            writer.sock = getattr(wrapped, "_sock", wrapped)
         received = 0
         all_in = asyncio.Event()
 
@@ -78,8 +94,51 @@ async def _burst(bus: PrivateBus, *, with_fix: bool) -> tuple[int, list[BaseExce
                 await connection.wait_for_disconnect()  # type: ignore[no-untyped-call]
 
 
-async def test_the_fix_is_installed_with_the_driver() -> None:
-    assert send_buffer_fix_installed()
+def test_the_scanner_installs_the_fix_when_it_starts_not_the_import(tmp_path: Path) -> None:
+    """In a fresh interpreter: importing the driver patches nothing; starting a scanner (here
+    with no bus to reach, which it survives) does, before its first connection."""
+    code = (
+        "import asyncio, os\n"
+        f"os.environ['DBUS_SYSTEM_BUS_ADDRESS'] = 'unix:path={tmp_path / 'no-bus'}'\n"
+        "from drivers import SystemClock\n"
+        "from drivers.ble import BleConfig, BleScanner, send_buffer_fix_installed\n"
+        "async def main():\n"
+        "    before = send_buffer_fix_installed()\n"
+        "    async with BleScanner(BleConfig(), clock=SystemClock()):\n"
+        "        print(before, send_buffer_fix_installed())\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split() == ["False", "True"]
+
+
+class _MovedWriter:
+    """A dbus-fast release whose writer takes different arguments."""
+
+    def __init__(self, bus: Any, fd: int) -> None:
+        self.sock = None
+
+
+async def test_a_dbus_fast_without_the_private_writer_is_refused_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    version = metadata.version("dbus-fast")
+    monkeypatch.delattr(message_bus, "_MessageWriter")
+    with pytest.raises(SendBufferFixError) as gone:
+        install_send_buffer_fix()
+    assert f"dbus-fast {version}: dbus_fast.aio.message_bus._MessageWriter is gone" in str(
+        gone.value
+    )
+    assert "tests/drivers/test_ble_sendbuffer.py" in str(gone.value)
+    monkeypatch.setattr(message_bus, "_MessageWriter", _MovedWriter, raising=False)
+    with pytest.raises(SendBufferFixError, match=r"takes \['self', 'bus', 'fd'\]"):
+        install_send_buffer_fix()
+    # The scanner refuses to start rather than scan without the workaround.
+    with pytest.raises(SendBufferFixError):
+        async with BleScanner(BleConfig(), clock=SystemClock()):
+            pass
 
 
 async def test_control_without_the_fix_drops_the_connection(private_bus: PrivateBus) -> None:

@@ -27,7 +27,7 @@ def test_help_lists_every_subcommand() -> None:
 def test_building_the_parser_loads_no_daemon_modules() -> None:
     """Every command builds the whole parser: the light ones (decode, demo) must not pay for
     MQTT, SQLite or the uplink. Checked in a fresh interpreter, where nothing is loaded yet."""
-    heavy = ("paho", "sqlite_utils", "gateway.uplink", "gateway.outbox", "gateway.config")
+    heavy = ("paho", "sqlite3", "gateway.uplink", "gateway.outbox", "gateway.config")
     code = (
         "import sys, gateway.cli\n"
         "gateway.cli.build_parser()\n"

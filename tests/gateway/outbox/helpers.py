@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from gateway.outbox import EventClass, OutboxConfig, OutboxEvent
 from gateway.outbox.schema import MIGRATIONS
@@ -75,7 +74,7 @@ def version_2_store(db: Path) -> sqlite3.Connection:
     autocommit mode for the test to fill; the caller closes it."""
     conn = sqlite3.connect(db, isolation_level=None)
     for migration in MIGRATIONS[:2]:
-        migration(sqlite_utils.Database(conn))
+        migration(conn)
     conn.execute("PRAGMA user_version = 2")
     return conn
 

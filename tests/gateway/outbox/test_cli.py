@@ -162,3 +162,41 @@ async def test_stats_beside_a_running_daemon_ages_from_its_last_commit(
     body = json.loads(capsys.readouterr().out)
     assert body["classes"]["telemetry"]["depth"] == 2
     assert body["classes"]["telemetry"]["oldest_age_s"] == pytest.approx(100.0)
+
+
+async def test_peek_and_export_show_a_row_that_is_not_utf8_and_carry_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Damage on the card (text that is not UTF-8: a kind, a payload stored as text) does not
+    stop the operator's tools: the row is shown escaped and flagged, and the rest follow."""
+    db = tmp_path / "outbox.db"
+    async with Outbox(db, ROOMY, FakeClock()) as outbox:
+        await outbox.accept([event(f"e{i}") for i in range(4)])
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute(
+            "UPDATE events_telemetry SET kind = CAST(x'74656cff6d' AS TEXT) WHERE event_id = 'e1'"
+        )
+        conn.execute(
+            "UPDATE events_telemetry SET payload = CAST(x'7bff7d' AS TEXT) WHERE event_id = 'e2'"
+        )
+    finally:
+        conn.close()
+    assert main(["outbox", "peek", "--db", str(db)]) == 0
+    captured = capsys.readouterr()
+    rows = [json.loads(c) for c in captured.out.replace("}\n{", "}\x00{").split("\x00")]
+    assert [r["event_id"] for r in rows] == ["e0", "e1", "e2", "e3"]
+    assert rows[1]["kind"] == "tel\\xffm"
+    assert rows[1]["damaged"] == ["kind is not valid UTF-8"]
+    assert rows[2]["payload"] == {"base64": "e/99"}
+    assert "damaged" not in rows[0]
+    assert "damaged" not in rows[3]
+    assert f"row {rows[1]['row_id']} is damaged" in captured.err
+
+    out = tmp_path / "export.jsonl"
+    assert main(["outbox", "export", "--db", str(db), "-o", str(out)]) == 0
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["event_id"] for r in exported] == ["e0", "e1", "e2", "e3"]
+    assert exported[1]["kind"] == "tel\\xffm"
+    assert exported[2]["payload"] == {"base64": "e/99"}
+    assert "exported 4 events (1 damaged, flagged in the output)" in capsys.readouterr().err

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 
 from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxError, OutboxErrorReason
 from gateway.outbox.dedup import digest, pack
@@ -57,7 +56,7 @@ async def test_a_version_1_file_is_migrated_and_keeps_its_events_and_keys(
 ) -> None:
     db = tmp_path / "o.db"
     conn = sqlite3.connect(db, isolation_level=None)
-    MIGRATIONS[0](sqlite_utils.Database(conn))
+    MIGRATIONS[0](conn)
     conn.execute("PRAGMA user_version = 1")
     conn.execute(
         "INSERT INTO events VALUES (?, 'old', 'label:01:seq:5', 'k', 's', x'7b7d', 60, 0, 0)",
@@ -177,7 +176,7 @@ async def test_a_version_3_file_gets_row_checksums(tmp_path: Path) -> None:
     conn = version_2_store(db)
     PREPARE[2](conn)
     conn.execute("BEGIN")
-    MIGRATIONS[2](sqlite_utils.Database(conn))
+    MIGRATIONS[2](conn)
     conn.execute("PRAGMA user_version = 3")
     conn.execute("COMMIT")
     conn.execute(
