@@ -67,15 +67,13 @@ class SendBufferFixError(RuntimeError):
 def _writer_class() -> Any:
     """dbus-fast's asyncio writer class, checked to be what the wrapper relies on: a class
     ``_MessageWriter(bus)`` that keeps its socket in ``self.sock`` and writes from it."""
-    writer_class = getattr(message_bus, "_MessageWriter", None)
+    writer_class: Any = getattr(message_bus, "_MessageWriter", None)
     problem = ""
     if not isinstance(writer_class, type):
         problem = "dbus_fast.aio.message_bus._MessageWriter is gone"
     else:
-        try:
-            params = list(inspect.signature(writer_class.__init__).parameters)
-        except (TypeError, ValueError):
-            params = []
+        init = vars(writer_class).get("__init__")
+        params = list(inspect.signature(init).parameters) if callable(init) else []
         write = getattr(writer_class, "write_callback", None)
         code = getattr(write, "__code__", None)
         if params != ["self", "bus"]:
