@@ -4,4 +4,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.mosquitto",
     "tests.fixtures.bluez",
     "tests.fixtures.gpsd",
+    "tests.fixtures.clock",
 ]

@@ -9,17 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from drivers import REJECT_LOG_INTERVAL_S, BurstLog, Driver, EventQueue, OverflowPolicy
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.t, UTC)
+from tests.fixtures.clock import FakeClock
 
 
 async def test_drop_oldest_keeps_newest_and_counts() -> None:
@@ -76,7 +66,7 @@ class CountingDriver(Driver[int]):
 
 
 async def test_driver_emits_stamps_and_stops() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0, datetime.fromtimestamp(100.0, UTC))
     driver = CountingDriver(clock, stop_after=5)
     assert driver.last_event_at is None
     async with driver:
@@ -90,14 +80,14 @@ async def test_driver_emits_stamps_and_stops() -> None:
 
 
 def test_burst_log_writes_one_line_per_interval(caplog: pytest.LogCaptureFixture) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0, datetime.fromtimestamp(100.0, UTC))
     log = BurstLog(logging.getLogger("test.burst"), "dev", "bad frame", clock)
     caplog.set_level(logging.WARNING, logger="test.burst")
     assert log.reject("bad_crc: x", {"bad_crc": 1})  # the first of a burst: at once
     assert not any(log.reject("bad_crc: x", {"bad_crc": n}) for n in range(2, 1001))
-    clock.t += REJECT_LOG_INTERVAL_S - 0.001
+    clock.advance(REJECT_LOG_INTERVAL_S - 0.001)
     assert not log.reject("bad_crc: x", {"bad_crc": 1001})
-    clock.t += 0.001
+    clock.advance(0.001)
     assert log.reject("too_long: y", {"bad_crc": 1001, "too_long": 1})
     messages = [r.getMessage() for r in caplog.records]
     assert messages == [
@@ -108,12 +98,12 @@ def test_burst_log_writes_one_line_per_interval(caplog: pytest.LogCaptureFixture
 
 
 async def test_a_full_queue_logs_once_per_burst(caplog: pytest.LogCaptureFixture) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0, datetime.fromtimestamp(100.0, UTC))
     caplog.set_level(logging.WARNING, logger="drivers.base")
     driver = CountingDriver(clock, stop_after=0)
     for i in range(5_000):  # queue_size is 100: 4,900 drops in one burst
         driver._emit(i)
-    clock.t += REJECT_LOG_INTERVAL_S
+    clock.advance(REJECT_LOG_INTERVAL_S)
     driver._emit(5_000)
     assert driver.queue_stats.dropped == 4_901
     assert [r.getMessage() for r in caplog.records] == [

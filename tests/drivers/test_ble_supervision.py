@@ -20,23 +20,13 @@ from drivers.ble import (
     ScanSupervisor,
     or_patterns,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.t, UTC)
+from tests.fixtures.clock import FakeClock
 
 
 def make(
     restarts: int = 2, timeout_s: float = 10.0, power_cycles: int = 1
 ) -> tuple[FakeClock, ScanSupervisor]:
-    clock = FakeClock()
+    clock = FakeClock(1000.0, datetime.fromtimestamp(1000.0, UTC))
     supervisor = ScanSupervisor(
         clock,
         silence_timeout_s=timeout_s,
@@ -49,23 +39,23 @@ def make(
 
 def test_quiet_until_the_timeout() -> None:
     clock, supervisor = make()
-    clock.t += 9.9
+    clock.advance(9.9)
     assert supervisor.check(None) is RecoveryAction.NONE
-    clock.t += 0.2
+    clock.advance(0.2)
     assert supervisor.check(None) is RecoveryAction.RESTART_SCAN
 
 
 def test_adverts_keep_the_watchdog_quiet() -> None:
     clock, supervisor = make()
     for _ in range(10):
-        clock.t += 8.0
-        assert supervisor.check(last_event_at=clock.t - 1.0) is RecoveryAction.NONE
+        clock.advance(8.0)
+        assert supervisor.check(last_event_at=clock.monotonic() - 1.0) is RecoveryAction.NONE
 
 
 def silent_checks(clock: FakeClock, supervisor: ScanSupervisor, n: int) -> list[RecoveryAction]:
     actions = []
     for _ in range(n):
-        clock.t += 11.0
+        clock.advance(11.0)
         actions.append(supervisor.check(None))
         supervisor.scan_started()
     return actions
@@ -85,8 +75,8 @@ def test_a_quiet_site_gets_one_power_cycle_then_only_restarts() -> None:
     assert silent_checks(clock, supervisor, 12) == [R, R, P] + [R] * 9
     assert supervisor.power_cycles_exhausted
     # A tag shows up: the ladder is re-armed for the next silence.
-    clock.t += 1.0
-    heard_at = clock.t
+    clock.advance(1.0)
+    heard_at = clock.monotonic()
     assert supervisor.check(heard_at) is RecoveryAction.NONE
     assert not supervisor.power_cycles_exhausted
     assert silent_checks(clock, supervisor, 4) == [R, R, P, R]
@@ -102,12 +92,12 @@ def test_power_cycles_can_be_switched_off() -> None:
 
 def test_data_after_a_restart_resets_the_escalation() -> None:
     clock, supervisor = make(restarts=1)
-    clock.t += 11.0
+    clock.advance(11.0)
     assert supervisor.check(None) is RecoveryAction.RESTART_SCAN
     supervisor.scan_started()
-    clock.t += 1.0
-    heard_at = clock.t
-    clock.t += 10.5
+    clock.advance(1.0)
+    heard_at = clock.monotonic()
+    clock.advance(10.5)
     # An advert arrived after the restart: the next silence starts the ladder again.
     assert supervisor.check(heard_at) is RecoveryAction.RESTART_SCAN
     assert supervisor.failures == 1
@@ -142,9 +132,9 @@ def test_never_more_than_the_configured_restarts_or_power_cycles_in_a_row(
     in_a_row = 0
     cycles_in_a_row = 0
     for advance_s, heard, failed_start in steps:
-        clock.t += advance_s
+        clock.advance(advance_s)
         if heard:
-            last = clock.t
+            last = clock.monotonic()
         if failed_start:
             supervisor.start_failed()
         action = supervisor.check(last)

@@ -22,23 +22,11 @@ from drivers.gps import (
 from drivers.serial import SerialConfig
 from protocols.gps import FixQuality, GpsRejectReason
 from simulator.serial import GpsReceiverSim, PtyPort
+from tests.fixtures.clock import FakeClock
 
 DEADLINE_S = 5.0
 RATE_HZ = 20.0
 WHEN = datetime(2026, 3, 14, 9, 26, 53, 580_000, tzinfo=UTC)
-
-
-class FakeClock:
-    """Monotonic time moved by the test; wall time fixed and wrong (an unsynced gateway)."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def now(self) -> datetime:
-        return datetime(2000, 1, 1, tzinfo=UTC)
 
 
 async def take(driver: GpsSerialDriver, n: int) -> list[GpsFixEvent]:
@@ -82,7 +70,7 @@ async def test_fixes_from_the_receiver(port: PtyPort, ubx: bool) -> None:
 
 
 async def test_trusted_time_follows_gps_not_the_host_clock(port: PtyPort) -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0, datetime(2000, 1, 1, tzinfo=UTC))
     async with make_driver(port, clock) as driver, GpsReceiverSim(port, rate_hz=RATE_HZ) as sim:
         assert driver.trusted_time is None
         assert driver.trusted_now() is None
@@ -92,7 +80,7 @@ async def test_trusted_time_follows_gps_not_the_host_clock(port: PtyPort) -> Non
         assert gps_time is not None
         assert events[-1].received_at.year == 2000  # the host clock is wrong...
         assert driver.trusted_now() == gps_time  # ...GPS time is what the gateway gets
-        clock.t += 42.0
+        clock.advance_monotonic(42.0)
         assert driver.trusted_now() == gps_time + timedelta(seconds=42)
 
         sim.lose_fix()  # tunnel: epochs keep coming, without a fix
@@ -106,7 +94,7 @@ async def test_trusted_time_follows_gps_not_the_host_clock(port: PtyPort) -> Non
         assert driver.last_valid_fix.fix.lat == pytest.approx(48.1)
         # Holdover: still GPS time for a while after the last valid fix, then not.
         assert driver.trusted_time is not None
-        clock.t += TIME_HOLDOVER_S + 1
+        clock.advance_monotonic(TIME_HOLDOVER_S + 1)
         assert driver.trusted_time is None
 
 

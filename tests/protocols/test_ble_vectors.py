@@ -1,4 +1,4 @@
-"""Every BLE decoder against every published vector in ../shared/vectors/beacons-and-framing.json.
+"""Every BLE decoder against every published vector in tests/fixtures/vectors/ (a verbatim copy).
 
 Each vector carries its own ``source`` (repository, file and commit, or the published spec page);
 the assertion message repeats it so that a failure names where the expected values come from.

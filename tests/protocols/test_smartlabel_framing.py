@@ -1,7 +1,7 @@
 """SmartLabel framing: the splitter and the stream decoder on golden and broken streams.
 
-Covers the published COBS and CRC vectors (``cobs`` and ``crc`` keys of the shared vectors file
-beside the repository, ../shared/vectors/beacons-and-framing.json; sources cited per vector in
+Covers the published COBS and CRC vectors (``cobs`` and ``crc`` keys of the vectors file,
+tests/fixtures/vectors/beacons-and-framing.json; sources cited per vector in
 that file: Wikipedia's COBS encoding examples and the CRC RevEng catalogue), input whole, split
 at every offset and byte by byte, garbage and dropped bytes, every reject reason counted, and a
 fuzz of arbitrary byte streams with bounded buffering.
@@ -9,12 +9,10 @@ fuzz of arbitrary byte streams with bounded buffering.
 
 from __future__ import annotations
 
-import json
 import random
 import struct
 from binascii import crc_hqx
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,11 +45,9 @@ from protocols.smartlabel import (
     build_body,
     crc16,
 )
+from tests.protocols.ble_vectors import vectors
 from tests.protocols.smartlabel_strategies import messages
 
-VECTORS_FILE = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "beacons-and-framing.json"
-)
 LABEL = 0x5A00_0000_0000_0042
 T0 = 1_767_225_600
 
@@ -71,10 +67,7 @@ STREAM = b"".join(build(m) for m in GOLDEN)
 
 
 def _vectors(key: str) -> list[Any]:
-    if not VECTORS_FILE.exists():
-        return [pytest.param(None, marks=pytest.mark.skip(reason="shared vectors file absent"))]
-    data = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))
-    return [pytest.param(v, id=v["name"]) for v in data[key]]
+    return [pytest.param(v, id=v["name"]) for v in vectors(key)]
 
 
 def _messages(items: list[Message | FrameRejected]) -> list[Message]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -25,6 +23,7 @@ from simulator.world import (
     advert_for,
     load_scenario,
 )
+from tests.protocols.ble_vectors import vectors
 
 UUID_ = UUID("f7826da6-4fa2-4e98-8024-bc5b71e0893e")
 
@@ -62,7 +61,6 @@ def test_smartlabel_carries_temperature_and_shock_flag() -> None:
 def test_ruuvi_df5_matches_the_published_vector() -> None:
     # The published "valid data" vector: 24.3 °C, 53.49 %RH; the simulator always sends 1 g on z
     # and standard pressure, so compare the fields it models.
-    vectors = Path(__file__).parents[2] / ".." / "shared" / "vectors" / "beacons-and-framing.json"
     tag = RuuviTag()
     p = advert_for(tag, "CB:B8:33:4C:88:4F", {"temperature_c": 24.3, "humidity_pct": 53.49}, 205)
     (adv,) = decode_advertisement(p.manufacturer_data, p.service_data)
@@ -72,11 +70,10 @@ def test_ruuvi_df5_matches_the_published_vector() -> None:
     assert adv.mac == "CB:B8:33:4C:88:4F"
     assert adv.measurement_sequence == 205
     assert adv.acc_z_g == pytest.approx(1.0)
-    if vectors.is_file():  # the shared vectors sit beside the checkout in development
-        published = json.loads(vectors.read_text())["ruuvi_df5_rawv2"][0]["hex"]
-        ours = p.manufacturer_data[0x0499].hex().upper()
-        assert ours[2:10] == published[2:10]  # temperature and humidity bytes
-        assert ours[-12:] == published[-12:]  # MAC
+    (published,) = [v["hex"] for v in vectors("ruuvi_df5_rawv2") if v["name"] == "valid data"]
+    ours = p.manufacturer_data[0x0499].hex().upper()
+    assert ours[2:10] == published[2:10]  # temperature and humidity bytes
+    assert ours[-12:] == published[-12:]  # MAC
 
 
 def test_every_tag_in_the_shipped_scenarios_builds_a_decodable_advert() -> None:

@@ -19,6 +19,7 @@ from gateway.conditions import (
     register_condition_commands,
 )
 from gateway.uplink import CommandErrorReason, CommandProcessor, CommandRegistry
+from tests.fixtures.clock import FakeClock
 from tests.gateway.conditions.helpers import TEMP, at
 
 CUSTOM: JsonValue = {
@@ -36,14 +37,6 @@ CUSTOM: JsonValue = {
         },
     ],
 }
-
-
-class FakeClock:
-    def monotonic(self) -> float:
-        return 100.0
-
-    def now(self) -> datetime:
-        return datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 
 
 class Persisted:
@@ -65,7 +58,12 @@ def _setup() -> tuple[CommandProcessor, ConditionMonitor, Persisted]:
     registry = CommandRegistry()
     register_condition_commands(registry, monitor, persisted)
     return (
-        CommandProcessor(registry, FakeClock(), max_bytes=64 * 1024, results_kept=64),
+        CommandProcessor(
+            registry,
+            FakeClock(100.0, datetime(2026, 3, 2, 6, 0, tzinfo=UTC)),
+            max_bytes=64 * 1024,
+            results_kept=64,
+        ),
         monitor,
         persisted,
     )

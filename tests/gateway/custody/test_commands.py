@@ -13,24 +13,14 @@ from hypothesis import strategies as st
 
 from gateway.custody import CustodyEngine, register_custody_commands
 from gateway.uplink import CommandErrorReason, CommandProcessor, CommandRegistry
+from tests.fixtures.clock import FakeClock
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def now(self) -> datetime:
-        return NOW + timedelta(seconds=self.t - 1000.0)
-
-
 class Rig:
     def __init__(self, *, max_bytes: int = 4 * 1024 * 1024) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeClock(1000.0, NOW)
         self.engine = CustodyEngine(door_zones={"door-3"}, cargo_zones={"cargo"})
         self.saves = 0
         registry = CommandRegistry()

@@ -1,4 +1,4 @@
-"""Shared pieces of the outbox tests: a fake clock, event builders and file helpers."""
+"""Shared pieces of the outbox tests: event builders, file helpers, the shared fake clock."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway.outbox import EventClass, OutboxConfig, OutboxEvent
 from gateway.outbox.schema import MIGRATIONS
+from tests.fixtures.clock import FakeClock as FakeClock  # the one fake clock, re-exported
 
 #: A config whose cap and TTLs no test hits by accident; tests override what they exercise.
 ROOMY: OutboxConfig = OutboxConfig(
@@ -24,27 +24,6 @@ ROOMY: OutboxConfig = OutboxConfig(
     ack_flush_delay_ms=5.0,
     sweep_interval_s=3600.0,
 )
-
-
-class FakeClock:
-    """Time that moves only when told: monotonic and wall clock independently."""
-
-    def __init__(self, monotonic: float = 5000.0) -> None:
-        self.mono = monotonic
-        self.wall = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def now(self) -> datetime:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += timedelta(seconds=seconds)
-
-    def jump_wall(self, seconds: float) -> None:
-        self.wall += timedelta(seconds=seconds)
 
 
 def event(

@@ -18,17 +18,7 @@ from gateway.uplink import (
     PingCommand,
     default_registry,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def now(self) -> datetime:
-        return datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+from tests.fixtures.clock import FakeClock
 
 
 async def _stats() -> JsonValue:
@@ -36,7 +26,7 @@ async def _stats() -> JsonValue:
 
 
 def processor(results_kept: int = 16, max_bytes: int = 1024) -> CommandProcessor:
-    clock = FakeClock()
+    clock = FakeClock(100.0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
     registry = default_registry(clock, {"uplink": {"password": "**********"}}, _stats)
     return CommandProcessor(registry, clock, max_bytes=max_bytes, results_kept=results_kept)
 
@@ -113,7 +103,12 @@ async def test_unserialisable_result_is_a_failed_response() -> None:
         return {"text": "\ud800"}
 
     registry.register("bad", PingCommand, bad)
-    p = CommandProcessor(registry, FakeClock(), max_bytes=1024, results_kept=2)
+    p = CommandProcessor(
+        registry,
+        FakeClock(100.0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        max_bytes=1024,
+        results_kept=2,
+    )
     response = await p.handle("bad", b'{"id": "b1"}')
     assert response.error is not None
     assert response.error.reason is CommandErrorReason.FAILED
@@ -123,7 +118,7 @@ async def test_unserialisable_result_is_a_failed_response() -> None:
 async def test_refuse_and_drop_are_counted_and_logged_once_per_burst(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
     p = CommandProcessor(default_registry(clock, {}, _stats), clock, max_bytes=1024, results_kept=2)
     caplog.set_level(logging.WARNING, logger="gateway.uplink.commands")
     refused = p.refuse("ping", b'{"id": "r1"}', CommandErrorReason.BAD_RESPONSE_TOPIC, "x/#")
@@ -139,7 +134,7 @@ async def test_refuse_and_drop_are_counted_and_logged_once_per_burst(
     assert sum(p.errors.values()) == 52  # refuse() did not count the payload's own problems
     lines = [r.getMessage() for r in caplog.records if "retained" in r.getMessage()]
     assert len(lines) == 1
-    clock.t += 61
+    clock.advance_monotonic(61)
     p.drop("ping", CommandErrorReason.RETAINED, "retained")
     lines = [r.getMessage() for r in caplog.records if "retained" in r.getMessage()]
     assert len(lines) == 2
@@ -164,7 +159,12 @@ async def test_same_id_returns_the_earlier_result() -> None:
         return len(calls)
 
     registry.register("count", PingCommand, count)
-    p = CommandProcessor(registry, FakeClock(), max_bytes=1024, results_kept=2)
+    p = CommandProcessor(
+        registry,
+        FakeClock(100.0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        max_bytes=1024,
+        results_kept=2,
+    )
     first = await p.handle("count", b'{"id": "c1"}')
     again = await p.handle("count", b'{"id": "c1"}')
     assert again == first
@@ -184,7 +184,12 @@ async def test_failing_handler_is_an_error_response() -> None:
         raise RuntimeError("kaput")
 
     registry.register("boom", PingCommand, boom)
-    p = CommandProcessor(registry, FakeClock(), max_bytes=1024, results_kept=2)
+    p = CommandProcessor(
+        registry,
+        FakeClock(100.0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        max_bytes=1024,
+        results_kept=2,
+    )
     response = await p.handle("boom", b'{"id": "b1"}')
     assert response.error is not None
     assert response.error.reason is CommandErrorReason.FAILED
