@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.outbox import EventClass, OutboxConfig, OutboxEvent
+from gateway.outbox import EventClass, Outbox, OutboxConfig, OutboxEvent
 from gateway.outbox.schema import MIGRATIONS
 from tests.fixtures.clock import FakeClock as FakeClock  # the one fake clock, re-exported
 
@@ -46,6 +47,17 @@ def event(
         dedup_key=dedup_key,
         source=source,
     )
+
+
+async def assert_still_waiting(outbox: Outbox, waiter: asyncio.Task[None]) -> None:
+    """``waiter`` (a ``wait_available``) has not been woken, and cannot be about to be: a
+    round trip through the outbox's writer (``stats``) has run everything queued before it and
+    set the availability from the store, and the loop has since run the waiter's wake-up, if
+    there was one. No wall-clock wait, so nothing slow can make this pass by accident."""
+    await outbox.stats()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiter.done()
 
 
 def version_2_store(db: Path) -> sqlite3.Connection:

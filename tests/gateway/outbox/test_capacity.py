@@ -23,7 +23,7 @@ from gateway.outbox import (
     OutboxError,
     OutboxErrorReason,
 )
-from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
+from tests.gateway.outbox.helpers import ROOMY, FakeClock, assert_still_waiting, event
 
 HOUR_S = 3600.0
 
@@ -78,8 +78,7 @@ async def test_expired_events_are_not_leased_even_before_the_sweep(tmp_path: Pat
         (loss,) = await outbox.lease(10)
         assert loss.kind == LOSS_KIND
         waiter = asyncio.create_task(outbox.wait_available())
-        await asyncio.sleep(0.01)
-        assert not waiter.done()
+        await assert_still_waiting(outbox, waiter)
         waiter.cancel()
     assert [e.event_id for e in leased] == ["t1"]
     assert leased[0].expires_in_s == pytest.approx(HOUR_S - 1)

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from gateway.outbox import EventClass, Outbox
-from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
+from tests.gateway.outbox.helpers import ROOMY, FakeClock, assert_still_waiting, event
 
 
 async def test_higher_classes_first_in_arrival_order(tmp_path: Path) -> None:
@@ -97,15 +97,13 @@ async def test_lease_can_be_limited_to_classes(tmp_path: Path) -> None:
 async def test_wait_available_wakes_on_accept_and_release(tmp_path: Path) -> None:
     async with Outbox(tmp_path / "o.db", ROOMY, FakeClock()) as outbox:
         waiter = asyncio.create_task(outbox.wait_available())
-        await asyncio.sleep(0.01)
-        assert not waiter.done()
+        await assert_still_waiting(outbox, waiter)
         await outbox.accept([event("e")])
         async with asyncio.timeout(5):
             await waiter
         leased = await outbox.lease(1)
         waiter = asyncio.create_task(outbox.wait_available())
-        await asyncio.sleep(0.01)
-        assert not waiter.done()
+        await assert_still_waiting(outbox, waiter)
         await outbox.release([leased[0].row_id])
         async with asyncio.timeout(5):
             await waiter
