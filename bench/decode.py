@@ -39,6 +39,7 @@ from protocols.ble import (
     decode_manufacturer,
     decode_service_data,
 )
+from protocols.ble.samples import EDDYSTONE_TLM, EDDYSTONE_UID, IBEACON_MFR, RUUVI3_MFR, RUUVI5_MFR
 from protocols.smartlabel import (
     Environment,
     FrameRejected,
@@ -205,14 +206,11 @@ EDDYSTONE_UUID: Final = "0000feaa-0000-1000-8000-00805f9b34fb"
 def _advert_mix() -> list[tuple[int | str, bytes]]:
     """(company id, manufacturer data) or (service UUID, service data), as a dock hears them.
 
-    Payloads follow the published layouts: Apple iBeacon, Ruuvi RAWv1 / RAWv2 (the examples of
-    Ruuvi's format documentation), Eddystone UID and TLM, and our SmartLabel advert.
+    Payloads are the published samples of protocols.ble.samples (iBeacon, Ruuvi RAWv1 / RAWv2,
+    Eddystone UID and TLM) and our SmartLabel advert.
     """
-    ibeacon = bytes.fromhex("0215") + bytes(range(16)) + bytes.fromhex("0001 0002 c5")
-    ruuvi5 = bytes.fromhex("0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F")
-    ruuvi3 = bytes.fromhex("03291A1ECE1EFC18F94202CA0B53")
-    uid = bytes.fromhex("00e7") + bytes(range(1, 11)) + bytes(range(0x20, 0x26)) + b"\0\0"
-    tlm = bytes.fromhex("20000bb811000000000a000000ff")
+    ibeacon, ruuvi5, ruuvi3 = IBEACON_MFR, RUUVI5_MFR, RUUVI3_MFR
+    uid, tlm = EDDYSTONE_UID, EDDYSTONE_TLM
     label = build_smartlabel_adv(0x5A01, 2950, 4.25, SmartLabelAdvFlags.NONE, 7)
     return [
         (0xFFFF, label),

@@ -24,6 +24,14 @@ from protocols.ble import (
     decode_manufacturer,
     decode_service_data,
 )
+from protocols.ble.samples import (
+    ALTBEACON_ADV,
+    EDDYSTONE_TLM,
+    EDDYSTONE_URL,
+    IBEACON_MFR,
+    RUUVI5_MFR,
+    RUUVI5_TRUNCATED_MFR,
+)
 from protocols.gps import (
     FixAssembler,
     FixQuality,
@@ -118,12 +126,12 @@ def _ble_lines() -> Iterator[str]:
     samples: list[tuple[str, bytes, Any]] = [
         (
             "mfr 004c",
-            bytes.fromhex("02154142434445464748494041424344454600010002f8"),
+            IBEACON_MFR,
             lambda data: decode_manufacturer(0x004C, data),
         ),
         (
             "mfr 0499",
-            bytes.fromhex("0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F"),
+            RUUVI5_MFR,
             lambda data: decode_manufacturer(0x0499, data),
         ),
         (
@@ -133,22 +141,22 @@ def _ble_lines() -> Iterator[str]:
         ),
         (
             "svc feaa",
-            bytes.fromhex("10f8036769746875620063697472757a"),
+            EDDYSTONE_URL,
             lambda data: decode_service_data("feaa", data),
         ),
         (
             "svc feaa",
-            bytes.fromhex("20000b1813000000146700002ac4"),
+            EDDYSTONE_TLM,
             lambda data: decode_service_data("feaa", data),
         ),
         (
             "adv",
-            bytes.fromhex("02011a1bff1801beac2f234454cf6d4a0fadf2f4911ba9ffa600010002c509"),
+            ALTBEACON_ADV,
             lambda data: decode_adv_payload(data)[0],
         ),
         (
             "mfr 0499",
-            bytes.fromhex("0512FC5394C37C0004FFFC040CAC36"),
+            RUUVI5_TRUNCATED_MFR,
             lambda data: decode_manufacturer(0x0499, data),
         ),
     ]

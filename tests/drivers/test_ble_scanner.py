@@ -34,6 +34,14 @@ from protocols.ble import (
     build_smartlabel_adv,
     decode_advertisement,
 )
+from protocols.ble.samples import (
+    ALTBEACON_MFR,
+    EDDYSTONE_TLM,
+    EDDYSTONE_URL,
+    IBEACON_MFR,
+    RUUVI3_MFR,
+    RUUVI5_MFR,
+)
 from simulator.bluez import FakeBlueZ, PrivateBus, normalise_uuid
 
 EDDYSTONE = "feaa"
@@ -53,12 +61,12 @@ TAGS = (
     Tag(
         "C0:00:00:00:00:01",
         "ibeacon",
-        {0x004C: bytes.fromhex("02154142434445464748494041424344454600010002f8")},
+        {0x004C: IBEACON_MFR},
     ),
     Tag(
         "C0:00:00:00:00:02",
         "altbeacon",
-        {0x0118: bytes.fromhex("beac2f234454cf6d4a0fadf2f4911ba9ffa600010002c509")},
+        {0x0118: ALTBEACON_MFR},
     ),
     Tag(
         "C0:00:00:00:00:03",
@@ -68,18 +76,18 @@ TAGS = (
     Tag(
         "C0:00:00:00:00:04",
         "eddystone-url",
-        service_data={EDDYSTONE: bytes.fromhex("10f8036769746875620063697472757a")},
+        service_data={EDDYSTONE: EDDYSTONE_URL},
     ),
     Tag(
         "C0:00:00:00:00:05",
         "eddystone-tlm",
-        service_data={EDDYSTONE: bytes.fromhex("20000b1813000000146700002ac4")},
+        service_data={EDDYSTONE: EDDYSTONE_TLM},
     ),
-    Tag("C0:00:00:00:00:06", "ruuvi-3", {0x0499: bytes.fromhex("03291A1ECE1EFC18F94202CA0B53")}),
+    Tag("C0:00:00:00:00:06", "ruuvi-3", {0x0499: RUUVI3_MFR}),
     Tag(
         "C0:00:00:00:00:07",
         "ruuvi-5",
-        {0x0499: bytes.fromhex("0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F")},
+        {0x0499: RUUVI5_MFR},
     ),
     Tag(
         "C0:00:00:00:00:08",

@@ -1,7 +1,7 @@
 """``tagrelay decode``: JSON per message on stdout, ``error: <reason>`` on stderr, exit status.
 
-Inputs are published vectors (sources in tests/protocols/test_ble_vectors.py and
-test_gps_nmea.py) and frames built with the protocols' own builders.
+Inputs are published vectors (sources in protocols/ble/samples.py, tests/protocols/
+test_ble_vectors.py and test_gps_nmea.py) and frames built with the protocols' own builders.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from protocols.ble import samples
 from protocols.gps import FixQuality, PositionFix, build_ubx_nav_pvt
 from protocols.smartlabel import Environment, Heartbeat, build
 
-IBEACON_MFR = "4c0002154142434445464748494041424344454600010002f8"  # beacontools test_ibeacon
-RUUVI_MFR = "99040512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F"  # ruuvi docs, DF5 valid data
-EDDYSTONE_URL = "feaa:10f8036769746875620063697472757a"  # beacontools test_eddystone_url
+# Company id (little-endian) then data; service UUID then data (protocols.ble.samples).
+IBEACON_ARG = "4c00" + samples.IBEACON_MFR.hex()
+RUUVI_ARG = "9904" + samples.RUUVI5_MFR.hex()
+EDDYSTONE_URL_ARG = "feaa:" + samples.EDDYSTONE_URL.hex()
 EDDYSTONE_ADV = "0201060303aafe1716aafe00e3123456789012346789010000000000010000"
 UBLOX_GGA = "$GPGGA,092725.00,4717.11399,N,00833.91590,E,1,08,1.01,499.6,M,48.0,M,,*5B"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +38,7 @@ def _run(
 
 
 def test_ble_manufacturer_data(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, err = _run(capsys, "ble", "--mfr", IBEACON_MFR)
+    status, out, err = _run(capsys, "ble", "--mfr", IBEACON_ARG)
     assert (status, err) == (0, [])
     assert out == [
         {
@@ -50,11 +52,11 @@ def test_ble_manufacturer_data(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_ble_ruuvi_and_service_data_and_raw_adv(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _ = _run(capsys, "ble", "--mfr", RUUVI_MFR)
+    status, out, _ = _run(capsys, "ble", "--mfr", RUUVI_ARG)
     assert status == 0
     assert out[0]["format"] == "ruuvi-5"
     assert out[0]["mac"] == "CB:B8:33:4C:88:4F"
-    status, out, _ = _run(capsys, "ble", "--service-data", EDDYSTONE_URL)
+    status, out, _ = _run(capsys, "ble", "--service-data", EDDYSTONE_URL_ARG)
     assert (status, out[0]["url"]) == (0, "https://github.com/citruz")
     status, out, _ = _run(capsys, "ble", "--adv", EDDYSTONE_ADV)
     assert status == 0
@@ -132,7 +134,7 @@ def test_stdin_one_input_per_line_goes_on_after_errors_in_a_real_process() -> No
     command = [sys.executable, "-m", "gateway", "decode", "ble", "--mfr", "-"]
     done = subprocess.run(
         command,
-        input=f"{IBEACON_MFR}\n\n4c00\nnothex\n{RUUVI_MFR}\n",
+        input=f"{IBEACON_ARG}\n\n4c00\nnothex\n{RUUVI_ARG}\n",
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -161,7 +163,7 @@ def test_stdin_one_input_per_line_goes_on_after_errors_in_a_real_process() -> No
 def test_a_closed_pipe_stops_the_output_quietly(tmp_path: Path) -> None:
     """``tagrelay decode ... | head -1``: no traceback once the reader has gone."""
     inputs = tmp_path / "adverts.txt"
-    inputs.write_text(f"{IBEACON_MFR}\n" * 5_000)  # far more output than a pipe buffers
+    inputs.write_text(f"{IBEACON_ARG}\n" * 5_000)  # far more output than a pipe buffers
     with inputs.open("rb") as stdin:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "decode", "ble", "--mfr", "-"],

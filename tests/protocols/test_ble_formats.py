@@ -34,8 +34,7 @@ from protocols.ble import (
     decode_service_data,
     service_uuid16,
 )
-
-ALTBEACON_ADV = bytes.fromhex("02011a1bff1801beac2f234454cf6d4a0fadf2f4911ba9ffa600010002c509")
+from protocols.ble.samples import ALTBEACON_ADV, EDDYSTONE_TLM, IBEACON_MFR, RUUVI5_MFR
 
 
 def test_altbeacon_from_android_beacon_library() -> None:
@@ -170,7 +169,7 @@ def test_ruuvi_errors(data: bytes, reason: AdvertErrorReason | str) -> None:
 
 
 def test_ibeacon_length_is_checked() -> None:
-    good = bytes.fromhex("02154142434445464748494041424344454600010002f8")
+    good = IBEACON_MFR
     assert isinstance(decode_manufacturer(0x004C, good), IBeacon)
     with pytest.raises(AdvertError) as exc:
         decode_manufacturer(0x004C, good + b"\x00")
@@ -298,8 +297,8 @@ def test_smartlabel_adv_other_version_and_foreign_test_ids() -> None:
 
 
 def test_decode_advertisement_mixes_records_and_raises_on_a_broken_known_one() -> None:
-    ruuvi = bytes.fromhex("0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F")
-    tlm = bytes.fromhex("20000b1813000000146700002ac4")
+    ruuvi = RUUVI5_MFR
+    tlm = EDDYSTONE_TLM
     adverts = decode_advertisement(
         {0x0499: ruuvi, 0x0006: b"\x01\x09\x20"},
         {"0000feaa-0000-1000-8000-00805f9b34fb": tlm, "0000fe9f-0000-1000-8000-00805f9b34fb": b""},
@@ -327,7 +326,7 @@ def test_adv_payload_stops_at_padding_and_checks_record_sizes() -> None:
 
 
 def test_adv_payload_service_data_with_32_and_128_bit_uuids() -> None:
-    tlm = bytes.fromhex("20000b1813000000146700002ac4")
+    tlm = EDDYSTONE_TLM
     as_32 = bytes([1 + 4 + len(tlm), 0x20]) + bytes.fromhex("aafe0000") + tlm
     assert [a.format for a in decode_adv_payload(as_32)] == ["eddystone-tlm"]
     base_feaa = bytes.fromhex("0000feaa00001000800000805f9b34fb")[::-1]

@@ -19,6 +19,7 @@ from gateway.conditions import (
     smartlabel_shock,
 )
 from protocols.ble import Ruuvi5, SmartLabelAdv, SmartLabelAdvFlags, decode_manufacturer
+from protocols.ble.samples import RUUVI5_MFR
 from protocols.smartlabel import (
     Environment,
     HistoryBatch,
@@ -105,9 +106,7 @@ def test_shock_frames_in_g_and_ms() -> None:
 
 def test_ruuvi_and_smartlabel_adverts() -> None:
     # The RAWv2 example of the Ruuvi documentation: 24.3 °C, 53.49 %RH, acc 0.004/-0.004/1.036 g.
-    ruuvi = decode_manufacturer(
-        0x0499, bytes.fromhex("0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F")
-    )
+    ruuvi = decode_manufacturer(0x0499, RUUVI5_MFR)
     heard = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
     assert isinstance(ruuvi, Ruuvi5)
     assert [(r.quantity, r.value) for r in advert_readings(ruuvi, heard)] == [

@@ -28,6 +28,7 @@ from protocols.ble import (
     decode_manufacturer,
     decode_service_data,
 )
+from protocols.ble.samples import RUUVI3_MFR, RUUVI5_MFR
 
 ADDRESS = "aa:bb:cc:dd:ee:0f"
 IB_UUID = "F7826DA6-4FA2-4E98-8024-BC5B71E0893E"
@@ -69,9 +70,9 @@ def test_eddystone_uid_url_tlm() -> None:
 
 
 def test_ruuvi_uses_the_payload_mac_and_else_the_address() -> None:
-    rawv2 = bytes.fromhex("0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F")
+    rawv2 = RUUVI5_MFR
     assert tag_id(decode_manufacturer(0x0499, rawv2), ADDRESS) == "ruuvi:CB:B8:33:4C:88:4F"
-    rawv1 = bytes.fromhex("03291A1ECE1EFC18F94202CA0B53")
+    rawv1 = RUUVI3_MFR
     assert tag_id(decode_manufacturer(0x0499, rawv1), ADDRESS) == "ruuvi:AA:BB:CC:DD:EE:0F"
     # The MAC field all ones is "not available": the address names the tag.
     no_mac = rawv2[:-6] + b"\xff" * 6
