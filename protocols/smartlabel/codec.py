@@ -41,6 +41,7 @@ from protocols.smartlabel.messages import (
     TimeSync,
 )
 from protocols.smartlabel.wire import (
+    BROADCAST_LABEL_ID,
     CRC_BYTES,
     CRC_INIT,
     DELIMITER,
@@ -66,6 +67,13 @@ _LAT_E7_MAX: Final = 900_000_000
 _LON_E7_MAX: Final = 1_800_000_000
 _HEADING_CDEG_MAX: Final = 35_999
 _HISTORY_FIXED_BYTES: Final = MIN_BODY_BYTES + 1  # header + count byte + CRC
+#: A label configuration's humidity alarm is a relative humidity: at most 100.00 %RH.
+_HUMIDITY_CPCT_MAX: Final = 10_000
+#: The broadcast id as it sits in a frame body (bytes 2..9), for the label -> gateway check.
+_BROADCAST_BYTES: Final = BROADCAST_LABEL_ID.to_bytes(8, "little")
+_LABEL_ID_AT: Final = slice(2, 10)
+#: Message types below this are label -> gateway (the high bit marks gateway -> label).
+_GATEWAY_TO_LABEL_BIT: Final = 0x80
 
 _NACK_REASONS: Final = {int(r): r for r in NackReason}
 _TIME_SOURCES: Final = {int(s): s for s in TimeSource}
@@ -84,7 +92,10 @@ _BUILD_ERRORS: Final = (
 
 
 def _to_raw(value: float | None, sentinel: int, scale: float, name: str) -> int:
-    """Quantise to the wire resolution (round half to even); ``None`` becomes the sentinel."""
+    """Quantise to the wire resolution; ``None`` becomes the sentinel.
+
+    ``round(value * scale)``: to the nearest step, an exact tie to the even step (0.125 °C ->
+    12, 0.375 °C -> 38), as docs/protocol.md section 1 states."""
     if value is None:
         return sentinel
     raw = round(value * scale)
@@ -213,11 +224,27 @@ def _time_sync_in(c: Any) -> TimeSync:
     return TimeSync(c["label_id"], c["seq"], c["label_time"], c["utc_time_ms"], source)
 
 
+def _config_problem(report: int, heartbeat: int, low: int, high: int, humidity: int) -> str:
+    """What makes a label configuration unusable (wire units), or "" (docs/protocol.md 7.4)."""
+    if report < 1 or heartbeat < 1:
+        return f"intervals must be at least 1 s (report {report}, heartbeat {heartbeat})"
+    if humidity != NA_U16 and humidity > _HUMIDITY_CPCT_MAX:
+        return f"humidity_high_cpct {humidity} above 100.00 %RH"
+    if low != NA_I16 and high != NA_I16 and low > high:
+        return f"temp_low_cc {low} above temp_high_cc {high}"
+    return ""
+
+
 def _config_in(c: Any) -> LabelConfig:
     low = c["temp_low_cc"]
     high = c["temp_high_cc"]
     humidity = c["humidity_high_cpct"]
     shock = c["shock_threshold_mg"]
+    problem = _config_problem(
+        c["report_interval_s"], c["heartbeat_interval_s"], low, high, humidity
+    )
+    if problem:
+        raise _bad_value(problem)
     return LabelConfig(
         c["label_id"],
         c["seq"],
@@ -324,13 +351,20 @@ def _time_sync_out(m: Any) -> dict[str, object]:
 
 
 def _config_out(m: Any) -> dict[str, object]:
+    low = _to_raw(m.temp_low_c, NA_I16, 100, "temp_low_c")
+    high = _to_raw(m.temp_high_c, NA_I16, 100, "temp_high_c")
+    humidity = _to_raw(m.humidity_high_pct, NA_U16, 100, "humidity_high_pct")
+    # The same checks decode enforces: never send what the other end must refuse.
+    problem = _config_problem(m.report_interval_s, m.heartbeat_interval_s, low, high, humidity)
+    if problem:
+        raise ValueError(problem)
     return {
         "config_id": m.config_id,
         "report_interval_s": m.report_interval_s,
         "heartbeat_interval_s": m.heartbeat_interval_s,
-        "temp_low_cc": _to_raw(m.temp_low_c, NA_I16, 100, "temp_low_c"),
-        "temp_high_cc": _to_raw(m.temp_high_c, NA_I16, 100, "temp_high_c"),
-        "humidity_high_cpct": _to_raw(m.humidity_high_pct, NA_U16, 100, "humidity_high_pct"),
+        "temp_low_cc": low,
+        "temp_high_cc": high,
+        "humidity_high_cpct": humidity,
         "shock_threshold_mg": _to_raw(m.shock_threshold_mg, NA_U16, 1, "shock_threshold_mg"),
     }
 
@@ -419,6 +453,8 @@ def decode(frame: bytes) -> Message:
         raise FrameError(
             RejectReason.BAD_LENGTH, f"{spec.cls.format} of {n} bytes, expected {expected}"
         )
+    if frame[1] < _GATEWAY_TO_LABEL_BIT and frame[_LABEL_ID_AT] == _BROADCAST_BYTES:
+        raise _bad_value(f"{spec.cls.format} from the broadcast label_id")
     return spec.from_wire(spec.parse(frame))
 
 
@@ -427,6 +463,8 @@ def build_body(msg: Message) -> bytes:
     spec = _BY_CLASS.get(type(msg))
     if spec is None:
         raise BuildError(type(msg).__name__, "not a SmartLabel message")
+    if spec.msg_type < _GATEWAY_TO_LABEL_BIT and msg.label_id == BROADCAST_LABEL_ID:
+        raise BuildError(spec.cls.format, "the broadcast label_id is for gateway -> label only")
     try:
         fields = spec.to_wire(msg)
         fields["version"] = PROTOCOL_VERSION

@@ -26,6 +26,7 @@ from construct import (
 
 __all__ = [
     "ACK",
+    "BROADCAST_LABEL_ID",
     "CRC_BYTES",
     "CRC_CHECK_VALUE",
     "CRC_INIT",
@@ -60,6 +61,10 @@ __all__ = [
 
 PROTOCOL_VERSION: Final = 1
 """Byte 0 of every frame. A reader that speaks a newer version is refused, never guessed at."""
+
+BROADCAST_LABEL_ID: Final = 0xFFFF_FFFF_FFFF_FFFF
+"""``label_id`` of a gateway -> label message for every label of the reader. Defined for that
+direction only: a label -> gateway frame with it is rejected (``bad_value``)."""
 
 DELIMITER: Final = b"\x00"
 """COBS removes every 0x00 from a frame, so 0x00 can only mean "frame boundary"."""

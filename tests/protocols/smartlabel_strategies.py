@@ -13,6 +13,7 @@ from typing import TypeVar
 from hypothesis import strategies as st
 
 from protocols.smartlabel import (
+    GATEWAY_TO_LABEL,
     HISTORY_MAX_READINGS,
     Ack,
     Environment,
@@ -53,8 +54,13 @@ CENTI_I16 = scaled(-0x7FFF, 0x7FFF, 100)  # 0x8000 is the sentinel
 CENTI_U16 = scaled(0, 0xFFFE, 100)  # 0xFFFF is the sentinel
 
 
+#: A label's own id: anything but the broadcast id, which only a gateway -> label message has.
+LABEL_IDS = st.integers(0, 0xFFFF_FFFF_FFFF_FFFE)
+
+
 def _header(cls: Callable[..., T], **payload: st.SearchStrategy[object]) -> st.SearchStrategy[T]:
-    return st.builds(cls, label_id=U64, seq=U32, label_time=U32, **payload)
+    label_ids = U64 if cls in GATEWAY_TO_LABEL else LABEL_IDS
+    return st.builds(cls, label_id=label_ids, seq=U32, label_time=U32, **payload)
 
 
 gps_fixes = _header(
@@ -101,15 +107,21 @@ heartbeats = _header(Heartbeat)
 acks = _header(Ack, acked_seq=U32)
 nacks = _header(Nack, nacked_seq=U32, reason=st.sampled_from(NackReason))
 time_syncs = _header(TimeSync, utc_time_ms=U64, time_source=st.sampled_from(TimeSource))
-label_configs = _header(
-    LabelConfig,
-    config_id=U16,
-    report_interval_s=U16,
-    heartbeat_interval_s=U16,
-    temp_low_c=optional(CENTI_I16),
-    temp_high_c=optional(CENTI_I16),
-    humidity_high_pct=optional(CENTI_U16),
-    shock_threshold_mg=optional(st.integers(0, 0xFFFE)),
+#: Alarm limits a configuration may carry: low at or below high when both are set.
+_alarm_limits = st.tuples(optional(CENTI_I16), optional(CENTI_I16)).map(
+    lambda t: t if None in t else (min(t), max(t))  # type: ignore[type-var]
+)
+label_configs = _alarm_limits.flatmap(
+    lambda limits: _header(
+        LabelConfig,
+        config_id=U16,
+        report_interval_s=st.integers(1, 0xFFFF),
+        heartbeat_interval_s=st.integers(1, 0xFFFF),
+        temp_low_c=st.just(limits[0]),
+        temp_high_c=st.just(limits[1]),
+        humidity_high_pct=optional(scaled(0, 10_000, 100)),
+        shock_threshold_mg=optional(st.integers(0, 0xFFFE)),
+    )
 )
 
 STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from protocols import to_jsonable
 from protocols.ble import (
     SMARTLABEL_COMPANY_ID,
+    AdvertError,
+    AdvertErrorReason,
     SmartLabelAdv,
     SmartLabelAdvFlags,
     build_smartlabel_adv,
     decode_adv_payload,
+    decode_advertisement,
     decode_manufacturer,
 )
 
@@ -95,3 +102,52 @@ def test_whole_documented_advertisement_fits_legacy_advertising_and_decodes() ->
 def test_ble_adverts_md_points_to_the_section() -> None:
     text = (DOCS / "ble-adverts.md").read_text(encoding="utf-8")
     assert "protocol.md#11-smartlabel-ble-advertisement" in text
+
+
+def test_the_advert_reject_table_is_what_the_decoder_does() -> None:
+    section = _section()
+    rows = re.findall(r"^\| `(\w+)` \| ", section.split("**Rejects.**")[1], re.M)
+    assert rows == ["too_short", "unsupported_version", "bad_length"]
+    data, _ = _worked_example()
+    cases = {
+        b"SL": AdvertErrorReason.TOO_SHORT,
+        data[:-1]: AdvertErrorReason.TOO_SHORT,
+        # A later version is refused for its version whatever its length.
+        b"SL\x02": AdvertErrorReason.UNSUPPORTED_VERSION,
+        b"SL\x02" + bytes(40): AdvertErrorReason.UNSUPPORTED_VERSION,
+        data + b"\x00": AdvertErrorReason.BAD_LENGTH,
+    }
+    for raw, reason in cases.items():
+        with pytest.raises(AdvertError) as exc:
+            decode_manufacturer(SMARTLABEL_COMPANY_ID, raw)
+        assert exc.value.reason is reason, raw.hex()
+        # Ours and malformed: counted by the scanner, never skipped.
+        with pytest.raises(AdvertError):
+            decode_advertisement({SMARTLABEL_COMPANY_ID: raw}, {})
+
+
+def test_reserved_flag_bits_are_passed_on_unchanged() -> None:
+    assert "passes them on unchanged in `flags`" in _section()
+    data, _ = _worked_example()
+    flagged = data[:15] + bytes([0xF3]) + data[16:]
+    advert = decode_manufacturer(SMARTLABEL_COMPANY_ID, flagged)
+    assert isinstance(advert, SmartLabelAdv)
+    assert to_jsonable(advert)["flags"] == 0xF3
+
+
+def test_data_without_the_magic_is_skipped_by_the_scanner_and_an_error_for_the_cli() -> None:
+    """Section 11 says both, and both hold: the scanner's decoder skips it silently, the CLI
+    asked to decode that record reports unknown_format with exit status 1."""
+    section = _section()
+    assert "the gateway's scanner skips it without counting it" in section
+    assert "answers\n`error: unknown_format (...)` and exit status 1" in section
+    assert decode_advertisement({SMARTLABEL_COMPANY_ID: b"\x01\x02\x03"}, {}) == []
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "decode", "ble", "--mfr", "ffff010203"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: unknown_format (")
