@@ -12,6 +12,11 @@ from drivers import REJECT_LOG_INTERVAL_S, BurstLog, Driver, EventQueue, Overflo
 from tests.fixtures.clock import FakeClock
 
 
+def _clock() -> FakeClock:
+    """Monotonic 100 s, the wall clock at the same count of epoch seconds."""
+    return FakeClock(100.0, datetime.fromtimestamp(100.0, UTC))
+
+
 async def test_drop_oldest_keeps_newest_and_counts() -> None:
     q: EventQueue[int] = EventQueue(3, OverflowPolicy.DROP_OLDEST)
     results = [q.put(i) for i in range(5)]
@@ -66,7 +71,7 @@ class CountingDriver(Driver[int]):
 
 
 async def test_driver_emits_stamps_and_stops() -> None:
-    clock = FakeClock(100.0, datetime.fromtimestamp(100.0, UTC))
+    clock = _clock()
     driver = CountingDriver(clock, stop_after=5)
     assert driver.last_event_at is None
     async with driver:
@@ -80,7 +85,7 @@ async def test_driver_emits_stamps_and_stops() -> None:
 
 
 def test_burst_log_writes_one_line_per_interval(caplog: pytest.LogCaptureFixture) -> None:
-    clock = FakeClock(100.0, datetime.fromtimestamp(100.0, UTC))
+    clock = _clock()
     log = BurstLog(logging.getLogger("test.burst"), "dev", "bad frame", clock)
     caplog.set_level(logging.WARNING, logger="test.burst")
     assert log.reject("bad_crc: x", {"bad_crc": 1})  # the first of a burst: at once
@@ -98,7 +103,7 @@ def test_burst_log_writes_one_line_per_interval(caplog: pytest.LogCaptureFixture
 
 
 async def test_a_full_queue_logs_once_per_burst(caplog: pytest.LogCaptureFixture) -> None:
-    clock = FakeClock(100.0, datetime.fromtimestamp(100.0, UTC))
+    clock = _clock()
     caplog.set_level(logging.WARNING, logger="drivers.base")
     driver = CountingDriver(clock, stop_after=0)
     for i in range(5_000):  # queue_size is 100: 4,900 drops in one burst

@@ -21,12 +21,17 @@ from gateway.uplink import (
 from tests.fixtures.clock import FakeClock
 
 
+def _clock() -> FakeClock:
+    """Monotonic 100 s, the wall clock fixed unless a test moves it."""
+    return FakeClock(100.0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+
+
 async def _stats() -> JsonValue:
     return {"depth": 7}
 
 
 def processor(results_kept: int = 16, max_bytes: int = 1024) -> CommandProcessor:
-    clock = FakeClock(100.0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    clock = _clock()
     registry = default_registry(clock, {"uplink": {"password": "**********"}}, _stats)
     return CommandProcessor(registry, clock, max_bytes=max_bytes, results_kept=results_kept)
 
@@ -103,12 +108,7 @@ async def test_unserialisable_result_is_a_failed_response() -> None:
         return {"text": "\ud800"}
 
     registry.register("bad", PingCommand, bad)
-    p = CommandProcessor(
-        registry,
-        FakeClock(100.0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
-        max_bytes=1024,
-        results_kept=2,
-    )
+    p = CommandProcessor(registry, _clock(), max_bytes=1024, results_kept=2)
     response = await p.handle("bad", b'{"id": "b1"}')
     assert response.error is not None
     assert response.error.reason is CommandErrorReason.FAILED
@@ -118,7 +118,7 @@ async def test_unserialisable_result_is_a_failed_response() -> None:
 async def test_refuse_and_drop_are_counted_and_logged_once_per_burst(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = FakeClock(100.0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    clock = _clock()
     p = CommandProcessor(default_registry(clock, {}, _stats), clock, max_bytes=1024, results_kept=2)
     caplog.set_level(logging.WARNING, logger="gateway.uplink.commands")
     refused = p.refuse("ping", b'{"id": "r1"}', CommandErrorReason.BAD_RESPONSE_TOPIC, "x/#")
@@ -159,12 +159,7 @@ async def test_same_id_returns_the_earlier_result() -> None:
         return len(calls)
 
     registry.register("count", PingCommand, count)
-    p = CommandProcessor(
-        registry,
-        FakeClock(100.0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
-        max_bytes=1024,
-        results_kept=2,
-    )
+    p = CommandProcessor(registry, _clock(), max_bytes=1024, results_kept=2)
     first = await p.handle("count", b'{"id": "c1"}')
     again = await p.handle("count", b'{"id": "c1"}')
     assert again == first
@@ -184,12 +179,7 @@ async def test_failing_handler_is_an_error_response() -> None:
         raise RuntimeError("kaput")
 
     registry.register("boom", PingCommand, boom)
-    p = CommandProcessor(
-        registry,
-        FakeClock(100.0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
-        max_bytes=1024,
-        results_kept=2,
-    )
+    p = CommandProcessor(registry, _clock(), max_bytes=1024, results_kept=2)
     response = await p.handle("boom", b'{"id": "b1"}')
     assert response.error is not None
     assert response.error.reason is CommandErrorReason.FAILED
