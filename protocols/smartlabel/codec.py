@@ -69,9 +69,6 @@ _HEADING_CDEG_MAX: Final = 35_999
 _HISTORY_FIXED_BYTES: Final = MIN_BODY_BYTES + 1  # header + count byte + CRC
 #: A label configuration's humidity alarm is a relative humidity: at most 100.00 %RH.
 _HUMIDITY_CPCT_MAX: Final = 10_000
-#: The broadcast id as it sits in a frame body (bytes 2..9), for the label -> gateway check.
-_BROADCAST_BYTES: Final = BROADCAST_LABEL_ID.to_bytes(8, "little")
-_LABEL_ID_AT: Final = slice(2, 10)
 #: Message types below this are label -> gateway (the high bit marks gateway -> label).
 _GATEWAY_TO_LABEL_BIT: Final = 0x80
 
@@ -453,8 +450,6 @@ def decode(frame: bytes) -> Message:
         raise FrameError(
             RejectReason.BAD_LENGTH, f"{spec.cls.format} of {n} bytes, expected {expected}"
         )
-    if frame[1] < _GATEWAY_TO_LABEL_BIT and frame[_LABEL_ID_AT] == _BROADCAST_BYTES:
-        raise _bad_value(f"{spec.cls.format} from the broadcast label_id")
     return spec.from_wire(spec.parse(frame))
 
 

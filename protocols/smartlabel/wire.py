@@ -64,7 +64,8 @@ PROTOCOL_VERSION: Final = 1
 
 BROADCAST_LABEL_ID: Final = 0xFFFF_FFFF_FFFF_FFFF
 """``label_id`` of a gateway -> label message for every label of the reader. Defined for that
-direction only: a label -> gateway frame with it is rejected (``bad_value``)."""
+direction only: :func:`build` refuses a label -> gateway message with it, and the gateway answers
+such a frame NACK ``UNKNOWN_LABEL`` (docs/protocol.md, sections 1 and 8)."""
 
 DELIMITER: Final = b"\x00"
 """COBS removes every 0x00 from a frame, so 0x00 can only mean "frame boundary"."""

@@ -36,6 +36,7 @@ from protocols.smartlabel import (
     HistoryReading,
     LabelConfig,
     MessageType,
+    NackReason,
     RejectReason,
     Shock,
     Status,
@@ -47,6 +48,9 @@ from protocols.smartlabel import (
     decode,
 )
 from protocols.smartlabel.wire import BROADCAST_LABEL_ID
+from tests.fixtures.clock import FakeClock
+from tests.gateway.pipeline.test_labels import frame as reader_frame
+from tests.gateway.pipeline.test_labels import make as make_label_processor
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 ADVERT_HEADING = "## 11. SmartLabel BLE advertisement"
@@ -267,8 +271,14 @@ def test_the_builder_refuses_what_the_decoder_enforces() -> None:
     assert decode(build_body(env)) == env
 
 
-def test_a_label_to_gateway_frame_from_the_broadcast_id_is_rejected() -> None:
-    assert "label → gateway frame carrying it is rejected (`bad_value`)" in DOC.read_text()
+def test_a_label_to_gateway_frame_from_no_labels_id_is_nacked_unknown_label() -> None:
+    """Section 1 and 8: broadcast (and 0) is no label's id. Such a frame decodes, the gateway
+    answers it NACK UNKNOWN_LABEL (the reader drops it), and the builder never makes one."""
+    text = DOC.read_text(encoding="utf-8")
+    assert "the gateway\n  refuses it with a `NACK` `UNKNOWN_LABEL`" in text
+    section_8 = _section_text("## 8. Delivery: ACK, resend, de-duplication")
+    assert "from `label_id` 0 or the broadcast id" in section_8
+    assert "is answered\n   `NACK` `UNKNOWN_LABEL`" in section_8
     messages = (
         GpsFix(LABEL, 1, T0, 52.5, 13.4, 34.5, 12.34, 271.5, 0.9, 9, T0 - 1),
         Environment(LABEL, 2, T0, 4.25, 81.5),
@@ -278,12 +288,18 @@ def test_a_label_to_gateway_frame_from_the_broadcast_id_is_rejected() -> None:
         Heartbeat(LABEL, 6, T0),
     )
     assert {type(m) for m in messages} == set(LABEL_TO_GATEWAY)
+    clock = FakeClock()
+    labels = make_label_processor(clock)
     for message in messages:
-        body = build_body(message)
-        patched = body[:2] + BROADCAST_LABEL_ID.to_bytes(8, "little") + body[10:-2]
-        patched += crc16(patched).to_bytes(2, "little")
-        assert decode(body) == message
-        assert _reason(patched) is RejectReason.BAD_VALUE, message.format
+        for label_id in (BROADCAST_LABEL_ID, 0):
+            body = build_body(message)
+            patched = body[:2] + label_id.to_bytes(8, "little") + body[10:-2]
+            patched += crc16(patched).to_bytes(2, "little")
+            decoded = decode(patched)
+            assert decoded == dataclasses.replace(message, label_id=label_id)
+            outcome = labels.process(reader_frame(clock, decoded), None)
+            assert outcome.nack is NackReason.UNKNOWN_LABEL, message.format
+            assert outcome.events == []
         with pytest.raises(BuildError):
             build_body(dataclasses.replace(message, label_id=BROADCAST_LABEL_ID))
     # The direction it is defined for.
