@@ -196,6 +196,10 @@ RANGE_PROBES: dict[str, tuple[bytes, bytes]] = {
     "lon_e7": (_gps(lon_e7=-1_800_000_001), _gps(lon_e7=-1_800_000_000)),
     "heading_cdeg": (_gps(heading_cdeg=36_000), _gps(heading_cdeg=35_999)),
     "humidity_cpct": (_env(10_001), _env(10_000)),
+    "count": (
+        _frame(MessageType.HISTORY_BATCH, bytes([0])),
+        _frame(MessageType.HISTORY_BATCH, bytes([1]) + struct.pack("<IhH", T0, 425, 8150)),
+    ),
     "report_interval_s": (
         _config(**{**CONFIG_OK, "report": 0}),
         _config(**{**CONFIG_OK, "report": 1}),
@@ -240,6 +244,7 @@ def test_every_range_says_whether_it_is_enforced_and_the_code_agrees() -> None:
         "peak_z_mg": "whole type",
         "duration_ms": "whole type",
         "threshold_mg": "whole type",
+        "count": "enforced",
         "report_interval_s": "enforced",
         "heartbeat_interval_s": "enforced",
         "temp_low_cc": "enforced",
