@@ -33,8 +33,8 @@ __all__ = ["SORT_KEYS", "TagRow", "TagTable", "register"]
 SMOOTHING: Final = 0.2
 #: Table refreshes per second: faster than an engineer reads, slower than a terminal minds.
 REFRESH_HZ: Final = 4.0
-#: Rows shown at most (a busy door hears hundreds of tags; the first screenful is what counts).
-MAX_ROWS: Final = 60
+#: Lines the table needs besides its rows (title, header, borders) and one for the cursor.
+TABLE_CHROME_LINES: Final = 6
 SORT_KEYS: Final = ("rssi", "last", "id")
 
 
@@ -119,11 +119,13 @@ class TagTable:
             rows.sort(key=lambda r: r.tag)
         return rows
 
-    def render(self, sort: str, now_s: float, adapter: str) -> Table:
+    def render(self, sort: str, now_s: float, adapter: str, max_rows: int) -> Table:
         from rich.table import Table
 
+        rows = self.sorted(sort)
+        shown = f" ({max_rows} shown)" if len(rows) > max_rows else ""
         table = Table(
-            title=f"tagrelay scan on {adapter}: {len(self.rows)} tags, {self.adverts} adverts "
+            title=f"tagrelay scan on {adapter}: {len(rows)} tags{shown}, {self.adverts} adverts "
             f"({self.undecoded} not a tag format), sorted by {sort}",
             title_justify="left",
         )
@@ -133,7 +135,8 @@ class TagTable:
         table.add_column("RSSI dBm", justify="right")
         table.add_column("interval", justify="right")
         table.add_column("last seen", justify="right")
-        for row in self.sorted(sort)[:MAX_ROWS]:
+        # A busy door hears hundreds of tags: the first screenful in the chosen order counts.
+        for row in rows[:max_rows]:
             table.add_row(
                 row.format,
                 row.tag,
@@ -225,10 +228,15 @@ async def _live(adapter: str, sort: str, duration_s: float | None, table: TagTab
             table.undecoded += 1
 
     console = Console()
+
+    def render() -> Table:
+        rows = max(console.size.height - TABLE_CHROME_LINES, 1)
+        return table.render(sort, clock.monotonic(), adapter, rows)
+
     try:
         async with BleScanner(BleConfig(adapter=adapter, mode=ScanMode.ACTIVE), clock=clock) as s:
             with Live(
-                table.render(sort, clock.monotonic(), adapter),
+                render(),
                 console=console,
                 refresh_per_second=REFRESH_HZ,
                 transient=False,
@@ -241,7 +249,7 @@ async def _live(adapter: str, sort: str, duration_s: float | None, table: TagTab
                 feeder = asyncio.create_task(feed())
                 try:
                     while not stop.is_set():
-                        live.update(table.render(sort, clock.monotonic(), adapter))
+                        live.update(render())
                         with contextlib.suppress(TimeoutError):
                             async with asyncio.timeout(1 / REFRESH_HZ):
                                 await stop.wait()
@@ -252,7 +260,7 @@ async def _live(adapter: str, sort: str, duration_s: float | None, table: TagTab
                     feeder.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await feeder
-                live.update(table.render(sort, clock.monotonic(), adapter))
+                live.update(render())
     except BleError as exc:
         print(f"tagrelay scan: {adapter}: {exc}", file=sys.stderr)
         return 1
