@@ -32,8 +32,8 @@ from gateway.config import GatewayConfig, config_hash, redacted_view
 from gateway.custody import CustodyEngine, register_custody_commands
 from gateway.errors import GatewayError
 from gateway.events import to_outbox
-from gateway.metrics import GatewayMetrics, MetricsServer
-from gateway.metrics.wiring import daemon_sources
+from gateway.metrics import GatewayMetrics
+from gateway.metrics.wiring import serve_metrics
 from gateway.outbox import Outbox
 from gateway.pipeline.pipeline import (
     CONDITIONS_KEY,
@@ -212,8 +212,10 @@ class Daemon:
                 )
             )
             if self.metrics is not None:
-                self.metrics.sources = daemon_sources(
-                    zones=(*zones, *(r.zone for r in cfg.smartlabel_readers if r.zone)),
+                await serve_metrics(
+                    self._stack,
+                    cfg,
+                    self.metrics,
                     outbox=outbox,
                     uplink=self.uplink,
                     pipeline=self.pipeline,
@@ -221,11 +223,7 @@ class Daemon:
                     presence=presence,
                     custody=custody,
                     conditions=conditions,
-                    clock=self._clock,
-                    info={"version": gateway_version(), "gateway_id": cfg.gateway_id},
-                )
-                await self._stack.enter_async_context(
-                    MetricsServer(cfg.metrics.bind, cfg.metrics.port, self.metrics.render)
+                    version=gateway_version(),
                 )
             self._tasks = asyncio.TaskGroup()
             await self._stack.enter_async_context(self._tasks)

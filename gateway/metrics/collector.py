@@ -103,7 +103,7 @@ class GatewayMetrics(Collector):
     """One daemon's registry: this collector plus the latency histogram."""
 
     def __init__(self, clock: Clock, sources: MetricSources | None = None) -> None:
-        self._clock = clock
+        self.clock = clock
         self.sources = sources if sources is not None else MetricSources()
         self.registry = CollectorRegistry()
         self._started_s = clock.monotonic()
@@ -134,7 +134,7 @@ class GatewayMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         src = self.sources
-        now = self._clock.monotonic()
+        now = self.clock.monotonic()
         if src.info:
             info = GaugeMetricFamily(
                 "tagrelay_build_info",

@@ -4,21 +4,27 @@ collector at the counters the outbox, uplink, pipeline and domain engines alread
 from __future__ import annotations
 
 import collections
+import logging
 from collections.abc import Iterable, Mapping
+from contextlib import AsyncExitStack
 from typing import Any, Final
 
 from drivers.base import Driver
 from drivers.clock import Clock
 from gateway.conditions import ConditionMonitor
+from gateway.config import GatewayConfig
 from gateway.custody import CustodyEngine
-from gateway.metrics.collector import MetricSources
+from gateway.metrics.collector import GatewayMetrics, MetricSources
+from gateway.metrics.server import MetricsServer, MetricsServerError
 from gateway.outbox import Outbox
 from gateway.pipeline.pipeline import Pipeline
 from gateway.presence import PresenceTracker
 from gateway.timekeeping import TimeKeeper
 from gateway.uplink import Uplink
 
-__all__ = ["daemon_sources"]
+__all__ = ["daemon_sources", "serve_metrics"]
+
+_log = logging.getLogger(__name__)
 
 #: BLE scanner supervision counters that are restarts, and the reason label they get.
 BLE_RESTARTS: Final = {
@@ -27,6 +33,46 @@ BLE_RESTARTS: Final = {
     "bus_lost": "bus_lost",
     "power_cycles": "power_cycle",
 }
+
+
+async def serve_metrics(
+    stack: AsyncExitStack,
+    config: GatewayConfig,
+    metrics: GatewayMetrics,
+    *,
+    outbox: Outbox,
+    uplink: Uplink,
+    pipeline: Pipeline,
+    timekeeper: TimeKeeper,
+    presence: PresenceTracker,
+    custody: CustodyEngine | None,
+    conditions: ConditionMonitor | None,
+    version: str,
+) -> None:
+    """Point ``metrics`` at the daemon's components and serve it until ``stack`` closes. A
+    port that cannot be opened is logged and the daemon runs on: observability must not stop
+    delivery."""
+    zones = (
+        *(s.zone for s in config.ble.scanners),
+        *(r.zone for r in config.smartlabel_readers if r.zone),
+    )
+    metrics.sources = daemon_sources(
+        zones=zones,
+        outbox=outbox,
+        uplink=uplink,
+        pipeline=pipeline,
+        timekeeper=timekeeper,
+        presence=presence,
+        custody=custody,
+        conditions=conditions,
+        clock=metrics.clock,
+        info={"version": version, "gateway_id": config.gateway_id},
+    )
+    cfg = config.metrics
+    try:
+        await stack.enter_async_context(MetricsServer(cfg.bind, cfg.port, metrics.render))
+    except MetricsServerError as exc:
+        _log.error("%s; running without metrics", exc)
 
 
 def daemon_sources(
