@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from pydantic import JsonValue
     from rich.table import Table
 
     from drivers.ble import RawAdvert
 
-__all__ = ["SORT_KEYS", "TagRow", "TagTable", "register"]
+__all__ = ["SORT_KEYS", "TagRow", "TagTable", "bound_assets", "register"]
 
 #: Smoothing of RSSI and interval: each new reading weighs this much (about the last five
 #: adverts), steady enough to read a number off while a tag is held still.
@@ -148,7 +149,7 @@ class TagTable:
         return table
 
 
-def _bound_assets(config_path: Path | None) -> tuple[Mapping[str, str], str | None]:
+def bound_assets(config_path: Path | None) -> tuple[Mapping[str, str], str | None]:
     """Bindings from the configuration and the state store (read-only: the daemon may be
     running), and the configured D-Bus system bus address."""
     if config_path is None:
@@ -159,21 +160,21 @@ def _bound_assets(config_path: Path | None) -> tuple[Mapping[str, str], str | No
     from gateway.state import STATE_FILE_NAME
 
     config = load_config(config_path, secrets=False)
-    stored: dict[str, object] = {}
+    stored: dict[str, JsonValue] = {}
     path = config.state_dir / STATE_FILE_NAME
     if path.exists():
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            try:
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
                 rows = conn.execute(
                     "SELECT key, value FROM documents WHERE namespace = ?", (TAGS_NAMESPACE,)
                 ).fetchall()
-            except sqlite3.Error as exc:
-                print(f"tagrelay scan: bound assets not read from {path}: {exc}", file=sys.stderr)
-                rows = []
+        except sqlite3.Error as exc:
+            print(f"tagrelay scan: bound assets not read from {path}: {exc}", file=sys.stderr)
+            rows = []
         for key, text in rows:
             with contextlib.suppress(ValueError):
                 stored[str(key)] = json.loads(str(text))
-    registry = TagRegistry(config.tags, stored)  # type: ignore[arg-type]
+    registry = TagRegistry(config.tags, stored)
     return dict(registry.bindings()), config.ble.dbus_system_bus_address
 
 
@@ -181,7 +182,7 @@ def _scan(args: argparse.Namespace) -> int:
     from gateway.config import ConfigError
 
     try:
-        assets, bus = _bound_assets(args.config)
+        assets, bus = bound_assets(args.config)
     except ConfigError as exc:
         print(f"tagrelay scan: invalid configuration {exc}", file=sys.stderr)
         return 2

@@ -180,3 +180,33 @@ def test_table_smooths_rssi_and_interval_and_sorts() -> None:
     assert [r.tag for r in table.sorted("id")] == ["a", "b"]
     assert table.asset_of("b") == "asset-b"
     assert table.asset_of("a") is None
+
+
+def test_bound_assets_merge_the_config_and_the_state_store_of_a_running_daemon(
+    tmp_path: Path,
+) -> None:
+    from drivers.clock import SystemClock
+    from gateway.cli.scan import bound_assets
+    from gateway.registry import TagRegistry
+    from gateway.state import STATE_FILE_NAME, StateStore
+
+    by_config, by_command = (
+        "ibeacon:f7826da6-4fa2-4e98-8024-bc5b71e0893e:300:2",
+        ("ibeacon:f7826da6-4fa2-4e98-8024-bc5b71e0893e:300:3"),
+    )
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        f'gateway_id = "gw"\nstate_dir = "{tmp_path / "state"}"\n'
+        '[uplink]\nhost = "127.0.0.1"\ntransport = "tcp"\n'
+        '[ble]\ndbus_system_bus_address = "unix:path=/nonexistent"\n'
+        f'[[tags]]\ntag = "{by_config}"\nasset = "{sscc(1)}"\n'
+    )
+    assert bound_assets(None) == ({}, None)
+    (tmp_path / "state").mkdir()
+    # The daemon holds the state store open while scan reads it.
+    with StateStore(tmp_path / "state" / STATE_FILE_NAME, SystemClock()) as store:
+        registry = TagRegistry.load(store)
+        registry.bind(store, by_command, sscc(2), "cmd-1")
+        assets, bus = bound_assets(config)
+    assert assets == {by_config: sscc(1), by_command: sscc(2)}
+    assert bus == "unix:path=/nonexistent"
