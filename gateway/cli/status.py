@@ -241,6 +241,13 @@ def summarize(
             "bytes": int(now.total("tagrelay_outbox_bytes")),
             "oldest_age_s": round(oldest, 1),
             "by_class": depth_by_class,
+            "bytes_by_class": {
+                k: int(v) for k, v in now.by("tagrelay_outbox_bytes", "class").items()
+            },
+            "oldest_age_s_by_class": {
+                k: round(v, 1)
+                for k, v in now.by("tagrelay_outbox_oldest_age_seconds", "class").items()
+            },
             "dead_letters": int(now.total("tagrelay_outbox_dead_letters")),
             "drain_rate_events_per_s": None if rate is None else round(rate, 2),
             "drain_eta_s": None if eta is None else round(eta, 1),
@@ -295,9 +302,13 @@ def _print_table(report: Mapping[str, Any]) -> None:
     b = report["backlog"]
     backlog = Table(title="Backlog", title_justify="left")
     backlog.add_column("class")
-    backlog.add_column("events", justify="right")
+    for column in ("events", "bytes", "oldest"):
+        backlog.add_column(column, justify="right")
     for cls, n in b["by_class"].items():
-        backlog.add_row(cls, str(n))
+        oldest = b["oldest_age_s_by_class"].get(cls)
+        backlog.add_row(
+            cls, str(n), str(b["bytes_by_class"].get(cls, 0)), _age(oldest) if n else "-"
+        )
     console.print(backlog)
     console.print(f"backlog: {_backlog_line(b)}")
 
