@@ -158,7 +158,7 @@ class GatewayMetrics(Collector):
         )
         frames = CounterMetricFamily(
             "tagrelay_frames_received",
-            "Frames from serial SmartLabel readers and GPS receivers, by source.",
+            "Frames from SmartLabel readers and GPS fixes, by source.",
             labels=["source"],
         )
         dropped = CounterMetricFamily(

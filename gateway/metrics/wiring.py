@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from drivers.base import Driver
 from drivers.clock import Clock
+from drivers.gps import GpsSerialDriver
 from gateway.conditions import ConditionMonitor
 from gateway.config import GatewayConfig
 from gateway.custody import CustodyEngine
@@ -121,6 +122,9 @@ def daemon_sources(
         for reader in pipeline.readers:
             for reason, n in reader.rejected.items():
                 out[(reader.name, reason.value)] = n
+        if isinstance(pipeline.gps, GpsSerialDriver):
+            for gps_reason, n in pipeline.gps.rejected.items():
+                out[(pipeline.gps.name, gps_reason.value)] = n
         return out
 
     def label_nacks() -> Mapping[tuple[str, str], int]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fixtures.mosquitto import Broker, free_port
+from tests.fixtures.mosquitto import Broker, free_port, stop_process
 from tests.gateway.pipeline.test_run import SPEED, gateway_process, simulation
 
 #: Every family the daemon exposes on a door gateway (BLE adapter and SmartLabel reader).
@@ -144,7 +144,36 @@ async def test_metrics_and_status_of_a_running_gateway(mosquitto: Broker, tmp_pa
         port = free_port()
         enable_metrics(config, port)
         url = f"http://127.0.0.1:{port}/metrics"
-        with gateway_process(config, log) as proc:
+        # The trailer's gateway beside it: a GPS receiver instead of a SmartLabel reader.
+        trailer = Path(where["gateway_configs"]["gw-trailer-17"])
+        trailer_port = free_port()
+        enable_metrics(trailer, trailer_port)
+        with (
+            gateway_process(config, log) as proc,
+            gateway_process(trailer, tmp_path / "trailer.log") as trailer_proc,
+        ):
+            gps = await scrape_until(
+                f"http://127.0.0.1:{trailer_port}/metrics",
+                lambda s: any(
+                    src.startswith("gps:") and n > 0
+                    for src, n in (
+                        (have.get("source", ""), v)
+                        for have, v in s.samples.get("tagrelay_frames_received_total", [])
+                    )
+                ),
+                trailer_proc,
+            )
+            assert gps.get("tagrelay_build_info", gateway_id="gw-trailer-17") == 1
+            assert any(
+                d.startswith("gps:")
+                for d in gps.labels("tagrelay_driver_last_data_age_seconds", "driver")
+            )
+            assert "ble:hci3" in gps.labels("tagrelay_adverts_received_total", "source")
+            assert not any(
+                d.startswith("smartlabel:")
+                for d in gps.labels("tagrelay_driver_last_data_age_seconds", "driver")
+            )
+            stop_process(trailer_proc)
             first = await scrape_until(
                 url, lambda s: s.total("tagrelay_adverts_received_total") > 0, proc
             )
@@ -232,3 +261,4 @@ async def test_metrics_and_status_of_a_running_gateway(mosquitto: Broker, tmp_pa
         assert "no gateway answers" in err
         assert "is it running" in err
     assert "Traceback" not in log.read_text()
+    assert "Traceback" not in (tmp_path / "trailer.log").read_text()
