@@ -1,7 +1,7 @@
-"""``tagrelay scan``: a live table of the BLE tags an adapter hears.
+"""'tagrelay scan': a live table of the BLE tags an adapter hears.
 
 What an engineer runs at a dock door to check a tag and calibrate a zone: each tag's decoded
-format and id, the asset it is bound to (from the gateway's state store, when ``--config`` names
+format and id, the asset it is bound to (from the gateway's state store, when '--config' names
 a configuration), its RSSI smoothed, its advertising interval and when it was last heard. It
 scans with the daemon's own BLE driver (BlueZ through bleak), so what it shows is what the
 daemon would hear; BlueZ lets it scan beside a running daemon. Ctrl-C stops it.

@@ -1,9 +1,9 @@
-"""``tagrelay status``: what a running gateway is doing, in one screen.
+"""'tagrelay status': what a running gateway is doing, in one screen.
 
-Read from the daemon's metrics endpoint (``[metrics]`` in its configuration, or ``--url``) and
+Read from the daemon's metrics endpoint ('[metrics]' in its configuration, or '--url') and
 its outbox file: the broker link, each driver and when it last produced data, the tags present
 per zone, open handoff sessions and excursions, and the backlog with an estimated drain time
-(from two scrapes ``--sample`` seconds apart). ``--json`` prints the same as one JSON object.
+(from two scrapes '--sample' seconds apart). '--json' prints the same as one JSON object.
 Exit status 0 when the daemon answered, 3 when it did not (nothing listens at the URL), 2 for a
 configuration or usage problem.
 """
