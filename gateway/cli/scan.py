@@ -120,7 +120,9 @@ class TagTable:
             rows.sort(key=lambda r: r.tag)
         return rows
 
-    def render(self, sort: str, now_s: float, adapter: str, max_rows: int) -> Table:
+    def render(
+        self, sort: str, now_s: float, adapter: str, max_rows: int, problem: str | None = None
+    ) -> Table:
         from rich.table import Table
 
         rows = self.sorted(sort)
@@ -129,6 +131,8 @@ class TagTable:
             title=f"tagrelay scan on {adapter}: {len(rows)} tags{shown}, {self.adverts} adverts "
             f"({self.undecoded} not a tag format), sorted by {sort}",
             title_justify="left",
+            caption=problem,
+            caption_justify="left",
         )
         table.add_column("format")
         table.add_column("id", overflow="fold")
@@ -230,14 +234,18 @@ async def _live(adapter: str, sort: str, duration_s: float | None, table: TagTab
 
     console = Console()
 
-    def render() -> Table:
+    def render(scanner: BleScanner) -> Table:
         rows = max(console.size.height - TABLE_CHROME_LINES, 1)
-        return table.render(sort, clock.monotonic(), adapter, rows)
+        failures = scanner.counters["start_failures"]
+        problem = None
+        if failures and not scanner.scanning:
+            problem = f"{adapter} is not scanning ({failures} failed starts; the log says why)"
+        return table.render(sort, clock.monotonic(), adapter, rows, problem)
 
     try:
         async with BleScanner(BleConfig(adapter=adapter, mode=ScanMode.ACTIVE), clock=clock) as s:
             with Live(
-                render(),
+                render(s),
                 console=console,
                 refresh_per_second=REFRESH_HZ,
                 transient=False,
@@ -250,7 +258,7 @@ async def _live(adapter: str, sort: str, duration_s: float | None, table: TagTab
                 feeder = asyncio.create_task(feed())
                 try:
                     while not stop.is_set():
-                        live.update(render())
+                        live.update(render(s))
                         with contextlib.suppress(TimeoutError):
                             async with asyncio.timeout(1 / REFRESH_HZ):
                                 await stop.wait()
@@ -261,7 +269,7 @@ async def _live(adapter: str, sort: str, duration_s: float | None, table: TagTab
                     feeder.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await feeder
-                live.update(render())
+                live.update(render(s))
     except BleError as exc:
         print(f"tagrelay scan: {adapter}: {exc}", file=sys.stderr)
         return 1

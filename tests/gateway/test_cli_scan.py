@@ -140,6 +140,19 @@ async def test_scan_shows_the_simulated_tags_live_in_a_terminal(tmp_path: Path) 
                 child.kill(signal.SIGKILL)
             child.close()
         assert child.exitstatus == 0, rest
+        # An adapter BlueZ does not have: the table says it is not scanning, and why is logged.
+        missing = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "gateway", "scan", "--config", str(config), "--adapter", "hci9"),
+            *("--duration", "3"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(START_TIMEOUT_S):
+            out, err = await missing.communicate()
+        assert missing.returncode == 0
+        assert "hci9 is not scanning" in out.decode()
+        assert "adapter 'hci9' not found" in err.decode()
     drawn = frames(screen + ANSI.sub(b"", rest).decode(errors="replace"))
     # It updates: the advert count grows from one drawing to a later one.
     adverts = [a for _, a, _ in drawn]
