@@ -189,10 +189,11 @@ class Outbox:
                 self._urgent = True
             self._wake.set()
         result = await future
-        accepted = self.accepted_by_kind
-        for event, status in zip(events, result.statuses, strict=True):
-            if status is AcceptStatus.ACCEPTED:
-                accepted[event.kind] += 1
+        self.accepted_by_kind.update(
+            e.kind
+            for e, s in zip(events, result.statuses, strict=True)
+            if s is AcceptStatus.ACCEPTED
+        )
         return result
 
     # -- the uplink's side --------------------------------------------------------------------
