@@ -32,6 +32,7 @@ from pydantic import (
 
 from drivers.gps import GpsConfig
 from gateway.errors import GatewayError
+from gateway.metrics.config import MetricsConfig
 from gateway.outbox import OutboxConfig
 from gateway.pipeline.config import (
     BleSection,
@@ -107,6 +108,8 @@ class GatewayConfig(BaseModel):
     custody: CustodyConfig = CustodyConfig()
     #: Presence thresholds and timeouts, per zone where they differ (docs/presence.md).
     presence: PresenceConfig = PresenceConfig()
+    #: The Prometheus endpoint on a loopback port, off by default (docs/operations.md).
+    metrics: MetricsConfig = MetricsConfig()
     #: Only for simulations: follow a simulated world's clock instead of the system's.
     simulated_clock: SimulatedClockConfig | None = None
     #: Tags bound to assets (``[[tags]]``: tag id and GS1 key); ``tags.bind`` commands override.

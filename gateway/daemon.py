@@ -32,6 +32,8 @@ from gateway.config import GatewayConfig, config_hash, redacted_view
 from gateway.custody import CustodyEngine, register_custody_commands
 from gateway.errors import GatewayError
 from gateway.events import to_outbox
+from gateway.metrics import GatewayMetrics
+from gateway.metrics.wiring import serve_metrics
 from gateway.outbox import Outbox
 from gateway.pipeline.pipeline import (
     CONDITIONS_KEY,
@@ -119,6 +121,8 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
         self.pipeline: Pipeline | None = None
+        #: The Prometheus collector when ``[metrics]`` is enabled.
+        self.metrics = GatewayMetrics(self._clock) if config.metrics.enabled else None
         # Scenario time is the world's own truth: trusted like an NTP-synchronised clock.
         simulated = config.simulated_clock is not None
         self.timekeeper = TimeKeeper(
@@ -189,8 +193,10 @@ class Daemon:
                     on_state=self._on_uplink_state,
                     clock_state=lambda: timekeeper.state.value,
                     rewrite=timekeeper.correct_payload,
+                    on_delivery=None if self.metrics is None else self.metrics.on_delivery,
                 )
             )
+            presence = PresenceTracker(cfg.presence)
             self.pipeline = await self._stack.enter_async_context(
                 Pipeline(
                     cfg,
@@ -198,13 +204,27 @@ class Daemon:
                     self._clock,
                     registry=tags,
                     timekeeper=timekeeper,
-                    presence=PresenceTracker(cfg.presence),
+                    presence=presence,
                     conditions=conditions,
                     custody=custody,
                     state=state,
                     site=self.uplink,
                 )
             )
+            if self.metrics is not None:
+                await serve_metrics(
+                    self._stack,
+                    cfg,
+                    self.metrics,
+                    outbox=outbox,
+                    uplink=self.uplink,
+                    pipeline=self.pipeline,
+                    timekeeper=timekeeper,
+                    presence=presence,
+                    custody=custody,
+                    conditions=conditions,
+                    version=gateway_version(),
+                )
             self._tasks = asyncio.TaskGroup()
             await self._stack.enter_async_context(self._tasks)
             self._tasks.create_task(self._supervise(self.uplink))

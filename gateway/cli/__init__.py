@@ -25,6 +25,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "simulate",
     "calibrate",
     "conditions",
+    "status",
+    "scan",
 )
 
 _VERSION = "0.1.0"

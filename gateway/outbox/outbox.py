@@ -17,6 +17,7 @@ class batches work for it and hands results back through futures:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -29,6 +30,7 @@ from gateway.outbox.config import OutboxConfig
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
 from gateway.outbox.models import (
     AcceptResult,
+    AcceptStatus,
     EventClass,
     LeasedEvent,
     OutboxEvent,
@@ -67,6 +69,8 @@ class Outbox:
         self._pending: list[_Pending] = []
         self._pending_events = 0
         self._pending_acks: set[int] = set()
+        #: Events committed since start, by kind (for metrics; duplicates and refusals not).
+        self.accepted_by_kind: collections.Counter[str] = collections.Counter()
         #: Acks in the commit that is running: they stay leased until it has committed.
         self._committing_acks: set[int] = set()
         #: Rejects that could not be written (disk full, I/O error): retried with the next
@@ -180,11 +184,17 @@ class Outbox:
             if self._lane is None or self._lane.done():
                 assert self._task_group is not None
                 self._lane = self._task_group.create_task(self._alarm_lane())
-            return await future
-        if self._pending_events >= self._config.group_commit_max_events:
-            self._urgent = True
-        self._wake.set()
-        return await future
+        else:
+            if self._pending_events >= self._config.group_commit_max_events:
+                self._urgent = True
+            self._wake.set()
+        result = await future
+        self.accepted_by_kind.update(
+            e.kind
+            for e, s in zip(events, result.statuses, strict=True)
+            if s is AcceptStatus.ACCEPTED
+        )
+        return result
 
     # -- the uplink's side --------------------------------------------------------------------
 

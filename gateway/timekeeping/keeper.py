@@ -222,6 +222,10 @@ class TimeKeeper:
         self._update_state()
         return self._stamp_at(monotonic, hold=True)
 
+    def peek(self, monotonic: float) -> datetime:
+        """The time :meth:`stamp` would give at ``monotonic``, changing nothing (metrics)."""
+        return self._stamp_at(monotonic, hold=False).time
+
     def _stamp_at(self, monotonic: float, *, hold: bool) -> Stamp:
         anchor = self._trusted_anchor()
         if anchor is None:

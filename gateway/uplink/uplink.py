@@ -129,6 +129,8 @@ class Delivery:
     event_ids: tuple[str, ...]
     event_class: EventClass
     ack: PubAck
+    #: From handing the PUBLISH to the client to its PUBACK (``Clock.monotonic()`` seconds).
+    latency_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -634,13 +636,15 @@ class Uplink:
         event_class = rows[0].event_class
         observer = self._on_delivery
         event_ids = tuple(r.event_id for r in rows) if observer is not None else ()
+        sent_s = self._clock.monotonic() if observer is not None else 0.0
 
         def on_ack(ack: PubAck) -> None:
             if batch:
                 self._in_flight_batches -= 1
             self._acked(row_ids, ack)
             if observer is not None:
-                observer(Delivery(event_ids, event_class, ack))
+                latency_s = self._clock.monotonic() - sent_s
+                observer(Delivery(event_ids, event_class, ack, latency_s))
 
         session.publish(
             topic,

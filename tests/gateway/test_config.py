@@ -102,3 +102,16 @@ def test_config_hash_is_stable_and_tracks_changes(tmp_path: Path) -> None:
     c = load_config(write(tmp_path, MINIMAL.replace("1883", "1884")), environ={})
     assert config_hash(a) == config_hash(b) != config_hash(c)
     assert len(config_hash(a)) == 16
+
+
+def test_metrics_are_off_by_default_on_in_the_example_and_loopback_only(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL), environ={}).metrics.enabled is False
+    example = load_config(EXAMPLE, environ={}, secrets=False).metrics
+    assert example.enabled is True
+    assert example.url == "http://127.0.0.1:9466/metrics"
+    v6 = load_config(write(tmp_path, MINIMAL + '[metrics]\nbind = "::1"\n'), environ={})
+    assert v6.metrics.url == "http://[::1]:9466/metrics"
+    for bind in ("0.0.0.0", "192.168.1.10", "localhost"):
+        with pytest.raises(ConfigError) as err:
+            load_config(write(tmp_path, MINIMAL + f'[metrics]\nbind = "{bind}"\n'), environ={})
+        assert "metrics.bind" in str(err.value)
