@@ -37,6 +37,7 @@ from gateway.epcis.vocab import (
 from gateway.errors import GatewayError
 from gateway.events import (
     AlertType,
+    BindingAction,
     BusinessDocument,
     ConditionExcursion,
     ConditionShock,
@@ -49,6 +50,8 @@ from gateway.events import (
     PresenceEnter,
     PresenceExit,
     Quantity,
+    RouteDeparture,
+    TagBindingChange,
     TelemetryReading,
     TimeSource,
 )
@@ -341,6 +344,10 @@ def _bodies(event: Event, skipped: list[Skip], vehicle: str | None) -> list[dict
                 "bizStep": BizStep.UNLOADING.value,
             }
         ]
+    if isinstance(event, RouteDeparture):
+        return _departure(event, skipped, vehicle)
+    if isinstance(event, TagBindingChange):
+        return _association(event, skipped)
     if isinstance(event, ConditionExcursion):
         return _sensor_event(event, skipped, _excursion_element(event, skipped))
     if isinstance(event, ConditionShock):
@@ -380,6 +387,63 @@ def _handoff_report(event: HandoffReport, skipped: list[Skip]) -> list[dict[str,
     unexpected = [e for e in _epcs(event.unexpected, skipped) if e not in confirmed]
     if unexpected:
         bodies.append(_object(unexpected, BizStep.ARRIVING))
+    return bodies
+
+
+def _departure(
+    event: RouteDeparture, skipped: list[Skip], vehicle: str | None
+) -> list[dict[str, JsonValue]]:
+    """The load as it left the depot: with a vehicle, an aggregation onto it (ADD, ``loading``)
+    and the vehicle departing; without one, the parcels departing."""
+    epcs = _epcs(event.on_board, skipped)
+    if vehicle is None:
+        return [_object(epcs, BizStep.DEPARTING, Disposition.IN_TRANSIT)] if epcs else []
+    bodies: list[dict[str, JsonValue]] = []
+    if epcs:
+        bodies.append(
+            {
+                "type": EpcisEventType.AGGREGATION.value,
+                "parentID": vehicle,
+                "childEPCs": list[JsonValue](epcs),
+                "action": Action.ADD.value,
+                "bizStep": BizStep.LOADING.value,
+                "disposition": Disposition.IN_TRANSIT.value,
+            }
+        )
+    if epc_uri(vehicle) is not None:
+        bodies.append(_object([vehicle], BizStep.DEPARTING, Disposition.IN_TRANSIT))
+    else:
+        skipped.append(Skip(vehicle, SkipReason.NOT_AN_EPC))
+    return bodies
+
+
+def _association(event: TagBindingChange, skipped: list[Skip]) -> list[dict[str, JsonValue]]:
+    """A tag taken off its previous asset (DELETE, ``disassembling``), then attached to the new
+    one (ADD, ``assembling``). The tag is the child, named by its device URN: the same URI as
+    the ``deviceID`` of its sensor reports, so that a consumer can join them."""
+    child: list[JsonValue] = [_urn("device", event.tag)]
+    steps: list[tuple[str | None, Action, BizStep]] = []
+    if event.previous_asset is not None and event.previous_asset != event.asset:
+        steps.append((event.previous_asset, Action.DELETE, BizStep.DISASSEMBLING))
+    if event.action is BindingAction.BIND:
+        steps.append((event.asset, Action.ADD, BizStep.ASSEMBLING))
+    bodies: list[dict[str, JsonValue]] = []
+    for asset, action, step in steps:
+        if asset is None:
+            continue
+        parent = epc_uri(asset)
+        if parent is None:
+            skipped.append(Skip(asset, SkipReason.NOT_AN_EPC))
+            continue
+        bodies.append(
+            {
+                "type": EpcisEventType.ASSOCIATION.value,
+                "parentID": parent,
+                "childEPCs": list(child),
+                "action": action.value,
+                "bizStep": step.value,
+            }
+        )
     return bodies
 
 

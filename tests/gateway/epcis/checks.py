@@ -1,6 +1,6 @@
 """The two judges every EPCIS output is checked by, neither of them ours: the official EPCIS
-2.0 JSON Schema (a copy in ``data/``, URI format checking on) and GS1's reference event hash
-generator (the ``epcis-event-hash-generator`` package)."""
+2.0 JSON Schema (a copy in ``tests/fixtures/epcis/``, URI format checking on) and GS1's
+reference event hash generator (the ``epcis-event-hash-generator`` package)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from jsonschema.protocols import Validator
 
 from gateway.epcis import JsonValue, document
 
-DATA: Final = Path(__file__).resolve().parent / "data"
+#: The official schema, GS1's published example documents and the golden documents.
+DATA: Final = Path(__file__).resolve().parents[2] / "fixtures" / "epcis"
 SCHEMA_FILE: Final = DATA / "EPCIS-JSON-Schema.json"
 EXAMPLE_FILES: Final = tuple(sorted(DATA.glob("*.jsonld")))
 GOLDEN_DIR: Final = DATA / "golden"

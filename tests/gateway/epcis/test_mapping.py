@@ -144,6 +144,69 @@ def test_delivery_is_unloading_at_the_vehicles_position_or_a_deletion_from_the_v
     )
 
 
+def test_departure_is_the_load_onto_the_vehicle_and_the_vehicle_departing() -> None:
+    departure = samples.route_departure()  # on board: two SSCCs and an unbound tag
+    plain = _one(render(departure))
+    assert (plain["type"], plain["action"], plain["bizStep"], plain["disposition"]) == (
+        "ObjectEvent",
+        "OBSERVE",
+        "departing",
+        "in_transit",
+    )
+    assert plain["epcList"] == [samples.ASSET, samples.OTHER]
+    rendering = render(departure, vehicle=VAN)
+    load, leaving = rendering.events
+    assert (load["type"], load["parentID"], load["action"], load["bizStep"]) == (
+        "AggregationEvent",
+        VAN,
+        "ADD",
+        "loading",
+    )
+    assert load["childEPCs"] == [samples.ASSET, samples.OTHER]
+    assert (leaving["epcList"], leaving["bizStep"]) == ([VAN], "departing")
+    assert rendering.skipped == (Skip(samples.STRAY, SkipReason.NOT_AN_EPC),)
+    # A vehicle named by a URI that is no GS1 key is a parent, never an EPC.
+    private = render(departure, vehicle="urn:example:fleet:van-42")
+    assert [e["type"] for e in private.events] == ["AggregationEvent"]
+    assert Skip("urn:example:fleet:van-42", SkipReason.NOT_AN_EPC) in private.skipped
+    empty = departure.model_copy(update={"on_board": ()})
+    assert render(empty).events == ()
+
+
+def test_a_binding_is_an_association_of_the_tag_with_its_asset() -> None:
+    tag_urn = f"urn:tagrelay:device:{samples.TAG}"
+    bind = _one(render(samples.tag_binding(), **AT_DOOR))
+    assert (bind["type"], bind["parentID"], bind["childEPCs"], bind["action"]) == (
+        "AssociationEvent",
+        samples.ASSET,
+        [tag_urn],
+        "ADD",
+    )
+    assert bind["bizStep"] == "assembling"
+    unbind = _one(render(samples.tag_unbinding(), **AT_DOOR))
+    assert (unbind["parentID"], unbind["action"], unbind["bizStep"]) == (
+        samples.ASSET,
+        "DELETE",
+        "disassembling",
+    )
+    rebind = render(
+        samples.tag_binding().model_copy(update={"previous_asset": samples.OTHER}), **AT_DOOR
+    )
+    assert [(e["parentID"], e["action"]) for e in rebind.events] == [
+        (samples.OTHER, "DELETE"),
+        (samples.ASSET, "ADD"),
+    ]
+    # The child is the URI the tag's sensor reports name as their device.
+    reading = samples.telemetry_reading().model_copy(
+        update={"source": samples.tag_binding().source}
+    )
+    element = _one(render(reading, **AT_DOOR))["sensorElementList"][0]
+    assert element["sensorMetadata"]["deviceID"] == tag_urn
+    # An asset that is no GS1 key (a private URI from the configuration) has no association.
+    odd = samples.tag_unbinding().model_copy(update={"previous_asset": "urn:example:crate:7"})
+    assert render(odd) == Rendering((), (Skip("urn:example:crate:7", SkipReason.NOT_AN_EPC),))
+
+
 @pytest.mark.parametrize("alert", [AlertType.LEFT_ON_BOARD, AlertType.MISLOAD])
 def test_alerts_that_move_nothing_render_to_nothing(alert: AlertType) -> None:
     event = samples.delivery_alert().model_copy(update={"alert": alert})
