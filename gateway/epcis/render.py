@@ -67,6 +67,7 @@ __all__ = [
     "SkipReason",
     "document",
     "epc_uri",
+    "epc_urn",
     "location_uri",
     "party_uri",
     "render",
@@ -146,6 +147,48 @@ def epc_uri(item: str) -> str | None:
     except Gs1Error:
         return None
     return key.uri if key.is_individual else None
+
+
+#: Characters the EPC Tag Data Standard escapes in a URN component (and ``%`` itself).
+_TDS_ESCAPES: Final = {c: f"%{ord(c):02X}" for c in '"%&/<>?'}
+_EPC_PREFIX_DIGITS: Final = range(6, 13)
+
+
+def _tds(text: str) -> str:
+    return "".join(_TDS_ESCAPES.get(c, c) for c in text)
+
+
+def epc_urn(item: str, company_prefix_digits: int) -> str:
+    """The EPC pure-identity URN (GS1 EPC Tag Data Standard) of a GS1 key given as a Digital
+    Link URI or URN, for the parties that still need URNs: SSCC, SGTIN, GIAI, GRAI, SGLN.
+
+    A URN splits the key at the end of the GS1 Company Prefix, which the key itself does not
+    tell: ``company_prefix_digits`` (6-12) is its length. The check digit is dropped, as the
+    standard says (it is recomputed from the rest). Raises :class:`EpcisError`.
+    """
+    try:
+        key = parse_gs1_key(item)
+    except Gs1Error as exc:
+        raise EpcisError(f"not a GS1 key: {exc}") from exc
+    n = company_prefix_digits
+    if n not in _EPC_PREFIX_DIGITS:
+        raise EpcisError(f"a company prefix has 6 to 12 digits in an EPC URN, not {n}")
+    v = key.value
+    if key.kind is Gs1KeyKind.SSCC:
+        return f"urn:epc:id:sscc:{v[1 : 1 + n]}.{v[0]}{v[1 + n : 17]}"
+    if key.kind is Gs1KeyKind.SGTIN and key.qualifier is not None:
+        return f"urn:epc:id:sgtin:{v[1 : 1 + n]}.{v[0]}{v[1 + n : 13]}.{_tds(key.qualifier)}"
+    if key.kind is Gs1KeyKind.GIAI:
+        if len(v) <= n or not v[:n].isdigit():
+            raise EpcisError(f"GIAI {v!r} has no asset reference after a {n}-digit prefix")
+        return f"urn:epc:id:giai:{v[:n]}.{_tds(v[n:])}"
+    if key.kind is Gs1KeyKind.GRAI:
+        grai13, serial = v[1:14], v[14:]
+        return f"urn:epc:id:grai:{grai13[:n]}.{grai13[n:12]}.{_tds(serial)}"
+    if key.kind is Gs1KeyKind.GLN:
+        extension = "0" if key.qualifier is None else _tds(key.qualifier)
+        return f"urn:epc:id:sgln:{v[:n]}.{v[n:12]}.{extension}"
+    raise EpcisError(f"a {key.kind} has no EPC URN (a GTIN without a serial names a product)")
 
 
 def _valid_gln(gln: str) -> bool:

@@ -28,7 +28,7 @@ from gateway.events import (
     Quantities,
     TimeSource,
 )
-from tests.gateway.epcis.checks import GOLDEN_DIR, reference_hash, schema_errors
+from tests.gateway.epcis.checks import GOLDEN_DIR, context_terms, reference_hash, schema_errors
 from tests.gateway.epcis.golden import AT_DOOR, CASES, DOOR, SITE, VAN, golden_document, golden_text
 from tests.gateway.events import samples
 
@@ -43,6 +43,40 @@ def test_golden_documents_are_unchanged(name: str) -> None:
     assert schema_errors(doc) == []
     for event in doc["epcisBody"]["eventList"]:
         assert event["eventID"] == reference_hash(event)
+
+
+def _vocabulary(event: dict[str, Any]) -> list[str]:
+    """The CBV and GS1 vocabulary words ``event`` uses (bare words the context defines)."""
+    words = [event[k] for k in ("bizStep", "disposition") if k in event]
+    for key in ("sourceList", "destinationList", "bizTransactionList"):
+        words += [entry["type"] for entry in event.get(key, [])]
+    for element in event.get("sensorElementList", []):
+        for report in element["sensorReport"]:
+            words += [report["type"]] + ([report["exception"]] if "exception" in report else [])
+    return words
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_golden_documents_speak_the_cbv(name: str) -> None:
+    """Every bizStep, disposition, source / destination and business transaction type, sensor
+    type and alert is a word of the normative EPCIS 2.0 context (so of CBV 2.0 and the GS1
+    vocabulary), and the three event types and actions are the standard's."""
+    events = golden_document(name)["epcisBody"]["eventList"]
+    assert events
+    for event in events:
+        words = _vocabulary(event)
+        assert words, "every golden event has a bizStep"
+        unknown = [w for w in words if w not in context_terms() and not w.startswith("urn:")]
+        assert unknown == [], event["eventID"]
+        assert event["type"] in {"ObjectEvent", "AggregationEvent", "AssociationEvent"}
+        assert event["action"] in {"OBSERVE", "ADD", "DELETE"}
+
+
+def test_the_vocabulary_check_catches_a_word_the_cbv_does_not_have() -> None:
+    assert "arriving" in context_terms()
+    assert "RelativeHumidity" in context_terms()
+    assert "arrivng" not in context_terms()
+    assert "Humidity" not in context_terms()
 
 
 def _one(rendering: Rendering) -> dict[str, Any]:
