@@ -128,6 +128,13 @@ class EpcisProfile:
                 "%d unsynced events not rendered as EPCIS: the clock was never trusted", lost
             )
         self._pending.clear()
+        _log.info(
+            "EPCIS: %d documents, %d native events replaced, %d errors, not rendered: %s",
+            self.rendered,
+            self.replaced,
+            self.errors,
+            dict(sorted(self.skipped.items())) or "none",
+        )
         return lost
 
     def _document(self, row: OutboxEvent, payload: bytes) -> OutboxEvent | None:

@@ -5,7 +5,9 @@ prefix length."""
 
 from __future__ import annotations
 
+import re
 import string
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -71,3 +73,13 @@ def test_known_urns() -> None:
         epc_urn(samples.ASSET, 5)
     with pytest.raises(EpcisError):
         epc_urn("https://id.gs1.org/00/340123450000000018", 7)  # wrong check digit
+
+
+def test_the_identifier_table_in_the_docs_is_right() -> None:
+    text = (Path(__file__).resolve().parents[3] / "docs" / "epcis.md").read_text(encoding="utf-8")
+    rows = re.findall(r"\| `(https://id\.gs1\.org/[^`]+)` \| `(urn:epc:id:[^`]+)` \|", text)
+    assert len(rows) == 5
+    for uri, urn in rows:
+        assert parse_gs1_key(uri).uri == uri
+        assert parse_gs1_key(urn).uri == uri
+        assert epc_urn(uri, 7) == urn  # every example uses the 7-digit prefix 4012345 / 9521234
