@@ -162,7 +162,10 @@ class Daemon:
                     return
                 events = pipeline.conditions.events(results, None, self._clock.monotonic())
                 if events:
-                    await outbox.accept([to_outbox(e) for e in events])
+                    rows = [to_outbox(e) for e in events]
+                    if pipeline.epcis is not None:
+                        rows = pipeline.epcis.extend(rows)
+                    await outbox.accept(rows)
                 await pipeline.persist_conditions()
 
             zones = tuple(dict.fromkeys(s.zone for s in cfg.ble.scanners))

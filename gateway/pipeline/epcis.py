@@ -81,8 +81,9 @@ class EpcisProfile:
 
     def extend(self, events: Iterable[OutboxEvent]) -> list[OutboxEvent]:
         """``events`` followed by the EPCIS documents of those of a mapped kind (the native
-        rows of those replaced by their document left out, in ``epcis`` output), then the
-        documents of pending unsynced events that can now be corrected."""
+        rows of those replaced by their document left out, in ``epcis`` output). Pending
+        unsynced events are not flushed here (a label frame's batch may be refused): the
+        pipeline's tick submits :meth:`corrected`."""
         out: list[OutboxEvent] = []
         extra: list[OutboxEvent] = []
         for row in events:
@@ -93,7 +94,7 @@ class EpcisProfile:
                 self.replaced += 1
             if doc is not None:
                 extra.append(doc)
-        return out + extra + self.corrected()
+        return out + extra
 
     def corrected(self) -> list[OutboxEvent]:
         """The documents of pending unsynced events, once the clock can correct them.
