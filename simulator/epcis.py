@@ -11,10 +11,18 @@ used throughout the GS1 standards; the same scenario always gives the same keys.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any, Final
 
 from simulator.world import World, load_scenario
-from simulator.world.model import EddystoneUidTag, IBeaconTag, RuuviTag, SmartLabelTag, Tag
+from simulator.world.model import (
+    EddystoneUidTag,
+    IBeaconTag,
+    RuuviTag,
+    Scenario,
+    SmartLabelTag,
+    Tag,
+)
 
 __all__ = [
     "COMPANY_PREFIX",
@@ -71,9 +79,12 @@ def tag_id(tag: Tag, address: str) -> str:
     raise TypeError(f"no tag id for {type(tag).__name__}")
 
 
-def epcis_settings(scenario: str, gateway_id: str, output: str = "both") -> dict[str, Any]:
-    """What to add to gateway ``gateway_id``'s configuration (TOML-ready) for EPCIS output."""
-    world = World(load_scenario(scenario))
+def epcis_settings(
+    scenario: str | Path | Scenario, gateway_id: str, output: str = "both"
+) -> dict[str, Any]:
+    """What to add to gateway ``gateway_id``'s configuration (TOML-ready) for EPCIS output:
+    ``{"epcis": {...}, "tags": [...]}``. ``scenario``: a shipped name, a file, or the model."""
+    world = World(scenario if isinstance(scenario, Scenario) else load_scenario(scenario))
     placement = world.gateways[gateway_id]
     epcis: dict[str, Any] = {"output": output}
     if placement.vehicle is not None:

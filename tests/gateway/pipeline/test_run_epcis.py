@@ -19,10 +19,10 @@ import tomli_w
 
 from gateway.epcis import render
 from gateway.events import parse_event
-from gateway.pipeline.config import EPCIS_KINDS
-from gateway.registry import parse_gs1_key, parse_tag_id
+from gateway.pipeline.config import EPCIS_KINDS, EpcisConfig, EpcisOutput
+from gateway.registry import TagBinding, parse_gs1_key, parse_tag_id
 from simulator.epcis import epcis_settings, item_sscc, sgln
-from simulator.world import load_scenario
+from simulator.world import World, load_scenario, shipped_scenarios
 from tests.fixtures.mosquitto import Broker
 from tests.gateway.epcis.checks import reference_hash, schema_errors
 from tests.gateway.pipeline.test_run import START_TIMEOUT_S, gateway_process, simulation
@@ -58,6 +58,18 @@ def test_the_simulated_identities_are_gs1_keys_and_tag_ids() -> None:
     trailer = epcis_settings("cross-dock", "gw-trailer-17")["epcis"]
     assert parse_gs1_key(trailer["vehicle"]).uri == trailer["vehicle"]
     assert parse_gs1_key(sgln("door-d3")).uri == sgln("door-d3")
+
+
+@pytest.mark.parametrize("scenario", shipped_scenarios())
+def test_every_simulated_gateway_gets_a_valid_epcis_configuration(scenario: str) -> None:
+    world = World(load_scenario(scenario))
+    for gateway_id in world.gateways:
+        settings = epcis_settings(scenario, gateway_id, "epcis")
+        config = EpcisConfig.model_validate(settings["epcis"])  # the URIs are checked
+        assert config.mode is EpcisOutput.EPCIS
+        bindings = [TagBinding.model_validate(b) for b in settings["tags"]]
+        assert len(bindings) == len(world.tags)
+        assert len({b.asset for b in bindings}) == len({ref.item for ref in world.tags})
 
 
 @pytest.mark.slow
