@@ -44,7 +44,7 @@ from gateway.pipeline.pipeline import (
 )
 from gateway.pipeline.supervisor import StageFailed
 from gateway.presence import PresenceTracker
-from gateway.registry import TagRegistry, register_tag_commands
+from gateway.registry import TagChange, TagRegistry, register_tag_commands
 from gateway.state import STATE_FILE_NAME, StateStore
 from gateway.timekeeping import TimeKeeper, read_boot_id, system_ntp_synchronized
 from gateway.uplink import ConnectionState, StatusInfo, Uplink, default_registry
@@ -166,7 +166,10 @@ class Daemon:
                     return
                 events = pipeline.conditions.events(results, None, self._clock.monotonic())
                 if events:
-                    await outbox.accept([to_outbox(e) for e in events])
+                    rows = [to_outbox(e) for e in events]
+                    if pipeline.epcis is not None:
+                        rows = pipeline.epcis.extend(rows)
+                    await outbox.accept(rows)
                 await pipeline.persist_conditions()
 
             zones = tuple(dict.fromkeys(s.zone for s in cfg.ble.scanners))
@@ -179,7 +182,7 @@ class Daemon:
                     await self.pipeline.persist_custody()
 
             registry = default_registry(self._clock, redacted_view(cfg), outbox_stats)
-            register_tag_commands(registry, tags, state)
+            register_tag_commands(registry, tags, state, on_change=self._binding_changed)
             register_custody_commands(registry, custody, self._clock, persist_custody)
             register_condition_commands(registry, conditions, persist_conditions)
             self.uplink = await self._stack.enter_async_context(
@@ -282,6 +285,12 @@ class Daemon:
     def _on_signal(self, sig: signal.Signals) -> None:
         _log.info("%s: draining and stopping", sig.name)
         self._stop.set()
+
+    def _binding_changed(self, change: TagChange, command_id: str) -> None:
+        if self.pipeline is not None:
+            self.pipeline.binding_changed(change, command_id)
+        else:  # a command before the pipeline started: the binding holds, its event is lost
+            _log.warning("tag.binding of %s (command %s) not emitted", change.tag, command_id)
 
     def _on_uplink_state(self, state: ConnectionState, detail: str) -> None:
         self._notifier.notify(f"STATUS=uplink {state.value}: {detail}")

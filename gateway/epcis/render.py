@@ -37,6 +37,7 @@ from gateway.epcis.vocab import (
 from gateway.errors import GatewayError
 from gateway.events import (
     AlertType,
+    BindingAction,
     BusinessDocument,
     ConditionExcursion,
     ConditionShock,
@@ -49,6 +50,8 @@ from gateway.events import (
     PresenceEnter,
     PresenceExit,
     Quantity,
+    RouteDeparture,
+    TagBindingChange,
     TelemetryReading,
     TimeSource,
 )
@@ -64,6 +67,7 @@ __all__ = [
     "SkipReason",
     "document",
     "epc_uri",
+    "epc_urn",
     "location_uri",
     "party_uri",
     "render",
@@ -143,6 +147,48 @@ def epc_uri(item: str) -> str | None:
     except Gs1Error:
         return None
     return key.uri if key.is_individual else None
+
+
+#: Characters the EPC Tag Data Standard escapes in a URN component (and ``%`` itself).
+_TDS_ESCAPES: Final = {c: f"%{ord(c):02X}" for c in '"%&/<>?'}
+_EPC_PREFIX_DIGITS: Final = range(6, 13)
+
+
+def _tds(text: str) -> str:
+    return "".join(_TDS_ESCAPES.get(c, c) for c in text)
+
+
+def epc_urn(item: str, company_prefix_digits: int) -> str:
+    """The EPC pure-identity URN (GS1 EPC Tag Data Standard) of a GS1 key given as a Digital
+    Link URI or URN, for the parties that still need URNs: SSCC, SGTIN, GIAI, GRAI, SGLN.
+
+    A URN splits the key at the end of the GS1 Company Prefix, which the key itself does not
+    tell: ``company_prefix_digits`` (6-12) is its length. The check digit is dropped, as the
+    standard says (it is recomputed from the rest). Raises :class:`EpcisError`.
+    """
+    try:
+        key = parse_gs1_key(item)
+    except Gs1Error as exc:
+        raise EpcisError(f"not a GS1 key: {exc}") from exc
+    n = company_prefix_digits
+    if n not in _EPC_PREFIX_DIGITS:
+        raise EpcisError(f"a company prefix has 6 to 12 digits in an EPC URN, not {n}")
+    v = key.value
+    if key.kind is Gs1KeyKind.SSCC:
+        return f"urn:epc:id:sscc:{v[1 : 1 + n]}.{v[0]}{v[1 + n : 17]}"
+    if key.kind is Gs1KeyKind.SGTIN and key.qualifier is not None:
+        return f"urn:epc:id:sgtin:{v[1 : 1 + n]}.{v[0]}{v[1 + n : 13]}.{_tds(key.qualifier)}"
+    if key.kind is Gs1KeyKind.GIAI:
+        if len(v) <= n or not v[:n].isdigit():
+            raise EpcisError(f"GIAI {v!r} has no asset reference after a {n}-digit prefix")
+        return f"urn:epc:id:giai:{v[:n]}.{_tds(v[n:])}"
+    if key.kind is Gs1KeyKind.GRAI:
+        grai13, serial = v[1:14], v[14:]
+        return f"urn:epc:id:grai:{grai13[:n]}.{grai13[n:12]}.{_tds(serial)}"
+    if key.kind is Gs1KeyKind.GLN:
+        extension = "0" if key.qualifier is None else _tds(key.qualifier)
+        return f"urn:epc:id:sgln:{v[:n]}.{v[n:12]}.{extension}"
+    raise EpcisError(f"a {key.kind} has no EPC URN (a GTIN without a serial names a product)")
 
 
 def _valid_gln(gln: str) -> bool:
@@ -341,6 +387,10 @@ def _bodies(event: Event, skipped: list[Skip], vehicle: str | None) -> list[dict
                 "bizStep": BizStep.UNLOADING.value,
             }
         ]
+    if isinstance(event, RouteDeparture):
+        return _departure(event, skipped, vehicle)
+    if isinstance(event, TagBindingChange):
+        return _association(event, skipped)
     if isinstance(event, ConditionExcursion):
         return _sensor_event(event, skipped, _excursion_element(event, skipped))
     if isinstance(event, ConditionShock):
@@ -380,6 +430,63 @@ def _handoff_report(event: HandoffReport, skipped: list[Skip]) -> list[dict[str,
     unexpected = [e for e in _epcs(event.unexpected, skipped) if e not in confirmed]
     if unexpected:
         bodies.append(_object(unexpected, BizStep.ARRIVING))
+    return bodies
+
+
+def _departure(
+    event: RouteDeparture, skipped: list[Skip], vehicle: str | None
+) -> list[dict[str, JsonValue]]:
+    """The load as it left the depot: with a vehicle, an aggregation onto it (ADD, ``loading``)
+    and the vehicle departing; without one, the parcels departing."""
+    epcs = _epcs(event.on_board, skipped)
+    if vehicle is None:
+        return [_object(epcs, BizStep.DEPARTING, Disposition.IN_TRANSIT)] if epcs else []
+    bodies: list[dict[str, JsonValue]] = []
+    if epcs:
+        bodies.append(
+            {
+                "type": EpcisEventType.AGGREGATION.value,
+                "parentID": vehicle,
+                "childEPCs": list[JsonValue](epcs),
+                "action": Action.ADD.value,
+                "bizStep": BizStep.LOADING.value,
+                "disposition": Disposition.IN_TRANSIT.value,
+            }
+        )
+    if epc_uri(vehicle) is not None:
+        bodies.append(_object([vehicle], BizStep.DEPARTING, Disposition.IN_TRANSIT))
+    else:
+        skipped.append(Skip(vehicle, SkipReason.NOT_AN_EPC))
+    return bodies
+
+
+def _association(event: TagBindingChange, skipped: list[Skip]) -> list[dict[str, JsonValue]]:
+    """A tag taken off its previous asset (DELETE, ``disassembling``), then attached to the new
+    one (ADD, ``assembling``). The tag is the child, named by its device URN: the same URI as
+    the ``deviceID`` of its sensor reports, so that a consumer can join them."""
+    child: list[JsonValue] = [_urn("device", event.tag)]
+    steps: list[tuple[str | None, Action, BizStep]] = []
+    if event.previous_asset is not None and event.previous_asset != event.asset:
+        steps.append((event.previous_asset, Action.DELETE, BizStep.DISASSEMBLING))
+    if event.action is BindingAction.BIND:
+        steps.append((event.asset, Action.ADD, BizStep.ASSEMBLING))
+    bodies: list[dict[str, JsonValue]] = []
+    for asset, action, step in steps:
+        if asset is None:
+            continue
+        parent = epc_uri(asset)
+        if parent is None:
+            skipped.append(Skip(asset, SkipReason.NOT_AN_EPC))
+            continue
+        bodies.append(
+            {
+                "type": EpcisEventType.ASSOCIATION.value,
+                "parentID": parent,
+                "childEPCs": list(child),
+                "action": action.value,
+                "bizStep": step.value,
+            }
+        )
     return bodies
 
 

@@ -67,6 +67,12 @@ class BizStep(enum.StrEnum):
     DEPARTING = "departing"
     #: An object is unloaded from a vehicle (a parcel leaving the van at a stop).
     UNLOADING = "unloading"
+    #: Objects are loaded into a vehicle (the load of a van as it leaves the depot).
+    LOADING = "loading"
+    #: Objects are combined (a tag attached to the asset it reports for).
+    ASSEMBLING = "assembling"
+    #: Objects are separated (a tag taken off its asset).
+    DISASSEMBLING = "disassembling"
     #: An event whose purpose is to report sensor data.
     SENSOR_REPORTING = "sensor_reporting"
 

@@ -21,6 +21,7 @@ from gateway.events.base import (
     require_kind,
     to_outbox,
 )
+from gateway.events.binding import BindingAction, TagBindingChange
 from gateway.events.common import LabelFrame, Observation, Origin, Quantity
 from gateway.events.conditions import (
     Bound,
@@ -71,6 +72,7 @@ __all__ = [
     "AlertType",
     "AnyEvent",
     "AnyMessage",
+    "BindingAction",
     "Bound",
     "BusinessDocument",
     "ClockRef",
@@ -109,6 +111,7 @@ __all__ = [
     "RouteDeparture",
     "Rule",
     "RuleType",
+    "TagBindingChange",
     "TelemetryPosition",
     "TelemetryReading",
     "TimeSource",

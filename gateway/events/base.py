@@ -177,6 +177,7 @@ KIND_CLASSES: Final[dict[str, EventClass]] = {
     "telemetry.reading": EventClass.TELEMETRY,
     "telemetry.position": EventClass.TELEMETRY,
     "device.status": EventClass.STATUS,
+    "tag.binding": EventClass.STATUS,
     "gateway.status": EventClass.STATUS,
     "outbox.loss": EventClass.STATUS,
 }

@@ -182,6 +182,9 @@ class RouteDeparture(Event):
     """On board, not on this route."""
     evidence: tuple[ItemEvidence, ...] = ()
     """For each misloaded parcel: its sightings in the cargo zone."""
+    on_board: tuple[str, ...] = ()
+    """Every parcel heard on board at departure, misloaded ones included (the load as it
+    left: the EPCIS profile states it as an aggregation onto the vehicle)."""
 
     @classmethod
     def make_id(cls, gateway_id: str, *, route_id: str, trip: int = 1) -> str:

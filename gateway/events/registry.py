@@ -15,6 +15,7 @@ from typing import Annotated, Final
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from gateway.events.base import Event
+from gateway.events.binding import TagBindingChange
 from gateway.events.conditions import ConditionExcursion, ConditionShock, ConditionWarning
 from gateway.events.custody import (
     DeliveryAlert,
@@ -52,7 +53,8 @@ AnyEvent = Annotated[
     | ConditionShock
     | TelemetryReading
     | TelemetryPosition
-    | DeviceStatus,
+    | DeviceStatus
+    | TagBindingChange,
     Field(discriminator="kind"),
 ]
 
@@ -71,6 +73,7 @@ AnyMessage = Annotated[
     | TelemetryReading
     | TelemetryPosition
     | DeviceStatus
+    | TagBindingChange
     | OutboxLoss
     | GatewayStatus,
     Field(discriminator="kind"),
@@ -97,6 +100,7 @@ _EVENT_MODELS: Final[tuple[type[Event], ...]] = (
     TelemetryReading,
     TelemetryPosition,
     DeviceStatus,
+    TagBindingChange,
 )
 
 #: The model of every envelope kind, by kind.

@@ -8,6 +8,7 @@ says why in its description (``tagrelay config show`` prints the effective value
 
 from __future__ import annotations
 
+import enum
 from typing import Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -23,6 +24,7 @@ __all__ = [
     "ConditionsConfig",
     "CustodyConfig",
     "EpcisConfig",
+    "EpcisOutput",
     "PipelineConfig",
     "SmartLabelReaderConfig",
     "SupervisionConfig",
@@ -206,17 +208,32 @@ class CustodyConfig(BaseModel):
         return doors, cargo
 
 
-#: The native kinds rendered as EPCIS by default: custody, presence at a door, conditions.
+#: The native kinds rendered as EPCIS by default: custody, presence at a door, conditions,
+#: tag bindings.
 EPCIS_KINDS: Final = (
     "handoff.item",
     "handoff.report",
+    "route.departure",
     "delivery.evidence",
     "delivery.alert",
     "presence.enter",
     "presence.exit",
     "condition.excursion",
     "condition.shock",
+    "tag.binding",
 )
+
+
+class EpcisOutput(enum.StrEnum):
+    """What a gateway publishes for the kinds in ``[epcis] kinds`` (docs/epcis.md)."""
+
+    #: Native events only (the default).
+    NATIVE = "native"
+    #: Native events on their topics and EPCIS documents on ``.../events/epcis/document``.
+    BOTH = "both"
+    #: EPCIS documents only, for the mapped kinds; a native event whose EPCIS document is not
+    #: committed with it (nothing to state in EPCIS yet) is kept, so nothing is lost.
+    EPCIS = "epcis"
 
 
 class EpcisConfig(BaseModel):
@@ -224,6 +241,9 @@ class EpcisConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: native, both or epcis: the switch (``tagrelay demo --epcis`` sets ``both``).
+    output: EpcisOutput | None = None
+    #: The older switch: ``enabled = true`` is ``output = "both"`` when ``output`` is not set.
     enabled: bool = False
     #: Which native kinds are also published as EPCIS documents.
     kinds: tuple[str, ...] = EPCIS_KINDS
@@ -233,6 +253,13 @@ class EpcisConfig(BaseModel):
     biz_location: str | None = None
     #: The GS1 key URI (GIAI / GRAI) of the vehicle a vehicle gateway rides in.
     vehicle: str | None = None
+
+    @property
+    def mode(self) -> EpcisOutput:
+        """The output in force: ``output``, else ``both`` when ``enabled``, else ``native``."""
+        if self.output is not None:
+            return self.output
+        return EpcisOutput.BOTH if self.enabled else EpcisOutput.NATIVE
 
     @model_validator(mode="after")
     def _uris(self) -> Self:

@@ -137,6 +137,7 @@ class CustodyBridge:
                     "on_board_count": len(r.on_board),
                     "missing": r.missing,
                     "misloaded": r.misloaded,
+                    "on_board": r.on_board,
                     **self._envelope(gw, None, r.at_s),
                 }
             )

@@ -33,9 +33,10 @@ from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox
 from gateway.outbox import AcceptStatus, Outbox, OutboxError
 from gateway.pipeline.adverts import AdvertProcessor, Reading
+from gateway.pipeline.bindings import binding_event
 from gateway.pipeline.claims import CLAIMS_EVERY_S, ClaimError, decode_claims, encode_claims
 from gateway.pipeline.conditions import ConditionsBridge
-from gateway.pipeline.config import CONDITIONS_PERSIST_S
+from gateway.pipeline.config import CONDITIONS_PERSIST_S, EpcisOutput
 from gateway.pipeline.custody import CustodyBridge
 from gateway.pipeline.epcis import EpcisProfile
 from gateway.pipeline.factory import EventFactory
@@ -44,7 +45,7 @@ from gateway.pipeline.supervisor import Supervisor
 from gateway.pipeline.telemetry import TelemetryLimiter
 from gateway.pipeline.writer import EventWriter
 from gateway.presence import PresenceChange, PresenceTracker
-from gateway.registry import TagRegistry
+from gateway.registry import TagChange, TagRegistry
 from gateway.state import StateError, StateStore
 from gateway.timekeeping import TimeKeeper
 from gateway.uplink import Uplink
@@ -124,7 +125,9 @@ class Pipeline:
         #: One per SmartLabel reader, by its configured path.
         self.labels: dict[str, LabelProcessor] = {}
         self.epcis = (
-            EpcisProfile(config.gateway_id, config.epcis, clock) if config.epcis.enabled else None
+            None
+            if config.epcis.mode is EpcisOutput.NATIVE
+            else EpcisProfile(config.gateway_id, config.epcis, clock, timekeeper.correct_payload)
         )
         self.writer = EventWriter(
             outbox,
@@ -226,6 +229,9 @@ class Pipeline:
             if self._stages:
                 await asyncio.wait(self._stages)
             # Then what the stages handed to the writer is committed, and the monitor's state.
+            if self.epcis is not None:
+                self.writer.submit(self.epcis.corrected())
+                self.epcis.close()
             self.writer.close()
             if self._writer_task is not None:
                 await asyncio.wait([self._writer_task])
@@ -301,6 +307,12 @@ class Pipeline:
                 engine.neighbour_claims(claims, message.received_s)
 
         return stage
+
+    def binding_changed(self, change: TagChange, command_id: str) -> None:
+        """Queue the ``tag.binding`` event of a ``tags.bind`` / ``tags.unbind`` just applied."""
+        event = binding_event(self.factory, change, command_id, self._clock.monotonic())
+        if event is not None:
+            self.writer.submit([to_outbox(event)])
 
     async def persist_custody(self) -> None:
         """Write the custody engine's state (sessions, evidence, routes) to the state store."""
@@ -418,6 +430,8 @@ class Pipeline:
             if self.custody is not None:
                 found = self.custody.engine.tick(now)
                 events.extend(to_outbox(e) for e in self.custody.events(found))
+            if self.epcis is not None:
+                events.extend(self.epcis.corrected())  # unsynced events, now the clock is trusted
             if events:
                 self.writer.submit(events)
             if (

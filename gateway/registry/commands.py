@@ -86,10 +86,13 @@ def register_tag_commands(
     store: StateStore,
     *,
     commands_kept: int = TAG_COMMANDS_KEPT,
+    on_change: Callable[[TagChange, str], None] | None = None,
 ) -> None:
     """Register ``tags.bind`` and ``tags.unbind`` on ``commands``, acting on ``tags`` and
     persisting to ``store`` (which must be open for as long as commands are handled).
-    ``commands_kept``: how many command ids are remembered across restarts."""
+    ``commands_kept``: how many command ids are remembered across restarts. ``on_change`` is
+    called with each applied change and its command id (the ``tag.binding`` event); not for a
+    command answered from its recorded result."""
     # One command at a time: plan, write and apply must not interleave.
     lock = asyncio.Lock()
     log: _CommandLog | None = None
@@ -120,6 +123,8 @@ def register_tag_commands(
             prune = list(log.results)[: max(0, len(log.results) + 1 - commands_kept)]
             await asyncio.to_thread(commit, key, log.next_n, planned, result, prune)
             tags.apply(planned)
+            if on_change is not None:
+                on_change(planned, command_id)
             log.results[key] = result
             log.next_n += 1
             for old in prune:

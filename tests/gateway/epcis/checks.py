@@ -1,6 +1,6 @@
 """The two judges every EPCIS output is checked by, neither of them ours: the official EPCIS
-2.0 JSON Schema (a copy in ``data/``, URI format checking on) and GS1's reference event hash
-generator (the ``epcis-event-hash-generator`` package)."""
+2.0 JSON Schema (a copy in ``tests/fixtures/epcis/``, URI format checking on) and GS1's
+reference event hash generator (the ``epcis-event-hash-generator`` package)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,13 @@ from jsonschema.protocols import Validator
 
 from gateway.epcis import JsonValue, document
 
-DATA: Final = Path(__file__).resolve().parent / "data"
+#: The official schema, GS1's published example documents and the golden documents.
+DATA: Final = Path(__file__).resolve().parents[2] / "fixtures" / "epcis"
 SCHEMA_FILE: Final = DATA / "EPCIS-JSON-Schema.json"
 EXAMPLE_FILES: Final = tuple(sorted(DATA.glob("*.jsonld")))
+#: The normative EPCIS 2.0 JSON-LD context (https://ref.gs1.org/standards/epcis/2.0.0/): it
+#: defines every bare CBV word and GS1 vocabulary term an event may use.
+CONTEXT_FILE: Final = DATA / "epcis-context-2.0.0.json"
 GOLDEN_DIR: Final = DATA / "golden"
 CREATED: Final = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 
@@ -63,3 +67,21 @@ def reference_hash(event: dict[str, JsonValue]) -> str:
     assert len(hashes) == 1, "the reference generator could not hash the event"
     hashed: str = hashes[0]
     return hashed
+
+
+@cache
+def context_terms() -> frozenset[str]:
+    """Every term the EPCIS 2.0 context defines, at any depth (its scoped contexts included)."""
+    terms: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                terms.add(key)
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(CONTEXT_FILE.read_text(encoding="utf-8")))
+    return frozenset(terms)

@@ -1,5 +1,5 @@
 """The golden EPCIS documents: one per mapping, rendered from the sample events, kept in
-``data/golden/`` and reviewed by reading them against the CBV (docs/epcis.md).
+``tests/fixtures/epcis/golden/`` and reviewed by reading them against the CBV (docs/epcis.md).
 
 Regenerate after a deliberate mapping change with ``python -m tests.gateway.epcis.golden``
 and review the diff: every changed eventID is a changed fact for consumers."""
@@ -28,10 +28,18 @@ CASES: Final[dict[str, tuple[Event, dict[str, str]]]] = {
     "delivery.evidence": (samples.delivery_evidence(), {}),
     "delivery.evidence.vehicle": (samples.delivery_evidence(), {"vehicle": VAN}),
     "delivery.alert.misdelivery": (samples.delivery_alert(), {}),
+    "route.departure": (samples.route_departure(), {}),
+    "route.departure.vehicle": (samples.route_departure(), {"vehicle": VAN}),
     "condition.excursion.open": (samples.condition_excursion(ExcursionPhase.OPEN), AT_DOOR),
     "condition.excursion.close": (samples.condition_excursion(ExcursionPhase.CLOSE), AT_DOOR),
     "condition.shock": (samples.condition_shock(), AT_DOOR),
     "telemetry.reading": (samples.telemetry_reading(), AT_DOOR),
+    "tag.binding.bind": (samples.tag_binding(), AT_DOOR),
+    "tag.binding.unbind": (samples.tag_unbinding(), AT_DOOR),
+    "tag.binding.rebind": (
+        samples.tag_binding().model_copy(update={"previous_asset": samples.OTHER}),
+        AT_DOOR,
+    ),
 }
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from gateway.epcis import document, render, sgln_uri
 from gateway.events import (
     AlertType,
+    BindingAction,
     BusinessDocument,
     Event,
     EventSource,
@@ -138,6 +139,17 @@ def native_event(draw: st.DrawFn) -> Event:
             update["alert"] = draw(st.sampled_from(list(AlertType)))
         else:
             update["left_at"] = draw(times)
+    elif kind == "route.departure":
+        update |= {"on_board": tuple(draw(st.lists(item, max_size=5)))}
+    elif kind == "tag.binding":
+        tag = draw(tag_id)
+        update |= {
+            "tag": tag,
+            "source": EventSource(device=tag),
+            "action": BindingAction.UNBIND if common["asset"] is None else BindingAction.BIND,
+            "previous_asset": draw(st.one_of(item, st.none())),
+            "command_id": draw(name),
+        }
     elif kind == "condition.excursion":
         quantity = draw(st.sampled_from(list(Quantity)))
         update |= {

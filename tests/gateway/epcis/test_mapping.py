@@ -28,7 +28,7 @@ from gateway.events import (
     Quantities,
     TimeSource,
 )
-from tests.gateway.epcis.checks import GOLDEN_DIR, reference_hash, schema_errors
+from tests.gateway.epcis.checks import GOLDEN_DIR, context_terms, reference_hash, schema_errors
 from tests.gateway.epcis.golden import AT_DOOR, CASES, DOOR, SITE, VAN, golden_document, golden_text
 from tests.gateway.events import samples
 
@@ -43,6 +43,40 @@ def test_golden_documents_are_unchanged(name: str) -> None:
     assert schema_errors(doc) == []
     for event in doc["epcisBody"]["eventList"]:
         assert event["eventID"] == reference_hash(event)
+
+
+def _vocabulary(event: dict[str, Any]) -> list[str]:
+    """The CBV and GS1 vocabulary words ``event`` uses (bare words the context defines)."""
+    words = [event[k] for k in ("bizStep", "disposition") if k in event]
+    for key in ("sourceList", "destinationList", "bizTransactionList"):
+        words += [entry["type"] for entry in event.get(key, [])]
+    for element in event.get("sensorElementList", []):
+        for report in element["sensorReport"]:
+            words += [report["type"]] + ([report["exception"]] if "exception" in report else [])
+    return words
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_golden_documents_speak_the_cbv(name: str) -> None:
+    """Every bizStep, disposition, source / destination and business transaction type, sensor
+    type and alert is a word of the normative EPCIS 2.0 context (so of CBV 2.0 and the GS1
+    vocabulary), and the three event types and actions are the standard's."""
+    events = golden_document(name)["epcisBody"]["eventList"]
+    assert events
+    for event in events:
+        words = _vocabulary(event)
+        assert words, "every golden event has a bizStep"
+        unknown = [w for w in words if w not in context_terms() and not w.startswith("urn:")]
+        assert unknown == [], event["eventID"]
+        assert event["type"] in {"ObjectEvent", "AggregationEvent", "AssociationEvent"}
+        assert event["action"] in {"OBSERVE", "ADD", "DELETE"}
+
+
+def test_the_vocabulary_check_catches_a_word_the_cbv_does_not_have() -> None:
+    assert "arriving" in context_terms()
+    assert "RelativeHumidity" in context_terms()
+    assert "arrivng" not in context_terms()
+    assert "Humidity" not in context_terms()
 
 
 def _one(rendering: Rendering) -> dict[str, Any]:
@@ -142,6 +176,69 @@ def test_delivery_is_unloading_at_the_vehicles_position_or_a_deletion_from_the_v
         [samples.ASSET],
         "DELETE",
     )
+
+
+def test_departure_is_the_load_onto_the_vehicle_and_the_vehicle_departing() -> None:
+    departure = samples.route_departure()  # on board: two SSCCs and an unbound tag
+    plain = _one(render(departure))
+    assert (plain["type"], plain["action"], plain["bizStep"], plain["disposition"]) == (
+        "ObjectEvent",
+        "OBSERVE",
+        "departing",
+        "in_transit",
+    )
+    assert plain["epcList"] == [samples.ASSET, samples.OTHER]
+    rendering = render(departure, vehicle=VAN)
+    load, leaving = rendering.events
+    assert (load["type"], load["parentID"], load["action"], load["bizStep"]) == (
+        "AggregationEvent",
+        VAN,
+        "ADD",
+        "loading",
+    )
+    assert load["childEPCs"] == [samples.ASSET, samples.OTHER]
+    assert (leaving["epcList"], leaving["bizStep"]) == ([VAN], "departing")
+    assert rendering.skipped == (Skip(samples.STRAY, SkipReason.NOT_AN_EPC),)
+    # A vehicle named by a URI that is no GS1 key is a parent, never an EPC.
+    private = render(departure, vehicle="urn:example:fleet:van-42")
+    assert [e["type"] for e in private.events] == ["AggregationEvent"]
+    assert Skip("urn:example:fleet:van-42", SkipReason.NOT_AN_EPC) in private.skipped
+    empty = departure.model_copy(update={"on_board": ()})
+    assert render(empty).events == ()
+
+
+def test_a_binding_is_an_association_of_the_tag_with_its_asset() -> None:
+    tag_urn = f"urn:tagrelay:device:{samples.TAG}"
+    bind = _one(render(samples.tag_binding(), **AT_DOOR))
+    assert (bind["type"], bind["parentID"], bind["childEPCs"], bind["action"]) == (
+        "AssociationEvent",
+        samples.ASSET,
+        [tag_urn],
+        "ADD",
+    )
+    assert bind["bizStep"] == "assembling"
+    unbind = _one(render(samples.tag_unbinding(), **AT_DOOR))
+    assert (unbind["parentID"], unbind["action"], unbind["bizStep"]) == (
+        samples.ASSET,
+        "DELETE",
+        "disassembling",
+    )
+    rebind = render(
+        samples.tag_binding().model_copy(update={"previous_asset": samples.OTHER}), **AT_DOOR
+    )
+    assert [(e["parentID"], e["action"]) for e in rebind.events] == [
+        (samples.OTHER, "DELETE"),
+        (samples.ASSET, "ADD"),
+    ]
+    # The child is the URI the tag's sensor reports name as their device.
+    reading = samples.telemetry_reading().model_copy(
+        update={"source": samples.tag_binding().source}
+    )
+    element = _one(render(reading, **AT_DOOR))["sensorElementList"][0]
+    assert element["sensorMetadata"]["deviceID"] == tag_urn
+    # An asset that is no GS1 key (a private URI from the configuration) has no association.
+    odd = samples.tag_unbinding().model_copy(update={"previous_asset": "urn:example:crate:7"})
+    assert render(odd) == Rendering((), (Skip("urn:example:crate:7", SkipReason.NOT_AN_EPC),))
 
 
 @pytest.mark.parametrize("alert", [AlertType.LEFT_ON_BOARD, AlertType.MISLOAD])

@@ -56,8 +56,14 @@ def test_the_samples_render_to_every_mapped_event_type() -> None:
         "condition.excursion",
         "condition.shock",
         "telemetry.reading",
+        "route.departure",
+        "tag.binding",
     }
-    assert {e["type"] for _, e in RENDERED} == {"ObjectEvent", "AggregationEvent"}
+    assert {e["type"] for _, e in RENDERED} == {
+        "ObjectEvent",
+        "AggregationEvent",
+        "AssociationEvent",
+    }
 
 
 @pytest.mark.parametrize(("key", "event"), RENDERED, ids=[k for k, _ in RENDERED])

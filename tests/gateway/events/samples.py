@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.events import (
     AlertType,
+    BindingAction,
     Bound,
     BusinessDocument,
     ClockRef,
@@ -38,6 +39,7 @@ from gateway.events import (
     RouteDeparture,
     Rule,
     RuleType,
+    TagBindingChange,
     TelemetryPosition,
     TelemetryReading,
     TimeSource,
@@ -192,11 +194,12 @@ def route_departure() -> RouteDeparture:
         route_id=ROUTE,
         trip=1,
         depot="depot-ams-1",
-        expected_count=25,
-        on_board_count=24,
+        expected_count=3,
+        on_board_count=3,
         missing=(MISSING,),
         misloaded=(STRAY,),
         evidence=(_evidence(STRAY, "cargo", 540.0),),
+        on_board=(ASSET, OTHER, STRAY),
     )
 
 
@@ -421,6 +424,34 @@ def device_status_silent() -> DeviceStatus:
     )
 
 
+def tag_binding() -> TagBindingChange:
+    return TagBindingChange(
+        event_id=TagBindingChange.make_id(GW, command_id="c-17", tag=TAG),
+        gateway_id=GW,
+        time=at(-120),
+        time_source=TimeSource.NTP,
+        source=EventSource(device=TAG),
+        asset=ASSET,
+        action=BindingAction.BIND,
+        tag=TAG,
+        command_id="c-17",
+    )
+
+
+def tag_unbinding() -> TagBindingChange:
+    return TagBindingChange(
+        event_id=TagBindingChange.make_id(GW, command_id="c-18", tag=TAG),
+        gateway_id=GW,
+        time=at(3000),
+        time_source=TimeSource.NTP,
+        source=EventSource(device=TAG),
+        action=BindingAction.UNBIND,
+        tag=TAG,
+        previous_asset=ASSET,
+        command_id="c-18",
+    )
+
+
 #: Every sample: every kind at least once, with the variants that change which fields are set.
 ALL_SAMPLES: tuple[Event, ...] = (
     presence_enter(),
@@ -440,4 +471,6 @@ ALL_SAMPLES: tuple[Event, ...] = (
     telemetry_position(),
     device_status(),
     device_status_silent(),
+    tag_binding(),
+    tag_unbinding(),
 )
