@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Final, Self
 from drivers.ble import BleScanner
 from drivers.clock import Clock
 from drivers.gps import GpsDriver, gps_driver
-from drivers.serial import SerialLinkError, SmartLabelReaderDriver
+from drivers.serial import ReaderFrame, SerialLinkError, SmartLabelReaderDriver
 from gateway.conditions import ConditionMonitor
 from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox
-from gateway.outbox import AcceptStatus, Outbox, OutboxError
+from gateway.outbox import AcceptStatus, Outbox, OutboxError, OutboxEvent
 from gateway.pipeline.adverts import AdvertProcessor, Reading
 from gateway.pipeline.bindings import binding_event
 from gateway.pipeline.claims import CLAIMS_EVERY_S, ClaimError, decode_claims, encode_claims
@@ -73,6 +73,9 @@ CONDITIONS_KEY: Final = "monitor"
 #: Where the custody engine's state (open sessions with their evidence, routes) is kept.
 CUSTODY_NAMESPACE: Final = "custody"
 CUSTODY_KEY: Final = "engine"
+#: SmartLabel frames already queued when the label stage takes one go into the same commit, up
+#: to this many: a reader's burst is one fsync, and the first frame's ACK waits for at most this.
+LABEL_BATCH_MAX_FRAMES: Final = 256
 #: Scanner counters that mean "the scan was interrupted": tags heard before are unknown, not
 #: away, until the scan is back (a bluetoothd restart must not produce a wave of exits).
 _INTERRUPTIONS: Final = ("bluetoothd_restarts", "sessions_lost", "bus_lost", "power_cycles")
@@ -352,48 +355,67 @@ class Pipeline:
         self, reader: SmartLabelReaderDriver, labels: LabelProcessor, zone: str | None
     ) -> Callable[[], Awaitable[None]]:
         async def stage() -> None:
-            async for frame in reader.events():
-                outcome = labels.process(frame, zone)
-                msg = frame.message
-                try:
-                    if outcome.nack is not None:
-                        self.counters[f"label_nack_{outcome.nack.name.lower()}"] += 1
-                        await reader.nack(msg.label_id, msg.seq, outcome.nack)
-                        continue
-                    if outcome.events:
-                        rows = outcome.events
-                        if self.epcis is not None:
-                            rows = self.epcis.extend(rows)
-                        try:
-                            result = await self._outbox.accept(rows)
-                        except OutboxError as exc:
-                            self.counters["label_nack_busy"] += 1
-                            _log.warning("label frame not committed (%s): NACK busy", exc)
-                            await reader.nack(msg.label_id, msg.seq, NackReason.BUSY)
-                            continue
-                        if AcceptStatus.REFUSED in result.statuses:
-                            self.counters["label_nack_busy"] += 1
-                            await reader.nack(msg.label_id, msg.seq, NackReason.BUSY)
-                            continue
-                        self.counters["label_events"] += result.statuses.count(
-                            AcceptStatus.ACCEPTED
-                        )
-                        self.counters["label_duplicates"] += result.statuses.count(
-                            AcceptStatus.DUPLICATE
-                        )
-                    # Committed (or nothing to commit): the reader may forget the frame.
-                    await reader.ack(msg.label_id, msg.seq)
-                    self.counters["label_acks"] += 1
-                    sync = labels.time_sync_due(msg.label_id, frame.monotonic)
-                    if sync is not None:
-                        await reader.time_sync(msg.label_id, sync.utc, sync.source)
-                except SerialLinkError as exc:
-                    # Unplugged between the frame and the answer: the reader resends whatever
-                    # it did not see ACKed, and the outbox drops the duplicate.
-                    self.counters["label_answer_lost"] += 1
-                    _log.debug("answer to label %x not sent: %s", msg.label_id, exc)
+            frames = reader.events()
+            async for first in frames:
+                batch = [first]
+                # Frames already queued share the commit: one fsync for the lot, not one each
+                # (taking a queued frame does not wait).
+                while len(batch) < LABEL_BATCH_MAX_FRAMES and reader.queue_stats.depth:
+                    batch.append(await anext(frames))
+                await self._label_batch(reader, labels, zone, batch)
 
         return stage
+
+    async def _label_batch(
+        self,
+        reader: SmartLabelReaderDriver,
+        labels: LabelProcessor,
+        zone: str | None,
+        frames: list[ReaderFrame],
+    ) -> None:
+        """Commit the events of ``frames`` in one accept, then answer each frame."""
+        outcomes = [labels.process(frame, zone) for frame in frames]
+        rows: list[OutboxEvent] = []
+        spans: list[tuple[int, int]] = []
+        for outcome in outcomes:
+            first = len(rows)
+            if outcome.nack is None and outcome.events:
+                rows.extend(self.epcis.extend(outcome.events) if self.epcis else outcome.events)
+            spans.append((first, len(rows)))
+        statuses: Sequence[AcceptStatus] = ()
+        failed = False
+        if rows:
+            try:
+                statuses = (await self._outbox.accept(rows)).statuses
+            except OutboxError as exc:
+                failed = True
+                _log.warning("%d label frames not committed (%s): NACK busy", len(frames), exc)
+        for frame, outcome, (first, end) in zip(frames, outcomes, spans, strict=True):
+            msg = frame.message
+            try:
+                if outcome.nack is not None:
+                    self.counters[f"label_nack_{outcome.nack.name.lower()}"] += 1
+                    await reader.nack(msg.label_id, msg.seq, outcome.nack)
+                    continue
+                if end > first:
+                    mine = statuses[first:end]
+                    if failed or AcceptStatus.REFUSED in mine:
+                        self.counters["label_nack_busy"] += 1
+                        await reader.nack(msg.label_id, msg.seq, NackReason.BUSY)
+                        continue
+                    self.counters["label_events"] += mine.count(AcceptStatus.ACCEPTED)
+                    self.counters["label_duplicates"] += mine.count(AcceptStatus.DUPLICATE)
+                # Committed (or nothing to commit): the reader may forget the frame.
+                await reader.ack(msg.label_id, msg.seq)
+                self.counters["label_acks"] += 1
+                sync = labels.time_sync_due(msg.label_id, frame.monotonic)
+                if sync is not None:
+                    await reader.time_sync(msg.label_id, sync.utc, sync.source)
+            except SerialLinkError as exc:
+                # Unplugged between the frame and the answer: the reader resends whatever
+                # it did not see ACKed, and the outbox drops the duplicate.
+                self.counters["label_answer_lost"] += 1
+                _log.debug("answer to label %x not sent: %s", msg.label_id, exc)
 
     def _gps_stage(self, driver: GpsDriver) -> Callable[[], Awaitable[None]]:
         async def stage() -> None:
