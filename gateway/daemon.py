@@ -5,9 +5,15 @@ pipeline with its drivers; stops cleanly on SIGTERM, and talks to systemd.
 the state store (tag bindings), then the uplink and the pipeline (drivers and stages), and tells
 systemd ``READY=1``; leaving it closes them in reverse order: the pipeline stops its drivers and
 commits what they handed in, the uplink publishes its offline status and hands un-acknowledged
-rows back, the outbox commits what it holds. With ``WatchdogSec=`` set, a task sends
-``WATCHDOG=1`` at half the interval from the event loop itself, so a wedged loop gets the
-process restarted.
+rows back, the outbox commits what it holds.
+
+``READY=1`` is sent once the outbox is open, the uplink's connection loop runs (a broker that
+is away is not a reason to fail the start: the outbox is there for that) and every driver is
+started. ``STATUS=`` lines say the link state, the outbox depth and the tags present. With
+``WatchdogSec=`` set, ``WATCHDOG=1`` is sent at half the interval only while every pipeline
+stage makes progress (:mod:`gateway.health`): a stage stuck on one item for longer than the
+watchdog timeout stops the pings, and systemd restarts the process, as it does for a wedged
+event loop.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Final, Self
 
-import sdnotify
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
@@ -32,6 +37,8 @@ from gateway.config import GatewayConfig, config_hash, redacted_view
 from gateway.custody import CustodyEngine, register_custody_commands
 from gateway.errors import GatewayError
 from gateway.events import to_outbox
+from gateway.health import WEDGE_ENV, Liveness
+from gateway.notify import SystemdNotifier
 from gateway.outbox import Outbox
 from gateway.pipeline.pipeline import (
     CONDITIONS_KEY,
@@ -53,8 +60,8 @@ _log = logging.getLogger(__name__)
 
 #: The outbox database inside the state directory.
 OUTBOX_FILE_NAME: Final = "outbox.db"
-#: Ping the watchdog at this fraction of WatchdogSec: systemd's own recommendation is half.
-WATCHDOG_FRACTION: Final = 0.5
+#: How often the STATUS= line is refreshed (and at once when the link changes).
+STATUS_EVERY_S: Final = 10.0
 #: Exit code when a pipeline stage kept failing (EX_SOFTWARE: an internal error; systemd
 #: restarts the service, and the journal holds the tracebacks).
 EXIT_STAGE_FAILED: Final = 70
@@ -67,39 +74,6 @@ def gateway_version() -> str:
         return "0+unknown"
 
 
-class SystemdNotifier:
-    """``sd_notify`` when started by systemd (``NOTIFY_SOCKET`` set), else a no-op.
-
-    The datagram socket is non-blocking: if nobody reads it, a notification is dropped
-    rather than stalling the event loop (which would stall delivery, too).
-    """
-
-    def __init__(self, enabled: bool, watchdog_interval_s: float | None) -> None:
-        self.enabled = enabled
-        self.watchdog_interval_s = watchdog_interval_s
-        self._notifier: sdnotify.SystemdNotifier | None = None
-        if enabled:
-            # sdnotify reads NOTIFY_SOCKET itself and swallows send errors (debug=False).
-            self._notifier = sdnotify.SystemdNotifier()
-            self._notifier.socket.setblocking(False)
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> SystemdNotifier:
-        enabled = bool(environ.get("NOTIFY_SOCKET"))
-        usec = environ.get("WATCHDOG_USEC", "")
-        interval = int(usec) / 1e6 * WATCHDOG_FRACTION if usec.isdigit() else None
-        return cls(enabled, interval if enabled else None)
-
-    def notify(self, message: str) -> None:
-        if self._notifier is not None:
-            self._notifier.notify(message)
-
-    def close(self) -> None:
-        if self._notifier is not None:
-            self._notifier.socket.close()
-            self._notifier = None
-
-
 class Daemon:
     """The gateway's components, opened in order and closed in reverse."""
 
@@ -109,10 +83,18 @@ class Daemon:
         *,
         clock: Clock | None = None,
         notifier: SystemdNotifier | None = None,
+        wedge: tuple[str, ...] = (),
     ) -> None:
         self._config = config
         self._clock = clock if clock is not None else SystemClock()
-        self._notifier = notifier if notifier is not None else SystemdNotifier(False, None)
+        self._notifier = notifier if notifier is not None else SystemdNotifier()
+        #: Every pipeline stage's progress, checked before each watchdog ping.
+        self.liveness = Liveness(self._clock.monotonic, wedge=wedge)
+        self._presence = PresenceTracker(config.presence)
+        self._link = "starting"
+        self._outbox_depth: int | None = None
+        self._stalled: str | None = None
+        self._status_due = asyncio.Event()
         self._stack = AsyncExitStack()
         self._tasks: asyncio.TaskGroup | None = None
         self._stop = asyncio.Event()
@@ -198,22 +180,27 @@ class Daemon:
                     self._clock,
                     registry=tags,
                     timekeeper=timekeeper,
-                    presence=PresenceTracker(cfg.presence),
+                    presence=self._presence,
                     conditions=conditions,
                     custody=custody,
                     state=state,
                     site=self.uplink,
+                    liveness=self.liveness,
                 )
             )
             self._tasks = asyncio.TaskGroup()
             await self._stack.enter_async_context(self._tasks)
             self._tasks.create_task(self._supervise(self.uplink))
-            if self._notifier.watchdog_interval_s is not None:
-                self._tasks.create_task(self._watchdog(self._notifier.watchdog_interval_s))
+            if self._notifier.enabled:
+                self._tasks.create_task(self._status_loop())
+            timeout = self._notifier.watchdog_timeout_s
+            if timeout is not None:
+                self._tasks.create_task(self._watchdog(timeout))
+            await self._refresh_depth()
         except BaseException:
             await self._stack.aclose()
             raise
-        self._notifier.notify("READY=1")
+        self._notifier.ready(self.status_text())
         _log.info("tagrelay %s running as %s", gateway_version(), cfg.gateway_id)
         return self
 
@@ -223,7 +210,7 @@ class Daemon:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._notifier.notify("STOPPING=1")
+        self._notifier.stopping()
         self._stop.set()
         await self._stack.__aexit__(exc_type, exc, tb)
         _log.info("tagrelay stopped")
@@ -264,7 +251,34 @@ class Daemon:
         self._stop.set()
 
     def _on_uplink_state(self, state: ConnectionState, detail: str) -> None:
-        self._notifier.notify(f"STATUS=uplink {state.value}: {detail}")
+        self._link = f"{state.value}: {detail}" if detail else state.value
+        self._status_due.set()
+
+    def status_text(self) -> str:
+        """The one line systemd shows in ``systemctl status``."""
+        depth = "?" if self._outbox_depth is None else str(self._outbox_depth)
+        present = len(set(self._presence.present()))
+        stalled = "" if self._stalled is None else f"stalled: {self._stalled}; "
+        return f"{stalled}uplink {self._link}; outbox {depth} queued; {present} tags present"
+
+    async def _refresh_depth(self) -> None:
+        if self.outbox is None:
+            return
+        try:
+            stats = await self.outbox.stats()
+        except GatewayError as exc:
+            _log.debug("outbox depth for the status line: %s", exc)
+            return
+        self._outbox_depth = sum(c.depth for c in stats.classes)
+
+    async def _status_loop(self) -> None:
+        while not self._stop.is_set():
+            await self._refresh_depth()
+            self._notifier.status(self.status_text())
+            self._status_due.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STATUS_EVERY_S):
+                    await self._status_due.wait()
 
     async def _supervise(self, uplink: Uplink) -> None:
         """The uplink retries connection problems forever; if its loop ends anyway, that is
@@ -282,9 +296,30 @@ class Daemon:
             if not self._stop.is_set():
                 raise GatewayError("the uplink stopped unexpectedly")
 
-    async def _watchdog(self, interval_s: float) -> None:
+    async def _watchdog(self, timeout_s: float) -> None:
+        """Ping at half the timeout while no stage has been stuck on one item for longer than
+        the timeout itself; say once which stage stopped the pings."""
+        interval_s = timeout_s / 2
+        reported: frozenset[str] = frozenset()
         while not self._stop.is_set():
-            self._notifier.notify("WATCHDOG=1")
+            stalls = self.liveness.stalled(timeout_s)
+            names = frozenset(s.stage for s in stalls)
+            if not stalls:
+                if reported:
+                    _log.warning("pipeline making progress again: watchdog pings resumed")
+                self._notifier.watchdog()
+            elif names != reported:
+                what = ", ".join(str(s) for s in stalls)
+                _log.error(
+                    "pipeline stalled (%s): no more watchdog pings, systemd will restart the "
+                    "gateway",
+                    what,
+                )
+                self._stalled = what
+                self._notifier.status(self.status_text())
+            if not stalls:
+                self._stalled = None
+            reported = names
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval_s):
                     await self._stop.wait()
@@ -300,7 +335,8 @@ async def run_daemon(config: GatewayConfig, environ: Mapping[str, str]) -> int:
         clock = ScaledClock(sim.start, sim.speed, sim.anchor_monotonic_s)
         _log.warning("simulated clock: scenario time from %s at %gx", sim.start, sim.speed)
     try:
-        async with Daemon(config, clock=clock, notifier=notifier) as daemon:
+        wedge = tuple(n for n in environ.get(WEDGE_ENV, "").split(",") if n)
+        async with Daemon(config, clock=clock, notifier=notifier, wedge=wedge) as daemon:
             await daemon.wait_stopped()
     except* StageFailed as group:
         failed.extend(group.exceptions)
