@@ -39,7 +39,7 @@ from gateway.errors import GatewayError
 from gateway.events import to_outbox
 from gateway.health import WEDGE_ENV, Liveness
 from gateway.notify import SystemdNotifier
-from gateway.outbox import Outbox
+from gateway.outbox import EventClass, Outbox, OutboxStats
 from gateway.pipeline.pipeline import (
     CONDITIONS_KEY,
     CONDITIONS_NAMESPACE,
@@ -54,7 +54,7 @@ from gateway.state import STATE_FILE_NAME, StateStore
 from gateway.timekeeping import TimeKeeper, read_boot_id, system_ntp_synchronized
 from gateway.uplink import ConnectionState, StatusInfo, Uplink, default_registry
 
-__all__ = ["Daemon", "SystemdNotifier", "gateway_version", "run_daemon"]
+__all__ = ["Daemon", "SystemdNotifier", "gateway_version", "outbox_stats_view", "run_daemon"]
 
 _log = logging.getLogger(__name__)
 
@@ -72,6 +72,16 @@ def gateway_version() -> str:
         return version("tagrelay")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+def outbox_stats_view(stats: OutboxStats) -> JsonValue:
+    """The ``outbox.stats`` command's answer: the snapshot as JSON, event classes by name."""
+    data = to_jsonable_python(stats)
+    for key in ("classes", "losses"):
+        for row in data.get(key, ()):
+            row["event_class"] = EventClass(row["event_class"]).name.lower()
+    view: JsonValue = data
+    return view
 
 
 class Daemon:
@@ -119,8 +129,7 @@ class Daemon:
             outbox = self.outbox
 
             async def outbox_stats() -> JsonValue:
-                stats: JsonValue = to_jsonable_python(await outbox.stats())
-                return stats
+                return outbox_stats_view(await outbox.stats())
 
             state = StateStore(cfg.state_dir / STATE_FILE_NAME, self._clock)
             await asyncio.to_thread(state.open)
