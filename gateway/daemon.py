@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
@@ -38,6 +38,7 @@ from gateway.custody import CustodyEngine, register_custody_commands
 from gateway.errors import GatewayError
 from gateway.events import to_outbox
 from gateway.health import WEDGE_ENV, Liveness
+from gateway.logs import flush_repeats
 from gateway.notify import SystemdNotifier
 from gateway.outbox import EventClass, Outbox, OutboxStats
 from gateway.pipeline.pipeline import (
@@ -200,8 +201,7 @@ class Daemon:
             self._tasks = asyncio.TaskGroup()
             await self._stack.enter_async_context(self._tasks)
             self._tasks.create_task(self._supervise(self.uplink))
-            if self._notifier.enabled:
-                self._tasks.create_task(self._status_loop())
+            self._tasks.create_task(self._status_loop())
             timeout = self._notifier.watchdog_timeout_s
             if timeout is not None:
                 self._tasks.create_task(self._watchdog(timeout))
@@ -244,13 +244,19 @@ class Daemon:
             _log.exception("%s state could not be restored; starting without it", what)
 
     async def wait_stopped(self) -> None:
-        """Until SIGTERM / SIGINT (or :meth:`stop`)."""
+        """Until SIGTERM / SIGINT (see :meth:`signals_handled`) or :meth:`stop`."""
+        await self._stop.wait()
+
+    @contextlib.contextmanager
+    def signals_handled(self) -> Iterator[None]:
+        """SIGTERM / SIGINT stop the daemon cleanly, also while it is still starting (a stop
+        right after READY=1 must drain, not kill)."""
         loop = asyncio.get_running_loop()
         signals = (signal.SIGTERM, signal.SIGINT)
         for sig in signals:
             loop.add_signal_handler(sig, self._on_signal, sig)
         try:
-            await self._stop.wait()
+            yield
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
@@ -281,9 +287,12 @@ class Daemon:
         self._outbox_depth = sum(c.depth for c in stats.classes)
 
     async def _status_loop(self) -> None:
+        """The STATUS= line, and the log's pending "repeated N times" lines."""
         while not self._stop.is_set():
-            await self._refresh_depth()
-            self._notifier.status(self.status_text())
+            flush_repeats()
+            if self._notifier.enabled:
+                await self._refresh_depth()
+                self._notifier.status(self.status_text())
             self._status_due.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STATUS_EVERY_S):
@@ -345,8 +354,10 @@ async def run_daemon(config: GatewayConfig, environ: Mapping[str, str]) -> int:
         _log.warning("simulated clock: scenario time from %s at %gx", sim.start, sim.speed)
     try:
         wedge = tuple(n for n in environ.get(WEDGE_ENV, "").split(",") if n)
-        async with Daemon(config, clock=clock, notifier=notifier, wedge=wedge) as daemon:
-            await daemon.wait_stopped()
+        daemon = Daemon(config, clock=clock, notifier=notifier, wedge=wedge)
+        with daemon.signals_handled():
+            async with daemon:
+                await daemon.wait_stopped()
     except* StageFailed as group:
         failed.extend(group.exceptions)
     finally:

@@ -11,10 +11,10 @@ Under journald each line starts with its syslog priority (``<3>``, ``<4>``, ...)
 strips and keeps as the entry's priority, so ``journalctl -p warning`` works. Fields passed with
 ``extra=`` appear as keys. A traceback stays on the record's one line (escaped).
 
-Repeats are rate-limited: the first record of a kind (logger, level and message template) in a
-window is written, the next ones in that window are counted, and when the window is over one
-line says ``... (repeated N times in 60 s)``. A device that fails every 100 ms fills the journal
-with one line a minute, not 600.
+Repeats are rate-limited: the first record of a kind (logger, level and message, its numbers
+aside) in a window is written, the next ones in that window are counted, and when the window is
+over one line says ``... (repeated N times in 60 s)``. A device that fails every 100 ms fills
+the journal with one line a minute, not 600.
 
 A secret handed to :func:`configure_logging` never reaches a line: it is replaced by
 ``**********`` wherever it appears, traceback and third-party messages included.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -49,6 +50,8 @@ REDACTED: Final = "**********"
 MIN_SECRET_LEN: Final = 4
 DEFAULT_REPEAT_WINDOW_S: Final = 60.0
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: Numbers (counts, ports, durations) do not make a message a different one.
+_DIGITS: Final = re.compile(r"\d+")
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD: Final = frozenset(
@@ -175,7 +178,7 @@ class LogHandler(logging.StreamHandler[TextIO]):
             return super().handle(record)
         now = self._now()
         self.flush_repeats(now)
-        key = (record.name, record.levelno, str(record.msg))
+        key = (record.name, record.levelno, _DIGITS.sub("#", record.getMessage()))
         window = self._windows.get(key)
         if window is not None:
             window.suppressed += 1
