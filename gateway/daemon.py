@@ -100,7 +100,7 @@ class Daemon:
         self._clock = clock if clock is not None else SystemClock()
         self._notifier = notifier if notifier is not None else SystemdNotifier()
         #: Every pipeline stage's progress, checked before each watchdog ping.
-        self.liveness = Liveness(self._clock.monotonic, wedge=wedge)
+        self.liveness = Liveness(wedge=wedge)
         self._presence = PresenceTracker(config.presence)
         self._link = "starting"
         self._outbox_depth: int | None = None

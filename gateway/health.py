@@ -15,6 +15,7 @@ purpose (set from ``TAGRELAY_TEST_WEDGE_STAGE`` in the daemon's environment, nev
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,16 +32,17 @@ T = TypeVar("T")
 class StageBeat:
     """One stage's state: idle (waiting for input) or busy since a monotonic time."""
 
-    __slots__ = ("busy_since", "items", "name")
+    __slots__ = ("_now", "busy_since", "items", "name")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, now: Callable[[], float] = time.monotonic) -> None:
         self.name = name
+        self._now = now
         self.busy_since: float | None = None
         #: Items finished: progress, for status and tests.
         self.items = 0
 
-    def busy(self, now: float) -> None:
-        self.busy_since = now
+    def busy(self) -> None:
+        self.busy_since = self._now()
 
     def idle(self) -> None:
         if self.busy_since is not None:
@@ -60,9 +62,12 @@ class Stall:
 
 
 class Liveness:
-    """The beats of all stages; ``now`` is the monotonic clock they are stamped with."""
+    """The beats of all stages. ``now`` is the clock they are stamped with: the real monotonic
+    clock (the watchdog counts real seconds, also when a simulation runs scenario time faster)."""
 
-    def __init__(self, now: Callable[[], float], *, wedge: Collection[str] = ()) -> None:
+    def __init__(
+        self, now: Callable[[], float] = time.monotonic, *, wedge: Collection[str] = ()
+    ) -> None:
         self._now = now
         self._beats: dict[str, StageBeat] = {}
         self._wedge = frozenset(wedge)
@@ -71,7 +76,7 @@ class Liveness:
         """The beat of stage ``name`` (created idle on first use)."""
         beat = self._beats.get(name)
         if beat is None:
-            beat = self._beats[name] = StageBeat(name)
+            beat = self._beats[name] = StageBeat(name, self._now)
         return beat
 
     def idle(self, name: str) -> None:
@@ -103,7 +108,7 @@ class Liveness:
                     item = await anext(iterator)
                 except StopAsyncIteration:
                     return
-                beat.busy(self._now())
+                beat.busy()
                 await self._maybe_wedge(name)
                 yield item
         finally:
@@ -113,7 +118,7 @@ class Liveness:
     async def working(self, name: str) -> AsyncIterator[None]:
         """The stage is busy for the ``async with`` block (one round of a timer stage)."""
         beat = self.beat(name)
-        beat.busy(self._now())
+        beat.busy()
         try:
             await self._maybe_wedge(name)
             yield

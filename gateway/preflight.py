@@ -61,6 +61,12 @@ def _state_dir(path: Path, found: _Collect) -> None:
             found.error(where, f"{path} exists and is not a directory")
         elif not os.access(path, os.W_OK | os.X_OK):
             found.error(where, f"{path} is not writable by this user")
+        else:
+            # The outbox and the state store (and their WAL files): a file left by a manual run
+            # as another user would make the daemon fail on its first write.
+            for item in sorted(path.iterdir()):
+                if item.is_file() and not os.access(item, os.R_OK | os.W_OK):
+                    found.error(where, f"{item} is not readable and writable by this user")
         return
     parent = path.parent
     while not parent.exists() and parent != parent.parent:

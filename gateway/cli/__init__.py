@@ -59,9 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # The command's own default until it knows better (``run`` applies its configuration).
+    # The command's own default until it knows better (``run`` applies its configuration, and
+    # only the daemon collapses repeated lines: a command shows everything it was asked for).
     level, fmt = log_options(args)
-    configure_logging(level or "INFO", fmt or "auto")
+    configure_logging(level or "INFO", fmt or "auto", repeat_window_s=0)
     func = cast(Callable[[argparse.Namespace], int], args.func)
     return func(args)
 

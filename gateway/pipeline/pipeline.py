@@ -98,7 +98,7 @@ class Pipeline:
     ) -> None:
         self._config = config
         #: Each stage's idle / busy state, for the watchdog (gateway.health).
-        self.liveness = liveness if liveness is not None else Liveness(clock.monotonic)
+        self.liveness = liveness if liveness is not None else Liveness()
         self._outbox = outbox
         self._clock = clock
         self._timekeeper = timekeeper

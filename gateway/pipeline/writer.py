@@ -49,7 +49,6 @@ class EventWriter:
         beat: StageBeat | None = None,
     ) -> None:
         self._outbox = outbox
-        self._clock = clock
         #: Busy while a commit is in flight (the watchdog's view, gateway.health).
         self._beat = beat if beat is not None else StageBeat("writer")
         #: Adds derived rows (the EPCIS profile) to what is submitted.
@@ -102,7 +101,7 @@ class EventWriter:
                 continue
             n = min(len(self._items), MAX_EVENTS_PER_ACCEPT)
             batch = [self._items[i] for i in range(n)]
-            self._beat.busy(self._clock.monotonic())
+            self._beat.busy()
             try:
                 result = await self._outbox.accept(batch)
             except OutboxError as exc:
