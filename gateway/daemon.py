@@ -294,9 +294,18 @@ class Daemon:
                 await self._refresh_depth()
                 self._notifier.status(self.status_text())
             self._status_due.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(STATUS_EVERY_S):
-                    await self._status_due.wait()
+            # Woken by a link change, or by the stop (the TaskGroup waits for this task).
+            waits = [
+                asyncio.create_task(self._status_due.wait()),
+                asyncio.create_task(self._stop.wait()),
+            ]
+            try:
+                await asyncio.wait(
+                    waits, timeout=STATUS_EVERY_S, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for wait in waits:
+                    wait.cancel()
 
     async def _supervise(self, uplink: Uplink) -> None:
         """The uplink retries connection problems forever; if its loop ends anyway, that is
