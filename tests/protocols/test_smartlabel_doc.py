@@ -11,6 +11,8 @@ import dataclasses
 import json
 import re
 import struct
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,12 @@ def _examples() -> list[Example]:
         after_info, after = blocks[i + 1]
         assert before_info == "text", text
         assert before.startswith("# frame body"), text
+        if after_info == "text" and after.startswith("error: "):
+            # A reject, as `tagrelay decode serial` prints it: error: <reason> (<detail>)
+            line = after.strip()
+            reason = line.removeprefix("error: ").split(" ", 1)[0]
+            out.append(Example(before, bytes.fromhex(text), {"reject": reason, "printed": line}))
+            continue
         assert after_info == "json", text
         out.append(Example(before, bytes.fromhex(text), json.loads(after)))
     return out
@@ -122,6 +130,22 @@ def test_worked_example(example: Example) -> None:
         assert not isinstance(item, FrameRejected)
         assert to_jsonable(item) == example.expected
         assert build_body(item) == body
+
+
+def test_reject_example_is_what_the_cli_prints() -> None:
+    rejects = [e for e in EXAMPLES if "reject" in e.expected]
+    assert rejects
+    for example in rejects:
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", "decode", "serial", example.wire.hex()],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert done.stdout == ""
+        assert done.stderr.strip() == example.expected["printed"]
 
 
 def _signed_frame(msg_type: int, size: int) -> bytes:
