@@ -16,6 +16,8 @@ from typing import Any, Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.conditions.devices import DeviceSettings
+
 __all__ = [
     "DEFAULT_MAX_GAP_S",
     "DEFAULT_UPDATE_INTERVAL_S",
@@ -207,6 +209,8 @@ class Profile(_Frozen):
     update_interval_s: float = Field(default=DEFAULT_UPDATE_INTERVAL_S, ge=0.0)
     #: ``None`` disables early warning.
     warning: WarningSettings | None = WarningSettings()
+    #: The devices on these goods: allowed silence, battery chemistry, stuck readings.
+    device: DeviceSettings = DeviceSettings()
 
     @model_validator(mode="after")
     def _unique_limit_names(self) -> Self:

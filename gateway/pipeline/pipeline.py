@@ -114,7 +114,9 @@ class Pipeline:
         self.custody = None if custody is None else CustodyBridge(custody, self.factory, clock)
         self._state = state
         self.conditions = (
-            None if conditions is None else ConditionsBridge(conditions, self.factory, clock)
+            None
+            if conditions is None
+            else ConditionsBridge(conditions, self.factory, clock, config.conditions.devices)
         )
         self._persisted_at = -math.inf
         self._site = site
@@ -415,6 +417,8 @@ class Pipeline:
             events = self.factory.from_adverts(changes, ())
             for labels in self.labels.values():
                 events.extend(labels.tick(now))
+            if self.conditions is not None:
+                events.extend(to_outbox(e) for e in self.conditions.tick(now))
             if self.custody is not None:
                 found = self.custody.engine.tick(now)
                 events.extend(to_outbox(e) for e in self.custody.events(found))
