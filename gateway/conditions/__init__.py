@@ -8,6 +8,7 @@ events. See docs/conditions.md.
 
 from gateway.conditions.commands import (
     MAX_SUBJECTS_PER_COMMAND,
+    ManifestProfileSink,
     Persist,
     ProfilesAssignCommand,
     ProfilesSetCommand,
@@ -105,6 +106,7 @@ __all__ = [
     "HealthResult",
     "LabelClock",
     "Limit",
+    "ManifestProfileSink",
     "Persist",
     "Profile",
     "ProfilesAssignCommand",
