@@ -118,13 +118,17 @@ class DeviceHealth:
 
     ``settings(device)`` gives a device's :class:`DeviceSettings`, or ``None`` when the device
     is not watched (a BLE tag on goods without a profile); a device once seen with
-    ``watch=True`` (a SmartLabel, always watched) uses the defaults then.
+    ``watch=True`` (a SmartLabel, always watched) uses ``default`` then.
     """
 
-    def __init__(self, settings: Callable[[str], DeviceSettings | None]) -> None:
+    def __init__(
+        self,
+        settings: Callable[[str], DeviceSettings | None],
+        default: DeviceSettings | None = None,
+    ) -> None:
         self._settings = settings
         self._devices: dict[str, _Device] = {}
-        self._default = DeviceSettings()
+        self._default = default or DeviceSettings()
 
     def _device(self, device: str, t: float, watch: bool) -> tuple[_Device, DeviceSettings] | None:
         state = self._devices.get(device)

@@ -78,11 +78,13 @@ class ConditionsBridge:
         factory: EventFactory,
         clock: Clock,
         devices: Mapping[str, DeviceSettings] | None = None,
+        default_device: DeviceSettings | None = None,
     ) -> None:
         self.monitor = monitor
-        #: Per-device settings from the config, over the profile's.
+        #: Per-device settings from the config, over the profile's; ``default_device`` for
+        #: SmartLabels on goods without a profile.
         self._devices = dict(devices or {})
-        self.health = DeviceHealth(self._device_settings)
+        self.health = DeviceHealth(self._device_settings, default_device)
         self._sources: dict[str, EventSource] = {}
         self._factory = factory
         self._clock = clock

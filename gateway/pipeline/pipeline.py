@@ -28,7 +28,7 @@ from drivers.ble import BleScanner
 from drivers.clock import Clock
 from drivers.gps import GpsDriver, gps_driver
 from drivers.serial import SerialLinkError, SmartLabelReaderDriver
-from gateway.conditions import ConditionMonitor
+from gateway.conditions import ConditionMonitor, DeviceSettings
 from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox
 from gateway.outbox import AcceptStatus, Outbox, OutboxError
@@ -116,7 +116,18 @@ class Pipeline:
         self.conditions = (
             None
             if conditions is None
-            else ConditionsBridge(conditions, self.factory, clock, config.conditions.devices)
+            else ConditionsBridge(
+                conditions,
+                self.factory,
+                clock,
+                config.conditions.devices,
+                # A label on goods without a profile: silent after pipeline.silent_after_s at
+                # the soonest, as before profiles (longer for a label reporting slowly).
+                DeviceSettings(
+                    silent_floor_s=config.pipeline.silent_after_s,
+                    silent_unlearned_s=config.pipeline.silent_after_s,
+                ),
+            )
         )
         self._persisted_at = -math.inf
         self._site = site

@@ -135,3 +135,35 @@ def test_merging_returns_no_result_twice() -> None:
     ids = [r.result_id for r in results]
     assert len(ids) == len(set(ids))
     assert all(isinstance(r, ExcursionResult) or r.result_id for r in results)
+
+
+def test_a_warning_is_raised_once_per_approach_even_when_late_readings_move_it() -> None:
+    """Live readings warn of a warming after a gap; the history batch that fills the gap
+    would have warned earlier. The approach keeps the one warning already raised."""
+    from gateway.conditions import WarningPhase, WarningResult
+
+    def curve(t: float) -> float:  # 4 °C, then +0.2 °C/min from 1200 s
+        return 4.0 if t < 1200 else round(4.0 + (t - 1200) / 300, 2)
+
+    times = [float(t) for t in range(0, 2700, 30)]
+    live = [(t, curve(t)) for t in times if not 1200 <= t < 1800]
+    history = [(t, curve(t)) for t in times if 1200 <= t < 1800]
+    m = ConditionMonitor(assignments={"pal": "pharma-2-8"})
+    results: list[ConditionResult] = []
+    for t, v in live:
+        results += m.observe("pal", TEMP, v, at(t))
+    first = [r for r in results if isinstance(r, WarningResult)]
+    assert [(w.phase, w.limit) for w in first] == [(WarningPhase.RAISED, "high")]
+    results += m.observe_many("pal", TEMP, [(at(t), v) for t, v in history])
+    warned = [r for r in results if isinstance(r, WarningResult)]
+    assert warned == first
+    # In time order the warning comes earlier: the merge did not hide a different approach.
+    in_order = ConditionMonitor(assignments={"pal": "pharma-2-8"})
+    ordered = [
+        r
+        for t in times
+        for r in in_order.observe("pal", TEMP, curve(t), at(t))
+        if isinstance(r, WarningResult)
+    ]
+    assert len(ordered) == 1
+    assert secs(ordered[0].at) < secs(first[0].at)
