@@ -32,7 +32,12 @@ from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
 from drivers.clock import Clock, ScaledClock, SystemClock
-from gateway.conditions import ConditionMonitor, ConditionResult, register_condition_commands
+from gateway.conditions import (
+    ConditionMonitor,
+    ConditionResult,
+    ManifestProfileSink,
+    register_condition_commands,
+)
 from gateway.config import GatewayConfig, config_hash, redacted_view
 from gateway.custody import CustodyEngine, register_custody_commands
 from gateway.errors import GatewayError
@@ -175,7 +180,13 @@ class Daemon:
 
             registry = default_registry(self._clock, redacted_view(cfg), outbox_stats)
             register_tag_commands(registry, tags, state, on_change=self._binding_changed)
-            register_custody_commands(registry, custody, self._clock, persist_custody)
+            register_custody_commands(
+                registry,
+                custody,
+                self._clock,
+                persist_custody,
+                profiles=ManifestProfileSink(conditions, persist_conditions),
+            )
             register_condition_commands(registry, conditions, persist_conditions)
             self.uplink = await self._stack.enter_async_context(
                 Uplink(

@@ -28,7 +28,7 @@ from drivers.ble import BleScanner
 from drivers.clock import Clock
 from drivers.gps import GpsDriver, gps_driver
 from drivers.serial import SerialLinkError, SmartLabelReaderDriver
-from gateway.conditions import ConditionMonitor
+from gateway.conditions import ConditionMonitor, DeviceSettings
 from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox
 from gateway.health import Liveness
@@ -119,7 +119,20 @@ class Pipeline:
         self.custody = None if custody is None else CustodyBridge(custody, self.factory, clock)
         self._state = state
         self.conditions = (
-            None if conditions is None else ConditionsBridge(conditions, self.factory, clock)
+            None
+            if conditions is None
+            else ConditionsBridge(
+                conditions,
+                self.factory,
+                clock,
+                config.conditions.devices,
+                # A label on goods without a profile: silent after pipeline.silent_after_s at
+                # the soonest, as before profiles (longer for a label reporting slowly).
+                DeviceSettings(
+                    silent_floor_s=config.pipeline.silent_after_s,
+                    silent_unlearned_s=config.pipeline.silent_after_s,
+                ),
+            )
         )
         self._persisted_at = -math.inf
         self._site = site
@@ -457,6 +470,8 @@ class Pipeline:
         events = self.factory.from_adverts(changes, ())
         for labels in self.labels.values():
             events.extend(labels.tick(now))
+        if self.conditions is not None:
+            events.extend(to_outbox(e) for e in self.conditions.tick(now))
         if self.custody is not None:
             found = self.custody.engine.tick(now)
             events.extend(to_outbox(e) for e in self.custody.events(found))
