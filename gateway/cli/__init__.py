@@ -25,6 +25,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "simulate",
     "calibrate",
     "conditions",
+    "report",
 )
 
 _VERSION = "0.1.0"

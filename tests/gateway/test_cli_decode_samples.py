@@ -1,4 +1,5 @@
-"""``tagrelay demo``: every decoder shows up, corrupt samples are rejected with their reason."""
+"""``tagrelay decode samples``: every decoder shows up; corrupt samples are rejected with their
+reason."""
 
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ FORMATS = [
 ]
 
 
-def test_demo_shows_every_decoder_and_each_kind_of_reject(
+def test_samples_show_every_decoder_and_each_kind_of_reject(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["demo"]) == 0
+    assert main(["decode", "samples"]) == 0
     captured = capsys.readouterr()
     assert captured.err == ""
     lines = captured.out.splitlines()
