@@ -84,9 +84,7 @@ def _demo(args: argparse.Namespace) -> int:
     out: Path = args.out
     options = DemoOptions(
         scenario=scenario,
-        scenario_arg=str(Path(args.scenario).resolve())
-        if Path(args.scenario).is_file()
-        else args.scenario,
+        scenario_arg=args.scenario,  # the children run in our directory: the same path works
         speed=args.speed,
         out=out,
         broker=args.broker,

@@ -30,7 +30,7 @@ def write_report(
     log = read_log(events)
     summary = summarize(log.records, start)
     summary["log"] = {
-        "path": str(events),
+        "file": events.name,
         "records": len(log.records),
         "unreadable": log.unreadable,
     }

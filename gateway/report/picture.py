@@ -231,16 +231,24 @@ def _draw_temperatures(ax: Axes, data: dict[str, dict[str, Any]], end_s: float) 
         for limit in (low, high):
             if limit is not None:
                 ax.axhline(limit, color="tab:green", linewidth=0.8, linestyle="--")
+        shaded: set[tuple[int, int]] = set()
         for x in entry["excursions"]:
-            if x["start_s"] is not None:
-                stop = x["end_s"] if x["end_s"] is not None else end_s
-                ax.axvspan(
-                    x["start_s"],
-                    stop,
-                    color="tab:red",
-                    alpha=0.15,
-                    label=f"excursion {x['start_s']:.0f}..{stop:.0f} s, MKT {x['mkt_c']}",
-                )
+            if x["start_s"] is None:
+                continue
+            stop = x["end_s"] if x["end_s"] is not None else end_s
+            # Several gateways report the same excursion: one shade per distinct window.
+            window = (round(x["start_s"] / 10), round(stop / 10))
+            if window in shaded:
+                continue
+            shaded.add(window)
+            ax.axvspan(
+                x["start_s"],
+                stop,
+                color="tab:red",
+                alpha=0.15,
+                label=f"excursion {x['start_s']:.0f}..{stop:.0f} s "
+                f"({x['gateway']}: max {x['max']}, MKT {x['mkt_c']} °C)",
+            )
     ax.set_xlim(0, max(end_s, 1.0))
     ax.set_ylabel("°C")
     ax.set_xlabel("scenario time (s)")
@@ -259,7 +267,7 @@ def _draw_shocks(ax: Axes, shocks: list[dict[str, Any]], end_s: float) -> None:
         ax.vlines(s["t_s"], 0, s["peak_g"], color=colour, linewidth=2)
         ax.plot([s["t_s"]], [s["peak_g"]], "o", color=colour)
         ax.annotate(
-            f"{s['item']} {s['peak_g']:g} g",
+            f"{s['item']} {s['peak_g']:.1f} g",
             (s["t_s"], s["peak_g"]),
             textcoords="offset points",
             xytext=(4, -4),
@@ -311,6 +319,10 @@ def _draw_track(
             markersize=2,
             label=f"{gw} GPS track",
         )
+        for (lon, lat), text in ((points[0], "first fix"), (points[-1], "last fix")):
+            ax.annotate(
+                f"{gw} {text}", (lon, lat), xytext=(4, -10), textcoords="offset points", fontsize=7
+            )
     stops: dict[str, tuple[float, float]] = {}
     for _, name, payload in commands:
         if name != "route.load" or not isinstance(payload, dict):

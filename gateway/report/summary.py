@@ -13,6 +13,7 @@ connection counts again), ``delivered`` the distinct events (by ``event_id``).
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -131,11 +132,23 @@ class _Clock:
         return round((when - self.start).total_seconds(), 1)
 
 
+def _key(event: Event) -> str:
+    """An event's identity: its id, or (status messages have none) its whole content."""
+    event_id = event.get("event_id")
+    if isinstance(event_id, str):
+        return event_id
+    return json.dumps(event, sort_keys=True, default=str)
+
+
+def _round(value: object, digits: int = 2) -> object:
+    return round(value, digits) if isinstance(value, float) else value
+
+
 def _unique(events: Sequence[Event]) -> list[Event]:
     seen: set[str] = set()
     out: list[Event] = []
     for e in events:
-        key = str(e.get("event_id"))
+        key = _key(e)
         if key not in seen:
             seen.add(key)
             out.append(e)
@@ -162,7 +175,7 @@ def summarize(records: Sequence[Record], start: datetime | None = None) -> dict[
                 "gateway": e.get("gateway_id"),
                 "item": _subject(e),
                 "t_s": clock.s(e.get("time")),
-                "peak_g": e.get("peak_g"),
+                "peak_g": _round(e.get("peak_g")),
                 "alarm": bool(e.get("alarm")),
             }
             for e in unique.get("condition.shock", [])
@@ -284,9 +297,9 @@ def _excursions(events: list[Event], clock: _Clock) -> list[Any]:
                 if start_s is None or end_s is None
                 else round(end_s - start_s, 1),
                 "time_beyond_s": e.get("time_beyond_s"),
-                "max": e.get("max"),
-                "min": e.get("min"),
-                "mkt_c": e.get("mkt_c"),
+                "max": _round(e.get("max")),
+                "min": _round(e.get("min")),
+                "mkt_c": _round(e.get("mkt_c")),
                 "closed": e.get("phase") == "close",
                 "close_reason": e.get("close_reason"),
             }

@@ -46,16 +46,16 @@ def summary_lines(summary: dict[str, Any], truth: dict[str, Any] | None = None) 
     for x in summary["excursions"]:
         end = _s(x["end_s"]) if x["closed"] else "still open"
         yield (
-            f"  {x['item']} {x['quantity']} {x['bound']} {x['limit']} ({x['profile']}, "
-            f"{x['rule']}): {_s(x['start_s'])} to {end}, duration {_s(x['duration_s'])}, "
-            f"max {x['max']}, MKT {x['mkt_c']} °C"
+            f"  {x['item']} at {x['gateway']}: {x['quantity']} {x['bound']} {x['limit']} "
+            f"({x['profile']}, {x['rule']}): {_s(x['start_s'])} to {end}, "
+            f"duration {_s(x['duration_s'])}, max {x['max']}, MKT {x['mkt_c']} °C"
         )
     yield "Shocks"
     if not summary["shocks"]:
         yield "  none"
     for s in summary["shocks"]:
         alarm = ", alarm" if s["alarm"] else ""
-        yield f"  {s['item']} at {_s(s['t_s'])}: peak {s['peak_g']} g{alarm}"
+        yield f"  {s['item']} at {s['gateway']}, {_s(s['t_s'])}: peak {s['peak_g']} g{alarm}"
     if summary["deliveries"] or summary["departures"]:
         yield "Deliveries"
         right = [d for d in summary["deliveries"] if d["right_stop"]]
@@ -81,11 +81,11 @@ def summary_lines(summary: dict[str, Any], truth: dict[str, Any] | None = None) 
     yield "Events (published copies / delivered distinct)"
     for kind, n in summary["events"].items():
         yield f"  {kind:22s} {n['published']:7d} / {n['delivered']:7d}"
+    if summary["gateways"]:
+        yield "Gateways"
     for gw, g in summary["gateways"].items():
-        yield (
-            f"  {gw}: {g['births']} birth(s), last status {g['state']} ({g['reason']}), "
-            f"outbox depth {g['outbox_depth']}"
-        )
+        depth = "" if g["outbox_depth"] is None else f", outbox depth {g['outbox_depth']}"
+        yield f"  {gw}: {g['births']} birth(s), last status {g['state']} ({g['reason']}){depth}"
     commands = summary["commands"]
     sent = sum(commands["sent"].values())
     yield (
