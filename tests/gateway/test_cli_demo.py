@@ -5,6 +5,9 @@ beside the ground truth, and the picture; with the EPCIS profile switched on."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +108,39 @@ def test_scenario_files_of_the_first_format_load_and_give_the_platform_commands(
     for c in loads:
         stops = json.loads(json.dumps(c.payload["stops"]))
         assert [s["stop_id"] for s in stops] == [s.id for s in scenario.routes[0].stops]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_ctrl_c_stops_every_child_by_pid_and_still_reports(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "demo", str(DATA / "dock-short.toml"),
+         "--speed", SPEED, "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    pids: list[int] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            pids += [int(p) for p in re.findall(r"pid (\d+)", line)]
+            if line.startswith("platform:"):
+                break
+        # The broker, the simulator and the short dock's one gateway.
+        assert len(pids) == 3, pids
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr[-2000:]
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert "stopped before the scenario ended" in stderr
+    # What was recorded is still summarised: the gateway came online and went offline cleanly.
+    document = json.loads((out / "summary.json").read_text())
+    status = document["summary"]["gateways"]["gw-door-01"]
+    assert (status["births"], status["state"], status["reason"]) == (1, "offline", "shutdown")
+    assert "Run summary" in stdout
