@@ -116,7 +116,12 @@ async def private_broker(directory: Path) -> AsyncIterator[PrivateBroker]:
     conf = await asyncio.to_thread(_write_conf, directory, port)
     with (directory / "mosquitto.log").open("ab") as log:
         proc = await asyncio.create_subprocess_exec(
-            binary, "-c", str(conf), stdout=log, stderr=asyncio.subprocess.STDOUT
+            binary,
+            "-c",
+            str(conf),
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the demo only: it stops us in order
         )
     try:
         await _wait_for_port(port, proc)

@@ -288,7 +288,12 @@ async def _simulator(
         args += ["--broker-pid", str(broker_pid)]
     with log.open("ab") as err:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, *args, stdout=asyncio.subprocess.PIPE, stderr=err, env=_env()
+            sys.executable,
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=err,
+            env=_env(),
+            start_new_session=True,  # Ctrl-C in the terminal reaches the demo, which stops it
         )
     try:
         assert proc.stdout is not None
@@ -309,7 +314,7 @@ async def _gateway(config: Path, log: Path) -> AsyncIterator[asyncio.subprocess.
     with log.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway", "run", "--config", str(config),
-            stdout=out, stderr=asyncio.subprocess.STDOUT, env=_env(),
+            stdout=out, stderr=asyncio.subprocess.STDOUT, env=_env(), start_new_session=True,
         )  # fmt: skip
     try:
         yield proc

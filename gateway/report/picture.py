@@ -19,7 +19,7 @@ from typing import Any, Final
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Circle
+from matplotlib.patches import Ellipse
 
 from gateway.report.log import Record
 from gateway.report.names import item_name
@@ -342,7 +342,14 @@ def _draw_track(
             stops[str(stop["stop_id"])] = (lon, lat)
             radius = float(stop.get("radius_m") or 50.0)
             ax.add_patch(
-                Circle((lon, lat), radius / per_deg_lon, fill=False, color="gray", linewidth=0.8)
+                Ellipse(
+                    (lon, lat),
+                    2 * radius / per_deg_lon,
+                    2 * radius / _METRES_PER_DEG_LAT,
+                    fill=False,
+                    color="gray",
+                    linewidth=0.8,
+                )
             )
             ax.plot([lon], [lat], "+", color="black")
             ax.annotate(
