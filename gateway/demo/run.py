@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 import tempfile
@@ -292,7 +291,6 @@ async def _simulator(
             *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=err,
-            env=_env(),
             start_new_session=True,  # Ctrl-C in the terminal reaches the demo, which stops it
         )
     try:
@@ -314,14 +312,9 @@ async def _gateway(config: Path, log: Path) -> AsyncIterator[asyncio.subprocess.
     with log.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway", "run", "--config", str(config),
-            stdout=out, stderr=asyncio.subprocess.STDOUT, env=_env(), start_new_session=True,
+            stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
         yield proc
     finally:
         await stop_child(proc)
-
-
-def _env() -> dict[str, str]:
-    """The children's environment: ours (PYTHONPATH included, so a source tree runs itself)."""
-    return dict(os.environ)
