@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from gateway.demo.platform import PlatformCommand, item_asset, platform_commands, tag_ids
 from gateway.demo.processes import BrokerError, PrivateBroker, private_broker, stop_child
-from gateway.demo.recorder import Recorder, decode_payload, recording
+from gateway.demo.recorder import Recorder, RecorderError, decode_payload, recording
 from gateway.demo.run import DemoOptions, DemoOutcome, run_demo
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "PlatformCommand",
     "PrivateBroker",
     "Recorder",
+    "RecorderError",
     "decode_payload",
     "item_asset",
     "platform_commands",

@@ -1,10 +1,12 @@
 """Everything the broker carried, into a JSON lines file, with a live tally for the progress line.
 
-The recorder is one MQTT client subscribed to ``#``: events, batches, EPCIS documents, status
-births and wills, the platform's commands and the gateways' answers, the site topic. Each
-message becomes one line ``{"topic", "payload", "received", "retain"}``: the payload parsed as
-JSON (a zlib-compressed batch is inflated first), or ``{"text": ...}`` / ``{"hex": ...}`` when
-it is not JSON. Nothing is dropped: a message that cannot be parsed is still a line.
+The recorder is one MQTT client (paho-mqtt, the gateway's own library) subscribed to ``#``:
+events, batches, EPCIS documents, status births and wills, the platform's commands and the
+gateways' answers, the site topic. Each message becomes one line ``{"topic", "payload",
+"received", "retain"}``: the payload parsed as JSON (a zlib-compressed batch is inflated first),
+or ``{"text": ...}`` / ``{"hex": ...}`` when it is not JSON. Nothing is dropped: a message that
+cannot be parsed is still a line. paho's network thread only hands each message to the event
+loop; writing and counting happen there, in arrival order.
 """
 
 from __future__ import annotations
@@ -20,15 +22,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
-import aiomqtt
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.report import describe_event, expand_payload
 
-__all__ = ["Recorder", "decode_payload", "recording"]
+__all__ = ["Recorder", "RecorderError", "decode_payload", "recording"]
 
 #: Keepalive of the recorder's connection: longer than any broker outage a scenario stages at
 #: speed 1 (the broker is frozen, so a shorter keepalive would drop the recording client).
 KEEPALIVE_S: Final = 900
+#: How long connecting and subscribing may take on a loopback broker.
+SUBSCRIBE_TIMEOUT_S: Final = 15.0
+#: How long the last command may wait for its PUBACK.
+PUBLISH_TIMEOUT_S: Final = 15.0
+
+
+class RecorderError(ConnectionError):
+    """The recorder could not connect or subscribe."""
 
 
 def decode_payload(raw: bytes) -> Any:
@@ -51,7 +63,7 @@ def decode_payload(raw: bytes) -> Any:
 class Recorder:
     """The live tally of what was recorded (read by the progress display)."""
 
-    client: aiomqtt.Client
+    client: mqtt.Client
     out: IO[str]
     messages: int = 0
     events: Counter[str] = field(default_factory=Counter)
@@ -60,22 +72,21 @@ class Recorder:
     happened: str = ""
     latest_event_time: str | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _last: mqtt.MQTTMessageInfo | None = None
 
-    async def pump(self) -> None:
-        async for msg in self.client.messages:
-            raw = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
-            topic = str(msg.topic)
-            payload = decode_payload(raw)
-            line = {
-                "topic": topic,
-                "payload": payload,
-                "received": datetime.now(UTC).isoformat(),
-                "retain": bool(msg.retain),
-            }
-            self.out.write(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n")
-            self.messages += 1
-            self._tally(topic, payload)
-            self.changed.set()
+    def record(self, topic: str, raw: bytes, retain: bool, received: datetime) -> None:
+        """One message, on the event loop (paho's thread hands it over)."""
+        payload = decode_payload(raw)
+        line = {
+            "topic": topic,
+            "payload": payload,
+            "received": received.isoformat(),
+            "retain": retain,
+        }
+        self.out.write(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n")
+        self.messages += 1
+        self._tally(topic, payload)
+        self.changed.set()
 
     def _tally(self, topic: str, payload: Any) -> None:
         parts = topic.split("/")
@@ -108,7 +119,14 @@ class Recorder:
                 self.happened = text
 
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
-        await self.client.publish(topic, json.dumps(payload), qos=1)
+        """Queue one command at QoS 1 (paho sends in order)."""
+        self._last = self.client.publish(topic, json.dumps(payload), qos=1)
+
+    async def flush(self) -> None:
+        """Wait until the last command queued has its PUBACK."""
+        last = self._last
+        if last is not None:
+            await asyncio.to_thread(last.wait_for_publish, PUBLISH_TIMEOUT_S)
 
     async def wait_for(self, predicate: Any, timeout_s: float) -> bool:
         """True once ``predicate()`` holds, False after ``timeout_s``."""
@@ -125,21 +143,57 @@ class Recorder:
 @contextlib.asynccontextmanager
 async def recording(host: str, port: int, path: Path) -> AsyncIterator[Recorder]:
     """Subscribe to everything on the broker and append it to ``path`` until the block ends."""
+    loop = asyncio.get_running_loop()
+    subscribed: asyncio.Future[None] = loop.create_future()
     with path.open("a", encoding="utf-8") as out:
-        async with aiomqtt.Client(
-            host,
-            port,
-            identifier=f"tagrelay-demo-recorder-{id(out):x}",
-            protocol=aiomqtt.ProtocolVersion.V5,
-            keepalive=KEEPALIVE_S,
-        ) as client:
-            await client.subscribe("#", qos=1)
-            recorder = Recorder(client, out)
-            task = asyncio.create_task(recorder.pump())
-            try:
-                yield recorder
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                    await task
-                out.flush()
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"tagrelay-demo-recorder-{id(out):x}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        recorder = Recorder(client, out)
+
+        def settle(error: str | None) -> None:
+            if not subscribed.done():
+                if error is None:
+                    subscribed.set_result(None)
+                else:
+                    subscribed.set_exception(RecorderError(error))
+
+        def on_connect(
+            c: mqtt.Client, _u: object, _f: object, reason: ReasonCode, _p: object
+        ) -> None:
+            if reason.is_failure:
+                loop.call_soon_threadsafe(settle, f"broker refused the recorder: {reason}")
+            else:
+                c.subscribe("#", qos=1)
+
+        def on_subscribe(
+            _c: mqtt.Client, _u: object, _m: int, reasons: list[ReasonCode], _p: object
+        ) -> None:
+            failed = [r for r in reasons if r.is_failure]
+            loop.call_soon_threadsafe(settle, f"subscribe refused: {failed}" if failed else None)
+
+        def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+            when = datetime.now(UTC)
+            loop.call_soon_threadsafe(
+                recorder.record, msg.topic, bytes(msg.payload), msg.retain, when
+            )
+
+        client.on_connect = on_connect
+        client.on_subscribe = on_subscribe
+        client.on_message = on_message
+        try:
+            await asyncio.to_thread(client.connect, host, port, KEEPALIVE_S)
+        except OSError as exc:
+            raise RecorderError(f"cannot reach the broker at {host}:{port}: {exc}") from exc
+        client.loop_start()
+        try:
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+                await subscribed
+            yield recorder
+        finally:
+            client.disconnect()
+            await asyncio.to_thread(client.loop_stop)
+            await asyncio.sleep(0)  # messages handed over before the stop are written
+            out.flush()

@@ -30,6 +30,7 @@ import tomli_w
 from gateway.demo.platform import SITE_GLN, platform_commands
 from gateway.demo.processes import private_broker, stop_child
 from gateway.demo.recorder import Recorder, recording
+from gateway.report.names import asset_uri
 from simulator.gateway_config import BrokerAddress, door_zone
 from simulator.world import Scenario
 
@@ -181,6 +182,7 @@ async def _run(
     commands = platform_commands(options.scenario, start)
     for command in commands:
         await recorder.publish(command.topic(TOPIC_PREFIX), command.payload)
+    await recorder.flush()
     progress.note(f"platform: {len(commands)} commands sent ({_tally(c.name for c in commands)})")
     finished = asyncio.create_task(sim.wait())
     stopping = asyncio.create_task(stop.wait())
@@ -252,9 +254,15 @@ def _enable_epcis(path: Path, where: dict[str, Any], gateway_id: str) -> None:
     door = next(
         (g.get("door") for g in where.get("gateways", []) if g.get("id") == gateway_id), None
     )
+    vehicle = next(
+        (g.get("vehicle") for g in where.get("gateways", []) if g.get("id") == gateway_id), None
+    )
     if isinstance(door, str):
         epcis["read_point"] = f"https://id.gs1.org/414/{SITE_GLN}/254/{door_zone(door)}"
         epcis["biz_location"] = f"https://id.gs1.org/414/{SITE_GLN}"
+    elif isinstance(vehicle, str):
+        # The vehicle as a GIAI: a parcel leaving it is an AggregationEvent (DELETE).
+        epcis["vehicle"] = asset_uri(vehicle)
     config["epcis"] = epcis
     header = "".join(
         line + "\n"

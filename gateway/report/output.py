@@ -40,13 +40,8 @@ def write_report(
     (out / "summary.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     for line in summary_lines(summary, truth):
         print_line(line)
-    written = [out / "summary.json"]
-    try:
-        from gateway.report.picture import draw_report
-    except ImportError:  # a gateway install without the "report" extra
-        print_line("\nno picture: matplotlib is not installed (pip install 'tagrelay[report]')")
-    else:
-        draw_report(log.records, summary, out / "report.png")
-        written.append(out / "report.png")
-    print_line(f"\nwritten: {', '.join(str(p) for p in written)}; from {events}")
+    from gateway.report.picture import draw_report  # matplotlib: loaded only to draw
+
+    draw_report(log.records, summary, out / "report.png")
+    print_line(f"\nwritten: {out / 'summary.json'}, {out / 'report.png'}; from {events}")
     return document

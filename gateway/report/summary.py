@@ -408,10 +408,10 @@ def describe_event(event: Event) -> str | None:
         return (
             f"{gw}: excursion {event.get('phase')} on {_subject(event)} "
             f"({limit.get('quantity')} {limit.get('bound')} {limit.get('value')}, "
-            f"max {event.get('max')})"
+            f"max {_round(event.get('max'))})"
         )
     if kind == "condition.shock":
-        return f"{gw}: shock {event.get('peak_g')} g on {_subject(event)}"
+        return f"{gw}: shock {_round(event.get('peak_g'), 1)} g on {_subject(event)}"
     if kind == "delivery.evidence":
         return f"{gw}: {_name(event.get('item'))} delivered at {event.get('stop_id')}"
     if kind == "delivery.alert":
