@@ -33,6 +33,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "conditions",
     "status",
     "scan",
+    "report",
 )
 
 _VERSION = "0.1.0"

@@ -271,6 +271,9 @@ class Item(_Frozen):
     drive: a parcel on the wrong van is a misload)."""
     stop: str | None = None
     """The stop of ``route`` the parcel is for; required when ``route`` is driven here."""
+    profile: str | None = None
+    """The condition profile the platform assigns to the item (a preset such as
+    ``pharma-2-8``, docs/conditions.md): master data a platform holds, not an outcome."""
 
     @field_validator("sensors")
     @classmethod
