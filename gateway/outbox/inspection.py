@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
 from gateway.outbox.models import ClassStats, EventClass, LossCount, OutboxStats

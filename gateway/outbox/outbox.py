@@ -24,7 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, TypeVar
 
-from drivers.clock import Clock
+from foundation.clock import Clock
+from foundation.lifecycle import TaskOwner
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
 from gateway.outbox.models import (
@@ -62,8 +63,7 @@ class Outbox:
         self._config = config
         self._store = Store(path, config, clock)
         self._writer: WriterThread | None = None
-        self._task_group: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._owner = TaskOwner("outbox")
         self._pending: list[_Pending] = []
         self._pending_events = 0
         self._pending_acks: set[int] = set()
@@ -100,12 +100,9 @@ class Outbox:
             self._writer = None
             raise
         self._open = True
-        self._task_group = asyncio.TaskGroup()
-        await self._task_group.__aenter__()
-        self._tasks = [
-            self._task_group.create_task(self._flusher(), name="outbox-flusher"),
-            self._task_group.create_task(self._sweeper(), name="outbox-sweeper"),
-        ]
+        await self._owner.start()
+        self._owner.spawn(self._flusher(), name="flusher")
+        self._owner.spawn(self._sweeper(), name="sweeper")
         return self
 
     async def __aexit__(
@@ -119,9 +116,8 @@ class Outbox:
         self._urgent = True
         self._wake.set()
         try:
-            if self._task_group is not None:
-                self._tasks[1].cancel()
-                await self._task_group.__aexit__(None, None, None)
+            # The flusher (and an alarm lane) end by themselves once drained.
+            await self._owner.stop(cancel=("sweeper",))
         finally:
             self._open = False
             writer = self._writer
@@ -178,8 +174,7 @@ class Outbox:
             # in its next one (group commit holds here too).
             self._alarm_waiting = True
             if self._lane is None or self._lane.done():
-                assert self._task_group is not None
-                self._lane = self._task_group.create_task(self._alarm_lane())
+                self._lane = self._owner.spawn(self._alarm_lane(), name="alarm-lane")
             return await future
         if self._pending_events >= self._config.group_commit_max_events:
             self._urgent = True

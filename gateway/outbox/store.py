@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from drivers.clock import Clock
+from foundation.clock import Clock
 from gateway.outbox.checkpoint import LOW_SPACE_WAL_FRACTION, Checkpointer, wal_frames
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.dedup import DedupMemory, digest, pack, unpack
