@@ -36,7 +36,7 @@ from gateway.outbox.models import (
     OutboxStats,
 )
 from gateway.outbox.store import Store
-from gateway.outbox.writer import Priority, WriterThread
+from gateway.outbox.writer import WriterJobOrder, WriterThread
 
 _log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class Outbox:
             writer = self._writer
             if writer is not None:
                 try:
-                    await self._call(self._store.close, priority=Priority.LAST)
+                    await self._call(self._store.close, priority=WriterJobOrder.LAST)
                 finally:
                     # Even when cancelled: the close job finishes in the thread before this
                     # returns, so the file is never left open.
@@ -138,7 +138,10 @@ class Outbox:
         return self._store.store_epoch
 
     async def _call(
-        self, func: Callable[..., _T], *args: object, priority: Priority = Priority.NORMAL
+        self,
+        func: Callable[..., _T],
+        *args: object,
+        priority: WriterJobOrder = WriterJobOrder.NORMAL,
     ) -> _T:
         if self._writer is None:
             raise OutboxError(OutboxErrorReason.CLOSED)
@@ -188,7 +191,9 @@ class Outbox:
     ) -> list[LeasedEvent]:
         """The next batch to send: by class share, in order within class and source."""
         self._check_open()
-        return await self._call(self._store.lease, max_events, classes, priority=Priority.LEASE)
+        return await self._call(
+            self._store.lease, max_events, classes, priority=WriterJobOrder.LEASE
+        )
 
     async def wait_available(self) -> None:
         """Return when there is something leasable (wakes on commit and release)."""
@@ -375,7 +380,7 @@ class Outbox:
         """Commit accepts and acks in one transaction; settle the callers' futures."""
         events = [event for pending in batch for event in pending.events]
         # Accepts keep their relative order (same priority, FIFO); an ack-only batch yields.
-        priority = Priority.ACCEPT if events else Priority.NORMAL
+        priority = WriterJobOrder.ACCEPT if events else WriterJobOrder.NORMAL
         try:
             statuses = await self._call(self._store.commit, events, acks, priority=priority)
         except Exception as exc:

@@ -103,7 +103,7 @@ class Will:
 AckCallback = Callable[[PubAck], None]
 
 
-class _PackOnce(Properties):
+class _PropertiesPackedOnce(Properties):
     """Properties that serialise once: a backlog's publishes share one object (see
     ``MqttSession.publish``) and paho would otherwise re-encode it for every message.
     Only for objects that are not modified after their first publish."""
@@ -117,7 +117,7 @@ class _PackOnce(Properties):
 
 
 def _properties(packet_type: int) -> Properties:
-    return _PackOnce(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+    return _PropertiesPackedOnce(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
 
 
 class _TlsHandshakeFailed(OSError):

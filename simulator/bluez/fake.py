@@ -12,6 +12,23 @@ Faults: :meth:`FakeBlueZ.restart` (bluetoothd restarted: the service leaves the 
 back without sessions, monitors or devices), :meth:`FakeBlueZ.remove_adapter`,
 :meth:`FakeBlueZ.refuse_start_discovery` (``InProgress``) and :meth:`FakeBlueZ.jam_radio`
 (discovery "runs" but nothing is heard until the adapter is power cycled).
+
+Why raw message dispatch and not dbus-fast's ``ServiceInterface``: checked, and it cannot
+express this fake without losing what it is for.
+
+- Flow control. ``MessageBus.export`` / ``unexport`` send ``InterfacesAdded`` /
+  ``InterfacesRemoved`` at once, and ``ServiceInterface.emit_properties_changed`` sends
+  ``PropertiesChanged`` at once, all synchronously, with no point where the fake could wait.
+  Hundreds of devices appearing, changing or going at once (a discovery start, a restart, a
+  dock door full of tags) are exactly the bursts that hit dbus-fast's EAGAIN bug (see
+  ``FLOW_SYNC_EVERY_MESSAGES``): every send has to go through :meth:`FakeBlueZ._flow`, which
+  counts it and waits for a round trip to the daemon every so many messages.
+- The caller. BlueZ keeps discovery sessions, discovery filters and advertisement monitors
+  per client (the D-Bus sender) and drops them when the client leaves the bus. A
+  ``ServiceInterface`` method receives its arguments only, never the message or its sender.
+- BlueZ's own errors for a wrong call (``org.bluez.Error.*``) and
+  objects that exist only while the adapter reports them are plainer to write as a dispatch
+  on (path, interface, member) than as exported objects kept in step with the fake's state.
 """
 
 from __future__ import annotations
