@@ -18,20 +18,22 @@ from cobs import cobs
 
 from protocols import to_jsonable
 from protocols.smartlabel import (
-    CRC_CHECK_VALUE,
-    GATEWAY_TO_LABEL,
     HISTORY_MAX_READINGS,
     LABEL_TO_GATEWAY,
-    MAX_BODY_BYTES,
-    MAX_ENCODED_BYTES,
-    FrameError,
     FrameRejected,
-    MessageType,
     RejectReason,
     StreamDecoder,
     build_body,
+)
+from protocols.smartlabel.codec import decode
+from protocols.smartlabel.errors import FrameError
+from protocols.smartlabel.messages import GATEWAY_TO_LABEL
+from protocols.smartlabel.wire import (
+    CRC_CHECK_VALUE,
+    MAX_BODY_BYTES,
+    MAX_ENCODED_BYTES,
+    MessageType,
     crc16,
-    decode,
 )
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"

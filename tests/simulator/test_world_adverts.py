@@ -16,15 +16,8 @@ from protocols.ble import (
     SmartLabelAdvFlags,
     decode_advertisement,
 )
-from simulator.world import (
-    EddystoneUidTag,
-    IBeaconTag,
-    RuuviTag,
-    SmartLabelTag,
-    World,
-    advert_for,
-    load_scenario,
-)
+from simulator.world import SmartLabelTag, World, advert_for, load_scenario
+from simulator.world.model import EddystoneUidTag, IBeaconTag, RuuviTag
 
 UUID_ = UUID("f7826da6-4fa2-4e98-8024-bc5b71e0893e")
 
