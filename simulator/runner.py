@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import math
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
+from foundation.lifecycle import TaskOwner
 from protocols.smartlabel import (
     HISTORY_MAX_READINGS,
     Environment,
@@ -238,26 +238,21 @@ class ScenarioRunner:
         self._removed_adapters: set[str] = set()
         self._replug_at: list[tuple[float, PtyPort]] = []
         self._shocked: set[str] = set()
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._tasks: asyncio.TaskGroup | None = None
-        self._driver: asyncio.Task[None] | None = None
-        self._fault_tasks: set[asyncio.Task[None]] = set()
+        #: The devices are entered on its stack, then its tasks (the drive, fault tasks) run.
+        self._owner = TaskOwner("scenario-runner")
         self._items = {i.id: i for i in scenario.items}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        stack = contextlib.AsyncExitStack()
-        await stack.__aenter__()
         try:
-            await self._start(stack)
-        except BaseException:
-            await stack.aclose()
+            await self._start(self._owner)
+        except BaseException as exc:
+            await self._owner.stop(type(exc), exc, exc.__traceback__)
             raise
-        self._stack = stack
         return self
 
-    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+    async def _start(self, stack: TaskOwner) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._bus = await stack.enter_async_context(PrivateBus(self.workdir / "dbus"))
         adapters = sorted(g.adapter for g in self.scenario.gateways)
@@ -277,13 +272,13 @@ class ScenarioRunner:
                 dev.gps = await stack.enter_async_context(
                     GpsReceiverSim(dev.gps_port, rate_hz=GPS_RATE_HZ, ubx=gw.gps_ubx)
                 )
-        self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
+        await stack.start()
         # Scenario time starts once every device is up, so nothing due at t = 0 is missed.
         self.clock = SimClock(
             self.world.start, speed=self.speed, real_monotonic=self._real_monotonic
         )
         if self._drive_enabled:
-            self._driver = self._tasks.create_task(self._drive(), name="scenario-runner:drive")
+            stack.spawn(self._drive(), name="drive")
 
     async def __aexit__(
         self,
@@ -291,14 +286,8 @@ class ScenarioRunner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._driver is not None:
-            self._driver.cancel()
-        assert self._stack is not None
         # Fault tasks (a bluetoothd restart half-way, a broker outage) are cancelled with it.
-        for task in self._fault_tasks:
-            task.cancel()
-        await self._stack.__aexit__(exc_type, exc, tb)
-        self._stack = None
+        await self._owner.stop(exc_type, exc, tb)
 
     @property
     def endpoints(self) -> Endpoints:
@@ -612,14 +601,10 @@ class ScenarioRunner:
         return True, f"SIGKILL to pid {self.power_cut_pid}"
 
     def _spawn_fault(self, work: Awaitable[None]) -> None:
-        assert self._tasks is not None
-
         async def run() -> None:
             await work
 
-        task = self._tasks.create_task(run(), name="scenario-runner:fault")
-        self._fault_tasks.add(task)
-        task.add_done_callback(self._fault_tasks.discard)
+        self._owner.spawn(run(), name="fault", many=True)
 
     def _real(self, sim_s: float) -> float:
         return max(MIN_FAULT_REAL_S, sim_s / self.speed)

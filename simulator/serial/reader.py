@@ -22,6 +22,7 @@ from typing import Final, Self
 
 import cobs.cobs as cobs_codec
 
+from foundation.lifecycle import TaskOwner
 from protocols.smartlabel import (
     Ack,
     FrameRejected,
@@ -87,8 +88,7 @@ class SmartLabelReaderSim:
         self._split: tuple[int, float] | None = None
         self._merge_left = 0
         self._merge_buffer = bytearray()
-        self._tasks: asyncio.TaskGroup | None = None
-        self._workers: list[asyncio.Task[None]] = []
+        self._owner = TaskOwner("reader-sim")
 
     # -- what the tests and the scenario engine call -----------------------------------------
 
@@ -253,12 +253,10 @@ class SmartLabelReaderSim:
 
     async def __aenter__(self) -> Self:
         self.port.set_receiver(self._on_bytes)
-        self._tasks = asyncio.TaskGroup()
-        await self._tasks.__aenter__()
-        self._workers = [
-            self._tasks.create_task(self._writer(), name="reader-sim:writer"),
-            self._tasks.create_task(self._resend_loop(), name="reader-sim:resend"),
-        ]
+        self._owner.callback(lambda: self.port.set_receiver(None))
+        await self._owner.start()
+        self._owner.spawn(self._writer(), name="writer")
+        self._owner.spawn(self._resend_loop(), name="resend")
         return self
 
     async def __aexit__(
@@ -267,11 +265,4 @@ class SmartLabelReaderSim:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._tasks is not None
-        for task in self._workers:
-            task.cancel()
-        try:
-            await self._tasks.__aexit__(exc_type, exc, tb)
-        finally:
-            self.port.set_receiver(None)
-            self._tasks = None
+        await self._owner.stop(exc_type, exc, tb)

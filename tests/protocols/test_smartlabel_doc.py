@@ -22,22 +22,15 @@ from cobs import cobs
 
 from protocols import to_jsonable
 from protocols.smartlabel import (
-    CRC_CHECK_VALUE,
-    GATEWAY_TO_LABEL,
     HISTORY_MAX_READINGS,
     LABEL_TO_GATEWAY,
-    MAX_BODY_BYTES,
-    MAX_ENCODED_BYTES,
-    BuildError,
     Environment,
-    FrameError,
     FrameRejected,
     GpsFix,
     Heartbeat,
     HistoryBatch,
     HistoryReading,
     LabelConfig,
-    MessageType,
     NackReason,
     RejectReason,
     Shock,
@@ -46,10 +39,18 @@ from protocols.smartlabel import (
     TimeSource,
     TimeSync,
     build_body,
-    crc16,
-    decode,
 )
-from protocols.smartlabel.wire import BROADCAST_LABEL_ID
+from protocols.smartlabel.codec import decode
+from protocols.smartlabel.errors import BuildError, FrameError
+from protocols.smartlabel.messages import GATEWAY_TO_LABEL
+from protocols.smartlabel.wire import (
+    BROADCAST_LABEL_ID,
+    CRC_CHECK_VALUE,
+    MAX_BODY_BYTES,
+    MAX_ENCODED_BYTES,
+    MessageType,
+    crc16,
+)
 from tests.fixtures.clock import FakeClock
 from tests.gateway.pipeline.test_labels import frame as reader_frame
 from tests.gateway.pipeline.test_labels import make as make_label_processor

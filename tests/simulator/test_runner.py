@@ -27,15 +27,8 @@ from protocols.smartlabel import (
     build,
 )
 from simulator.runner import ScenarioRunner
-from simulator.world import (
-    AdapterRemoved,
-    BrokerOutage,
-    GeoPoint,
-    PowerCut,
-    Scenario,
-    distance_m,
-    load_scenario,
-)
+from simulator.world import AdapterRemoved, BrokerOutage, PowerCut, Scenario, load_scenario
+from simulator.world.geo import GeoPoint, distance_m
 
 #: How long the tests wait for bytes or signals from the devices (they arrive within ms).
 WAIT_S = 10.0

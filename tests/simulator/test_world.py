@@ -10,21 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.world import (
-    Curve,
-    GeoPoint,
-    Projection,
-    ScenarioError,
-    SimClock,
-    World,
-    bearing_deg,
-    curve_value,
-    derive_address,
-    distance_m,
-    load_scenario,
-    mean_rssi_dbm,
-    parse_scenario,
-)
+from simulator.world import ScenarioError, SimClock, World, load_scenario
+from simulator.world.geo import GeoPoint, Projection, bearing_deg, distance_m
+from simulator.world.loader import parse_scenario
+from simulator.world.model import Curve
+from simulator.world.radio import mean_rssi_dbm
+from simulator.world.state import curve_value, derive_address
 
 # A door, and a van that drives straight north from 5 m to 305 m out over 300 s, carrying one
 # beacon. Its body loss is 0 so that only distance changes the RSSI.

@@ -18,7 +18,7 @@ from gateway.conditions import (
     ExcursionResult,
     register_condition_commands,
 )
-from gateway.uplink import CommandErrorReason, CommandProcessor, CommandRegistry
+from gateway.uplink.commands import CommandErrorReason, CommandProcessor, CommandRegistry
 from tests.fixtures.clock import FakeClock
 from tests.gateway.conditions.helpers import TEMP, at
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.custody import CustodyEngine, register_custody_commands
-from gateway.uplink import CommandErrorReason, CommandProcessor, CommandRegistry
+from gateway.uplink.commands import CommandErrorReason, CommandProcessor, CommandRegistry
 from tests.fixtures.clock import FakeClock
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)

@@ -27,7 +27,8 @@ from gateway.events.common import LabelFrame
 from gateway.registry import smartlabel_tag_id
 from protocols.smartlabel import Environment
 from simulator.serial import PtyPort, SmartLabelReaderSim
-from simulator.world import EddystoneUidTag, IBeaconTag, SmartLabelTag, World, load_scenario
+from simulator.world import SmartLabelTag, World, load_scenario
+from simulator.world.model import EddystoneUidTag, IBeaconTag
 from tests.fixtures.mosquitto import Broker, stop_process
 from tests.gateway.uplink.helpers import subscribe
 
