@@ -4,6 +4,8 @@ chemistry-aware low battery, stuck readings, and the recovery from each."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gateway.conditions import (
@@ -254,3 +256,53 @@ def test_a_noisy_real_sensor_is_never_stuck_and_the_check_can_be_disabled() -> N
         assert h.value(TAG, "temperature_c", k * 30.0, value)[1] == []
     off = health(DeviceSettings(stuck_after_s=None))
     assert all(off.value(TAG, "temperature_c", k * 30.0, 5.0) == (True, []) for k in range(500))
+
+
+# --- any sequence --------------------------------------------------------------------------
+
+_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["heard", "tick", "battery", "value"]),
+        st.floats(min_value=0.0, max_value=2000.0),
+        st.floats(min_value=1500.0, max_value=4000.0),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ops)
+def test_any_sequence_alternates_faults_and_recoveries_per_issue(
+    ops: list[tuple[str, float, float]],
+) -> None:
+    """Whatever arrives in whatever order: per device and issue, a fault, then its recovery
+    (same issue id), then perhaps a new fault; never two faults or a recovery of nothing."""
+    h = health(
+        DeviceSettings(
+            silent_floor_s=60,
+            battery_chemistry=Chemistry.LI_MNO2_COIN,
+            battery_readings=2,
+            stuck_after_s=120,
+            stuck_readings=3,
+        )
+    )
+    now = 0.0
+    found: list[HealthResult] = []
+    for op, dt, number in ops:
+        now += dt
+        if op == "heard":
+            found += h.heard(TAG, now)
+        elif op == "tick":
+            found += h.tick(now)
+        elif op == "battery":
+            found += h.battery(TAG, now, number * 0.7)
+        else:
+            found += h.value(TAG, "temperature_c", now, round(number / 1000, 0))[1]
+    open_: dict[HealthIssue, str] = {}
+    for r in found:
+        if r.phase is FaultPhase.FAULT:
+            assert r.issue not in open_, found
+            open_[r.issue] = r.issue_id
+        else:
+            assert open_.pop(r.issue) == r.issue_id, found
+    assert len({r.result_id for r in found}) == len(found)
