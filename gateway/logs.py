@@ -259,8 +259,9 @@ def configure_logging(
     )
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
-        old.close()
+        if isinstance(old, LogHandler):  # ours from an earlier call; others are left alone
+            root.removeHandler(old)
+            old.close()
     root.addHandler(handler)
     root.setLevel(getattr(logging, level))
     return handler

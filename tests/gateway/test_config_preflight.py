@@ -4,6 +4,8 @@ one line, classes by name, effective defaults, stated assumptions, plain help te
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from typing import Final
 
 import pytest
 
-from gateway.cli import build_parser
+from gateway.cli import build_parser, main
 from tests.fixtures.mosquitto import Certificates
 
 EX_CONFIG: Final = 78
@@ -31,6 +33,15 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "tagrelay.toml"
     path.write_text(text)
     return path
+
+
+def tagrelay_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """``tagrelay ARGS`` through the same entry point, in this process (fast, for the commands
+    that start no daemon)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def tagrelay(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -82,7 +93,7 @@ def test_run_refuses_a_config_problem_with_exit_78_and_one_line(
 def test_tls_files_are_parsed(tmp_path: Path, certificates: Certificates) -> None:
     (tmp_path / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n")
     garbage = write(tmp_path, BASE + '[uplink.tls]\nca_file = "garbage.pem"\n')
-    done = tagrelay("config", "check", str(garbage))
+    done = tagrelay_in_process("config", "check", str(garbage))
     assert done.returncode == 1
     assert "uplink.tls.ca_file: " in done.stderr
     assert "is not a PEM CA bundle" in done.stderr
@@ -93,7 +104,7 @@ def test_tls_files_are_parsed(tmp_path: Path, certificates: Certificates) -> Non
         + f'[uplink.tls]\nca_file = "{certificates.ca_cert}"\n'
         + f'cert_file = "{certificates.client_cert}"\nkey_file = "{certificates.server_key}"\n',
     )
-    done = tagrelay("config", "check", str(mismatched))
+    done = tagrelay_in_process("config", "check", str(mismatched))
     assert done.returncode == 1
     assert "uplink.tls.cert_file: " in done.stderr
     assert "matching key" in done.stderr
@@ -104,7 +115,7 @@ def test_tls_files_are_parsed(tmp_path: Path, certificates: Certificates) -> Non
         + f'[uplink.tls]\nca_file = "{certificates.ca_cert}"\n'
         + f'cert_file = "{certificates.client_cert}"\nkey_file = "{certificates.client_key}"\n',
     )
-    done = tagrelay("config", "check", str(good))
+    done = tagrelay_in_process("config", "check", str(good))
     assert done.returncode == 0, done.stderr
     assert "TLS + client certificate" in done.stdout
 
@@ -112,7 +123,7 @@ def test_tls_files_are_parsed(tmp_path: Path, certificates: Certificates) -> Non
 def test_state_dir_that_cannot_be_created(tmp_path: Path) -> None:
     (tmp_path / "plain-file").write_text("x")
     config = write(tmp_path, BASE.replace('state_dir = "state"', 'state_dir = "plain-file/sub"'))
-    done = tagrelay("config", "check", str(config))
+    done = tagrelay_in_process("config", "check", str(config))
     assert done.returncode == 1
     assert "state_dir: " in done.stderr
     assert "cannot be created" in done.stderr
@@ -120,12 +131,12 @@ def test_state_dir_that_cannot_be_created(tmp_path: Path) -> None:
 
 def test_password_warnings_and_strict(tmp_path: Path) -> None:
     inline = write(tmp_path, BASE + 'username = "gw"\npassword = "hunter2-inline"\n')
-    done = tagrelay("config", "check", str(inline))
+    done = tagrelay_in_process("config", "check", str(inline))
     assert done.returncode == 0
     assert ": OK with 2 warning(s)" in done.stdout  # the inline password, and no device
     assert "warning: uplink.password: the password is written in the configuration" in done.stdout
     assert "hunter2" not in done.stdout + done.stderr
-    strict = tagrelay("config", "check", "--strict", str(inline))
+    strict = tagrelay_in_process("config", "check", "--strict", str(inline))
     assert strict.returncode == 1
     assert ": OK" not in strict.stdout
     assert "FAILED (--strict: 2 warning(s))" in strict.stdout
@@ -134,19 +145,19 @@ def test_password_warnings_and_strict(tmp_path: Path) -> None:
     secret.write_text("hunter2-file\n")
     secret.chmod(0o644)
     from_file = write(tmp_path, BASE + 'username = "gw"\npassword_file = "mqtt-password"\n')
-    done = tagrelay("config", "check", str(from_file))
+    done = tagrelay_in_process("config", "check", str(from_file))
     assert done.returncode == 0
     assert "warning: uplink.password_file: " in done.stdout
     assert "readable by every user (mode 0644)" in done.stdout
     secret.chmod(0o640)
-    done = tagrelay("config", "check", str(from_file))
+    done = tagrelay_in_process("config", "check", str(from_file))
     assert "uplink.password_file" not in done.stdout
     assert "hunter2" not in done.stdout + done.stderr
 
 
 def test_defaults_that_were_assumed_are_said(tmp_path: Path) -> None:
     config = write(tmp_path, 'gateway_id = "gw-1"\nstate_dir = "state"\n[uplink]\n')
-    done = tagrelay("config", "check", str(config))
+    done = tagrelay_in_process("config", "check", str(config))
     assert done.returncode == 0, done.stderr
     assert "assumed: uplink.host: not set: assuming localhost" in done.stdout
     assert (
@@ -155,12 +166,12 @@ def test_defaults_that_were_assumed_are_said(tmp_path: Path) -> None:
     )
     assert "assumed: uplink.port: not set: assuming 8883" in done.stdout
     explicit = write(tmp_path, BASE)
-    assert "assumed:" not in tagrelay("config", "check", str(explicit)).stdout
+    assert "assumed:" not in tagrelay_in_process("config", "check", str(explicit)).stdout
 
 
 def test_show_is_the_effective_configuration_with_classes_by_name(tmp_path: Path) -> None:
     config = write(tmp_path, BASE + "[outbox.ttl_s]\ntelemetry = 3600\n")
-    done = tagrelay("config", "show", str(config))
+    done = tagrelay_in_process("config", "show", str(config))
     assert done.returncode == 0, done.stderr
     outbox = json.loads(done.stdout)["outbox"]
     assert outbox["ttl_s"] == {
@@ -183,7 +194,7 @@ def test_show_is_the_effective_configuration_with_classes_by_name(tmp_path: Path
 )
 def test_ttl_errors_name_the_class(tmp_path: Path, table: str, field: str) -> None:
     config = write(tmp_path, BASE + f"[outbox.ttl_s]\n{table}\n")
-    done = tagrelay("config", "check", str(config))
+    done = tagrelay_in_process("config", "check", str(config))
     assert done.returncode == 1
     assert f"  {field}: " in done.stderr
     assert any(name in done.stderr for name in ("telemetry", "presence"))
@@ -237,7 +248,7 @@ def test_config_examples_in_the_device_docs_are_accepted(tmp_path: Path, doc: st
     assert blocks, doc
     for block in blocks:
         config = write(tmp_path, BASE + block)
-        done = tagrelay("config", "check", str(config))
+        done = tagrelay_in_process("config", "check", str(config))
         assert "INVALID" not in done.stderr, f"{doc}:\n{block}\n{done.stderr}"
 
 
