@@ -138,7 +138,11 @@ async def status(config: Path, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.timeout(180)
-async def test_metrics_and_status_of_a_running_gateway(mosquitto: Broker, tmp_path: Path) -> None:
+async def test_metrics_and_status_of_a_running_gateway(
+    mosquitto: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A daemon that dies of a signal leaves its stack in its log.
+    monkeypatch.setenv("PYTHONFAULTHANDLER", "1")
     log = tmp_path / "gw.log"
     async with simulation(
         tmp_path, mosquitto, "cross-dock", "--speed", str(SPEED), "--gateway-clock", "system"
@@ -214,7 +218,7 @@ async def test_metrics_and_status_of_a_running_gateway(mosquitto: Broker, tmp_pa
 
             # tagrelay status reads the same daemon.
             code, out, err = await status(config, "--json", "--sample", "1")
-            assert code == 0, err
+            assert code == 0, (err, proc.poll(), log.read_text()[-4000:])
             report = json.loads(out)
             assert report["running"] is True
             assert report["gateway_id"] == "gw-door-03"
@@ -225,7 +229,7 @@ async def test_metrics_and_status_of_a_running_gateway(mosquitto: Broker, tmp_pa
             assert report["backlog"]["drain_rate_events_per_s"] is not None
             assert report["outbox_file"]["backlog"]["file"].endswith("outbox.db")
             code, out, err = await status(config, "--sample", "0")
-            assert code == 0, err
+            assert code == 0, (err, proc.poll(), log.read_text()[-4000:])
             for text in ("gw-door-03", "connected", ADAPTER, ZONE, "Backlog", "open handoff"):
                 assert text in out
 
