@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from drivers.clock import Clock
-from gateway.outbox.checkpoint import LOW_SPACE_WAL_FRACTION, Checkpointer, wal_frames
+from gateway.outbox.checkpoint import LOW_SPACE_WAL_FRACTION, Checkpointer, WalIndex
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.dedup import DedupMemory, digest, pack, unpack
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
@@ -260,6 +260,7 @@ class Store:
         self._clock = clock
         self._conn: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
+        self._wal = WalIndex(path)
         self._lock_fd: int | None = None
         self._epoch = ""
         self._quarantined: tuple[str, ...] = ()
@@ -356,7 +357,7 @@ class Store:
             # damaged WAL, and the copy kept for forensics must be the file as found.
             damage = self._check_high_water()
             self._high_water.open(self._epoch)
-            self._checkpointer = Checkpointer(self._path, self._config.checkpoint_pages)
+            self._checkpointer = Checkpointer(self._path, self._config.checkpoint_pages, self._wal)
         except SchemaTooNewError as exc:
             raise OutboxError(OutboxErrorReason.SCHEMA_TOO_NEW, str(exc)) from exc
         except sqlite3.Error as exc:
@@ -535,6 +536,7 @@ class Store:
                 self._checkpointer = None
             self._conn.close()
             self._conn = None
+            self._wal.close()  # after the connections: see WalIndex
             self._high_water.close()
             # The keys are on disk; give their memory back now, not when this object goes.
             self._dedup = DedupMemory(self._config.dedup_retention_s, self._config.dedup_max_keys)
@@ -597,7 +599,7 @@ class Store:
         free = free_bytes(self._path.parent)
         if free is None or free >= LOW_SPACE_BYTES:
             return
-        frames = wal_frames(self._path)
+        frames = self._wal.frames()
         if frames is None or frames[0] <= frames[1]:
             return
         if (frames[0] - frames[1]) * self._page_bytes < free * LOW_SPACE_WAL_FRACTION:
