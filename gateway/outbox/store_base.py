@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from foundation.clock import Clock
-from gateway.outbox.checkpoint import LOW_SPACE_WAL_FRACTION, Checkpointer, wal_frames
+from gateway.outbox.checkpoint import LOW_SPACE_WAL_FRACTION, Checkpointer, WalIndex
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.dedup import DedupMemory
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
@@ -176,6 +176,7 @@ class StoreBase:
         self._clock = clock
         self._conn: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
+        self._wal = WalIndex(path)
         self._lock_fd: int | None = None
         self._epoch = ""
         self._quarantined: tuple[str, ...] = ()
@@ -278,7 +279,7 @@ class StoreBase:
         free = free_bytes(self._path.parent)
         if free is None or free >= LOW_SPACE_BYTES:
             return
-        frames = wal_frames(self._path)
+        frames = self._wal.frames()
         if frames is None or frames[0] <= frames[1]:
             return
         if (frames[0] - frames[1]) * self._page_bytes < free * LOW_SPACE_WAL_FRACTION:

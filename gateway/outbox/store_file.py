@@ -93,7 +93,7 @@ class StoreFile(StoreBase):
             # damaged WAL, and the copy kept for forensics must be the file as found.
             damage = self._check_high_water()
             self._high_water.open(self._epoch)
-            self._checkpointer = Checkpointer(self._path, self._config.checkpoint_pages)
+            self._checkpointer = Checkpointer(self._path, self._config.checkpoint_pages, self._wal)
         except SchemaTooNewError as exc:
             raise OutboxError(OutboxErrorReason.SCHEMA_TOO_NEW, str(exc)) from exc
         except sqlite3.Error as exc:
@@ -214,6 +214,7 @@ class StoreFile(StoreBase):
                 self._checkpointer = None
             self._conn.close()
             self._conn = None
+            self._wal.close()  # after the connections: see WalIndex
             self._high_water.close()
             # The keys are on disk; give their memory back now, not when this object goes.
             self._dedup = DedupMemory(self._config.dedup_retention_s, self._config.dedup_max_keys)

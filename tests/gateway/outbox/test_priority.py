@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 
 from gateway.outbox import EventClass, Outbox
-from gateway.outbox.checkpoint import wal_frames
 from gateway.outbox.store import CHECKPOINT_BACKSTOP_FACTOR
 from gateway.outbox.writer import WriterJobOrder, WriterThread
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
@@ -122,7 +121,7 @@ async def test_checkpoints_run_beside_the_writer_at_the_threshold(tmp_path: Path
             leased = await outbox.lease(40)
             await outbox.ack([e.row_id for e in leased])
         await outbox.flush()
-        frames = wal_frames(db)
+        frames = checkpointer.wal.frames()
         assert checkpointer.checkpoints >= 1
     assert frames is not None
     # The background checkpoints let the writer restart the WAL long before its own backstop
