@@ -91,6 +91,9 @@ class HandoffOpenCommand(Command):
     """When evidence starts to count; None: now."""
     window_end: UtcDatetime
     """The session closes by itself then, unless closed before."""
+    vehicle: ItemId | None = None
+    """The vehicle's own tag (tag id or asset id): the session also closes when the vehicle
+    departs (its tag falls silent at the door)."""
 
     @model_validator(mode="after")
     def _window(self) -> HandoffOpenCommand:
@@ -155,6 +158,7 @@ def register_custody_commands(
             window_start_s=now if cmd.window_start is None else mono(cmd.window_start),
             window_end_s=mono(cmd.window_end),
             documents=tuple((d.type, d.number) for d in cmd.documents),
+            vehicle=cmd.vehicle,
         )
         try:
             outcome = engine.open_session(spec, now)
