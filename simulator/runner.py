@@ -76,8 +76,9 @@ _log = logging.getLogger(__name__)
 #: interval of simulated time, down to MIN_TICK_REAL_S; adverts that fall due between two ticks
 #: are still all delivered (see :meth:`ScenarioRunner.step`).
 TICK_REAL_S: Final = 0.2
-#: The shortest tick: 20 ticks a second, a 1 s interval honoured tick by tick up to speed 20.
-MIN_TICK_REAL_S: Final = 0.05
+#: The shortest tick: 100 ticks a second, so that up to speed 100 the world moves by at most a
+#: simulated second between ticks (GPS positions, label readings; adverts are caught up anyway).
+MIN_TICK_REAL_S: Final = 0.01
 #: At most this many advertising instants are caught up in one step (a world run so fast, or
 #: a machine so loaded, that more fall between two ticks thins its adverts instead of stalling).
 MAX_CATCH_UP_INSTANTS: Final = 64
@@ -101,8 +102,9 @@ SHOCK_THRESHOLD_MG: Final = 2000
 SHOCK_FULL_SCALE_MG: Final = 200_000
 #: Fixes per simulated second from the simulated GPS receiver (a 1 Hz receiver) ...
 GPS_RATE_HZ: Final = 1.0
-#: ... and at most this many per real second in a fast world.
-GPS_MAX_RATE_HZ: Final = 20.0
+#: ... and at most this many per real second in a fast world (a fix per simulated second up to
+#: speed 100: vehicle rules count fixes and their age in simulated seconds).
+GPS_MAX_RATE_HZ: Final = 100.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,7 @@ class ScenarioRunner:
         real_monotonic: Callable[[], float] = time.monotonic,
         power_cut_pid: int | None = None,
         on_broker_outage: Callable[[float], Awaitable[None]] | None = None,
+        lead_in_real_s: float = 0.0,
     ) -> None:
         if speed <= 0 or (tick_real_s is not None and tick_real_s <= 0):
             raise ValueError("speed and tick_real_s must be positive")
@@ -230,6 +233,9 @@ class ScenarioRunner:
         self._tick_real_s = tick_real_s
         self._real_monotonic = real_monotonic
         self.power_cut_pid = power_cut_pid
+        if lead_in_real_s < 0:
+            raise ValueError("lead_in_real_s must not be negative")
+        self._lead_in_real_s = lead_in_real_s
         self._on_broker_outage = on_broker_outage
         self.clock: SimClock | None = None
         self.bluez: FakeBlueZ | None = None
@@ -298,7 +304,10 @@ class ScenarioRunner:
         self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
         # Scenario time starts once every device is up, so nothing due at t = 0 is missed.
         self.clock = SimClock(
-            self.world.start, speed=self.speed, real_monotonic=self._real_monotonic
+            self.world.start,
+            speed=self.speed,
+            real_monotonic=self._real_monotonic,
+            lead_in_real_s=self._lead_in_real_s,
         )
         if self._drive_enabled:
             self._driver = self._tasks.create_task(self._drive(), name="scenario-runner:drive")
@@ -361,6 +370,9 @@ class ScenarioRunner:
         next_progress = self._real_monotonic()
         while True:
             t = min(self.clock.elapsed_s(), self.duration_s)
+            if t < 0:  # the lead-in: the world waits at its start
+                await asyncio.sleep(min(-t / self.speed, self._tick_real_s))
+                continue
             await self.step(t)
             if self._real_monotonic() >= next_progress:
                 next_progress += PROGRESS_EVERY_REAL_S
