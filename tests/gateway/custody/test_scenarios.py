@@ -132,6 +132,7 @@ def test_a_manifest_sent_to_the_wrong_doors_too_is_mostly_refused_there_by_arbit
         assert len(wrong.confirmed) <= 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cross-dock", "busy-dock", "yard-return"])
 def test_sessions_opened_before_the_trailer_arrives_confirm_nothing_before_its_carry(
     name: str,
