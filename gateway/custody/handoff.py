@@ -9,11 +9,17 @@ items crossed. The rule (docs/custody.md has the reasoning and the figures):
 2. *Dwell*: over the :data:`DWELL_S` after the carry the item is still heard (at least
    :data:`DWELL_MIN_SIGHTINGS` adverts), so it was not carried on past the door.
 3. *Level*: its mean level in that dwell beats its own level before the portal read by
-   :data:`LEVEL_RISE_DB`: it is no longer behind the vehicle's body. Then it is confirmed, live.
+   :data:`LEVEL_RISE_DB`, and the load it came with (the session's other unconfirmed expected
+   items) did not rise with it by :data:`COHORT_STILL_DB` (a vehicle reversing onto the door
+   lifts its whole load; a carry lifts one item): it is no longer behind the vehicle's body.
+   Then it is confirmed, live.
    If the level cannot tell (a parcel from the front of the trailer put down deep on the dock
    sounds alike), the item is *pending*: when the session reports, :data:`CLOSE_SETTLE_S` after
    its close, a pending item still heard in the last :data:`FADE_S` stayed when the vehicle
    pulled away and is confirmed; one that fell silent left with the vehicle and is missing.
+
+A session closes by command, at its window's end, or when its vehicle's own tag (if given)
+falls silent at the door (:data:`VEHICLE_GONE_S`).
 
 Expected and confirmed = confirmed, expected only = missing, crossed but not expected =
 unexpected (with the stricter :data:`UNEXPECTED_MIN_LEVEL_DBM`), as in an EPCglobal ALE report.
