@@ -108,6 +108,9 @@ class HandoffOpenCommand(Command):
         default_factory=dict, max_length=MAX_ITEMS_PER_SESSION
     )
     """The condition profile an expected item names (assigned to it when the session opens)."""
+    vehicle: ItemId | None = None
+    """The vehicle's own tag (tag id or asset id): the session also closes when the vehicle
+    departs (its tag falls silent at the door)."""
 
     @model_validator(mode="after")
     def _window(self) -> HandoffOpenCommand:
@@ -203,6 +206,7 @@ def register_custody_commands(
             window_start_s=now if cmd.window_start is None else mono(cmd.window_start),
             window_end_s=mono(cmd.window_end),
             documents=tuple((d.type, d.number) for d in cmd.documents),
+            vehicle=cmd.vehicle,
         )
         check_profiles(cmd.profiles)
         try:

@@ -43,6 +43,11 @@ __all__ = ["SmartLabelReaderSim"]
 RESEND_CHECKS_PER_INTERVAL: Final = 4
 #: Floor of the resend check period, so a very fast ``speed`` does not spin the loop.
 MIN_CHECK_PERIOD_S: Final = 0.005
+#: A fast world shortens the resend wait by its speed, but not below this many real seconds:
+#: the gateway's ACK follows a durable commit, whose latency does not scale with the world
+#: (at speed 60 a 2 s wait would be 33 ms: every frame resent before its ACK, and the resends
+#: flood the link).
+MIN_RESEND_REAL_S: Final = 0.5
 
 Key = tuple[int, int]
 
@@ -193,7 +198,9 @@ class SmartLabelReaderSim:
         self._changed.set()
 
     async def _resend_loop(self) -> None:
-        interval_s = self.resend_after_s / self.speed
+        interval_s = max(
+            self.resend_after_s / self.speed, min(self.resend_after_s, MIN_RESEND_REAL_S)
+        )
         period_s = max(MIN_CHECK_PERIOD_S, interval_s / RESEND_CHECKS_PER_INTERVAL)
         while True:
             await asyncio.sleep(period_s)

@@ -243,6 +243,18 @@ def test_sim_clock_runs_at_speed() -> None:
         SimClock(datetime(2026, 1, 1), speed=1)
 
 
+def test_sim_clock_lead_in_holds_t0_in_the_future() -> None:
+    real = FakeMonotonic()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = SimClock(start, speed=20.0, real_monotonic=real, lead_in_real_s=10.0)
+    assert clock.t0_real == real.now + 10.0
+    assert clock.elapsed_s() == pytest.approx(-200.0)  # the world waits at its start
+    real.now += 10.5
+    assert clock.elapsed_s() == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="lead_in"):
+        SimClock(start, speed=1.0, lead_in_real_s=-1.0)
+
+
 @pytest.mark.parametrize(
     ("old", "new", "match"),
     [
