@@ -35,8 +35,8 @@ from bleak import BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
-from drivers import SystemClock
 from drivers.ble import BleConfig, BleScanner
+from foundation.clock import SystemClock
 from simulator.bluez import PrivateBus, normalise_uuid
 
 TIMESTAMP_UUID: Final = normalise_uuid("fffe")

@@ -63,6 +63,31 @@ def run(subjects: int, per_subject: int) -> dict[str, float]:
     }
 
 
+def baseline(subjects: int, per_subject: int) -> float:
+    """The floor Python sets, measured in the same run: per reading one dict lookup of the
+    subject's state, the trapezoid sums of the mean and the MKT (one exp) and a journal
+    append, nothing else. The monitor's figure over this one says what its rules cost, on a
+    machine as loaded as it was during the run."""
+    readings = _readings(subjects, per_subject, seed=subjects)
+    state: dict[str, list[float]] = {}
+    journal: dict[str, list[float]] = {}
+    begin = time.process_time()
+    for subject, t, value in readings:
+        s = state.get(subject)
+        w = math.exp(-10_000.0 / (value + 273.15))
+        if s is None:
+            state[subject] = [t, value, w, 0.0, 0.0, 0.0]
+            journal[subject] = [t]
+            continue
+        dt = t - s[0]
+        s[3] += (s[1] + value) * 0.5 * dt
+        s[4] += (s[2] + w) * 0.5 * dt
+        s[5] += dt
+        s[0], s[1], s[2] = t, value, w
+        journal[subject].append(t)
+    return len(readings) / (time.process_time() - begin)
+
+
 def memory_per_series(subjects: int = 1000, per_subject: int = 200) -> float:
     """Bytes the monitor holds per series once its journal and state copies are full."""
     readings = _readings(subjects, per_subject, seed=1)
@@ -82,10 +107,13 @@ def main() -> None:
     args = parser.parse_args()
     figures = [run(n, args.per_subject) for n in (100, 1000)]
     for f in figures:
+        floor = baseline(int(f["subjects"]), args.per_subject)
+        f["baseline_readings_per_s"] = round(floor)
         print(
             f"{f['subjects']:>5} subjects  {f['readings']:>7} readings  "
             f"{f['readings_per_s']:>9,}/s (POSIX time)  "
-            f"{f['readings_per_s_datetime']:>9,}/s (datetime)  {f['results']} results"
+            f"{f['readings_per_s_datetime']:>9,}/s (datetime)  {f['results']} results; "
+            f"baseline (sums and a journal only) {floor:>9,.0f}/s"
         )
     worst = min(f["readings_per_s"] for f in figures)
     memory = memory_per_series()

@@ -70,7 +70,7 @@ from bench.ble import PHASES as BLE_PHASES
 from bench.ble import Phase as BlePhase
 from bench.ble import _read_json, _run_phase
 from bench.uplink import telemetry_payload
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxConfig, OutboxEvent
 from protocols.smartlabel import Environment, Message, Shock, build
 from simulator.bluez import PrivateBus

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxConfig, OutboxEvent
 
 #: Producers handing events in concurrently (labels behind a reader, BLE, GPS ...).

@@ -1,5 +1,5 @@
 """The BLE half of the pipeline in one process, no I/O: decode + identify + presence + telemetry
-+ conditions.
++ conditions (the monitor and the device health checks the conditions bridge runs on each sample).
 
 Adverts go through :class:`gateway.pipeline.adverts.AdvertProcessor` exactly as the daemon's BLE
 stage feeds it (one :class:`drivers.ble.RawAdvert` at a time), with 1,000 and 10,000 tracked
@@ -36,7 +36,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drivers.ble import RawAdvert
-from gateway.conditions import ConditionMonitor, Quantity
+from gateway.conditions import ConditionMonitor, DeviceHealth, Quantity
 from gateway.pipeline.adverts import AdvertProcessor, Reading
 from gateway.pipeline.config import TelemetryConfig
 from gateway.pipeline.telemetry import TelemetryLimiter
@@ -108,6 +108,10 @@ def run_pipeline(batch: Sequence[RawAdvert]) -> float:
     proc = processor()
     monitor = ConditionMonitor(default_profile="pharma-2-8")
     observe = monitor.observe_s
+    # The device health the conditions bridge runs on each sample: sighting, stuck check.
+    settings = monitor.profiles["pharma-2-8"].device
+    health = DeviceHealth(lambda tag: settings)
+    heard, checked = health.heard, health.value
     epoch = _WHEN.timestamp()
     changes: list[PresenceChange] = []
     readings: list[Reading] = []
@@ -128,9 +132,12 @@ def run_pipeline(batch: Sequence[RawAdvert]) -> float:
             readings.clear()
         if samples:
             for sample in samples:
+                heard(sample.tag, sample.monotonic)
                 for name, value in sample.values.items():
                     if name == "temperature_c":
-                        observe(sample.tag, Quantity.TEMPERATURE_C, value, epoch + sample.monotonic)
+                        t = epoch + sample.monotonic
+                        if checked(sample.tag, name, t, value)[0]:
+                            observe(sample.tag, Quantity.TEMPERATURE_C, value, t)
             samples.clear()
     return len(batch) / (time.process_time() - start)
 

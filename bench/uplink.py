@@ -39,11 +39,11 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxConfig, OutboxEvent
 from gateway.uplink import (
     BatchingConfig,
-    Delivery,
+    PubAckReport,
     StatusInfo,
     Uplink,
     UplinkConfig,
@@ -214,7 +214,7 @@ async def fill(outbox: Outbox, first: int, n: int) -> None:
 
 
 def bench_uplink(
-    port: int, batching: BatchingConfig, outbox: Outbox, on_delivery: Callable[[Delivery], None]
+    port: int, batching: BatchingConfig, outbox: Outbox, on_delivery: Callable[[PubAckReport], None]
 ) -> Uplink:
     """The uplink under test: plain TCP to the local broker, the shared window."""
     config = UplinkConfig(
@@ -239,7 +239,7 @@ async def drain(
         acked = 0
         all_acked = asyncio.Event()
 
-        def on_delivery(d: Delivery) -> None:
+        def on_delivery(d: PubAckReport) -> None:
             nonlocal acked
             acked += len(d.event_ids)
             if acked >= n:
@@ -276,7 +276,7 @@ async def alarm_latency(
         telemetry_acked = 0
         drained = asyncio.Event()
 
-        def on_delivery(d: Delivery) -> None:
+        def on_delivery(d: PubAckReport) -> None:
             nonlocal telemetry_acked
             now = time.perf_counter()
             if d.event_class is EventClass.ALARM:

@@ -14,8 +14,8 @@ from drivers.base import (
     OverflowPolicy,
     QueueStats,
 )
-from drivers.clock import Clock, ScaledClock, SystemClock
 from drivers.errors import DriverError
+from foundation.clock import Clock, ScaledClock, SystemClock
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",

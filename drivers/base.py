@@ -20,7 +20,8 @@ from enum import Enum
 from types import TracebackType
 from typing import Final, Generic, Self, TypeVar
 
-from drivers.clock import Clock
+from foundation.clock import Clock
+from foundation.lifecycle import TaskOwner
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
@@ -189,8 +190,7 @@ class Driver(ABC, Generic[T]):
         self.name = name
         self._clock = clock
         self._queue: EventQueue[T] = EventQueue(queue_size, overflow)
-        self._task_group: asyncio.TaskGroup | None = None
-        self._main: asyncio.Task[None] | None = None
+        self._owner = TaskOwner(f"driver:{name}")
         self._last_event_at: float | None = None
         self._drop_log = BurstLog(_log, name, "event queue full", clock)
 
@@ -219,9 +219,11 @@ class Driver(ABC, Generic[T]):
         """The device loop: open, read, recover, repeat, until cancelled."""
 
     async def __aenter__(self) -> Self:
-        self._task_group = asyncio.TaskGroup()
-        await self._task_group.__aenter__()
-        self._main = self._task_group.create_task(self._run(), name=f"driver:{self.name}")
+        # Stopping cancels the loop first, then ends the iteration, then closes the device.
+        self._owner.push_async_callback(self._close_quietly)
+        self._owner.callback(self._queue.close)
+        await self._owner.start()
+        self._owner.spawn(self._run(), name="run")
         return self
 
     async def __aexit__(
@@ -230,18 +232,13 @@ class Driver(ABC, Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._task_group is not None
-        if self._main is not None:
-            self._main.cancel()
+        await self._owner.stop(exc_type, exc, tb)
+
+    async def _close_quietly(self) -> None:
         try:
-            await self._task_group.__aexit__(exc_type, exc, tb)
-        finally:
-            self._queue.close()
-            self._task_group = None
-            try:
-                await self._close()
-            except Exception:
-                _log.exception("%s: error while closing the device", self.name)
+            await self._close()
+        except Exception:
+            _log.exception("%s: error while closing the device", self.name)
 
     async def _close(self) -> None:
         """Release the device once the tasks are gone (override where there is one)."""

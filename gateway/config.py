@@ -11,6 +11,7 @@ Device sections (``ble``, ``smartlabel_readers``, ``gps``) and the pipeline's tu
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
 import tomllib
@@ -33,7 +34,7 @@ from pydantic import (
 from drivers.gps import GpsConfig
 from gateway.errors import GatewayError
 from gateway.metrics.config import MetricsConfig
-from gateway.outbox import OutboxConfig
+from gateway.outbox import EventClass, OutboxConfig
 from gateway.pipeline.config import (
     BleSection,
     ConditionsConfig,
@@ -69,6 +70,10 @@ class LoggingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: text, kv (key=value) or json lines; auto = kv under journald, text on a terminal.
+    format: Literal["auto", "text", "kv", "json"] = "auto"
+    #: Repeats of one message within this window become one "repeated N times" line (0 = off).
+    repeat_window_s: float = Field(default=60.0, ge=0, le=3600)
 
 
 class SimulatedClockConfig(BaseModel):
@@ -159,11 +164,27 @@ def load_config(
         config = GatewayConfig.model_validate(data)
     except ValidationError as exc:
         issues = tuple(
-            ConfigIssue(".".join(str(p) for p in err["loc"]) or "(root)", err["msg"])
-            for err in exc.errors()
+            ConfigIssue(_location(err["loc"]) or "(root)", err["msg"]) for err in exc.errors()
         )
         raise ConfigError(path, issues) from exc
     return resolve_secrets(config, path, environ) if secrets else config
+
+
+#: Fields keyed by event class: their keys are named in error locations, not numbered.
+_CLASS_KEYED: Final = frozenset({"ttl_s", "class_weights"})
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    """A field path (``outbox.ttl_s.telemetry``), event classes by name, not by number."""
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, enum.Enum):
+            parts.append(part.name.lower())
+        elif i > 0 and loc[i - 1] in _CLASS_KEYED and isinstance(part, int):
+            parts.append(EventClass(part).name.lower() if part in set(EventClass) else str(part))
+        else:
+            parts.append(str(part))
+    return ".".join(parts)
 
 
 def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:

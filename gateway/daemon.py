@@ -5,9 +5,15 @@ pipeline with its drivers; stops cleanly on SIGTERM, and talks to systemd.
 the state store (tag bindings), then the uplink and the pipeline (drivers and stages), and tells
 systemd ``READY=1``; leaving it closes them in reverse order: the pipeline stops its drivers and
 commits what they handed in, the uplink publishes its offline status and hands un-acknowledged
-rows back, the outbox commits what it holds. With ``WatchdogSec=`` set, a task sends
-``WATCHDOG=1`` at half the interval from the event loop itself, so a wedged loop gets the
-process restarted.
+rows back, the outbox commits what it holds.
+
+``READY=1`` is sent once the outbox is open, the uplink's connection loop runs (a broker that
+is away is not a reason to fail the start: the outbox is there for that) and every driver is
+started. ``STATUS=`` lines say the link state, the outbox depth and the tags present. With
+``WatchdogSec=`` set, ``WATCHDOG=1`` is sent at half the interval only while every pipeline
+stage makes progress (:mod:`gateway.health`): a stage stuck on one item for longer than the
+watchdog timeout stops the pings, and systemd restarts the process, as it does for a wedged
+event loop.
 """
 
 from __future__ import annotations
@@ -16,25 +22,32 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Final, Self
 
-import sdnotify
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
 from drivers.clock import Clock, ScaledClock, SystemClock
-from gateway.conditions import ConditionMonitor, ConditionResult, register_condition_commands
+from gateway.conditions import (
+    ConditionMonitor,
+    ConditionResult,
+    ManifestProfileSink,
+    register_condition_commands,
+)
 from gateway.config import GatewayConfig, config_hash, redacted_view
 from gateway.custody import CustodyEngine, register_custody_commands
 from gateway.errors import GatewayError
 from gateway.events import to_outbox
+from gateway.health import WEDGE_ENV, Liveness
+from gateway.logs import flush_repeats
 from gateway.metrics import GatewayMetrics
 from gateway.metrics.wiring import serve_metrics
-from gateway.outbox import Outbox
+from gateway.notify import SystemdNotifier
+from gateway.outbox import EventClass, Outbox, OutboxStats
 from gateway.pipeline.pipeline import (
     CONDITIONS_KEY,
     CONDITIONS_NAMESPACE,
@@ -49,14 +62,14 @@ from gateway.state import STATE_FILE_NAME, StateStore
 from gateway.timekeeping import TimeKeeper, read_boot_id, system_ntp_synchronized
 from gateway.uplink import ConnectionState, StatusInfo, Uplink, default_registry
 
-__all__ = ["Daemon", "SystemdNotifier", "gateway_version", "run_daemon"]
+__all__ = ["Daemon", "SystemdNotifier", "gateway_version", "outbox_stats_view", "run_daemon"]
 
 _log = logging.getLogger(__name__)
 
 #: The outbox database inside the state directory.
 OUTBOX_FILE_NAME: Final = "outbox.db"
-#: Ping the watchdog at this fraction of WatchdogSec: systemd's own recommendation is half.
-WATCHDOG_FRACTION: Final = 0.5
+#: How often the STATUS= line is refreshed (and at once when the link changes).
+STATUS_EVERY_S: Final = 10.0
 #: Exit code when a pipeline stage kept failing (EX_SOFTWARE: an internal error; systemd
 #: restarts the service, and the journal holds the tracebacks).
 EXIT_STAGE_FAILED: Final = 70
@@ -69,37 +82,14 @@ def gateway_version() -> str:
         return "0+unknown"
 
 
-class SystemdNotifier:
-    """``sd_notify`` when started by systemd (``NOTIFY_SOCKET`` set), else a no-op.
-
-    The datagram socket is non-blocking: if nobody reads it, a notification is dropped
-    rather than stalling the event loop (which would stall delivery, too).
-    """
-
-    def __init__(self, enabled: bool, watchdog_interval_s: float | None) -> None:
-        self.enabled = enabled
-        self.watchdog_interval_s = watchdog_interval_s
-        self._notifier: sdnotify.SystemdNotifier | None = None
-        if enabled:
-            # sdnotify reads NOTIFY_SOCKET itself and swallows send errors (debug=False).
-            self._notifier = sdnotify.SystemdNotifier()
-            self._notifier.socket.setblocking(False)
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> SystemdNotifier:
-        enabled = bool(environ.get("NOTIFY_SOCKET"))
-        usec = environ.get("WATCHDOG_USEC", "")
-        interval = int(usec) / 1e6 * WATCHDOG_FRACTION if usec.isdigit() else None
-        return cls(enabled, interval if enabled else None)
-
-    def notify(self, message: str) -> None:
-        if self._notifier is not None:
-            self._notifier.notify(message)
-
-    def close(self) -> None:
-        if self._notifier is not None:
-            self._notifier.socket.close()
-            self._notifier = None
+def outbox_stats_view(stats: OutboxStats) -> JsonValue:
+    """The ``outbox.stats`` command's answer: the snapshot as JSON, event classes by name."""
+    data = to_jsonable_python(stats)
+    for key in ("classes", "losses"):
+        for row in data.get(key, ()):
+            row["event_class"] = EventClass(row["event_class"]).name.lower()
+    view: JsonValue = data
+    return view
 
 
 class Daemon:
@@ -111,10 +101,18 @@ class Daemon:
         *,
         clock: Clock | None = None,
         notifier: SystemdNotifier | None = None,
+        wedge: tuple[str, ...] = (),
     ) -> None:
         self._config = config
         self._clock = clock if clock is not None else SystemClock()
-        self._notifier = notifier if notifier is not None else SystemdNotifier(False, None)
+        self._notifier = notifier if notifier is not None else SystemdNotifier()
+        #: Every pipeline stage's progress, checked before each watchdog ping.
+        self.liveness = Liveness(wedge=wedge)
+        self._presence = PresenceTracker(config.presence)
+        self._link = "starting"
+        self._outbox_depth: int | None = None
+        self._stalled: str | None = None
+        self._status_due = asyncio.Event()
         self._stack = AsyncExitStack()
         self._tasks: asyncio.TaskGroup | None = None
         self._stop = asyncio.Event()
@@ -141,8 +139,7 @@ class Daemon:
             outbox = self.outbox
 
             async def outbox_stats() -> JsonValue:
-                stats: JsonValue = to_jsonable_python(await outbox.stats())
-                return stats
+                return outbox_stats_view(await outbox.stats())
 
             state = StateStore(cfg.state_dir / STATE_FILE_NAME, self._clock)
             await asyncio.to_thread(state.open)
@@ -183,7 +180,13 @@ class Daemon:
 
             registry = default_registry(self._clock, redacted_view(cfg), outbox_stats)
             register_tag_commands(registry, tags, state, on_change=self._binding_changed)
-            register_custody_commands(registry, custody, self._clock, persist_custody)
+            register_custody_commands(
+                registry,
+                custody,
+                self._clock,
+                persist_custody,
+                profiles=ManifestProfileSink(conditions, persist_conditions),
+            )
             register_condition_commands(registry, conditions, persist_conditions)
             self.uplink = await self._stack.enter_async_context(
                 Uplink(
@@ -199,7 +202,6 @@ class Daemon:
                     on_delivery=None if self.metrics is None else self.metrics.on_delivery,
                 )
             )
-            presence = PresenceTracker(cfg.presence)
             self.pipeline = await self._stack.enter_async_context(
                 Pipeline(
                     cfg,
@@ -207,11 +209,12 @@ class Daemon:
                     self._clock,
                     registry=tags,
                     timekeeper=timekeeper,
-                    presence=presence,
+                    presence=self._presence,
                     conditions=conditions,
                     custody=custody,
                     state=state,
                     site=self.uplink,
+                    liveness=self.liveness,
                 )
             )
             if self.metrics is not None:
@@ -223,7 +226,7 @@ class Daemon:
                     uplink=self.uplink,
                     pipeline=self.pipeline,
                     timekeeper=timekeeper,
-                    presence=presence,
+                    presence=self._presence,
                     custody=custody,
                     conditions=conditions,
                     version=gateway_version(),
@@ -231,12 +234,15 @@ class Daemon:
             self._tasks = asyncio.TaskGroup()
             await self._stack.enter_async_context(self._tasks)
             self._tasks.create_task(self._supervise(self.uplink))
-            if self._notifier.watchdog_interval_s is not None:
-                self._tasks.create_task(self._watchdog(self._notifier.watchdog_interval_s))
+            self._tasks.create_task(self._status_loop())
+            timeout = self._notifier.watchdog_timeout_s
+            if timeout is not None:
+                self._tasks.create_task(self._watchdog(timeout))
+            await self._refresh_depth()
         except BaseException:
             await self._stack.aclose()
             raise
-        self._notifier.notify("READY=1")
+        self._notifier.ready(self.status_text())
         _log.info("tagrelay %s running as %s", gateway_version(), cfg.gateway_id)
         return self
 
@@ -246,7 +252,7 @@ class Daemon:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._notifier.notify("STOPPING=1")
+        self._notifier.stopping()
         self._stop.set()
         await self._stack.__aexit__(exc_type, exc, tb)
         _log.info("tagrelay stopped")
@@ -271,13 +277,19 @@ class Daemon:
             _log.exception("%s state could not be restored; starting without it", what)
 
     async def wait_stopped(self) -> None:
-        """Until SIGTERM / SIGINT (or :meth:`stop`)."""
+        """Until SIGTERM / SIGINT (see :meth:`signals_handled`) or :meth:`stop`."""
+        await self._stop.wait()
+
+    @contextlib.contextmanager
+    def signals_handled(self) -> Iterator[None]:
+        """SIGTERM / SIGINT stop the daemon cleanly, also while it is still starting (a stop
+        right after READY=1 must drain, not kill)."""
         loop = asyncio.get_running_loop()
         signals = (signal.SIGTERM, signal.SIGINT)
         for sig in signals:
             loop.add_signal_handler(sig, self._on_signal, sig)
         try:
-            await self._stop.wait()
+            yield
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
@@ -293,7 +305,46 @@ class Daemon:
             _log.warning("tag.binding of %s (command %s) not emitted", change.tag, command_id)
 
     def _on_uplink_state(self, state: ConnectionState, detail: str) -> None:
-        self._notifier.notify(f"STATUS=uplink {state.value}: {detail}")
+        self._link = f"{state.value}: {detail}" if detail else state.value
+        self._status_due.set()
+
+    def status_text(self) -> str:
+        """The one line systemd shows in ``systemctl status``."""
+        depth = "?" if self._outbox_depth is None else str(self._outbox_depth)
+        present = len(set(self._presence.present()))
+        stalled = "" if self._stalled is None else f"stalled: {self._stalled}; "
+        return f"{stalled}uplink {self._link}; outbox {depth} queued; {present} tags present"
+
+    async def _refresh_depth(self) -> None:
+        if self.outbox is None:
+            return
+        try:
+            stats = await self.outbox.stats()
+        except GatewayError as exc:
+            _log.debug("outbox depth for the status line: %s", exc)
+            return
+        self._outbox_depth = sum(c.depth for c in stats.classes)
+
+    async def _status_loop(self) -> None:
+        """The STATUS= line, and the log's pending "repeated N times" lines."""
+        while not self._stop.is_set():
+            flush_repeats()
+            if self._notifier.enabled:
+                await self._refresh_depth()
+                self._notifier.status(self.status_text())
+            self._status_due.clear()
+            # Woken by a link change, or by the stop (the TaskGroup waits for this task).
+            waits = [
+                asyncio.create_task(self._status_due.wait()),
+                asyncio.create_task(self._stop.wait()),
+            ]
+            try:
+                await asyncio.wait(
+                    waits, timeout=STATUS_EVERY_S, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for wait in waits:
+                    wait.cancel()
 
     async def _supervise(self, uplink: Uplink) -> None:
         """The uplink retries connection problems forever; if its loop ends anyway, that is
@@ -311,9 +362,30 @@ class Daemon:
             if not self._stop.is_set():
                 raise GatewayError("the uplink stopped unexpectedly")
 
-    async def _watchdog(self, interval_s: float) -> None:
+    async def _watchdog(self, timeout_s: float) -> None:
+        """Ping at half the timeout while no stage has been stuck on one item for longer than
+        the timeout itself; say once which stage stopped the pings."""
+        interval_s = timeout_s / 2
+        reported: frozenset[str] = frozenset()
         while not self._stop.is_set():
-            self._notifier.notify("WATCHDOG=1")
+            stalls = self.liveness.stalled(timeout_s)
+            names = frozenset(s.stage for s in stalls)
+            if not stalls:
+                if reported:
+                    _log.warning("pipeline making progress again: watchdog pings resumed")
+                self._notifier.watchdog()
+            elif names != reported:
+                what = ", ".join(str(s) for s in stalls)
+                _log.error(
+                    "pipeline stalled (%s): no more watchdog pings, systemd will restart the "
+                    "gateway",
+                    what,
+                )
+                self._stalled = what
+                self._notifier.status(self.status_text())
+            if not stalls:
+                self._stalled = None
+            reported = names
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval_s):
                     await self._stop.wait()
@@ -329,8 +401,11 @@ async def run_daemon(config: GatewayConfig, environ: Mapping[str, str]) -> int:
         clock = ScaledClock(sim.start, sim.speed, sim.anchor_monotonic_s)
         _log.warning("simulated clock: scenario time from %s at %gx", sim.start, sim.speed)
     try:
-        async with Daemon(config, clock=clock, notifier=notifier) as daemon:
-            await daemon.wait_stopped()
+        wedge = tuple(n for n in environ.get(WEDGE_ENV, "").split(",") if n)
+        daemon = Daemon(config, clock=clock, notifier=notifier, wedge=wedge)
+        with daemon.signals_handled():
+            async with daemon:
+                await daemon.wait_stopped()
     except* StageFailed as group:
         failed.extend(group.exceptions)
     finally:

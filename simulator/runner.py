@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import math
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
+from foundation.lifecycle import TaskOwner
 from protocols.smartlabel import (
     HISTORY_MAX_READINGS,
     Environment,
@@ -71,9 +71,17 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-#: Real seconds between ticks: fast enough that a 1 s advertising interval is honoured at
-#: speed 5, slow enough that a scenario of a few hundred tags stays well under one core.
+#: Real seconds between ticks at most (at speed 5 or less): slow enough that a scenario of a
+#: few hundred tags stays well under one core. Faster worlds tick once per shortest advertising
+#: interval of simulated time, down to MIN_TICK_REAL_S; adverts that fall due between two ticks
+#: are still all delivered (see :meth:`ScenarioRunner.step`).
 TICK_REAL_S: Final = 0.2
+#: The shortest tick: 100 ticks a second, so that up to speed 100 the world moves by at most a
+#: simulated second between ticks (GPS positions, label readings; adverts are caught up anyway).
+MIN_TICK_REAL_S: Final = 0.01
+#: At most this many advertising instants are caught up in one step (a world run so fast, or
+#: a machine so loaded, that more fall between two ticks thins its adverts instead of stalling).
+MAX_CATCH_UP_INSTANTS: Final = 64
 #: BlueZ forgets a temporary device this long after its last advert (its TemporaryTimeout).
 DEVICE_FORGET_AFTER_S: Final = 30.0
 #: A label without sensors still sends a heartbeat this often.
@@ -92,8 +100,11 @@ SHOCK_THRESHOLD_MG: Final = 2000
 #: built for); peaks beyond it saturate there, as docs/protocol.md specifies. A 60 g drop is
 #: carried as it is (the link's peaks are 32-bit mg).
 SHOCK_FULL_SCALE_MG: Final = 200_000
-#: Fixes per real second from the simulated GPS receiver.
+#: Fixes per simulated second from the simulated GPS receiver (a 1 Hz receiver) ...
 GPS_RATE_HZ: Final = 1.0
+#: ... and at most this many per real second in a fast world (a fix per simulated second up to
+#: speed 100: vehicle rules count fixes and their age in simulated seconds).
+GPS_MAX_RATE_HZ: Final = 100.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,15 +211,21 @@ class ScenarioRunner:
         start: datetime | None = None,
         duration_s: float | None = None,
         drive: bool = True,
-        tick_real_s: float = TICK_REAL_S,
+        tick_real_s: float | None = None,
         real_monotonic: Callable[[], float] = time.monotonic,
         power_cut_pid: int | None = None,
         on_broker_outage: Callable[[float], Awaitable[None]] | None = None,
+        lead_in_real_s: float = 0.0,
     ) -> None:
-        if speed <= 0 or tick_real_s <= 0:
+        if speed <= 0 or (tick_real_s is not None and tick_real_s <= 0):
             raise ValueError("speed and tick_real_s must be positive")
         self.scenario = scenario
         self.world = World(scenario, start=start or scenario.start or _utc_now_whole_s())
+        self._intervals = sorted({ref.tag.interval_s for ref in self.world.tags})
+        if tick_real_s is None:
+            # One tick per shortest advertising interval of simulated time, within the bounds.
+            shortest = self._intervals[0] if self._intervals else 1.0
+            tick_real_s = min(TICK_REAL_S, max(MIN_TICK_REAL_S, shortest / speed))
         self.workdir = workdir
         self.speed = speed
         self.duration_s = min(duration_s or scenario.duration_s, scenario.duration_s)
@@ -216,6 +233,9 @@ class ScenarioRunner:
         self._tick_real_s = tick_real_s
         self._real_monotonic = real_monotonic
         self.power_cut_pid = power_cut_pid
+        if lead_in_real_s < 0:
+            raise ValueError("lead_in_real_s must not be negative")
+        self._lead_in_real_s = lead_in_real_s
         self._on_broker_outage = on_broker_outage
         self.clock: SimClock | None = None
         self.bluez: FakeBlueZ | None = None
@@ -238,26 +258,21 @@ class ScenarioRunner:
         self._removed_adapters: set[str] = set()
         self._replug_at: list[tuple[float, PtyPort]] = []
         self._shocked: set[str] = set()
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._tasks: asyncio.TaskGroup | None = None
-        self._driver: asyncio.Task[None] | None = None
-        self._fault_tasks: set[asyncio.Task[None]] = set()
+        #: The devices are entered on its stack, then its tasks (the drive, fault tasks) run.
+        self._owner = TaskOwner("scenario-runner")
         self._items = {i.id: i for i in scenario.items}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        stack = contextlib.AsyncExitStack()
-        await stack.__aenter__()
         try:
-            await self._start(stack)
-        except BaseException:
-            await stack.aclose()
+            await self._start(self._owner)
+        except BaseException as exc:
+            await self._owner.stop(type(exc), exc, exc.__traceback__)
             raise
-        self._stack = stack
         return self
 
-    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+    async def _start(self, stack: TaskOwner) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._bus = await stack.enter_async_context(PrivateBus(self.workdir / "dbus"))
         adapters = sorted(g.adapter for g in self.scenario.gateways)
@@ -275,15 +290,22 @@ class ScenarioRunner:
                     PtyPort(self.workdir / "dev" / f"{gw.id}-gps")
                 )
                 dev.gps = await stack.enter_async_context(
-                    GpsReceiverSim(dev.gps_port, rate_hz=GPS_RATE_HZ, ubx=gw.gps_ubx)
+                    GpsReceiverSim(
+                        dev.gps_port,
+                        rate_hz=min(GPS_MAX_RATE_HZ, GPS_RATE_HZ * self.speed),
+                        ubx=gw.gps_ubx,
+                    )
                 )
-        self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
+        await stack.start()
         # Scenario time starts once every device is up, so nothing due at t = 0 is missed.
         self.clock = SimClock(
-            self.world.start, speed=self.speed, real_monotonic=self._real_monotonic
+            self.world.start,
+            speed=self.speed,
+            real_monotonic=self._real_monotonic,
+            lead_in_real_s=self._lead_in_real_s,
         )
         if self._drive_enabled:
-            self._driver = self._tasks.create_task(self._drive(), name="scenario-runner:drive")
+            stack.spawn(self._drive(), name="drive")
 
     async def __aexit__(
         self,
@@ -291,14 +313,8 @@ class ScenarioRunner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._driver is not None:
-            self._driver.cancel()
-        assert self._stack is not None
         # Fault tasks (a bluetoothd restart half-way, a broker outage) are cancelled with it.
-        for task in self._fault_tasks:
-            task.cancel()
-        await self._stack.__aexit__(exc_type, exc, tb)
-        self._stack = None
+        await self._owner.stop(exc_type, exc, tb)
 
     @property
     def endpoints(self) -> Endpoints:
@@ -343,6 +359,9 @@ class ScenarioRunner:
         next_progress = self._real_monotonic()
         while True:
             t = min(self.clock.elapsed_s(), self.duration_s)
+            if t < 0:  # the lead-in: the world waits at its start
+                await asyncio.sleep(min(-t / self.speed, self._tick_real_s))
+                continue
             await self.step(t)
             if self._real_monotonic() >= next_progress:
                 next_progress += PROGRESS_EVERY_REAL_S
@@ -361,21 +380,39 @@ class ScenarioRunner:
             await asyncio.sleep(self._tick_real_s)
 
     async def step(self, t_s: float) -> Snapshot:
-        """Advance the devices to simulated time ``t_s`` (never backwards) and return the world."""
+        """Advance the devices to simulated time ``t_s`` (never backwards) and return the world.
+
+        Adverts go out at their tags' advertising instants (multiples of the interval): every
+        instant since the last step is delivered, each as the world has it then (position,
+        RSSI, sensors), in order, so a step longer than an advertising interval (a fast world)
+        thins nothing (up to MAX_CATCH_UP_INSTANTS instants a step)."""
         if self.bluez is None:
             raise RuntimeError("the runner is not started")
         t = min(max(t_s, self._t), self.duration_s)
         prev, self._t = self._t, t
         snap = self.world.snapshot(t)
+        for instant in self._advert_instants(prev, t):
+            await self._push_adverts(snap if instant == t else self.world.snapshot(instant))
         self._replug_due(t)
         for fault in self.world.faults_between(prev, t):
             await self._apply(fault)
         for shock in self.world.shocks_between(prev, t):
             self._shocked.add(shock.item)
-        await self._push_adverts(snap)
         self._relay_labels(prev, snap)
         self._push_gps(snap)
         return snap
+
+    def _advert_instants(self, prev: float, t: float) -> list[float]:
+        """The advertising instants (multiples of a tag interval) after the last step up to
+        this one, earliest first, the latest MAX_CATCH_UP_INSTANTS of them."""
+        instants: set[float] = set()
+        for interval in self._intervals:
+            first = 0 if prev < 0 else math.floor(prev / interval) + 1
+            last = math.floor(t / interval)
+            for k in range(max(first, last - MAX_CATCH_UP_INSTANTS + 1), last + 1):
+                if prev < k * interval <= t:
+                    instants.add(k * interval)
+        return sorted(instants)[-MAX_CATCH_UP_INSTANTS:]
 
     async def _push_adverts(self, snap: Snapshot) -> None:
         assert self.bluez is not None
@@ -612,14 +649,10 @@ class ScenarioRunner:
         return True, f"SIGKILL to pid {self.power_cut_pid}"
 
     def _spawn_fault(self, work: Awaitable[None]) -> None:
-        assert self._tasks is not None
-
         async def run() -> None:
             await work
 
-        task = self._tasks.create_task(run(), name="scenario-runner:fault")
-        self._fault_tasks.add(task)
-        task.add_done_callback(self._fault_tasks.discard)
+        self._owner.spawn(run(), name="fault", many=True)
 
     def _real(self, sim_s: float) -> float:
         return max(MIN_FAULT_REAL_S, sim_s / self.speed)

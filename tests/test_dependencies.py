@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_PACKAGES = ("gateway", "drivers", "protocols", "simulator")
 #: Declared for run time but not imported yet, with the reason; keep this short.
-NOT_YET_IMPORTED = {"prometheus-client": "the metrics endpoint of the operations work"}
+NOT_YET_IMPORTED: dict[str, str] = {}
 
 
 def _project() -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Final
 from dbus_fast import AuthError, BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from drivers.clock import Clock
+from foundation.clock import Clock
 
 __all__ = ["BUS_RETRY_S", "BusWatch"]
 

@@ -35,7 +35,7 @@ from drivers.ble.errors import BleError, BleErrorReason
 from drivers.ble.models import BleConfig, RawAdvert, ScanMode
 from drivers.ble.sendbuffer import install_send_buffer_fix
 from drivers.ble.supervision import RecoveryAction, ScanSupervisor
-from drivers.clock import Clock
+from foundation.clock import Clock
 from protocols.ble import SMARTLABEL_COMPANY_ID
 
 __all__ = [

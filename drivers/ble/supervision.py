@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 
-from drivers.clock import Clock
+from foundation.clock import Clock
 
 __all__ = ["RecoveryAction", "ScanSupervisor"]
 

@@ -7,7 +7,6 @@ pinned to the monotonic clock, which the gateway uses to stamp events with time 
 """
 
 from drivers.base import DEFAULT_QUEUE_SIZE
-from drivers.clock import Clock
 from drivers.gps.base import TIME_HOLDOVER_S, GpsDriver
 from drivers.gps.config import GPSD_DEFAULT_PORT, GpsConfig, GpsdConfig
 from drivers.gps.events import TIME_SOURCE_GPS, GpsFixEvent, TrustedTime
@@ -19,6 +18,7 @@ from drivers.gps.gpsd import (
     fix_from_tpv,
 )
 from drivers.gps.serial import GpsSerialDriver
+from foundation.clock import Clock
 
 __all__ = [
     "GPSD_DEFAULT_PORT",

@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Final, Literal
 
 from drivers.base import DEFAULT_QUEUE_SIZE, BurstLog, Driver, OverflowPolicy
-from drivers.clock import Clock
 from drivers.gps.events import GpsFixEvent, TrustedTime
+from foundation.clock import Clock
 from protocols.gps import PositionFix
 
 __all__ = ["TIME_HOLDOVER_S", "GpsDriver"]

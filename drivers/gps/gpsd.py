@@ -23,11 +23,11 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drivers.base import DEFAULT_QUEUE_SIZE
-from drivers.clock import Clock
 from drivers.errors import DriverError
 from drivers.gps.base import GpsDriver
 from drivers.gps.config import GpsdConfig
 from drivers.serial import Backoff
+from foundation.clock import Clock
 from protocols.gps import FixQuality, PositionFix
 
 __all__ = [

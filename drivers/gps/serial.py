@@ -12,9 +12,9 @@ import collections
 from collections.abc import Mapping
 
 from drivers.base import DEFAULT_QUEUE_SIZE
-from drivers.clock import Clock
 from drivers.gps.base import GpsDriver
 from drivers.serial import LinkStats, SerialConfig, SerialLink, SerialPort
+from foundation.clock import Clock
 from protocols.gps import FixAssembler, GpsRejected, GpsRejectReason, GpsStreamDecoder
 
 __all__ = ["GpsSerialDriver"]

@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
-from drivers.clock import Clock
 from drivers.serial.config import SerialConfig
 from drivers.serial.errors import LinkFailure, SerialLinkError
 from drivers.serial.port import SerialPort, open_port
+from foundation.clock import Clock
 
 __all__ = [
     "PATH_POLL_S",

@@ -24,10 +24,10 @@ from datetime import datetime
 from typing import Final
 
 from drivers.base import DEFAULT_QUEUE_SIZE, BurstLog, Driver, OverflowPolicy
-from drivers.clock import Clock
 from drivers.serial.config import SerialConfig
 from drivers.serial.link import LinkStats, SerialLink
 from drivers.serial.port import SerialPort
+from foundation.clock import Clock
 from protocols.smartlabel import (
     LABEL_TO_GATEWAY,
     Ack,

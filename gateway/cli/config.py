@@ -1,8 +1,12 @@
 """``tagrelay config check FILE`` and ``tagrelay config show FILE``.
 
-``check`` validates the file and prints a short summary, or every error with its field path;
-files that do not exist yet and secrets that cannot be resolved here are warnings. ``show``
-prints the effective configuration (defaults filled in) as JSON with secrets redacted.
+``check`` validates the file and everything ``tagrelay run`` will need from it on this machine
+(files readable, TLS certificates and keys parseable, the state directory creatable, the
+password file's permissions), naming the field of each problem. It prints OK and exits 0, or
+INVALID with every error and exits 1; warnings (a reader not plugged in yet, an inline or
+world-readable password) and assumed defaults are printed too, and with ``--strict`` a warning
+fails the check as well. ``show`` prints the effective configuration (every default filled in,
+event classes by name) as JSON with secrets redacted.
 """
 
 from __future__ import annotations
@@ -50,28 +54,36 @@ def _load(path: Path) -> GatewayConfig | None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from gateway.config import (
-        ConfigError,
-        ConfigIssue,
-        config_hash,
-        missing_files,
-        resolve_secrets,
-    )
+    from gateway.config import ConfigError, config_hash, resolve_secrets
+    from gateway.preflight import preflight
 
     config = _load(args.file)
     if config is None:
         return EXIT_INVALID
-    warnings = list(missing_files(config))
+    findings = preflight(config)
+    warnings = list(findings.warnings)
     try:
         config = resolve_secrets(config, args.file)
     except ConfigError as exc:
-        warnings.extend(exc.issues)
+        # An environment variable set only in the service's environment: run checks it.
+        warnings.extend(i for i in exc.issues if i.location != "uplink.password_file")
+    if findings.errors:
+        print(f"{args.file}: INVALID, {len(findings.errors)} error(s):", file=sys.stderr)
+        for issue in findings.errors:
+            print(f"  {issue.location}: {issue.message}", file=sys.stderr)
+        for issue in warnings:
+            print(f"  warning: {issue.location}: {issue.message}", file=sys.stderr)
+        return EXIT_INVALID
+    failed = bool(warnings) and args.strict
     up = config.uplink
     security = "TLS" if up.transport == "tls" else "PLAINTEXT (transport = tcp)"
     if up.transport == "tls" and up.tls.cert_file is not None:
         security += " + client certificate"
     auth = f"user {up.username}" if up.username else "no username"
-    print(f"{args.file}: OK")
+    if failed:
+        print(f"{args.file}: FAILED (--strict: {len(warnings)} warning(s))")
+    else:
+        print(f"{args.file}: OK" + (f" with {len(warnings)} warning(s)" if warnings else ""))
     print(f"  gateway_id   {config.gateway_id}")
     print(f"  state_dir    {config.state_dir}")
     print(f"  broker       {up.host}:{up.port}, MQTT {up.protocol}, {security}, {auth}")
@@ -98,14 +110,12 @@ def _check(args: argparse.Namespace) -> int:
     else:
         gps_text = f"serial {gps.serial.path if gps.serial else '?'}"
     print(f"  gps          {gps_text}")
-    if not (config.ble.scanners or config.smartlabel_readers or gps):
-        warnings.append(
-            ConfigIssue("(devices)", "no BLE scanner, SmartLabel reader or GPS: nothing to hear")
-        )
     print(f"  config hash  {config_hash(config)}")
+    for assumption in findings.assumptions:
+        print(f"  assumed: {assumption.location}: {assumption.message}")
     for warning in warnings:
         print(f"  warning: {warning.location}: {warning.message}")
-    return EXIT_INVALID if warnings and args.strict else 0
+    return EXIT_INVALID if failed else 0
 
 
 def _show(args: argparse.Namespace) -> int:

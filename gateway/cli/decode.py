@@ -123,6 +123,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gps.add_argument("data", metavar="TEXT_OR_HEX", help="a sentence, hex bytes, or - for stdin")
     gps.set_defaults(func=_run_gps)
 
+    from gateway.cli.samples import run_samples
+
+    samples = kinds.add_parser(
+        "samples",
+        help="built-in sample frames, adverts and sentences (and a corrupt one of each kind)",
+        description="Build sample SmartLabel frames, BLE adverts and GPS sentences (plus a "
+        "corrupted one of each kind), run them through the decoders, and print what comes out.",
+    )
+    samples.set_defaults(func=run_samples)
+
 
 def _run_ble(args: argparse.Namespace) -> int:
     if args.mfr is not None:

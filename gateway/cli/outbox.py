@@ -2,7 +2,7 @@
 
 The file is the one the daemon uses (``--config FILE``: ``state_dir/outbox.db``) or any given
 file (``--db PATH``, e.g. a quarantined copy). Reading works beside a running daemon;
-``requeue-dead`` writes and so needs the daemon stopped (or use its ``outbox`` command).
+``requeue-dead`` writes and so needs the daemon stopped (``systemctl stop tagrelay``).
 """
 
 from __future__ import annotations

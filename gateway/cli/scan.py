@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -158,6 +157,8 @@ def bound_assets(config_path: Path | None) -> tuple[Mapping[str, str], str | Non
     running), and the configured D-Bus system bus address."""
     if config_path is None:
         return {}, None
+    import sqlite3  # here, not at the top: building the parser must not load SQLite
+
     from gateway.config import load_config
     from gateway.registry import TagRegistry
     from gateway.registry.registry import TAGS_NAMESPACE

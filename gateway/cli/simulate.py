@@ -116,6 +116,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the clock the written gateway configurations use: the scenario's time at its "
         "speed (default; rules count scenario seconds) or the gateway's own system clock",
     )
+    parser.add_argument(
+        "--lead-in",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="S",
+        help="hold the world at t = 0 for S real seconds after its devices are up, so that "
+        "gateways can start and connect before anything happens (default: 0)",
+    )
     parser.set_defaults(func=_simulate)
 
 
@@ -123,6 +131,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be a number >= 0")
     return value
 
 
@@ -182,6 +197,7 @@ async def _run(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> i
             duration_s=args.duration,
             power_cut_pid=args.power_cut_pid,
             on_broker_outage=None if args.broker_pid is None else _freezer(args.broker_pid),
+            lead_in_real_s=getattr(args, "lead_in", 0.0),
         ) as runner:
             where = runner.endpoints.to_json() | {"pid": os.getpid(), "workdir": str(workdir)}
             if args.gateway_configs is not None:

@@ -8,11 +8,19 @@ events. See docs/conditions.md.
 
 from gateway.conditions.commands import (
     MAX_SUBJECTS_PER_COMMAND,
+    ManifestProfileSink,
     Persist,
     ProfilesAssignCommand,
     ProfilesSetCommand,
     register_condition_commands,
 )
+from gateway.conditions.devices import (
+    BATTERY_THRESHOLDS_MV,
+    BatteryThreshold,
+    Chemistry,
+    DeviceSettings,
+)
+from gateway.conditions.health import DeviceHealth, HealthIssue, HealthResult
 from gateway.conditions.mkt import (
     DELTA_H_OVER_R_K,
     KELVIN_OFFSET,
@@ -69,6 +77,7 @@ from gateway.conditions.sources import (
 )
 
 __all__ = [
+    "BATTERY_THRESHOLDS_MV",
     "CHECKPOINT_EVERY_READINGS",
     "DELTA_H_OVER_R_K",
     "HUMIDITY_MAX_PCT",
@@ -82,15 +91,22 @@ __all__ = [
     "TEMPERATURE_MIN_C",
     "WARNING_QUIET_AFTER_CLOSE_S",
     "WARNING_WITHDRAW_FACTOR",
+    "BatteryThreshold",
+    "Chemistry",
     "CloseReason",
     "ConditionMonitor",
     "ConditionResult",
+    "DeviceHealth",
+    "DeviceSettings",
     "Direction",
     "ExcursionPhase",
     "ExcursionResult",
     "FaultPhase",
+    "HealthIssue",
+    "HealthResult",
     "LabelClock",
     "Limit",
+    "ManifestProfileSink",
     "Persist",
     "Profile",
     "ProfilesAssignCommand",

@@ -10,7 +10,7 @@ the results into events there, before the command is answered.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Final
 
 from pydantic import Field, JsonValue, StringConstraints, field_validator
@@ -22,6 +22,7 @@ from gateway.uplink.commands import Command, CommandRegistry
 
 __all__ = [
     "MAX_SUBJECTS_PER_COMMAND",
+    "ManifestProfileSink",
     "Persist",
     "ProfilesAssignCommand",
     "ProfilesSetCommand",
@@ -83,3 +84,25 @@ def register_condition_commands(
 
     registry.register("profiles.set", ProfilesSetCommand, set_profile)
     registry.register("profiles.assign", _KnownProfileAssign, assign)
+
+
+class ManifestProfileSink:
+    """The condition side of a custody manifest (``handoff.open``, ``route.load``) whose items
+    name their profile: checks the names before the manifest is accepted, assigns them after
+    (like ``profiles.assign``, persisted before the command is answered)."""
+
+    def __init__(self, monitor: ConditionMonitor, persist: Persist) -> None:
+        self._monitor = monitor
+        self._persist = persist
+
+    def check(self, profiles: Mapping[str, str]) -> None:
+        unknown = sorted(set(profiles.values()) - set(self._monitor.profiles))
+        if unknown:
+            known = ", ".join(sorted(self._monitor.profiles))
+            raise ValueError(f"unknown profile(s) {unknown} (known: {known})")
+
+    async def assign(self, profiles: Mapping[str, str]) -> None:
+        results: list[ConditionResult] = []
+        for subject, name in profiles.items():
+            results += self._monitor.assign(subject, name)
+        await self._persist(results)

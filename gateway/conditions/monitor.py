@@ -30,6 +30,7 @@ import math
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from math import exp as _exp
 from typing import Any, Final, cast
@@ -813,6 +814,7 @@ class ConditionMonitor:
         replayed: list[ConditionResult] = []
         for k in range(cp_i, len(jt)):
             self._step(series, state, jt[k], jv[k], replayed)
+        replayed = self._same_approach(series, before, state, replayed)
         out: list[ConditionResult] = []
         emitted = series.emitted
         for r in replayed:
@@ -843,6 +845,52 @@ class ConditionMonitor:
                     if r.result_id not in emitted:  # superseded before, revived, again
                         emitted[r.result_id] = last
                         out.append(r)
+        return out
+
+    def _same_approach(
+        self,
+        series: _Series,
+        before: _State,
+        state: _State,
+        replayed: list[ConditionResult],
+    ) -> list[ConditionResult]:
+        """A warning is raised once per approach, even when late readings move the reading it
+        is raised at: a replay that raises a limit's warning under a new id while one was
+        already raised (or spent on a crossing) for that limit keeps the old one."""
+        names = [cfg.name for cfg in series.limits]
+        alias: dict[str, str | None] = {}
+        for k, ls in enumerate(before.limits):
+            old = ls.warn_id
+            if old is None:
+                continue
+            for r in replayed:
+                if (
+                    isinstance(r, WarningResult)
+                    and r.phase is WarningPhase.RAISED
+                    and r.limit == names[k]
+                    and r.warning_id != old
+                    and r.warning_id not in alias
+                ):
+                    alias[r.warning_id] = None if old == _SPENT else old
+                    break
+        if not alias:
+            return replayed
+        for ls in state.limits:
+            if ls.warn_id in alias:
+                target = alias[ls.warn_id]
+                ls.warn_id = _SPENT if target is None else target
+        out: list[ConditionResult] = []
+        for r in replayed:
+            if isinstance(r, WarningResult) and r.warning_id in alias:
+                target = alias[r.warning_id]
+                if r.phase is WarningPhase.RAISED or target is None:
+                    continue
+                r = replace(
+                    r,
+                    warning_id=target,
+                    result_id=result_id(target, WarningPhase.WITHDRAWN.value),
+                )
+            out.append(r)
         return out
 
     # --- the rules ---------------------------------------------------------------------------
@@ -886,7 +934,9 @@ class ConditionMonitor:
                 self._limit_step(series, st, cfg, ls, b1, t0, v0, t1, v1, seg, dt, out)
             # else: in range before and now, nothing open: the state is already at rest.
         warning = series.warning
-        if warning is not None:
+        if warning is not None and (
+            not series.fit.ts or t1 - series.fit.ts[-1] >= warning.min_spacing_s
+        ):
             # The least-squares sums, updated in place (inlined: this runs for every reading).
             fit = series.fit
             ts = fit.ts
@@ -1159,7 +1209,10 @@ class ConditionMonitor:
                     ls.warn_id = None
                     st.n_warn -= 1
             elif ls.warn_id is None:
-                if eta <= horizon and t1 >= st.quiet_until:
+                # Not while an excursion of another limit is open: a load cooling back from
+                # above 8 °C (the high excursion still open, inside its hysteresis) heads for
+                # 2 °C on paper but is recovering (like WARNING_QUIET_AFTER_CLOSE_S after it).
+                if eta <= horizon and t1 >= st.quiet_until and not any(o.n_open for o in states):
                     r2 = series.fit.r2()
                     if r2 >= warning.min_r2:
                         wid = result_id(

@@ -16,6 +16,8 @@ from typing import Any, Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.conditions.devices import DeviceSettings
+
 __all__ = [
     "DEFAULT_MAX_GAP_S",
     "DEFAULT_UPDATE_INTERVAL_S",
@@ -53,6 +55,10 @@ DEFAULT_WARNING_MIN_POINTS: Final = 8
 DEFAULT_WARNING_MIN_SPAN_S: Final = 120.0
 DEFAULT_WARNING_MIN_R2: Final = 0.8
 DEFAULT_WARNING_HORIZON_S: Final = 1800.0
+#: A reading closer than this to the fit's latest point does not enter the fit: a label heard
+#: both on its reader (every 30 s) and in its adverts (sampled every 10 s) would otherwise
+#: crowd the 12 points into two minutes, too short a span to see a trend (and never warn).
+DEFAULT_WARNING_MIN_SPACING_S: Final = 25.0
 
 #: After the first shock alarm, further alarms at most every 5 min, each with the running peak
 #: (a parcel in a sorter is hit dozens of times per trip).
@@ -184,6 +190,9 @@ class WarningSettings(_Frozen):
     min_r2: float = Field(default=DEFAULT_WARNING_MIN_R2, ge=0.0, le=1.0)
     #: Warn when the line reaches the threshold within this many seconds.
     horizon_s: float = Field(default=DEFAULT_WARNING_HORIZON_S, gt=0.0, le=7 * 86400.0)
+    #: Readings closer than this to the fit's latest point are evaluated by the rules but do
+    #: not enter the fit, seconds.
+    min_spacing_s: float = Field(default=DEFAULT_WARNING_MIN_SPACING_S, ge=0.0, le=86400.0)
 
     @model_validator(mode="after")
     def _points(self) -> Self:
@@ -207,6 +216,8 @@ class Profile(_Frozen):
     update_interval_s: float = Field(default=DEFAULT_UPDATE_INTERVAL_S, ge=0.0)
     #: ``None`` disables early warning.
     warning: WarningSettings | None = WarningSettings()
+    #: The devices on these goods: allowed silence, battery chemistry, stuck readings.
+    device: DeviceSettings = DeviceSettings()
 
     @model_validator(mode="after")
     def _unique_limit_names(self) -> Self:

@@ -10,7 +10,7 @@ reused for other content, an item already in another open session, ...) is answe
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Literal, Protocol
 
@@ -34,11 +34,22 @@ __all__ = [
     "DocumentRef",
     "HandoffCloseCommand",
     "HandoffOpenCommand",
+    "ManifestProfiles",
     "RouteDepot",
     "RouteLoadCommand",
     "RouteStop",
     "register_custody_commands",
 ]
+
+
+class ManifestProfiles(Protocol):
+    """Where the condition profiles a manifest names go (the condition monitor): ``check``
+    raises ``ValueError`` for an unknown profile before anything changes; ``assign`` runs after
+    the manifest was accepted."""
+
+    def check(self, profiles: Mapping[str, str]) -> None: ...
+
+    async def assign(self, profiles: Mapping[str, str]) -> None: ...
 
 
 class _Clock(Protocol):
@@ -63,6 +74,8 @@ Party = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValida
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
 Radius = Annotated[float, Field(gt=0.0, le=100_000.0, allow_inf_nan=False)]
+#: A condition profile's name (docs/conditions.md).
+ProfileName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 
 
 class _Frozen(BaseModel):
@@ -91,11 +104,21 @@ class HandoffOpenCommand(Command):
     """When evidence starts to count; None: now."""
     window_end: UtcDatetime
     """The session closes by itself then, unless closed before."""
+    profiles: dict[ItemId, ProfileName] = Field(
+        default_factory=dict, max_length=MAX_ITEMS_PER_SESSION
+    )
+    """The condition profile an expected item names (assigned to it when the session opens)."""
+    vehicle: ItemId | None = None
+    """The vehicle's own tag (tag id or asset id): the session also closes when the vehicle
+    departs (its tag falls silent at the door)."""
 
     @model_validator(mode="after")
     def _window(self) -> HandoffOpenCommand:
         if self.window_start is not None and self.window_end <= self.window_start:
             raise ValueError("window_end must be after window_start")
+        stray = sorted(set(self.profiles) - set(self.expected))
+        if stray:
+            raise ValueError(f"profiles for items not expected: {stray[:5]}")
         return self
 
 
@@ -126,6 +149,18 @@ class RouteLoadCommand(Command):
     stops: tuple[RouteStop, ...] = Field(min_length=1, max_length=MAX_STOPS_PER_ROUTE)
     replace: bool = False
     """Replace a route still under way (otherwise refused)."""
+    profiles: dict[ItemId, ProfileName] = Field(
+        default_factory=dict, max_length=MAX_PARCELS_PER_ROUTE
+    )
+    """The condition profile a parcel names (assigned to it when the route is loaded)."""
+
+    @model_validator(mode="after")
+    def _profiled_parcels(self) -> RouteLoadCommand:
+        parcels = {p for s in self.stops for p in s.parcels}
+        stray = sorted(set(self.profiles) - parcels)
+        if stray:
+            raise ValueError(f"profiles for parcels not on the route: {stray[:5]}")
+        return self
 
 
 def register_custody_commands(
@@ -133,9 +168,25 @@ def register_custody_commands(
     engine: CustodyEngine,
     clock: _Clock,
     on_change: Callable[[], Awaitable[None]] | None = None,
+    profiles: ManifestProfiles | None = None,
 ) -> None:
     """Register the three custody commands; ``on_change`` runs after each accepted change
-    (the pipeline persists :meth:`CustodyEngine.snapshot` there)."""
+    (the pipeline persists :meth:`CustodyEngine.snapshot` there); ``profiles`` receives the
+    condition profiles a manifest's items name (without it, naming one is refused)."""
+
+    def check_profiles(named: Mapping[str, str]) -> None:
+        if not named:
+            return
+        if profiles is None:
+            raise CommandRejected("condition profiles are not available on this gateway")
+        try:
+            profiles.check(named)
+        except ValueError as exc:
+            raise CommandRejected(str(exc)) from exc
+
+    async def assign_profiles(named: Mapping[str, str]) -> None:
+        if named and profiles is not None:
+            await profiles.assign(named)
 
     async def changed() -> None:
         if on_change is not None:
@@ -155,13 +206,16 @@ def register_custody_commands(
             window_start_s=now if cmd.window_start is None else mono(cmd.window_start),
             window_end_s=mono(cmd.window_end),
             documents=tuple((d.type, d.number) for d in cmd.documents),
+            vehicle=cmd.vehicle,
         )
+        check_profiles(cmd.profiles)
         try:
             outcome = engine.open_session(spec, now)
         except CustodyError as exc:
             raise CommandRejected(str(exc)) from exc
         if outcome == "opened":
             await changed()
+        await assign_profiles(cmd.profiles)
         return {
             "accepted": True,
             "outcome": outcome,
@@ -191,12 +245,14 @@ def register_custody_commands(
                 StopSpec(s.stop_id, s.lat, s.lon, s.parcels, s.radius_m) for s in cmd.stops
             ),
         )
+        check_profiles(cmd.profiles)
         try:
             outcome = engine.load_route(spec, clock.monotonic(), replace=cmd.replace)
         except CustodyError as exc:
             raise CommandRejected(str(exc)) from exc
         if outcome == "loaded":
             await changed()
+        await assign_profiles(cmd.profiles)
         depot_r, radii = effective_radii(spec)
         return {
             "accepted": True,

@@ -9,11 +9,17 @@ items crossed. The rule (docs/custody.md has the reasoning and the figures):
 2. *Dwell*: over the :data:`DWELL_S` after the carry the item is still heard (at least
    :data:`DWELL_MIN_SIGHTINGS` adverts), so it was not carried on past the door.
 3. *Level*: its mean level in that dwell beats its own level before the portal read by
-   :data:`LEVEL_RISE_DB`: it is no longer behind the vehicle's body. Then it is confirmed, live.
+   :data:`LEVEL_RISE_DB`, and the load it came with (the session's other unconfirmed expected
+   items) did not rise with it by :data:`COHORT_STILL_DB` (a vehicle reversing onto the door
+   lifts its whole load; a carry lifts one item): it is no longer behind the vehicle's body.
+   Then it is confirmed, live.
    If the level cannot tell (a parcel from the front of the trailer put down deep on the dock
    sounds alike), the item is *pending*: when the session reports, :data:`CLOSE_SETTLE_S` after
    its close, a pending item still heard in the last :data:`FADE_S` stayed when the vehicle
    pulled away and is confirmed; one that fell silent left with the vehicle and is missing.
+
+A session closes by command, at its window's end, or when its vehicle's own tag (if given)
+falls silent at the door (:data:`VEHICLE_GONE_S`).
 
 Expected and confirmed = confirmed, expected only = missing, crossed but not expected =
 unexpected (with the stricter :data:`UNEXPECTED_MIN_LEVEL_DBM`), as in an EPCglobal ALE report.
@@ -37,6 +43,10 @@ from gateway.custody.rules import (
     CLAIM_MAX_AGE_S,
     CLAIM_MIN_SIGHTINGS,
     CLOSE_SETTLE_S,
+    COHORT_BEFORE_S,
+    COHORT_MAX_ITEMS,
+    COHORT_MIN_ITEMS,
+    COHORT_STILL_DB,
     DWELL_MIN_SIGHTINGS,
     DWELL_S,
     FADE_S,
@@ -56,9 +66,13 @@ from gateway.custody.rules import (
     REPORTED_KEPT,
     UNEXPECTED_MIN_LEVEL_DBM,
     UNEXPECTED_MIN_PEAK_DBM,
+    VEHICLE_GONE_S,
+    VEHICLE_MIN_SIGHTINGS,
 )
 
 __all__ = ["HandoffBook", "SessionSpec"]
+
+CloseReason = Literal["command", "window_end", "vehicle_departed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +88,23 @@ class SessionSpec:
     window_start_s: float
     window_end_s: float
     documents: tuple[tuple[str, str], ...] = ()
+    vehicle: str | None = None
+    """The vehicle's own tag (a tag id or asset id) heard at the door: the session closes by
+    itself when the vehicle departs (see :data:`VEHICLE_GONE_S`)."""
 
     def fingerprint(self) -> str:
         """Identifies the content, so that a resent open is told from a conflicting one. The
         window is left out: a resend converts the same UTC window at a later monotonic time."""
-        text = json.dumps(
-            [self.door, self.from_party, self.to_party, sorted(self.expected), self.documents]
-        )
+        parts: list[object] = [
+            self.door,
+            self.from_party,
+            self.to_party,
+            sorted(self.expected),
+            self.documents,
+        ]
+        if self.vehicle is not None:
+            parts.append(self.vehicle)
+        text = json.dumps(parts)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -153,8 +177,20 @@ class _Track:
     def due(self, now: float) -> bool:
         return self.cand_t is not None and now >= self.cand_t + PORTAL_WINDOW_S + DWELL_S
 
-    def decide(self, listening_since: float) -> Literal["level", "pending", "none"]:
-        """Close the candidate crossing: confirmed by level, pending, or nothing."""
+    def level_before(self, t: float) -> tuple[int, float]:
+        """Adverts and their sum before a portal read at ``t`` (those within the portal window
+        before it belong to the carry)."""
+        near = [r for at, r in self.recent if at >= t - PORTAL_WINDOW_S]
+        return self.n - len(near), self.total - sum(near)
+
+    def decide(
+        self, listening_since: float, cohort_rise: float = 0.0
+    ) -> Literal["level", "pending", "none"]:
+        """Close the candidate crossing: confirmed by level, pending, or nothing. ``cohort_rise``
+        is how much the load it came with rose over the same instants: at
+        :data:`COHORT_STILL_DB` or more the load itself was moving (a vehicle reversing onto
+        the door) and the level decides nothing; below it, the item's rise must beat
+        :data:`LEVEL_RISE_DB` on top of the load's."""
         cand = self.cand_t
         assert cand is not None
         self.cand_t = None
@@ -166,14 +202,9 @@ class _Track:
         self.crossed_t, self.crossed_peak = cand, self.cand_peak
         self.dwell_level = post
         self.dock_n, self.dock_sum = self.post_n, self.post_sum
-        pre: float | None
-        if self.cand_pre_n >= PRE_MIN_SIGHTINGS:
-            pre = self.cand_pre_sum / self.cand_pre_n
-        elif cand - listening_since >= PRE_QUIET_S:
-            pre = self.cand_pre_sum / self.cand_pre_n if self.cand_pre_n else RECEIVER_FLOOR_DBM
-        else:
-            pre = None  # we had not listened long enough to know its level before
-        if pre is not None and post >= pre + LEVEL_RISE_DB:
+        pre = _level_before(self.cand_pre_n, self.cand_pre_sum, cand - listening_since)
+        still = cohort_rise < COHORT_STILL_DB  # the load was not moving (or there is none)
+        if still and pre is not None and post >= pre + LEVEL_RISE_DB + max(0.0, cohort_rise):
             self.confirmed = True
             return "level"
         self.pending = True
@@ -242,10 +273,18 @@ class _Session:
     expected: frozenset[str]
     tracks: dict[str, _Track] = field(default_factory=dict)
     candidates: set[str] = field(default_factory=set)
+    order: tuple[str, ...] = ()
+    """The expected items in a fixed order (the cohort's members are taken in it)."""
     closed_at: float | None = None
-    close_reason: Literal["command", "window_end"] = "command"
+    close_reason: CloseReason = "command"
     untracked: int = 0
     """Sightings of items not tracked because the per-session table was full."""
+    cohorts: dict[str, dict[str, tuple[int, float, int, float]]] = field(default_factory=dict)
+    """Per candidate crossing, the load it came with as it was at the portal read: member ->
+    (adverts and their sum before, adverts and their sum so far). See :meth:`HandoffBook._rise`."""
+    vehicle_heard_s: float | None = None
+    """When the session's vehicle tag was last heard (None: not yet, or no vehicle given)."""
+    vehicle_sightings: int = 0
 
     @property
     def listening_since(self) -> float:
@@ -287,7 +326,9 @@ class HandoffBook:
             other = self._item_session[clash[0]]
             shown = ", ".join(clash[:5]) + (f" and {len(clash) - 5} more" if len(clash) > 5 else "")
             raise CustodyError("expected", f"{shown} already expected by open session {other}")
-        self._sessions[spec.session_id] = _Session(spec, now, frozenset(spec.expected))
+        self._sessions[spec.session_id] = _Session(
+            spec, now, frozenset(spec.expected), order=tuple(sorted(spec.expected))
+        )
         for item in spec.expected:
             self._item_session[item] = spec.session_id
         return "opened"
@@ -304,7 +345,7 @@ class HandoffBook:
         self._close(s, now, "command")
         return now + CLOSE_SETTLE_S
 
-    def _close(self, s: _Session, at: float, reason: Literal["command", "window_end"]) -> None:
+    def _close(self, s: _Session, at: float, reason: CloseReason) -> None:
         s.closed_at, s.close_reason = at, reason
         for item in s.spec.expected:
             if self._item_session.get(item) == s.spec.session_id:
@@ -321,6 +362,11 @@ class HandoffBook:
                 continue
             if s.closed_at is None and t > s.spec.window_end_s:
                 continue  # tick() closes it; until then this is outside its window
+            if s.spec.vehicle is not None and s.spec.vehicle in (tag, asset):
+                if s.closed_at is None:
+                    s.vehicle_heard_s = t
+                    s.vehicle_sightings += 1
+                continue  # the vehicle itself, not an item of its load
             key = _key(s.expected, tag, asset)
             tr = s.tracks.get(key)
             if tr is None:
@@ -331,14 +377,21 @@ class HandoffBook:
                 tr = s.tracks[key] = _Track(tag=tag, zone=zone, first_s=t, last_s=t)
             if tr.due(t):
                 out += self._decide(s, key, tr, t)
+            was = tr.cand_t
             tr.observe(t, rssi, zone)
             if tr.cand_t is not None:
                 s.candidates.add(key)
+                if was is None:
+                    s.cohorts[key] = _cohort(s, key, tr.cand_t)
         return out
 
     def _decide(self, s: _Session, key: str, tr: _Track, now: float) -> list[ItemConfirmed]:
         s.candidates.discard(key)
-        outcome = tr.decide(s.listening_since)
+        cand = tr.cand_t
+        assert cand is not None
+        cohort = s.cohorts.pop(key, {})
+        rise = _cohort_rise(s, cohort, cand - s.listening_since, now - cand)
+        outcome = tr.decide(s.listening_since, rise)
         if outcome == "level" and self._outclassed(key, tr.dwell_level or tr.ema, now):
             # A neighbour hears it clearly louder: it lies in their lane, whatever our manifest
             # says. Not confirmed live; the report decides with the evidence then.
@@ -357,6 +410,14 @@ class HandoffBook:
                 out += self._decide(s, key, s.tracks[key], now)
             if s.closed_at is None and now >= s.spec.window_end_s:
                 self._close(s, s.spec.window_end_s, "window_end")
+            if (
+                s.closed_at is None
+                and s.vehicle_heard_s is not None
+                and s.vehicle_sightings >= VEHICLE_MIN_SIGHTINGS
+                and now - s.vehicle_heard_s >= VEHICLE_GONE_S
+            ):
+                # Departed when last heard: the report follows CLOSE_SETTLE_S after that.
+                self._close(s, s.vehicle_heard_s, "vehicle_departed")
             if s.closed_at is not None and now >= s.closed_at + CLOSE_SETTLE_S:
                 out += self._report(s, now, position)
         return out
@@ -501,12 +562,19 @@ class HandoffBook:
                         "window_start_s": s.spec.window_start_s,
                         "window_end_s": s.spec.window_end_s,
                         "documents": [list(d) for d in s.spec.documents],
+                        "vehicle": s.spec.vehicle,
                     },
                     "opened_at": s.opened_at,
                     "closed_at": s.closed_at,
                     "close_reason": s.close_reason,
+                    "vehicle_heard_s": s.vehicle_heard_s,
+                    "vehicle_sightings": s.vehicle_sightings,
                     "untracked": s.untracked,
                     "tracks": {k: tr.to_json() for k, tr in s.tracks.items()},
+                    "cohorts": {
+                        k: {m: list(v) for m, v in members.items()}
+                        for k, members in s.cohorts.items()
+                    },
                 }
                 for s in self._sessions.values()
             ],
@@ -530,19 +598,108 @@ class HandoffBook:
                 window_start_s=float(sp["window_start_s"]),
                 window_end_s=float(sp["window_end_s"]),
                 documents=tuple((str(a), str(b)) for a, b in sp["documents"]),
+                vehicle=None if sp.get("vehicle") is None else str(sp["vehicle"]),
             )
-            s = _Session(spec, float(d["opened_at"]), frozenset(spec.expected))
+            s = _Session(
+                spec,
+                float(d["opened_at"]),
+                frozenset(spec.expected),
+                order=tuple(sorted(spec.expected)),
+            )
             s.closed_at = d["closed_at"]
-            s.close_reason = "window_end" if d["close_reason"] == "window_end" else "command"
+            reason = d["close_reason"]
+            s.close_reason = reason if reason in ("window_end", "vehicle_departed") else "command"
+            s.vehicle_heard_s = d.get("vehicle_heard_s")
+            s.vehicle_sightings = int(d.get("vehicle_sightings", 0))
             s.untracked = int(d["untracked"])
             s.tracks = {str(k): _Track.from_json(v) for k, v in d["tracks"].items()}
             s.candidates = {k for k, tr in s.tracks.items() if tr.cand_t is not None}
+            s.cohorts = {
+                str(k): {
+                    str(m): (int(a), float(b), int(c), float(e)) for m, (a, b, c, e) in v.items()
+                }
+                for k, v in d.get("cohorts", {}).items()
+            }
             sessions[spec.session_id] = s
             if s.closed_at is None:
                 items.update(dict.fromkeys(spec.expected, spec.session_id))
         reported = OrderedDict((str(k), (str(fp), float(at))) for k, fp, at in data["reported"])
         self._sessions, self._item_session, self._reported = sessions, items, reported
         self.untracked = int(data["untracked"])
+
+
+def _level_before(n: int, total: float, listened_s: float) -> float | None:
+    """An item's level before a portal read from ``n`` adverts summing to ``total``: their mean
+    with enough of them; the mean of the few (or the receiver's floor for none) once the
+    session had listened :data:`PRE_QUIET_S`; else unknown (we had not listened long enough)."""
+    if n >= PRE_MIN_SIGHTINGS:
+        return total / n
+    if listened_s >= PRE_QUIET_S:
+        return total / n if n else RECEIVER_FLOOR_DBM
+    return None
+
+
+def _cohort(s: _Session, key: str, t: float) -> dict[str, tuple[int, float, int, float]]:
+    """The load a candidate crossing at ``t`` came with: the session's other expected items not
+    confirmed yet (at most :data:`COHORT_MAX_ITEMS`), each with its adverts before the portal
+    read and so far. An item never heard enters with nothing heard."""
+    out: dict[str, tuple[int, float, int, float]] = {}
+    for m in s.order:
+        if len(out) >= COHORT_MAX_ITEMS:
+            break
+        if m == key:
+            continue
+        tr = s.tracks.get(m)
+        if tr is None:
+            out[m] = (0, 0.0, 0, 0.0)
+        elif not tr.confirmed and tr.cand_t is None:
+            pre_n, pre_sum = tr.level_before(t)
+            out[m] = (pre_n, pre_sum, tr.n, tr.total)
+    return out
+
+
+def _cohort_rise(
+    s: _Session,
+    cohort: dict[str, tuple[int, float, int, float]],
+    listened_s: float,
+    elapsed_s: float,
+) -> float:
+    """How much the load rose from before a portal read to after its dwell: the median, over
+    the cohort's items heard as well as a crossing must be (:data:`DWELL_MIN_SIGHTINGS` since),
+    of each one's level since minus its level before. A vehicle reversing onto the door lifts
+    its whole load together; a carry lifts one item. ``listened_s``: how long the session had
+    listened before the portal read; ``elapsed_s``: since the portal read.
+
+    A level is the mean over the item's advertising slots, an unheard slot counting at the
+    receivers' floor: a load that came from beyond the floor was heard only on its loudest
+    adverts before, and the mean of those alone would hide its rise. The slots are the item's
+    own advert rate (the higher of before and since) times the time, before the portal read
+    at most :data:`COHORT_BEFORE_S` of it (so a load heard well for that long is at rest
+    whatever happened before, as the candidate's own level before is). 0 with fewer than
+    :data:`COHORT_MIN_ITEMS` such items."""
+    before_s = listened_s - PORTAL_WINDOW_S
+    if before_s <= 0 or elapsed_s <= 0:
+        return 0.0
+    rises = []
+    for m, (pre_n, pre_sum, n0, total0) in cohort.items():
+        tr = s.tracks.get(m)
+        post_n = 0 if tr is None else tr.n - n0
+        if tr is None or post_n < DWELL_MIN_SIGHTINGS:
+            continue
+        post_sum = tr.total - total0
+        rate = max(pre_n / before_s, post_n / elapsed_s)
+        pre_slots = max(pre_n, rate * min(before_s, COHORT_BEFORE_S))
+        post_slots = max(post_n, rate * elapsed_s)
+        pre = (pre_sum + (pre_slots - pre_n) * RECEIVER_FLOOR_DBM) / pre_slots
+        post = (post_sum + (post_slots - post_n) * RECEIVER_FLOOR_DBM) / post_slots
+        rises.append(post - pre)
+    return _median(rises) if len(rises) >= COHORT_MIN_ITEMS else 0.0
+
+
+def _median(values: list[float]) -> float:
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
 
 
 def _key(expected: frozenset[str], tag: str, asset: str | None) -> str:
@@ -571,6 +728,10 @@ def _check_spec(spec: SessionSpec, doors: frozenset[str]) -> None:
         raise CustodyError("expected", "an item is listed twice")
     if any(not 0 < len(i) <= 2 * MAX_ID_CHARS for i in spec.expected):
         raise CustodyError("expected", f"item ids are 1 to {2 * MAX_ID_CHARS} characters")
+    if spec.vehicle is not None and not 0 < len(spec.vehicle) <= 2 * MAX_ID_CHARS:
+        raise CustodyError("vehicle", f"1 to {2 * MAX_ID_CHARS} characters")
+    if spec.vehicle is not None and spec.vehicle in spec.expected:
+        raise CustodyError("vehicle", "the vehicle's tag is also an expected item")
     if len(spec.documents) > MAX_DOCUMENTS:
         raise CustodyError("documents", f"at most {MAX_DOCUMENTS}")
     if not spec.window_end_s > spec.window_start_s:

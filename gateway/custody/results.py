@@ -108,7 +108,7 @@ class HandoffReport:
     opened_at_s: float
     closed_at_s: float
     reported_at_s: float
-    close_reason: Literal["command", "window_end"]
+    close_reason: Literal["command", "window_end", "vehicle_departed"]
     expected: tuple[str, ...]
     confirmed: tuple[str, ...]
     missing: tuple[str, ...]

@@ -18,6 +18,10 @@ __all__ = [
     "CLAIM_MAX_AGE_S",
     "CLAIM_MIN_SIGHTINGS",
     "CLOSE_SETTLE_S",
+    "COHORT_BEFORE_S",
+    "COHORT_MAX_ITEMS",
+    "COHORT_MIN_ITEMS",
+    "COHORT_STILL_DB",
     "DEFAULT_DEPOT_RADIUS_M",
     "DEFAULT_STOP_RADIUS_M",
     "DWELL_MIN_SIGHTINGS",
@@ -49,6 +53,8 @@ __all__ = [
     "REPORTED_KEPT",
     "UNEXPECTED_MIN_LEVEL_DBM",
     "UNEXPECTED_MIN_PEAK_DBM",
+    "VEHICLE_GONE_S",
+    "VEHICLE_MIN_SIGHTINGS",
 ]
 
 # --- handoff at a dock door ----------------------------------------------------------------------
@@ -78,6 +84,29 @@ RECEIVER_FLOOR_DBM: Final = -95.0
 #: this much: the trailer's body alone costs 6 dB, and a parcel that stayed put compares with
 #: itself (difference N(0, <= 0.9 dB)): 5 dB is > 5 sigma of that noise.
 LEVEL_RISE_DB: Final = 5.0
+#: The load a parcel came with must not have risen with it: a vehicle reversing onto the door
+#: brings its whole load from beyond the receivers' floor to 9 m in half a minute, so every
+#: parcel on it "rises", and a front parcel's shadowing makes the portal read. The rise that
+#: counts is the parcel's own minus the median rise of the session's other unconfirmed expected
+#: items over the same instants (the cohort; only those heard at least DWELL_MIN_SIGHTINGS
+#: times since, like a crossing). At least this many such items are needed for a median (with
+#: fewer, nothing is subtracted: a lone parcel has no load to compare with) ...
+COHORT_MIN_ITEMS: Final = 3
+#: A load whose median rise is this much or more was moving (the vehicle approached, or left
+#: and came back): no item of it is confirmed by level over those instants, whatever its own
+#: rise; it stays pending and the report decides (it stayed or it left). Reversing from beyond
+#: the floor to the door lifts the median by 1.2 to 3 dB even though most of the load is below
+#: the floor before (censored: the mean of the few adverts heard is too high); a load at rest
+#: gives 0 +- 0.4 dB (the median of 20-odd differences of 1.5 dB noise each). Erring high only
+#: delays a confirmation to the report.
+COHORT_STILL_DB: Final = 1.0
+#: A cohort item's level before a portal read counts its unheard advertising slots (at the
+#: receivers' floor) over at most this long: a load that has been heard this long at the door
+#: is at rest there, and only the adverts of its approach could hide a rise. A reversing
+#: vehicle covers the last 50 m in 30 to 40 s.
+COHORT_BEFORE_S: Final = 60.0
+#: ... and at most this many are sampled (in a fixed order), bounding the work per portal read.
+COHORT_MAX_ITEMS: Final = 200
 #: A closed session reports this long after its close: the vehicle pulls away meanwhile, so a
 #: parcel whose level could not tell dock from trailer is decided by whether it stayed (an
 #: EPCglobal ALE read cycle that ends after a quiet period).
@@ -95,6 +124,16 @@ UNEXPECTED_MIN_LEVEL_DBM: Final = -76.0
 #: lane (mean <= -79 dBm) reaches it only by a 3.75 sigma draw in its crossing window (p ~ 1e-3);
 #: a carry through this frame does in about half the layouts (within ~2.5 m of the gateway).
 UNEXPECTED_MIN_PEAK_DBM: Final = -64
+
+#: A session given its vehicle's own tag closes when the vehicle departs: the tag was heard at
+#: the door at least this many times (it was there; one stray advert of a passing vehicle is
+#: no arrival) ...
+VEHICLE_MIN_SIGHTINGS: Final = 10
+#: ... and then not for this long; the session closes at its last advert. A tag on a vehicle
+#: at the door (9 m: mean -80 dBm in the open, -86 dBm behind 6 dB of body) misses an advert with
+#: p ~ 1 % at worst (floor -95 dBm, 4 dB shadowing), so 20 in
+#: a row never happen while it is there; 20 s after pulling away it is 40 m out or more.
+VEHICLE_GONE_S: Final = 20.0
 
 #: Open (and closing) sessions per gateway: a door runs one handoff at a time, a few overlap.
 MAX_OPEN_SESSIONS: Final = 16

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from drivers.base import Driver
 from drivers.clock import Clock
 from gateway.outbox import EventClass, Outbox, OutboxStats
-from gateway.uplink import Delivery
+from gateway.uplink import PubAckReport
 
 __all__ = [
     "LATENCY_BUCKETS_S",
@@ -117,7 +117,7 @@ class GatewayMetrics(Collector):
         )
         self.registry.register(self)
 
-    def on_delivery(self, delivery: Delivery) -> None:
+    def on_delivery(self, delivery: PubAckReport) -> None:
         """The uplink's PUBACK observer: one latency observation per acknowledged message."""
         self.latency.labels(class_name(delivery.event_class)).observe(max(delivery.latency_s, 0))
 

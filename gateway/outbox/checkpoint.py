@@ -21,6 +21,7 @@ the WAL's pages always still fit into the main file.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import struct
 import threading
@@ -45,18 +46,47 @@ LOW_SPACE_WAL_FRACTION: Final = 0.25
 FAILURE_LOG_BURST_S: Final = 60.0
 
 
-def wal_frames(path: Path) -> tuple[int, int] | None:
-    """(frames in the WAL, frames already copied to the main file), or None if unknown."""
-    try:
-        with open(f"{path}-shm", "rb") as shm:
-            header = shm.read(_HEADER_BYTES)
-    except OSError:
-        return None
-    if len(header) < _HEADER_BYTES:
-        return None
-    (mx_frame,) = struct.unpack_from("=I", header, _MX_FRAME_OFFSET)
-    (backfilled,) = struct.unpack_from("=I", header, _N_BACKFILL_OFFSET)
-    return int(mx_frame), int(backfilled)
+class WalIndex:
+    """The wal-index header of an open database, read through one descriptor kept open.
+
+    The ``-shm`` file must never be opened and closed again while this process has the
+    database open: POSIX record locks belong to the process, and closing *any* descriptor of a
+    file drops all of them, SQLite's included. Another process opening the database (``tagrelay
+    outbox stats``, ``tagrelay status``) would then find no lock, take itself for the first
+    connection and reinitialise the ``-shm`` file under this process's mapping, which dies of
+    SIGBUS at its next commit (SQLite's "How To Corrupt An SQLite Database File", 2.2). So the
+    descriptor is opened once and closed only after the last connection (:meth:`close`).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = f"{path}-shm"
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def frames(self) -> tuple[int, int] | None:
+        """(frames in the WAL, frames already copied to the main file), or None if unknown."""
+        with self._lock:
+            if self._fd is None:
+                try:
+                    self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    return None
+            try:
+                header = os.pread(self._fd, _HEADER_BYTES, 0)
+            except OSError:
+                return None
+        if len(header) < _HEADER_BYTES:
+            return None
+        (mx_frame,) = struct.unpack_from("=I", header, _MX_FRAME_OFFSET)
+        (backfilled,) = struct.unpack_from("=I", header, _N_BACKFILL_OFFSET)
+        return int(mx_frame), int(backfilled)
+
+    def close(self) -> None:
+        """Only once every connection of this process to the database is closed."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 class Checkpointer:
@@ -64,8 +94,9 @@ class Checkpointer:
 
     ``poke()`` after each commit is all the writer does (an event set, no I/O)."""
 
-    def __init__(self, path: Path, checkpoint_pages: int) -> None:
+    def __init__(self, path: Path, checkpoint_pages: int, wal: WalIndex) -> None:
         self._path = path
+        self.wal = wal
         self._pages = checkpoint_pages
         self._wake = threading.Event()
         self._stop = False
@@ -103,7 +134,7 @@ class Checkpointer:
         self._conn.close()
 
     def due(self) -> bool:
-        frames = wal_frames(self._path)
+        frames = self.wal.frames()
         if frames is None:
             return False
         total, backfilled = frames

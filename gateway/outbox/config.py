@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from gateway.outbox.models import EventClass
 
@@ -79,15 +79,22 @@ class OutboxConfig(BaseModel):
     @field_validator("ttl_s", "class_weights", mode="before")
     @classmethod
     def _class_names(cls, value: object) -> object:
-        """Accept class names as keys (``telemetry = 86400`` in TOML) as well as numbers."""
+        """Accept class names as keys (``telemetry = 86400`` in TOML) as well as numbers;
+        a TTL that is not > 0 is refused here, named by its class (not by its number)."""
         if not isinstance(value, dict):
             return value
         out: dict[object, object] = {}
+        names = ", ".join(c.name.lower() for c in EventClass)
         for key, item in value.items():
             if isinstance(key, str) and key.upper() in EventClass.__members__:
-                out[EventClass[key.upper()]] = item
+                event_class = EventClass[key.upper()]
+            elif isinstance(key, int) and not isinstance(key, bool) and key in set(EventClass):
+                event_class = EventClass(key)
+            elif isinstance(key, str) and key.isdigit() and int(key) in set(EventClass):
+                event_class = EventClass(int(key))
             else:
-                out[key] = item
+                raise ValueError(f"{key!r} is not an event class (one of {names})")
+            out[event_class] = item
         return out
 
     @field_validator("ttl_s")
@@ -96,7 +103,18 @@ class OutboxConfig(BaseModel):
         for event_class, ttl in value.items():
             if ttl is not None and not ttl > 0:  # also rejects NaN
                 raise ValueError(f"ttl_s for {event_class.name.lower()} must be > 0 seconds")
-        return value
+        # The classes not given keep their defaults (and show them in ``config show``).
+        return {c: value.get(c, DEFAULT_TTL_S[c]) for c in EventClass}
+
+    @field_validator("class_weights")
+    @classmethod
+    def _all_weights(cls, value: dict[EventClass, int]) -> dict[EventClass, int]:
+        return {c: value.get(c, DEFAULT_CLASS_WEIGHTS[c]) for c in EventClass}
+
+    @field_serializer("ttl_s", "class_weights")
+    def _by_name(self, value: dict[EventClass, object]) -> dict[str, object]:
+        """Classes by name in ``config show`` and every JSON view, not as numbers 0-4."""
+        return {c.name.lower(): item for c, item in value.items()}
 
     def ttl_for(self, event_class: EventClass) -> float | None:
         return self.ttl_s.get(event_class, DEFAULT_TTL_S[event_class])

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
 from gateway.outbox.models import ClassStats, EventClass, LossCount, OutboxStats

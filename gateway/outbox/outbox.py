@@ -25,7 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, TypeVar
 
-from drivers.clock import Clock
+from foundation.clock import Clock
+from foundation.lifecycle import TaskOwner
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.errors import OutboxError, OutboxErrorReason
 from gateway.outbox.models import (
@@ -37,7 +38,7 @@ from gateway.outbox.models import (
     OutboxStats,
 )
 from gateway.outbox.store import Store
-from gateway.outbox.writer import Priority, WriterThread
+from gateway.outbox.writer import WriterJobOrder, WriterThread
 
 _log = logging.getLogger(__name__)
 
@@ -64,8 +65,7 @@ class Outbox:
         self._config = config
         self._store = Store(path, config, clock)
         self._writer: WriterThread | None = None
-        self._task_group: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._owner = TaskOwner("outbox")
         self._pending: list[_Pending] = []
         self._pending_events = 0
         self._pending_acks: set[int] = set()
@@ -104,12 +104,9 @@ class Outbox:
             self._writer = None
             raise
         self._open = True
-        self._task_group = asyncio.TaskGroup()
-        await self._task_group.__aenter__()
-        self._tasks = [
-            self._task_group.create_task(self._flusher(), name="outbox-flusher"),
-            self._task_group.create_task(self._sweeper(), name="outbox-sweeper"),
-        ]
+        await self._owner.start()
+        self._owner.spawn(self._flusher(), name="flusher")
+        self._owner.spawn(self._sweeper(), name="sweeper")
         return self
 
     async def __aexit__(
@@ -123,15 +120,14 @@ class Outbox:
         self._urgent = True
         self._wake.set()
         try:
-            if self._task_group is not None:
-                self._tasks[1].cancel()
-                await self._task_group.__aexit__(None, None, None)
+            # The flusher (and an alarm lane) end by themselves once drained.
+            await self._owner.stop(cancel=("sweeper",))
         finally:
             self._open = False
             writer = self._writer
             if writer is not None:
                 try:
-                    await self._call(self._store.close, priority=Priority.LAST)
+                    await self._call(self._store.close, priority=WriterJobOrder.LAST)
                 finally:
                     # Even when cancelled: the close job finishes in the thread before this
                     # returns, so the file is never left open.
@@ -146,7 +142,10 @@ class Outbox:
         return self._store.store_epoch
 
     async def _call(
-        self, func: Callable[..., _T], *args: object, priority: Priority = Priority.NORMAL
+        self,
+        func: Callable[..., _T],
+        *args: object,
+        priority: WriterJobOrder = WriterJobOrder.NORMAL,
     ) -> _T:
         if self._writer is None:
             raise OutboxError(OutboxErrorReason.CLOSED)
@@ -182,8 +181,7 @@ class Outbox:
             # in its next one (group commit holds here too).
             self._alarm_waiting = True
             if self._lane is None or self._lane.done():
-                assert self._task_group is not None
-                self._lane = self._task_group.create_task(self._alarm_lane())
+                self._lane = self._owner.spawn(self._alarm_lane(), name="alarm-lane")
         else:
             if self._pending_events >= self._config.group_commit_max_events:
                 self._urgent = True
@@ -203,7 +201,9 @@ class Outbox:
     ) -> list[LeasedEvent]:
         """The next batch to send: by class share, in order within class and source."""
         self._check_open()
-        return await self._call(self._store.lease, max_events, classes, priority=Priority.LEASE)
+        return await self._call(
+            self._store.lease, max_events, classes, priority=WriterJobOrder.LEASE
+        )
 
     async def wait_available(self) -> None:
         """Return when there is something leasable (wakes on commit and release)."""
@@ -390,7 +390,7 @@ class Outbox:
         """Commit accepts and acks in one transaction; settle the callers' futures."""
         events = [event for pending in batch for event in pending.events]
         # Accepts keep their relative order (same priority, FIFO); an ack-only batch yields.
-        priority = Priority.ACCEPT if events else Priority.NORMAL
+        priority = WriterJobOrder.ACCEPT if events else WriterJobOrder.NORMAL
         try:
             statuses = await self._call(self._store.commit, events, acks, priority=priority)
         except Exception as exc:

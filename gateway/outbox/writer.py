@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 _T = TypeVar("_T")
 
 
-class Priority(IntEnum):
-    """Lower runs first."""
+class WriterJobOrder(IntEnum):
+    """Which queued store job the writer thread runs next; lower runs first. (Not the event
+    classes' priority, :class:`gateway.outbox.EventClass`, which orders what is sent.)"""
 
     #: Commits holding accepted events: a reader or an alarm waits for them.
     ACCEPT = 0
@@ -47,14 +48,14 @@ class WriterThread:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, priority: Priority, func: Callable[[], _T]) -> Future[_T]:
+    def submit(self, priority: WriterJobOrder, func: Callable[[], _T]) -> Future[_T]:
         future: Future[_T] = Future()
         self._queue.put((priority, next(self._order), (func, future)))
         return future
 
     def shutdown(self) -> None:
         """Run what is queued, then stop the thread and wait for it."""
-        self._queue.put((Priority.LAST + 1, next(self._order), None))
+        self._queue.put((WriterJobOrder.LAST + 1, next(self._order), None))
         self._thread.join()
 
     def _run(self) -> None:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.ble import BleConfig
 from drivers.serial import SerialConfig
-from gateway.conditions import PRESETS, Profile
+from gateway.conditions import PRESETS, DeviceSettings, Profile
 
 __all__ = [
     "ZONE_PATTERN",
@@ -169,6 +169,9 @@ class ConditionsConfig(BaseModel):
     profiles: tuple[Profile, ...] = ()
     assignments: dict[str, str] = Field(default_factory=dict)
     default_profile: str | None = None
+    #: Per device (tag id): allowed silence, battery chemistry, stuck readings, over the
+    #: ``device`` settings of its goods' profile.
+    devices: dict[str, DeviceSettings] = Field(default_factory=dict)
     sample_interval_s: float = Field(
         default=CONDITIONS_SAMPLE_S,
         gt=0,

@@ -10,7 +10,8 @@ Label frames are not rate-limited: each is a reading the label chose to log at i
 interval, and the cold-chain record needs every one. Values outside what a sensor can measure
 (a temperature of 300 °C) are a ``device.status`` sensor fault, not a reading. A label's own
 times are mapped to gateway time by the :class:`~gateway.timekeeping.TimeKeeper`; a label that
-falls silent is reported once, and again when it is heard from.
+falls silent is reported once, and again when it is heard from (with a conditions bridge, how
+long a label may stay silent is learned from its reporting interval, docs/conditions.md).
 """
 
 from __future__ import annotations
@@ -138,6 +139,9 @@ class LabelProcessor:
         source = EventSource(device=tag, via=frame.port, zone=zone)
         if recovered is not None:
             events.append(recovered)
+        if self._conditions is not None:
+            # Silence learned from the label's own reporting interval (docs/conditions.md).
+            events.extend(self._conditions.heard(tag, source, frame.monotonic, watch=True))
         if isinstance(msg, Environment):
             self._environment(msg, frame, source, events)
         elif isinstance(msg, HistoryBatch):
@@ -147,7 +151,7 @@ class LabelProcessor:
         elif isinstance(msg, Shock):
             events.extend(self._shock(msg, frame, source))
         elif isinstance(msg, Status):
-            events.append(self._status(msg, frame, source))
+            events.extend(self._status(msg, frame, source))
         elif not isinstance(msg, Heartbeat):
             return self._nack(NackReason.UNSUPPORTED, f"message type {msg.format}")
         self.counters.events += len(events)
@@ -341,7 +345,7 @@ class LabelProcessor:
         )
         return [shock]
 
-    def _status(self, msg: Status, frame: ReaderFrame, source: EventSource) -> Event:
+    def _status(self, msg: Status, frame: ReaderFrame, source: EventSource) -> list[Event]:
         stamp = self._label_stamp(frame, msg.label_time)
         flags = StatusFlags(msg.flags & sum(StatusFlags))
         names = tuple(f.name.lower() for f in StatusFlags if f in flags and f.name is not None)
@@ -351,7 +355,7 @@ class LabelProcessor:
             state = DeviceState.LOW_BATTERY
         else:
             state = DeviceState.OK
-        return DeviceStatus.model_validate(
+        status = DeviceStatus.model_validate(
             {
                 "event_id": DeviceStatus.make_id(
                     self._factory.gateway_id,
@@ -366,6 +370,15 @@ class LabelProcessor:
                 **self._factory.envelope(stamp, source, frame.monotonic),
             }
         )
+        if self._conditions is None or msg.battery_mv is None:
+            return [status]
+        # The label's own flag uses its firmware's level; this one the profile's chemistry.
+        return [
+            status,
+            *self._conditions.battery(
+                source.device, source, msg.battery_mv, frame.monotonic, watch=True
+            ),
+        ]
 
     # -- time sync and silence --------------------------------------------------------------
 
@@ -382,8 +395,11 @@ class LabelProcessor:
         return value
 
     def tick(self, monotonic: float) -> list[OutboxEvent]:
-        """``device.status`` silent for each label not heard for ``silent_after_s``."""
+        """``device.status`` silent for each label not heard for ``silent_after_s`` (without
+        a conditions bridge: with one, silence is learned per label there)."""
         out: list[OutboxEvent] = []
+        if self._conditions is not None:
+            return out
         for label_id, label in self._labels.items():
             if label.silent or monotonic - label.last_heard < self._silent_after_s:
                 continue

@@ -28,9 +28,10 @@ from drivers.ble import BleScanner
 from drivers.clock import Clock
 from drivers.gps import GpsDriver, gps_driver
 from drivers.serial import ReaderFrame, SerialLinkError, SmartLabelReaderDriver
-from gateway.conditions import ConditionMonitor
+from gateway.conditions import ConditionMonitor, DeviceSettings
 from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox
+from gateway.health import Liveness
 from gateway.outbox import AcceptStatus, Outbox, OutboxError, OutboxEvent
 from gateway.pipeline.adverts import AdvertProcessor, Reading
 from gateway.pipeline.bindings import binding_event
@@ -97,8 +98,11 @@ class Pipeline:
         custody: CustodyEngine | None = None,
         state: StateStore | None = None,
         site: Uplink | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         self._config = config
+        #: Each stage's idle / busy state, for the watchdog (gateway.health).
+        self.liveness = liveness if liveness is not None else Liveness()
         self._outbox = outbox
         self._clock = clock
         self._timekeeper = timekeeper
@@ -118,7 +122,20 @@ class Pipeline:
         self.custody = None if custody is None else CustodyBridge(custody, self.factory, clock)
         self._state = state
         self.conditions = (
-            None if conditions is None else ConditionsBridge(conditions, self.factory, clock)
+            None
+            if conditions is None
+            else ConditionsBridge(
+                conditions,
+                self.factory,
+                clock,
+                config.conditions.devices,
+                # A label on goods without a profile: silent after pipeline.silent_after_s at
+                # the soonest, as before profiles (longer for a label reporting slowly).
+                DeviceSettings(
+                    silent_floor_s=config.pipeline.silent_after_s,
+                    silent_unlearned_s=config.pipeline.silent_after_s,
+                ),
+            )
         )
         self._persisted_at = -math.inf
         self._site = site
@@ -137,6 +154,7 @@ class Pipeline:
             clock,
             maxsize=pcfg.event_queue_size,
             extend=None if self.epcis is None else self.epcis.extend,
+            beat=self.liveness.beat("writer"),
         )
         self.supervisor = Supervisor(pcfg.supervision, clock)
         self.scanners: list[BleScanner] = []
@@ -189,14 +207,16 @@ class Pipeline:
                 )
                 self._start("gps", self._gps_stage(self.gps))
             if self._site is not None and self.custody is not None:
+                claims_stage = self._claims_stage(self._site)
                 # Not a driver stage: nothing to drain, it is cancelled at shutdown (its input
                 # ends only when the uplink stops, which is after the pipeline).
                 self._claims_task = self._tasks.create_task(
-                    self.supervisor.run("site-claims", self._claims_stage(self._site)),
+                    self.supervisor.run("site-claims", self._live("site-claims", claims_stage)),
                     name="pipeline:site-claims",
                 )
             self._ticker = self._tasks.create_task(
-                self.supervisor.run("ticker", self._ticker_stage), name="pipeline:ticker"
+                self.supervisor.run("ticker", self._live("ticker", self._ticker_stage)),
+                name="pipeline:ticker",
             )
         except BaseException as exc:
             await self._shutdown(type(exc), exc, exc.__traceback__)
@@ -252,12 +272,29 @@ class Pipeline:
 
     def _start(self, name: str, stage: Callable[[], Awaitable[None]]) -> None:
         assert self._tasks is not None
-        task = self._tasks.create_task(self.supervisor.run(name, stage), name=f"pipeline:{name}")
+        task = self._tasks.create_task(
+            self.supervisor.run(name, self._live(name, stage)), name=f"pipeline:{name}"
+        )
         self._stages.append(task)
+
+    def _live(
+        self, name: str, stage: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        """``stage``, marked idle whenever it ends or fails (a restart backoff is not a stall)."""
+        liveness = self.liveness
+
+        async def run() -> None:
+            try:
+                await stage()
+            finally:
+                liveness.idle(name)
+
+        return run
 
     # -- stages -------------------------------------------------------------------------------
 
     def _ble_stage(self, scanner: BleScanner) -> Callable[[], Awaitable[None]]:
+        live, name = self.liveness, f"ble:{scanner.config.adapter}"
         process = self.adverts.process
         writer = self.writer
         factory = self.factory
@@ -269,7 +306,7 @@ class Pipeline:
             readings: list[Reading] = []
             samples: list[Reading] | None = None if bridge is None else []
             found: list[CustodyResult] | None = None if custody is None else []
-            async for raw in scanner.events():
+            async for raw in live.each(name, scanner.events()):
                 process(raw, changes, readings, samples, found)
                 if found:
                     assert custody is not None
@@ -299,7 +336,7 @@ class Pipeline:
         async def stage() -> None:
             assert self.custody is not None
             engine = self.custody.engine
-            async for message in site.site_messages():
+            async for message in self.liveness.each("site-claims", site.site_messages()):
                 try:
                     claims = decode_claims(message.data)
                 except ClaimError as exc:
@@ -355,7 +392,7 @@ class Pipeline:
         self, reader: SmartLabelReaderDriver, labels: LabelProcessor, zone: str | None
     ) -> Callable[[], Awaitable[None]]:
         async def stage() -> None:
-            frames = reader.events()
+            frames = self.liveness.each(reader.name, reader.events())
             async for first in frames:
                 batch = [first]
                 # Frames already queued share the commit: one fsync for the lot, not one each
@@ -419,7 +456,7 @@ class Pipeline:
 
     def _gps_stage(self, driver: GpsDriver) -> Callable[[], Awaitable[None]]:
         async def stage() -> None:
-            async for fix in driver.events():
+            async for fix in self.liveness.each("gps", driver.events()):
                 self._timekeeper.on_gps(driver.trusted_time, fix.monotonic)
                 events = self.factory.from_gps(fix, self.telemetry)
                 if self.custody is not None:
@@ -442,33 +479,40 @@ class Pipeline:
         if sim is not None:
             period /= sim.speed  # the rules count scenario seconds
         while True:
-            now = self._clock.monotonic()
-            self._timekeeper.refresh(now)
-            self._watch_scanners(now)
-            changes = self._presence.tick(now)
-            events = self.factory.from_adverts(changes, ())
-            for labels in self.labels.values():
-                events.extend(labels.tick(now))
-            if self.custody is not None:
-                found = self.custody.engine.tick(now)
-                events.extend(to_outbox(e) for e in self.custody.events(found))
-            if self.epcis is not None:
-                events.extend(self.epcis.corrected())  # unsynced events, now the clock is trusted
-            if events:
-                self.writer.submit(events)
-            if (
-                self._site is not None
-                and self.custody is not None
-                and now - self._claims_at >= CLAIMS_EVERY_S
-            ):
-                self._claims_at = now
-                claims = self.custody.engine.claims()
-                if claims:
-                    self._site.publish_site(encode_claims(claims))
-            if now - self._persisted_at >= CONDITIONS_PERSIST_S:
-                await self.persist_conditions(force=False)
-                await self.persist_custody()
+            async with self.liveness.working("ticker"):
+                await self._tick()
             await asyncio.sleep(period)
+
+    async def _tick(self) -> None:
+        """One round of the timers."""
+        now = self._clock.monotonic()
+        self._timekeeper.refresh(now)
+        self._watch_scanners(now)
+        changes = self._presence.tick(now)
+        events = self.factory.from_adverts(changes, ())
+        for labels in self.labels.values():
+            events.extend(labels.tick(now))
+        if self.conditions is not None:
+            events.extend(to_outbox(e) for e in self.conditions.tick(now))
+        if self.custody is not None:
+            found = self.custody.engine.tick(now)
+            events.extend(to_outbox(e) for e in self.custody.events(found))
+        if self.epcis is not None:
+            events.extend(self.epcis.corrected())  # unsynced events, now the clock is trusted
+        if events:
+            self.writer.submit(events)
+        if (
+            self._site is not None
+            and self.custody is not None
+            and now - self._claims_at >= CLAIMS_EVERY_S
+        ):
+            self._claims_at = now
+            claims = self.custody.engine.claims()
+            if claims:
+                self._site.publish_site(encode_claims(claims))
+        if now - self._persisted_at >= CONDITIONS_PERSIST_S:
+            await self.persist_conditions(force=False)
+            await self.persist_custody()
 
     def _watch_scanners(self, now: float) -> None:
         """Tell presence when a scanner stopped or was interrupted, and when it is back."""

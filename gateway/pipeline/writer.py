@@ -21,6 +21,7 @@ from typing import Final
 
 from drivers import BurstLog
 from drivers.clock import Clock
+from gateway.health import StageBeat
 from gateway.outbox import AcceptStatus, Outbox, OutboxError, OutboxEvent
 
 __all__ = ["MAX_EVENTS_PER_ACCEPT", "EventWriter"]
@@ -45,8 +46,11 @@ class EventWriter:
         *,
         maxsize: int,
         extend: Callable[[Iterable[OutboxEvent]], list[OutboxEvent]] | None = None,
+        beat: StageBeat | None = None,
     ) -> None:
         self._outbox = outbox
+        #: Busy while a commit is in flight (the watchdog's view, gateway.health).
+        self._beat = beat if beat is not None else StageBeat("writer")
         #: Adds derived rows (the EPCIS profile) to what is submitted.
         self._extend = extend
         self._items: collections.deque[OutboxEvent] = collections.deque()
@@ -97,9 +101,11 @@ class EventWriter:
                 continue
             n = min(len(self._items), MAX_EVENTS_PER_ACCEPT)
             batch = [self._items[i] for i in range(n)]
+            self._beat.busy()
             try:
                 result = await self._outbox.accept(batch)
             except OutboxError as exc:
+                self._beat.idle()
                 self._fail_log.reject(str(exc), {"queued": len(self._items)})
                 if self._closed:
                     closing_failures += 1
@@ -114,6 +120,7 @@ class EventWriter:
                         return
                 await asyncio.sleep(RETRY_AFTER_S)
                 continue
+            self._beat.idle()
             for _ in range(n):
                 self._items.popleft()
             for status in result.statuses:

@@ -34,7 +34,7 @@ from typing import Final
 
 from pydantic import JsonValue
 
-from drivers.clock import Clock
+from foundation.clock import Clock
 from gateway.sqlite_file import check_integrity, quarantine
 from gateway.state.errors import StateError, StateErrorReason, translate
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from drivers.clock import Clock
 from drivers.gps import TIME_HOLDOVER_S, TrustedTime
+from foundation.clock import Clock
 from gateway.events import ClockRef, TimeSource
 from gateway.timekeeping.labels import (
     LABEL_CLOCK_AHEAD_MAX_S,

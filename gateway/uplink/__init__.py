@@ -3,29 +3,19 @@
 Leases events from the outbox, publishes them at QoS 1 over TLS with a bounded in-flight
 window (telemetry batched), acknowledges them on PUBACK, keeps a retained birth / will on
 ``.../status`` and answers downlink commands. paho-mqtt is confined to ``_mqtt``.
+
+Exported here is what the rest of the gateway uses: the :class:`Uplink` and its
+configuration, state and statistics, and the command API other packages register commands
+with. The rooms inside (``session_loop``, ``publisher``, ``dispatch``, ``site``, ``topics``,
+``backoff``, ``commands``) are importable as submodules.
 """
 
-from gateway.uplink.backoff import Backoff
-from gateway.uplink.commands import (
-    Command,
-    CommandError,
-    CommandErrorReason,
-    CommandProcessor,
-    CommandRegistry,
-    CommandRejected,
-    CommandResponse,
-    ConfigGetCommand,
-    OutboxStatsCommand,
-    PingCommand,
-    default_registry,
-)
+from gateway.uplink.commands import Command, CommandRegistry, CommandRejected, default_registry
 from gateway.uplink.config import BatchingConfig, TlsConfig, UplinkConfig
 from gateway.uplink.errors import UplinkError, UplinkErrorReason
-from gateway.uplink.status import GatewayStatus
-from gateway.uplink.topics import Topics, topic_name_problem
 from gateway.uplink.uplink import (
     ConnectionState,
-    Delivery,
+    PubAckReport,
     SiteMessage,
     StatusInfo,
     Uplink,
@@ -33,30 +23,19 @@ from gateway.uplink.uplink import (
 )
 
 __all__ = [
-    "Backoff",
     "BatchingConfig",
     "Command",
-    "CommandError",
-    "CommandErrorReason",
-    "CommandProcessor",
     "CommandRegistry",
     "CommandRejected",
-    "CommandResponse",
-    "ConfigGetCommand",
     "ConnectionState",
-    "Delivery",
-    "GatewayStatus",
-    "OutboxStatsCommand",
-    "PingCommand",
+    "PubAckReport",
     "SiteMessage",
     "StatusInfo",
     "TlsConfig",
-    "Topics",
     "Uplink",
     "UplinkConfig",
     "UplinkError",
     "UplinkErrorReason",
     "UplinkStats",
     "default_registry",
-    "topic_name_problem",
 ]

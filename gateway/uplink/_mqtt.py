@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import functools
+import inspect
 import logging
 import socket
 import ssl
@@ -40,10 +43,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from foundation.lifecycle import TaskOwner
 from gateway.uplink.config import UplinkConfig
 from gateway.uplink.errors import UplinkError, UplinkErrorReason
 
-__all__ = ["InboundMessage", "MqttSession", "PubAck", "Will"]
+__all__ = ["SESSION_TAKEN_OVER", "InboundMessage", "MqttSession", "PubAck", "Will"]
 
 _log = logging.getLogger(__name__)
 
@@ -56,6 +60,9 @@ PAHO_MAX_IN_FLIGHT: Final = 65_535
 #: command is dropped and counted (the platform retries; commands are idempotent).
 INBOUND_QUEUE_MESSAGES: Final = 256
 
+
+#: MQTT 5 DISCONNECT reason code: another client connected with our client id.
+SESSION_TAKEN_OVER: Final = 0x8E
 
 #: Linux only; elsewhere PUBACK pacing is left to the kernel's defaults.
 _QUICKACK: Final[int | None] = getattr(socket, "TCP_QUICKACK", None)
@@ -96,7 +103,7 @@ class Will:
 AckCallback = Callable[[PubAck], None]
 
 
-class _PackOnce(Properties):
+class _PropertiesPackedOnce(Properties):
     """Properties that serialise once: a backlog's publishes share one object (see
     ``MqttSession.publish``) and paho would otherwise re-encode it for every message.
     Only for objects that are not modified after their first publish."""
@@ -110,14 +117,38 @@ class _PackOnce(Properties):
 
 
 def _properties(packet_type: int) -> Properties:
-    return _PackOnce(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+    return _PropertiesPackedOnce(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+
+
+class _TlsHandshakeFailed(OSError):
+    """The TCP connection stood, the TLS handshake on it failed (``__cause__`` says how)."""
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """An SSL socket that closes itself when its handshake fails (paho would leak it) and
+    marks the failure as the handshake's, so that it can be explained (a plain broker?)."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except OSError as exc:  # ssl.SSLError is an OSError
+            self.close()
+            raise _TlsHandshakeFailed(str(exc)) from exc
+        except BaseException:
+            self.close()
+            raise
 
 
 def _tls_context(config: UplinkConfig) -> ssl.SSLContext:
-    """TLS 1.2+ with certificate and host name checks; raises TLS_CONFIG if files are bad."""
+    """TLS 1.2+ with certificate and host name checks; raises TLS_CONFIG if files are bad.
+
+    paho wraps the socket with this context and sets its host name; our context checks the
+    host name itself (check_hostname), and its ``sslsocket_class`` (public ssl API) closes a
+    socket whose handshake failed."""
     tls = config.tls
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname + CERT_REQUIRED by default
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.sslsocket_class = _ClosingSSLSocket
     try:
         if tls.ca_file is not None:
             ctx.load_verify_locations(cafile=str(tls.ca_file))
@@ -130,7 +161,31 @@ def _tls_context(config: UplinkConfig) -> ssl.SSLContext:
     return ctx
 
 
+#: What a TLS client sees when the listener speaks plain MQTT: the broker hangs up on the
+#: ClientHello (reset, EOF) or answers with bytes that are not a TLS record.
+_PLAIN_LISTENER_SIGNS: Final = ("WRONG_VERSION_NUMBER", "record layer failure", "UNEXPECTED_EOF")
+
+
 def _translate_connect_error(exc: BaseException, where: str) -> UplinkError:
+    """Say what failed, and what it likely means, in the operator's terms."""
+    if isinstance(exc, _TlsHandshakeFailed):
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return UplinkError(
+                UplinkErrorReason.TLS_VERIFY,
+                f"server certificate of {where}: {cause.verify_message}",
+            )
+        plain = isinstance(cause, ConnectionResetError | BrokenPipeError | ssl.SSLEOFError) or any(
+            sign in str(cause) for sign in _PLAIN_LISTENER_SIGNS
+        )
+        hint = (
+            ': is the broker plain MQTT? set transport = "tcp" (or use its TLS port)'
+            if plain
+            else ""
+        )
+        return UplinkError(
+            UplinkErrorReason.TLS_HANDSHAKE, f"TLS handshake with {where} failed ({cause}){hint}"
+        )
     if isinstance(exc, ssl.SSLCertVerificationError):
         return UplinkError(
             UplinkErrorReason.TLS_VERIFY, f"server certificate of {where}: {exc.verify_message}"
@@ -139,6 +194,15 @@ def _translate_connect_error(exc: BaseException, where: str) -> UplinkError:
         return UplinkError(UplinkErrorReason.TLS_HANDSHAKE, f"TLS handshake with {where}: {exc}")
     if isinstance(exc, TimeoutError | socket.timeout):
         return UplinkError(UplinkErrorReason.CONNECT_TIMEOUT, f"{where}: {exc}")
+    if isinstance(exc, ConnectionRefusedError):
+        return UplinkError(
+            UplinkErrorReason.CONNECT_FAILED,
+            f"connection refused by {where}: is the broker running and listening there? ({exc})",
+        )
+    if isinstance(exc, socket.gaierror):
+        return UplinkError(UplinkErrorReason.CONNECT_FAILED, f"cannot resolve {where}: {exc}")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return UplinkError(UplinkErrorReason.CONNECT_FAILED, f"{where} is unreachable: {exc}")
     return UplinkError(UplinkErrorReason.CONNECT_FAILED, f"{where}: {exc}")
 
 
@@ -184,14 +248,45 @@ def _read_publish_skipping_properties(command: int, packet: bytes | bytearray) -
     )
 
 
+@functools.cache
+def paho_internals_problem() -> str | None:
+    """None if paho still has the private names :class:`_Client` relies on, else what moved.
+
+    paho has no public hook for a PUBLISH it cannot parse, so the fix below overrides a
+    private method and reads private state. Checked once per process; when something moved,
+    the fix is off (paho's own behaviour: such a message ends the connection) and this is
+    logged as an error; tests/gateway/uplink/test_paho_internals.py fails on it."""
+    problems: list[str] = []
+    for name, params in (("_handle_publish", []), ("_send_puback", ["mid"])):
+        method = getattr(paho.Client, name, None)
+        if not callable(method):
+            problems.append(f"paho.Client.{name} is gone")
+            continue
+        found = [p for p in inspect.signature(method).parameters if p != "self"]
+        if found != params:
+            problems.append(f"paho.Client.{name} takes {found}, expected {params}")
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    packet = getattr(client, "_in_packet", None)
+    if not isinstance(packet, dict) or not {"command", "packet"} <= packet.keys():
+        problems.append("paho.Client._in_packet is not a dict with 'command' and 'packet'")
+    if getattr(client, "_protocol", None) != paho.MQTTv5:
+        problems.append("paho.Client._protocol does not hold the protocol version")
+    return "; ".join(problems) or None
+
+
 class _Client(paho.Client):
-    """paho's client with two fixes: a failed TLS handshake closes its socket (paho leaks it),
-    and an inbound PUBLISH whose properties paho refuses does not end the connection."""
+    """paho's client with one fix: an inbound PUBLISH whose properties paho refuses does not
+    end the connection. This is the one place that relies on paho's private names
+    (``_handle_publish``, ``_in_packet``, ``_protocol``, ``_send_puback``); each is checked by
+    :func:`paho_internals_problem` when a session is made, and by a test, so a paho release
+    that renames one fails loudly instead of silently losing the fix."""
 
     #: Called with (topic, payload, retain, reason) for such a PUBLISH.
     on_malformed_publish: Callable[[str, bytes, bool, str], None] | None = None
 
     def _handle_publish(self) -> MQTTErrorCode:
+        if paho_internals_problem() is not None:
+            return super()._handle_publish()
         try:
             return super()._handle_publish()
         except (MQTTException, ValueError, KeyError, IndexError, struct.error) as exc:
@@ -218,21 +313,17 @@ class _Client(paho.Client):
                 return self._send_puback(raw.mid)
             return MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
-        ctx = self._ssl_context
-        assert ctx is not None  # only called when TLS is configured
-        # Our context checks the host name itself (check_hostname=True), so paho's extra
-        # match_hostname step is not needed.
-        ssl_sock = ctx.wrap_socket(
-            tcp_sock, server_hostname=self._host, do_handshake_on_connect=False
+
+@functools.cache
+def _warn_if_paho_moved() -> None:
+    """Once per process."""
+    problem = paho_internals_problem()
+    if problem is not None:
+        _log.error(
+            "paho-mqtt changed (%s): a command with properties paho cannot read will drop "
+            "the connection; pin paho-mqtt to a tested version",
+            problem,
         )
-        try:
-            ssl_sock.settimeout(self._connect_timeout)
-            ssl_sock.do_handshake()
-        except BaseException:
-            ssl_sock.close()
-            raise
-        return ssl_sock
 
 
 class MqttSession:
@@ -256,8 +347,12 @@ class MqttSession:
         self._on_side = on_side_message
         #: The broker still held our session (MQTT 5 / 3.1.1 CONNACK "session present").
         self.session_present = False
+        #: The reason code the connection ended with (MQTT 5 DISCONNECT from the broker, or
+        #: paho's own for a lost socket); None while it stands.
+        self.disconnect_code: int | None = None
         self._loop = asyncio.get_running_loop()
         self._v5 = config.protocol == "5"
+        _warn_if_paho_moved()
         self._client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -291,7 +386,7 @@ class MqttSession:
         self._subacks: dict[int, asyncio.Future[list[ReasonCode]]] = {}
         self._sock: socket.socket | None = None
         self._writing = False  # our writer callback is registered with the loop
-        self._misc_task: asyncio.Task[None] | None = None
+        self._owner = TaskOwner("mqtt")
         self.inbound: asyncio.Queue[InboundMessage] = asyncio.Queue(INBOUND_QUEUE_MESSAGES)
         self.inbound_dropped = 0
         self._last_props_key: tuple[object, ...] | None = None
@@ -386,8 +481,11 @@ class MqttSession:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
+        code = reason_code.value
+
         def resolve() -> None:
             if not self._closed.done():
+                self.disconnect_code = code
                 self._closed.set_result(str(reason_code))
             if not self._connack.done():
                 self._connack.set_exception(
@@ -485,7 +583,9 @@ class MqttSession:
             props = _properties(PacketTypes.CONNECT)
             # Sent on every CONNECT, so a changed setting applies to the resumed session.
             props.SessionExpiryInterval = cfg.session_expiry_s
-        self._misc_task = asyncio.create_task(self._misc_loop())
+        if not self._owner.running:
+            await self._owner.start()
+            self._owner.spawn(self._misc_loop(), name="misc")
         try:
             # connect() blocks on DNS, TCP and the TLS handshake: keep it off the loop.
             rc = await self._loop.run_in_executor(
@@ -619,7 +719,9 @@ class MqttSession:
         try:
             codes = await fut
         except asyncio.CancelledError:
-            if self._closed.done():
+            # The lost connection cancels the SUBACK future; a cancel of our caller wins.
+            task = asyncio.current_task()
+            if self._closed.done() and (task is None or task.cancelling() == 0):
                 raise UplinkError(UplinkErrorReason.CONNECTION_LOST, f"subscribe {topic}") from None
             raise
         bad = [c for c in codes if c.is_failure]
@@ -636,12 +738,14 @@ class MqttSession:
                 await asyncio.shield(self._closed)
 
     async def aclose(self) -> None:
-        """Drop the socket (if still open) and stop housekeeping; idempotent."""
-        if self._misc_task is not None:
-            self._misc_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._misc_task
-            self._misc_task = None
+        """Drop the socket (if still open) and stop housekeeping; idempotent. The socket is
+        dropped also when the caller is cancelled meanwhile (the cancel then propagates)."""
+        try:
+            await self._owner.stop()
+        finally:
+            self._drop_socket()
+
+    def _drop_socket(self) -> None:
         sock = self._sock
         if sock is not None and sock.fileno() >= 0:
             self._loop.remove_reader(sock)

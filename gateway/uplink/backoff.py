@@ -14,9 +14,21 @@ __all__ = ["Backoff"]
 class Backoff:
     """``next_delay_s()`` after each failed attempt, ``reset()`` after a success."""
 
-    def __init__(self, min_s: float, max_s: float, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        min_s: float,
+        max_s: float,
+        rng: random.Random | None = None,
+        *,
+        floor_fraction: float = 0.0,
+    ) -> None:
+        """``floor_fraction`` > 0 keeps each delay at least that fraction of its bound (for
+        pacing that must not collapse to an immediate retry, such as a session takeover)."""
         if not 0 < min_s <= max_s:
             raise ValueError("need 0 < min_s <= max_s")
+        if not 0.0 <= floor_fraction <= 1.0:
+            raise ValueError("need 0 <= floor_fraction <= 1")
+        self._floor = floor_fraction
         self._min_s = min_s
         self._max_s = max_s
         self._rng = rng if rng is not None else random.Random()
@@ -32,7 +44,8 @@ class Backoff:
         return min(self._max_s, self._min_s * 2.0 ** min(self._attempt, 60))
 
     def next_delay_s(self) -> float:
-        delay = self._rng.uniform(0.0, self.bound_s())
+        bound = self.bound_s()
+        delay = self._rng.uniform(self._floor * bound, bound)
         self._attempt += 1
         return delay
 

@@ -25,7 +25,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from drivers.clock import Clock
+from foundation.clock import Clock
 
 __all__ = [
     "Command",

@@ -19,6 +19,8 @@ class UplinkErrorReason(Enum):
     CONNECT_TIMEOUT = "connect_timeout"  # no CONNACK in time
     CONNECT_REFUSED = "connect_refused"  # the broker answered CONNACK with a failure code
     CONNECTION_LOST = "connection_lost"  # an established connection dropped
+    #: Another client with our client id (a cloned gateway_id) took the session over.
+    SESSION_TAKEN_OVER = "session_taken_over"
     SUBSCRIBE_REFUSED = "subscribe_refused"
     SECRET_UNAVAILABLE = "secret_unavailable"  # password file / variable missing
 

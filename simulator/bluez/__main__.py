@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import random
 import signal
@@ -24,6 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
+from foundation.lifecycle import TaskOwner
 from protocols.ble import SMARTLABEL_COMPANY_ID, SmartLabelAdvFlags, build_smartlabel_adv
 from simulator.bluez.fake import FakeBlueZ
 
@@ -90,18 +90,16 @@ async def _main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with FakeBlueZ(args.bus_address, adapters=args.adapter) as fake:
-        work: asyncio.Task[None] | None = None
+    async with (
+        FakeBlueZ(args.bus_address, adapters=args.adapter) as fake,
+        TaskOwner("fake-bluez-main") as owner,
+    ):
         if args.tags:
-            work = asyncio.create_task(_generate(fake, args.tags, args.rate_hz, args.duration_s))
+            owner.spawn(_generate(fake, args.tags, args.rate_hz, args.duration_s), name="traffic")
         else:
             _print({"ready": True, "bus_address": args.bus_address})
         # Keep serving after the traffic ends, so clients can stop their scans cleanly.
         await stop.wait()
-        if work is not None:
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
     return 0
 
 

@@ -12,6 +12,23 @@ Faults: :meth:`FakeBlueZ.restart` (bluetoothd restarted: the service leaves the 
 back without sessions, monitors or devices), :meth:`FakeBlueZ.remove_adapter`,
 :meth:`FakeBlueZ.refuse_start_discovery` (``InProgress``) and :meth:`FakeBlueZ.jam_radio`
 (discovery "runs" but nothing is heard until the adapter is power cycled).
+
+Why raw message dispatch and not dbus-fast's ``ServiceInterface``: checked, and it cannot
+express this fake without losing what it is for.
+
+- Flow control. ``MessageBus.export`` / ``unexport`` send ``InterfacesAdded`` /
+  ``InterfacesRemoved`` at once, and ``ServiceInterface.emit_properties_changed`` sends
+  ``PropertiesChanged`` at once, all synchronously, with no point where the fake could wait.
+  Hundreds of devices appearing, changing or going at once (a discovery start, a restart, a
+  dock door full of tags) are exactly the bursts that hit dbus-fast's EAGAIN bug (see
+  ``FLOW_SYNC_EVERY_MESSAGES``): every send has to go through :meth:`FakeBlueZ._flow`, which
+  counts it and waits for a round trip to the daemon every so many messages.
+- The caller. BlueZ keeps discovery sessions, discovery filters and advertisement monitors
+  per client (the D-Bus sender) and drops them when the client leaves the bus. A
+  ``ServiceInterface`` method receives its arguments only, never the message or its sender.
+- BlueZ's own errors for a wrong call (``org.bluez.Error.*``) and
+  objects that exist only while the adapter reports them are plainer to write as a dispatch
+  on (path, interface, member) than as exported objects kept in step with the fake's state.
 """
 
 from __future__ import annotations
@@ -28,6 +45,7 @@ from typing import Any, Final, Self
 from dbus_fast import BusType, DBusError, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
+from foundation.lifecycle import TaskOwner
 from simulator.bluez.bus import add_match, add_match_message
 
 __all__ = [
@@ -270,7 +288,7 @@ class FakeBlueZ:
         }
         self._bus: MessageBus | None = None
         self._closed = False
-        self._tasks: asyncio.TaskGroup | None = None
+        self._owner = TaskOwner("fake-bluez")
         self._flow_lock = asyncio.Lock()
         self._unsynced = 0
         self._changed = asyncio.Event()
@@ -283,12 +301,11 @@ class FakeBlueZ:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self._tasks = asyncio.TaskGroup()
-        await self._tasks.__aenter__()
+        await self._owner.start()
         try:
             await self._connect()
         except BaseException as exc:
-            await self._tasks.__aexit__(type(exc), exc, exc.__traceback__)
+            await self._owner.stop(type(exc), exc, exc.__traceback__)
             raise
         return self
 
@@ -299,10 +316,11 @@ class FakeBlueZ:
         tb: TracebackType | None,
     ) -> None:
         self._closed = True
-        await self._disconnect()
-        assert self._tasks is not None
-        await self._tasks.__aexit__(exc_type, exc, tb)
-        self._tasks = None
+        try:
+            await self._disconnect()
+        finally:
+            # Replies in progress finish (they are short); the bus is gone, so they fail fast.
+            await self._owner.stop(exc_type, exc, tb, cancel=())
 
     async def _connect(self) -> None:
         bus = MessageBus(bus_address=self._bus_address, bus_type=BusType.SYSTEM)
@@ -585,7 +603,7 @@ class FakeBlueZ:
     def _call_monitor(self, monitor: MonitorInfo, member: str, *args: str) -> None:
         """Call the client's AdvertisementMonitor1 method (no reply needed to go on)."""
         bus = self._bus
-        if bus is None or self._tasks is None:
+        if bus is None or not self._owner.running:
             return
         message = Message(
             destination=monitor.owner,
@@ -595,7 +613,7 @@ class FakeBlueZ:
             signature="o" * len(args),
             body=list(args),
         )
-        self._tasks.create_task(self._call_quietly(bus, message))
+        self._owner.spawn(self._call_quietly(bus, message), name="monitor-call", many=True)
         self._unsynced += 1
 
     @staticmethod
@@ -674,8 +692,9 @@ class FakeBlueZ:
             address = next((a for a, d in ad.devices.items() if d.path == target), None)
             if address is None:
                 raise DBusError(_ERR_DOES_NOT_EXIST, "Does Not Exist")
-            assert self._tasks is not None
-            self._tasks.create_task(self.remove_device(address, adapter=ad.name))
+            self._owner.spawn(
+                self.remove_device(address, adapter=ad.name), name="remove-device", many=True
+            )
             return Message.new_method_return(msg)
         return None
 
@@ -689,13 +708,14 @@ class FakeBlueZ:
             # BlueZ learns the monitors under the root from the app's objects: those exported
             # later arrive as InterfacesAdded, those exported already are fetched. The match
             # rule is sent before the reply, so the daemon has it before the app can export.
-            assert self._tasks is not None
             assert self._bus is not None
             if sender not in self._watched_apps:
                 self._watched_apps.add(sender)
                 rule = f"type='signal',sender='{sender}',interface='{_OBJECT_MANAGER}'"
                 self._bus.send(add_match_message(rule, reply=False))
-            self._tasks.create_task(self._fetch_monitors(self._bus, sender, root))
+            self._owner.spawn(
+                self._fetch_monitors(self._bus, sender, root), name="fetch-monitors", many=True
+            )
             return Message.new_method_return(msg)
         if msg.member == "UnregisterMonitor":
             self.counters["unregister_monitor"] += 1
@@ -811,9 +831,9 @@ class FakeBlueZ:
             forgotten = [d for d in ad.devices.values() if d.announced]
             for device in forgotten:
                 device.announced = False
-            if forgotten and self._tasks is not None:
+            if forgotten and self._owner.running:
                 # Hundreds of devices can go at once: sent paced, after this handler returns.
-                self._tasks.create_task(self._send_removed(forgotten))
+                self._owner.spawn(self._send_removed(forgotten), name="send-removed", many=True)
             for monitor in ad.monitors.values():
                 monitor.found.clear()
         self._adapter_changed(ad, changed)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Final, Self
 
+from foundation.lifecycle import TaskOwner
 from protocols.gps import FixQuality, PositionFix, build_nmea_fix, build_ubx_nav_pvt
 from simulator.serial.pty import PtyPort
 
@@ -50,8 +51,7 @@ class GpsReceiverSim:
         self.epochs = 0
         self._position: _Position | None = None
         self._quality = FixQuality.FIX_3D
-        self._tasks: asyncio.TaskGroup | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._owner = TaskOwner("gps-sim")
 
     def set_position(
         self,
@@ -124,9 +124,8 @@ class GpsReceiverSim:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
 
     async def __aenter__(self) -> Self:
-        self._tasks = asyncio.TaskGroup()
-        await self._tasks.__aenter__()
-        self._task = self._tasks.create_task(self._transmit(), name="gps-sim:transmit")
+        await self._owner.start()
+        self._owner.spawn(self._transmit(), name="transmit")
         return self
 
     async def __aexit__(
@@ -135,11 +134,4 @@ class GpsReceiverSim:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._tasks is not None
-        assert self._task is not None
-        self._task.cancel()
-        try:
-            await self._tasks.__aexit__(exc_type, exc, tb)
-        finally:
-            self._tasks = None
-            self._task = None
+        await self._owner.stop(exc_type, exc, tb)

@@ -22,6 +22,7 @@ from typing import Final, Self
 
 import cobs.cobs as cobs_codec
 
+from foundation.lifecycle import TaskOwner
 from protocols.smartlabel import (
     Ack,
     FrameRejected,
@@ -42,6 +43,11 @@ __all__ = ["SmartLabelReaderSim"]
 RESEND_CHECKS_PER_INTERVAL: Final = 4
 #: Floor of the resend check period, so a very fast ``speed`` does not spin the loop.
 MIN_CHECK_PERIOD_S: Final = 0.005
+#: A fast world shortens the resend wait by its speed, but not below this many real seconds:
+#: the gateway's ACK follows a durable commit, whose latency does not scale with the world
+#: (at speed 60 a 2 s wait would be 33 ms: every frame resent before its ACK, and the resends
+#: flood the link).
+MIN_RESEND_REAL_S: Final = 0.5
 
 Key = tuple[int, int]
 
@@ -87,8 +93,7 @@ class SmartLabelReaderSim:
         self._split: tuple[int, float] | None = None
         self._merge_left = 0
         self._merge_buffer = bytearray()
-        self._tasks: asyncio.TaskGroup | None = None
-        self._workers: list[asyncio.Task[None]] = []
+        self._owner = TaskOwner("reader-sim")
 
     # -- what the tests and the scenario engine call -----------------------------------------
 
@@ -193,7 +198,9 @@ class SmartLabelReaderSim:
         self._changed.set()
 
     async def _resend_loop(self) -> None:
-        interval_s = self.resend_after_s / self.speed
+        interval_s = max(
+            self.resend_after_s / self.speed, min(self.resend_after_s, MIN_RESEND_REAL_S)
+        )
         period_s = max(MIN_CHECK_PERIOD_S, interval_s / RESEND_CHECKS_PER_INTERVAL)
         while True:
             await asyncio.sleep(period_s)
@@ -253,12 +260,10 @@ class SmartLabelReaderSim:
 
     async def __aenter__(self) -> Self:
         self.port.set_receiver(self._on_bytes)
-        self._tasks = asyncio.TaskGroup()
-        await self._tasks.__aenter__()
-        self._workers = [
-            self._tasks.create_task(self._writer(), name="reader-sim:writer"),
-            self._tasks.create_task(self._resend_loop(), name="reader-sim:resend"),
-        ]
+        self._owner.callback(lambda: self.port.set_receiver(None))
+        await self._owner.start()
+        self._owner.spawn(self._writer(), name="writer")
+        self._owner.spawn(self._resend_loop(), name="resend")
         return self
 
     async def __aexit__(
@@ -267,11 +272,4 @@ class SmartLabelReaderSim:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._tasks is not None
-        for task in self._workers:
-            task.cancel()
-        try:
-            await self._tasks.__aexit__(exc_type, exc, tb)
-        finally:
-            self.port.set_receiver(None)
-            self._tasks = None
+        await self._owner.stop(exc_type, exc, tb)

@@ -26,15 +26,20 @@ class SimClock:
         *,
         speed: float = 1.0,
         real_monotonic: Callable[[], float] = time.monotonic,
+        lead_in_real_s: float = 0.0,
     ) -> None:
+        """``lead_in_real_s``: t = 0 falls that many real seconds from now (before it the
+        elapsed time is negative: the world waits at its start)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
+        if lead_in_real_s < 0:
+            raise ValueError("lead_in_real_s must not be negative")
         if start.utcoffset() is None:
             raise ValueError("start must be timezone-aware (UTC)")
         self.start = start
         self.speed = speed
         self._real = real_monotonic
-        self._t0_real = real_monotonic()
+        self._t0_real = real_monotonic() + lead_in_real_s
 
     @property
     def t0_real(self) -> float:

@@ -50,12 +50,14 @@ __all__ = [
     "RuuviTag",
     "Scenario",
     "ShockSpec",
+    "ShockTruth",
     "SmartLabelTag",
     "SpikeTruth",
     "Stop",
     "Tag",
     "Unplug",
     "Vehicle",
+    "WarningTruth",
     "Waypoint",
 ]
 
@@ -269,6 +271,9 @@ class Item(_Frozen):
     drive: a parcel on the wrong van is a misload)."""
     stop: str | None = None
     """The stop of ``route`` the parcel is for; required when ``route`` is driven here."""
+    profile: str | None = None
+    """The condition profile the platform assigns to the item (a preset such as
+    ``pharma-2-8``, docs/conditions.md): master data a platform holds, not an outcome."""
 
     @field_validator("sensors")
     @classmethod
@@ -510,12 +515,40 @@ class SpikeTruth(_Frozen):
         return self
 
 
+class ShockTruth(_Frozen):
+    """A shock of ``Scenario.shocks`` (the item's, at ``t_s``) that a correct gateway alarms on
+    under the item's profile. A shock not listed here may be recorded but must not alarm."""
+
+    item: str
+    t_s: Seconds
+
+
+class WarningTruth(_Frozen):
+    """An approach to a limit that a correct gateway warns of: raised once, at ``by_s`` at the
+    latest (before the crossing the matching excursion starts at). A warning not listed here
+    must not be raised (for a spike, for noise, for a load cooling back after an excursion)."""
+
+    item: str
+    sensor: str
+    above: float | None = None
+    below: float | None = None
+    by_s: Seconds
+
+    @model_validator(mode="after")
+    def _limit(self) -> Self:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of above / below")
+        return self
+
+
 class GroundTruth(_Frozen):
     """What a correct gateway concludes, and by omission what it must not.
 
-    Every list is exhaustive: a handoff, excursion, delivery, departure or left-on-board alert
-    that is not listed here must not be reported, and each listed one is reported once. A
-    delivery whose ``actual_stop`` differs from its ``expected_stop`` is a misdelivery alert.
+    Every list is exhaustive: a handoff, excursion, delivery, departure, left-on-board alert,
+    shock alarm or early warning that is not listed here must not be reported, and each listed
+    one is reported once. A delivery whose ``actual_stop`` differs from its ``expected_stop`` is
+    a misdelivery alert. ``spikes`` name what must not be raised although a sensor crosses a
+    limit (too briefly for the item's rule).
     """
 
     handoffs: tuple[HandoffTruth, ...] = ()
@@ -524,6 +557,8 @@ class GroundTruth(_Frozen):
     departures: tuple[DepartureTruth, ...] = ()
     left_on_board: tuple[LeftOnBoardTruth, ...] = ()
     spikes: tuple[SpikeTruth, ...] = ()
+    shocks: tuple[ShockTruth, ...] = ()
+    warnings: tuple[WarningTruth, ...] = ()
 
 
 # --- the scenario -------------------------------------------------------------------------------
@@ -649,6 +684,13 @@ class Scenario(_Frozen):
         for sp in truth.spikes:
             if sp.item not in items:
                 raise ValueError(f"spike: unknown item {sp.item}")
+        shocks = {(sh.item, sh.t_s) for sh in self.shocks}
+        for st in truth.shocks:
+            if (st.item, st.t_s) not in shocks:
+                raise ValueError(f"shock truth: no shock of {st.item} at {st.t_s} s")
+        for w in truth.warnings:
+            if w.item not in items or w.sensor not in by_id[w.item].sensors:
+                raise ValueError(f"warning: unknown item {w.item} or its sensor {w.sensor}")
         return self
 
 

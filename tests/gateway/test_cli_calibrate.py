@@ -11,8 +11,8 @@ from pathlib import Path
 from uuid import UUID
 
 from simulator.bluez import FakeBlueZ, PrivateBus
-from simulator.world import IBeaconTag
 from simulator.world.adverts import advert_for
+from simulator.world.model import IBeaconTag
 
 TAG = IBeaconTag(uuid=UUID("f7826da6-4fa2-4e98-8024-bc5b71e0893e"), major=300, minor=7)
 TAG_ID = "ibeacon:f7826da6-4fa2-4e98-8024-bc5b71e0893e:300:7"

@@ -82,6 +82,11 @@ def test_simulate_is_a_subcommand() -> None:
     for bad in ("2026-05-01T08:00:00", "yesterday"):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["simulate", "x", "--start", bad])
+    assert build_parser().parse_args(["simulate", "x"]).lead_in == 0.0
+    assert build_parser().parse_args(["simulate", "x", "--lead-in", "7.5"]).lead_in == 7.5
+    for bad in ("-1", "nan", "x"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["simulate", "x", "--lead-in", bad])
 
 
 async def test_prints_where_to_look_and_stops_cleanly_on_sigint(

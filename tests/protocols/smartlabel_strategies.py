@@ -13,7 +13,6 @@ from typing import TypeVar
 from hypothesis import strategies as st
 
 from protocols.smartlabel import (
-    GATEWAY_TO_LABEL,
     HISTORY_MAX_READINGS,
     Ack,
     Environment,
@@ -30,6 +29,7 @@ from protocols.smartlabel import (
     TimeSource,
     TimeSync,
 )
+from protocols.smartlabel.messages import GATEWAY_TO_LABEL
 
 T = TypeVar("T")
 

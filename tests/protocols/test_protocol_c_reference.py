@@ -17,7 +17,7 @@ from cobs import cobs
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from protocols.smartlabel import CRC_CHECK_VALUE, MAX_BODY_BYTES, crc16
+from protocols.smartlabel.wire import CRC_CHECK_VALUE, MAX_BODY_BYTES, crc16
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 

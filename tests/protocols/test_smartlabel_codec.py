@@ -17,21 +17,16 @@ from hypothesis import strategies as st
 
 from protocols.errors import ProtocolError
 from protocols.smartlabel import (
-    GATEWAY_TO_LABEL,
     HISTORY_MAX_READINGS,
     LABEL_TO_GATEWAY,
-    MAX_BODY_BYTES,
     Ack,
-    BuildError,
     Environment,
-    FrameError,
     GpsFix,
     Heartbeat,
     HistoryBatch,
     HistoryReading,
     LabelConfig,
     Message,
-    MessageType,
     Nack,
     NackReason,
     RejectReason,
@@ -41,8 +36,11 @@ from protocols.smartlabel import (
     TimeSync,
     build,
     build_body,
-    decode,
 )
+from protocols.smartlabel.codec import decode
+from protocols.smartlabel.errors import BuildError, FrameError
+from protocols.smartlabel.messages import GATEWAY_TO_LABEL
+from protocols.smartlabel.wire import MAX_BODY_BYTES, MessageType
 from tests.protocols.smartlabel_strategies import STRATEGIES, messages
 
 LABEL = 0x0123_4567_89AB_CDEF

@@ -11,6 +11,8 @@ import dataclasses
 import json
 import re
 import struct
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,22 +22,15 @@ from cobs import cobs
 
 from protocols import to_jsonable
 from protocols.smartlabel import (
-    CRC_CHECK_VALUE,
-    GATEWAY_TO_LABEL,
     HISTORY_MAX_READINGS,
     LABEL_TO_GATEWAY,
-    MAX_BODY_BYTES,
-    MAX_ENCODED_BYTES,
-    BuildError,
     Environment,
-    FrameError,
     FrameRejected,
     GpsFix,
     Heartbeat,
     HistoryBatch,
     HistoryReading,
     LabelConfig,
-    MessageType,
     NackReason,
     RejectReason,
     Shock,
@@ -44,10 +39,18 @@ from protocols.smartlabel import (
     TimeSource,
     TimeSync,
     build_body,
-    crc16,
-    decode,
 )
-from protocols.smartlabel.wire import BROADCAST_LABEL_ID
+from protocols.smartlabel.codec import decode
+from protocols.smartlabel.errors import BuildError, FrameError
+from protocols.smartlabel.messages import GATEWAY_TO_LABEL
+from protocols.smartlabel.wire import (
+    BROADCAST_LABEL_ID,
+    CRC_CHECK_VALUE,
+    MAX_BODY_BYTES,
+    MAX_ENCODED_BYTES,
+    MessageType,
+    crc16,
+)
 from tests.fixtures.clock import FakeClock
 from tests.gateway.pipeline.test_labels import frame as reader_frame
 from tests.gateway.pipeline.test_labels import make as make_label_processor
@@ -77,6 +80,12 @@ def _examples() -> list[Example]:
         after_info, after = blocks[i + 1]
         assert before_info == "text", text
         assert before.startswith("# frame body"), text
+        if after_info == "text" and after.startswith("error: "):
+            # A reject, as `tagrelay decode serial` prints it: error: <reason> (<detail>)
+            line = after.strip()
+            reason = line.removeprefix("error: ").split(" ", 1)[0]
+            out.append(Example(before, bytes.fromhex(text), {"reject": reason, "printed": line}))
+            continue
         assert after_info == "json", text
         out.append(Example(before, bytes.fromhex(text), json.loads(after)))
     return out
@@ -122,6 +131,22 @@ def test_worked_example(example: Example) -> None:
         assert not isinstance(item, FrameRejected)
         assert to_jsonable(item) == example.expected
         assert build_body(item) == body
+
+
+def test_reject_example_is_what_the_cli_prints() -> None:
+    rejects = [e for e in EXAMPLES if "reject" in e.expected]
+    assert rejects
+    for example in rejects:
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", "decode", "serial", example.wire.hex()],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert done.stdout == ""
+        assert done.stderr.strip() == example.expected["printed"]
 
 
 def _signed_frame(msg_type: int, size: int) -> bytes:

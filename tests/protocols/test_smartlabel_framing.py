@@ -21,8 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.smartlabel import (
-    CRC_CHECK_VALUE,
-    MAX_ENCODED_BYTES,
     Ack,
     Environment,
     FrameRejected,
@@ -36,15 +34,15 @@ from protocols.smartlabel import (
     NackReason,
     RejectReason,
     Shock,
-    Splitter,
     Status,
     StreamDecoder,
     TimeSource,
     TimeSync,
     build,
     build_body,
-    crc16,
 )
+from protocols.smartlabel.framing import Splitter
+from protocols.smartlabel.wire import CRC_CHECK_VALUE, MAX_ENCODED_BYTES, crc16
 from tests.protocols.ble_vectors import vectors
 from tests.protocols.smartlabel_strategies import messages
 

@@ -14,18 +14,9 @@ import serial
 
 from protocols.gps import FixQuality, GpsStreamDecoder, PositionFix
 from simulator.runner import ScenarioRunner
-from simulator.world import (
-    Garbage,
-    GeoPoint,
-    GpsJump,
-    GpsNoFix,
-    ScenarioError,
-    World,
-    distance_m,
-    load_scenario,
-    parse_scenario,
-    shipped_scenarios,
-)
+from simulator.world import Garbage, GpsJump, GpsNoFix, ScenarioError, World, load_scenario
+from simulator.world.geo import GeoPoint, distance_m
+from simulator.world.loader import parse_scenario, shipped_scenarios
 
 CUSTODY_SCENARIOS = ["busy-dock", "yard-return", "van-left-on-board", "van-misload-tunnel"]
 

@@ -27,15 +27,8 @@ from protocols.smartlabel import (
     build,
 )
 from simulator.runner import ScenarioRunner
-from simulator.world import (
-    AdapterRemoved,
-    BrokerOutage,
-    GeoPoint,
-    PowerCut,
-    Scenario,
-    distance_m,
-    load_scenario,
-)
+from simulator.world import AdapterRemoved, BrokerOutage, PowerCut, Scenario, load_scenario
+from simulator.world.geo import GeoPoint, distance_m
 
 #: How long the tests wait for bytes or signals from the devices (they arrive within ms).
 WAIT_S = 10.0
@@ -408,3 +401,33 @@ async def test_drive_loop_runs_the_scenario_at_speed(cross_dock: Scenario, workd
         assert runner.bluez.counters["adverts_offered"] == runner.counters["adverts"]
     # Leaving the context unplugs every device: the gateway sees them go.
     assert not (workdir / "dev" / "gw-door-03-smartlabel").exists()
+
+
+def adverts_produced(runner: ScenarioRunner, until_s: float) -> int:
+    """How many adverts the world produces up to ``until_s``: every tag in range at every
+    advertising instant (each tag of cross-dock advertises once a second)."""
+    assert {ref.tag.interval_s for ref in runner.world.tags} == {1.0}
+    return sum(len(runner.world.sightings(float(k))) for k in range(int(until_s) + 1))
+
+
+async def test_a_long_step_delivers_every_advert_in_between(
+    cross_dock: Scenario, workdir: Path
+) -> None:
+    async with ScenarioRunner(cross_dock, workdir, drive=False) as runner:
+        await runner.step(0.0)
+        await runner.step(12.5)  # twelve advertising instants in one step
+        assert runner.counters["adverts"] == adverts_produced(runner, 12.5)
+        assert runner.counters["adverts"] > 12 * 40
+
+
+@pytest.mark.parametrize("speed", [20.0, 60.0])
+async def test_a_fast_world_thins_no_advert(
+    cross_dock: Scenario, workdir: Path, speed: float
+) -> None:
+    # The trailer reverses in from t = 150 s: the door gateways hear its load appear.
+    async with ScenarioRunner(
+        cross_dock, workdir, speed=speed, start=None, duration_s=200.0
+    ) as runner:
+        async with asyncio.timeout(WAIT_S + 200.0 / speed):
+            await runner.wait_finished()
+        assert runner.counters["adverts"] == adverts_produced(runner, 200.0)

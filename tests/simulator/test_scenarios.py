@@ -9,16 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator.world import (
-    GeoPoint,
-    Scenario,
-    ScenarioError,
-    World,
-    distance_m,
-    load_scenario,
-    parse_scenario,
-    shipped_scenarios,
-)
+from simulator.world import Scenario, ScenarioError, World, load_scenario
+from simulator.world.geo import GeoPoint, distance_m
+from simulator.world.loader import parse_scenario, shipped_scenarios
 
 
 @pytest.fixture(scope="module")

@@ -10,21 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.world import (
-    Curve,
-    GeoPoint,
-    Projection,
-    ScenarioError,
-    SimClock,
-    World,
-    bearing_deg,
-    curve_value,
-    derive_address,
-    distance_m,
-    load_scenario,
-    mean_rssi_dbm,
-    parse_scenario,
-)
+from simulator.world import ScenarioError, SimClock, World, load_scenario
+from simulator.world.geo import GeoPoint, Projection, bearing_deg, distance_m
+from simulator.world.loader import parse_scenario
+from simulator.world.model import Curve
+from simulator.world.radio import mean_rssi_dbm
+from simulator.world.state import curve_value, derive_address
 
 # A door, and a van that drives straight north from 5 m to 305 m out over 300 s, carrying one
 # beacon. Its body loss is 0 so that only distance changes the RSSI.
@@ -250,6 +241,18 @@ def test_sim_clock_runs_at_speed() -> None:
         SimClock(start, speed=0)
     with pytest.raises(ValueError, match="timezone"):
         SimClock(datetime(2026, 1, 1), speed=1)
+
+
+def test_sim_clock_lead_in_holds_t0_in_the_future() -> None:
+    real = FakeMonotonic()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = SimClock(start, speed=20.0, real_monotonic=real, lead_in_real_s=10.0)
+    assert clock.t0_real == real.now + 10.0
+    assert clock.elapsed_s() == pytest.approx(-200.0)  # the world waits at its start
+    real.now += 10.5
+    assert clock.elapsed_s() == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="lead_in"):
+        SimClock(start, speed=1.0, lead_in_real_s=-1.0)
 
 
 @pytest.mark.parametrize(

@@ -14,15 +14,8 @@ from protocols.ble import (
     SmartLabelAdvFlags,
     decode_advertisement,
 )
-from simulator.world import (
-    EddystoneUidTag,
-    IBeaconTag,
-    RuuviTag,
-    SmartLabelTag,
-    World,
-    advert_for,
-    load_scenario,
-)
+from simulator.world import SmartLabelTag, World, advert_for, load_scenario
+from simulator.world.model import EddystoneUidTag, IBeaconTag, RuuviTag
 from tests.protocols.ble_vectors import vectors
 
 UUID_ = UUID("f7826da6-4fa2-4e98-8024-bc5b71e0893e")

@@ -236,3 +236,30 @@ def test_dbus_daemon_loads_the_policy_snippet(staged_root: Path, tmp_path: Path)
     refused = _start_bus(tmp_path, broken)
     assert not isinstance(refused, str)
     assert refused.returncode != 0
+
+
+def _unit_settings(path: Path) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def test_unit_starts_the_installed_program_and_documents_an_installed_file(
+    staged_root: Path,
+) -> None:
+    unit = _unit_settings(staged_root / UNIT)
+    (exec_start,) = unit["ExecStart"]
+    program = exec_start.split()[0]
+    assert program == "/opt/tagrelay/bin/python"
+    assert (staged_root / program.lstrip("/")).exists()
+    assert "ExecStartPre" not in unit  # run checks its configuration itself (exit 78)
+    for url in unit["Documentation"]:
+        assert url.startswith("file:///"), url
+        assert (staged_root / url.removeprefix("file:///")).is_file(), url
+    assert unit["Type"] == ["notify"]
+    assert unit["NotifyAccess"] == ["main"]
+    assert unit["WatchdogSec"] == ["30"]
+    assert unit["RestartPreventExitStatus"] == ["78"]

@@ -18,7 +18,7 @@ from gateway.conditions import (
     ExcursionResult,
     register_condition_commands,
 )
-from gateway.uplink import CommandErrorReason, CommandProcessor, CommandRegistry
+from gateway.uplink.commands import CommandErrorReason, CommandProcessor, CommandRegistry
 from tests.fixtures.clock import FakeClock
 from tests.gateway.conditions.helpers import TEMP, at
 
@@ -223,3 +223,71 @@ async def test_fuzzed_commands_always_get_an_answer_and_never_a_handler_failure(
         assert restored.assignments == monitor.assignments
     else:
         assert persisted.snapshots == []
+
+
+async def test_a_custody_manifest_item_naming_its_profile_assigns_it_and_it_persists() -> None:
+    """handoff.open and route.load through a real CommandProcessor: an item that names its
+    profile is assigned it (persisted, so it survives a restart); an unknown profile refuses
+    the whole manifest before the custody engine or the monitor change."""
+    from gateway.conditions import ManifestProfileSink
+    from gateway.custody import CustodyEngine, register_custody_commands
+
+    monitor = ConditionMonitor()
+    persisted = Persisted(monitor)
+    engine = CustodyEngine(door_zones={"door-3"}, cargo_zones={"cargo"})
+    registry = CommandRegistry()
+
+    async def saved() -> None:
+        return None
+
+    clock = FakeClock()
+    register_custody_commands(
+        registry, engine, clock, saved, profiles=ManifestProfileSink(monitor, persisted)
+    )
+    processor = CommandProcessor(registry, clock, max_bytes=1 << 20, results_kept=16)
+    pallet = "https://id.gs1.org/00/340123450000000017"
+    handoff = {
+        "id": "h1",
+        "session_id": "H1",
+        "door": "door-3",
+        "from_party": "Northline",
+        "to_party": "Hub",
+        "expected": [pallet, "ibeacon:f7826da6:300:2"],
+        "window_end": "2026-03-02T07:00:00+00:00",
+    }
+    bad = await processor.handle(
+        "handoff.open", json.dumps({**handoff, "profiles": {pallet: "no-such"}}).encode()
+    )
+    assert not bad.ok
+    assert "no-such" in json.dumps(bad.model_dump(mode="json"))
+    assert (
+        engine.snapshot() == CustodyEngine(door_zones={"door-3"}, cargo_zones={"cargo"}).snapshot()
+    )
+    assert monitor.profile_of(pallet) is None
+    stray = await processor.handle(
+        "handoff.open",
+        json.dumps({**handoff, "id": "h0", "profiles": {"other": "frozen"}}).encode(),
+    )
+    assert not stray.ok
+    assert "not expected" in json.dumps(stray.model_dump(mode="json"))
+    ok = await processor.handle(
+        "handoff.open",
+        json.dumps({**handoff, "id": "h2", "profiles": {pallet: "pharma-2-8"}}).encode(),
+    )
+    assert ok.ok, ok
+    assert monitor.assignments[pallet] == "pharma-2-8"
+    route = {
+        "id": "r1",
+        "route_id": "R-1",
+        "depot": {"lat": 52.06, "lon": 5.1},
+        "stops": [{"stop_id": "S1", "lat": 52.0857, "lon": 5.1136, "parcels": ["P1", "P2"]}],
+        "profiles": {"P2": "frozen"},
+    }
+    loaded = await processor.handle("route.load", json.dumps(route).encode())
+    assert loaded.ok, loaded
+    assert monitor.assignments["P2"] == "frozen"
+    assert "P1" not in monitor.assignments
+    # Persisted like profiles.assign: a new monitor restored from the snapshot keeps both.
+    restored = ConditionMonitor()
+    restored.restore(persisted.snapshots[-1])
+    assert restored.assignments == {pallet: "pharma-2-8", "P2": "frozen"}

@@ -135,3 +135,60 @@ def test_merging_returns_no_result_twice() -> None:
     ids = [r.result_id for r in results]
     assert len(ids) == len(set(ids))
     assert all(isinstance(r, ExcursionResult) or r.result_id for r in results)
+
+
+def test_a_warning_is_raised_once_per_approach_even_when_late_readings_move_it() -> None:
+    """Live readings warn of a warming after a gap; the history batch that fills the gap
+    would have warned earlier. The approach keeps the one warning already raised."""
+    from gateway.conditions import WarningPhase, WarningResult
+
+    def curve(t: float) -> float:  # 4 °C, then +0.2 °C/min from 1200 s
+        return 4.0 if t < 1200 else round(4.0 + (t - 1200) / 300, 2)
+
+    times = [float(t) for t in range(0, 2700, 30)]
+    live = [(t, curve(t)) for t in times if not 1200 <= t < 1800]
+    history = [(t, curve(t)) for t in times if 1200 <= t < 1800]
+    m = ConditionMonitor(assignments={"pal": "pharma-2-8"})
+    results: list[ConditionResult] = []
+    for t, v in live:
+        results += m.observe("pal", TEMP, v, at(t))
+    first = [r for r in results if isinstance(r, WarningResult)]
+    assert [(w.phase, w.limit) for w in first] == [(WarningPhase.RAISED, "high")]
+    results += m.observe_many("pal", TEMP, [(at(t), v) for t, v in history])
+    warned = [r for r in results if isinstance(r, WarningResult)]
+    assert warned == first
+    # In time order the warning comes earlier: the merge did not hide a different approach.
+    in_order = ConditionMonitor(assignments={"pal": "pharma-2-8"})
+    ordered = [
+        r
+        for t in times
+        for r in in_order.observe("pal", TEMP, curve(t), at(t))
+        if isinstance(r, WarningResult)
+    ]
+    assert len(ordered) == 1
+    assert secs(ordered[0].at) < secs(first[0].at)
+
+
+@pytest.mark.parametrize("step_s", [-120.0, -45.0, 45.0, 1200.0])
+def test_a_clock_correction_never_counts_time_twice(step_s: float) -> None:
+    """A label's clock is corrected by a time sync half way (it was off by ``-step_s``): its
+    readings after the correction step back (merged with the ones already counted) or forward
+    (a longer interval, or a gap). Either way the covered time is the span of the reading
+    times, counted once, and the time beyond the limit is no more than that span holds."""
+    m = ConditionMonitor(assignments={"pal": "pharma-2-8"})
+    times = [30.0 * k for k in range(60)]
+    values = [5.0 if k < 20 or k >= 40 else 9.0 for k in range(60)]  # above 8 °C, k 20..39
+    stamped = [t if k < 30 else t + step_s for k, t in enumerate(times)]
+    for t, v in zip(stamped, values, strict=True):
+        m.observe("pal", TEMP, v, at(t))
+    (summary,) = m.summary("pal")
+    distinct = sorted(set(stamped))
+    span = distinct[-1] - distinct[0]
+    assert summary.covered_s + summary.gap_s == pytest.approx(span)
+    assert summary.readings + m.counters["duplicate"] == len(stamped)
+    beyond = summary.time_beyond_s["high"]
+    # 20 readings at 9 °C, 30 s apart, plus the crossings: 600 s of truth; the step can
+    # only shorten or stretch the stretch it falls in, never repeat one.
+    assert beyond <= 600.0 + max(step_s, 0.0) + 30.0
+    if step_s > 900:  # longer than max_gap_s: a gap, counted nowhere
+        assert summary.gap_s >= step_s

@@ -23,7 +23,8 @@ from gateway.conditions import (
     WarningPhase,
     mkt_from_sums_c,
 )
-from simulator.world import World, load_scenario, parse_scenario
+from simulator.world import World, load_scenario
+from simulator.world.loader import parse_scenario
 from tests.gateway.conditions.helpers import TEMP, excursions, warnings
 
 OPEN, CLOSE = ExcursionPhase.OPEN, ExcursionPhase.CLOSE

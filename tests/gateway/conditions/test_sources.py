@@ -20,14 +20,8 @@ from gateway.conditions import (
 )
 from protocols.ble import Ruuvi5, SmartLabelAdv, SmartLabelAdvFlags, decode_manufacturer
 from protocols.ble.samples import RUUVI5_MFR
-from protocols.smartlabel import (
-    Environment,
-    HistoryBatch,
-    HistoryReading,
-    Shock,
-    build_body,
-    decode,
-)
+from protocols.smartlabel import Environment, HistoryBatch, HistoryReading, Shock, build_body
+from protocols.smartlabel.codec import decode
 from tests.gateway.conditions.helpers import excursions
 
 LABEL = 0x5A01020304050607

@@ -82,3 +82,28 @@ def test_a_falling_trend_warns_on_the_low_limit() -> None:
 def test_profiles_without_warning_settings_do_not_warn() -> None:
     m = ConditionMonitor(assignments={"box": "parcel"})
     assert m.observe("box", TEMP, 5.0, at(0)) == []
+
+
+def test_a_dense_two_source_series_still_warns_and_a_recovery_never_warns_of_the_other_limit() -> (
+    None
+):
+    """A label heard on its reader every 30 s and in its adverts every 10 s (a few seconds
+    late): the fit keeps points at least 25 s apart, so its 12 points still span minutes and
+    the warming is warned of; the fast cooling back from the excursion, while the high
+    excursion is still open inside its hysteresis, is no approach to the low limit."""
+    m = ConditionMonitor(assignments={"pal": "pharma-2-8"})
+
+    def curve(t: float) -> float:  # 4 °C, +0.5 °C/min from 600 s to 11 °C, -0.5 °C/min after
+        if t < 600:
+            return 4.0
+        if t < 1440:
+            return 4.0 + (t - 600) / 120
+        return 11.0 - (t - 1440) / 120
+
+    points = {k * 30.0: curve(k * 30.0) for k in range(90)}
+    points |= {k * 10.0 + 3.7: curve(k * 10.0) for k in range(270)}  # adverts, 3.7 s late
+    results = feed(m, sorted((t, round(v, 2)) for t, v in points.items()))
+    found = [(w.phase, w.limit) for w in warnings(results)]
+    assert found == [(WarningPhase.RAISED, "high")]
+    (w,) = warnings(results)
+    assert secs(w.at) <= 1080 - 300  # 5 minutes before 8 °C at 1080 s

@@ -188,6 +188,28 @@ def match_deliveries(scenario: Scenario, out: Outcome) -> DeliveryMatch:
     )
 
 
+def carries(scenario: Scenario) -> dict[tuple[str, str], tuple[float, float]]:
+    """(item, door) -> when its first carry to that door starts and ends (simulated seconds)."""
+    out: dict[tuple[str, str], tuple[float, float]] = {}
+    for m in sorted(scenario.movements, key=lambda m: m.t_s):
+        out.setdefault((m.item, m.to), (m.t_s, m.t_s + m.duration_s))
+    return out
+
+
+def premature(scenario: Scenario, out: Outcome) -> list[tuple[str, str, float]]:
+    """Live confirmations (``handoff.item``) before their item was carried to the door: an
+    item confirmed while it was still in the vehicle. (door, item, at) of each."""
+    gw_of = {d.id: d.gateway.id for d in scenario.doors}
+    carry = carries(scenario)
+    bad = []
+    for h in scenario.ground_truth.handoffs:
+        for c in out.confirmations(gw_of[h.door]):
+            started = carry.get((c.item, h.door), (float("inf"), 0.0))[0]
+            if c.at_s < started:
+                bad.append((h.door, c.item, c.at_s))
+    return bad
+
+
 def route_spec(scenario: Scenario, route_id: str) -> RouteSpec:
     """The ``route.load`` the platform sends for ``route_id``: parcels by their route/stop."""
     route = next(r for r in scenario.routes if r.id == route_id)
@@ -213,6 +235,7 @@ def drive(
     snapshot_every_s: float | None = None,
     share_claims_every_s: float | None = 10.0,
     wrong_manifest: bool = False,
+    open_early_s: float = 0.0,
 ) -> Outcome:
     """Run the scenario second by second through one engine per gateway.
 
@@ -223,7 +246,9 @@ def drive(
     one restored from its snapshot that often (a restart, or a kill -9 after the last save).
     Door gateways exchange their claims every ``share_claims_every_s`` (None: the site link is
     down and each door decides alone). With ``wrong_manifest`` the neighbours' sessions expect
-    the handoff's own items (the manifest was sent to the wrong door as well).
+    the handoff's own items (the manifest was sent to the wrong door as well). With
+    ``open_early_s`` every session opens that long before its window's start (not before t = 0):
+    the platform opened it while the vehicle was still on its way to the door.
     """
     world = World(scenario)
     out = Outcome(world)
@@ -239,6 +264,7 @@ def drive(
     for n, h in enumerate(scenario.ground_truth.handoffs):
         gw = next(g for g, d in doors.items() if d == h.door)
         start, end = h.window_s
+        start = max(0.0, start - open_early_s)
         sessions.append(
             (start, gw, SessionSpec(f"S{n}", h.door, "carrier", "hub", h.expected, start, end))
         )

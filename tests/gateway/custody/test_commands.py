@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.custody import CustodyEngine, register_custody_commands
-from gateway.uplink import CommandErrorReason, CommandProcessor, CommandRegistry
+from gateway.uplink.commands import CommandErrorReason, CommandProcessor, CommandRegistry
 from tests.fixtures.clock import FakeClock
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -99,8 +99,26 @@ async def test_open_close_and_load_are_accepted_with_counts() -> None:
         ("handoff.open", open_body(window_start=(NOW + timedelta(hours=2)).isoformat()), "window"),
         ("handoff.open", open_body(documents=[{"type": "XX", "number": "1"}]), "documents"),
         ("handoff.open", open_body(extra=1), "extra"),
+        ("handoff.open", open_body(vehicle="ibeacon:f7826da6:300:2"), "vehicle: the vehicle"),
+        ("handoff.open", open_body(vehicle=""), "vehicle"),
         ("handoff.close", {"id": "x", "session_id": "nope"}, "no such session"),
+        ("handoff.close", {"id": "x", "session_id": "H0", "extra": 1}, "extra"),
         ("route.load", route_body(stops=[]), "stops"),
+        (
+            "route.load",
+            route_body(
+                stops=[
+                    {
+                        "stop_id": "S",
+                        "lat": 1,
+                        "lon": 1,
+                        "parcels": [f"p{n}" for n in range(100_000)],
+                    }
+                ]
+            ),
+            "parcels",
+        ),
+        ("route.load", route_body(depot={"lat": -90.0001, "lon": 5}), "depot.lat"),
         ("route.load", route_body(depot={"lat": 91, "lon": 5}), "depot.lat"),
         ("route.load", route_body(stops=[{"stop_id": "S", "lat": 1, "lon": 181}]), "lon"),
         (
@@ -187,6 +205,7 @@ field_values = {
     )
     | json_values,
     "replace": st.booleans() | json_values,
+    "vehicle": st.sampled_from(["P1", "TRL-1", ""]) | json_values,
 }
 
 

@@ -20,6 +20,8 @@ from gateway.custody.rules import (
     MAX_ITEMS_PER_SESSION,
     PORTAL_RSSI_DBM,
     PORTAL_WINDOW_S,
+    VEHICLE_GONE_S,
+    VEHICLE_MIN_SIGHTINGS,
 )
 
 DOOR = "door-3"
@@ -341,3 +343,121 @@ def test_a_neighbour_only_slightly_louder_does_not_overrule_our_manifest() -> No
     f.engine.neighbour_claims([Claim("door-4", "A", DOCK_NEAR_DBM + 1.0, -55, 50)], f.t)
     f.run(PORTAL_WINDOW_S + DWELL_S + 2, {"A": DOCK_NEAR_DBM})
     assert [c.item for c in f.confirmations()] == ["A"]
+
+
+def approach(f: Feed, items: tuple[str, ...], loud: str) -> None:
+    """A trailer reversing onto the door: its whole load comes from beyond the receivers' floor
+    (only a rare advert heard, at -94 dBm) to its parked level (-92 -> -88 dBm over the last
+    8 s) together; ``loud`` makes a portal read on the way (shadowing), as a front parcel does
+    now and then. By its own history that parcel rose by 6 dB."""
+    for k in range(30):
+        if k < 22:
+            level: int | None = -94 if k % 5 == 0 else None
+        else:
+            level = -92 + (k - 22) // 2
+        f.run(1, {i: PORTAL_RSSI_DBM + 2 if i == loud and k == 28 else level for i in items})
+
+
+@pytest.mark.parametrize("listened_s", [25, 120, 600])
+def test_a_trailer_reversing_onto_the_door_confirms_nothing_of_its_load(listened_s: int) -> None:
+    """The session opened before the trailer arrived: its load 'rises' as it reverses in, and a
+    front parcel's loud advert looks like a carry. The load rose together: no confirmation."""
+    items = tuple(f"P{k}" for k in range(12))
+    f = Feed()
+    f.engine.open_session(spec(items=items, end=5000.0), 0.0)
+    f.run(listened_s, {})  # the session listens to an empty door
+    approach(f, items, loud="P0")
+    f.run(PORTAL_WINDOW_S + DWELL_S + 30, dict.fromkeys(items, TRAILER_DBM))
+    assert f.confirmations() == []
+    # The trailer leaves with its whole load: all missing, none confirmed.
+    f.engine.close_session("S1", f.t)
+    f.run(CLOSE_SETTLE_S + 2, {})
+    (report,) = f.reports()
+    assert report.confirmed == ()
+    assert sorted(report.missing) == sorted(items)
+
+
+def test_a_carry_soon_after_the_trailer_docked_is_still_confirmed_at_the_latest_by_the_report() -> (
+    None
+):
+    items = tuple(f"P{k}" for k in range(12))
+    f = Feed()
+    f.engine.open_session(spec(items=items, end=5000.0), 0.0)
+    f.run(120, {})
+    approach(f, items, loud="P5")
+    rest: dict[str, int | None] = {i: TRAILER_DBM for i in items if i != "P0"}
+    unload(f, "P0", DOCK_NEAR_DBM, rest)
+    f.run(PORTAL_WINDOW_S + DWELL_S + 60, {"P0": DOCK_NEAR_DBM, **rest})
+    f.engine.close_session("S1", f.t)
+    f.run(CLOSE_SETTLE_S + 2, {"P0": DOCK_NEAR_DBM})
+    (report,) = f.reports()
+    assert report.confirmed == ("P0",)
+    assert [c.item for c in f.confirmations()] == ["P0"]
+
+
+def test_a_carry_after_the_load_has_rested_is_confirmed_live() -> None:
+    items = tuple(f"P{k}" for k in range(12))
+    f = Feed()
+    f.engine.open_session(spec(items=items, end=5000.0), 0.0)
+    f.run(100, {})
+    approach(f, items, loud="P5")
+    rest: dict[str, int | None] = {i: TRAILER_DBM for i in items if i != "P0"}
+    f.run(90, {"P0": TRAILER_DBM, **rest})  # parked for a minute and a half
+    unload(f, "P0", DOCK_NEAR_DBM, rest)
+    f.run(PORTAL_WINDOW_S + DWELL_S + 2, {"P0": DOCK_NEAR_DBM, **rest})
+    (c,) = f.confirmations()
+    assert (c.item, c.basis) == ("P0", "level")
+
+
+def vehicle_spec(vehicle: str | None = "tag-TRL") -> SessionSpec:
+    return SessionSpec("S1", DOOR, "carrier", "hub", ("A", "B"), 0.0, 5000.0, (), vehicle=vehicle)
+
+
+def test_the_session_closes_when_its_vehicle_departs() -> None:
+    f = Feed()
+    f.engine.open_session(vehicle_spec(), 0.0)
+    f.run(60, {"TRL": -80, "A": TRAILER_DBM, "B": TRAILER_DBM})
+    unload(f, "A", DOCK_NEAR_DBM, {"TRL": -80, "B": TRAILER_DBM})
+    f.run(PORTAL_WINDOW_S + DWELL_S + 5, {"TRL": -80, "A": DOCK_NEAR_DBM, "B": TRAILER_DBM})
+    left = f.t - 1.0  # the vehicle's last advert: it pulls away with B
+    f.run(VEHICLE_GONE_S - 1, {"A": DOCK_NEAR_DBM})
+    assert f.engine.handoffs.state_of("S1") == "open"
+    f.run(2, {"A": DOCK_NEAR_DBM})
+    assert f.engine.handoffs.state_of("S1") == "closing"
+    f.run(CLOSE_SETTLE_S, {"A": DOCK_NEAR_DBM})
+    (report,) = f.reports()
+    assert report.close_reason == "vehicle_departed"
+    assert report.closed_at_s == left
+    assert (report.confirmed, report.missing, report.unexpected) == (("A",), ("B",), ())
+    # The vehicle's own tag is not an item of the load.
+    assert all(e.item != "TRL" for e in report.evidence)
+
+
+def test_a_vehicle_heard_only_in_passing_or_not_at_all_does_not_close_the_session() -> None:
+    f = Feed()
+    f.engine.open_session(vehicle_spec(), 0.0)
+    f.run(VEHICLE_MIN_SIGHTINGS - 1, {"TRL": -90})  # a few adverts of a vehicle passing by
+    f.run(VEHICLE_GONE_S * 3, {"A": TRAILER_DBM})
+    assert f.engine.handoffs.state_of("S1") == "open"
+    g = Feed()
+    g.engine.open_session(vehicle_spec(None), 0.0)
+    g.run(100, {"TRL": -80})
+    g.run(100, {})
+    assert g.engine.handoffs.state_of("S1") == "open"
+
+
+def test_vehicle_departure_survives_a_restart_and_a_resend_with_another_vehicle_conflicts() -> None:
+    f = Feed()
+    f.engine.open_session(vehicle_spec(), 0.0)
+    f.run(30, {"TRL": -80, "A": TRAILER_DBM})
+    restarted = CustodyEngine(door_zones={DOOR, "door-2"})
+    assert restarted.restore(json.loads(json.dumps(f.engine.snapshot())))
+    f.engine = restarted
+    f.run(VEHICLE_GONE_S + 1, {"A": TRAILER_DBM})
+    assert f.engine.handoffs.state_of("S1") == "closing"
+    with pytest.raises(CustodyError) as err:
+        f.engine.open_session(vehicle_spec("tag-OTHER"), f.t)
+    assert err.value.field == "session_id"
+    with pytest.raises(CustodyError) as err:
+        CustodyEngine(door_zones={DOOR}).open_session(vehicle_spec("A"), 0.0)
+    assert err.value.field == "vehicle"

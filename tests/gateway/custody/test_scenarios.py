@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from simulator.world import Scenario, load_scenario
-from tests.gateway.custody.simdrive import Outcome, drive, match_deliveries, match_handoffs
+from tests.gateway.custody.simdrive import (
+    Outcome,
+    drive,
+    match_deliveries,
+    match_handoffs,
+    premature,
+)
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +130,17 @@ def test_a_manifest_sent_to_the_wrong_doors_too_is_mostly_refused_there_by_arbit
         # Alone, each wrong door would confirm all 38 (the radio cannot tell the lanes apart);
         # the claims of door 3 leave at most a quarter (8 and 5 on the shipped seed).
         assert len(wrong.confirmed) <= 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cross-dock", "busy-dock", "yard-return"])
+def test_sessions_opened_before_the_trailer_arrives_confirm_nothing_before_its_carry(
+    name: str,
+) -> None:
+    """The platform opened the sessions at t = 0, while the trailers were still on their way:
+    reversing onto the door lifts the whole load together, which is no carry."""
+    scenario = load_scenario(name)
+    out = drive(scenario, open_early_s=scenario.duration_s)
+    assert premature(scenario, out) == []
+    for match in match_handoffs(scenario, out):
+        assert match.exact, match

@@ -25,8 +25,8 @@ from gateway.events import (
 )
 from gateway.events.schemas import SCHEMA_SUFFIX, schema_for
 from gateway.outbox import LOSS_KIND, EventClass, Outbox, OutboxConfig
-from gateway.uplink import GatewayStatus as UplinkGatewayStatus
-from gateway.uplink import Topics
+from gateway.uplink.status import GatewayStatus as UplinkGatewayStatus
+from gateway.uplink.topics import Topics
 from tests.gateway.events.samples import ALL_SAMPLES
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
 

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from drivers.clock import SystemClock
 from gateway.metrics import GatewayMetrics, MetricsServer, MetricsServerError
 from gateway.outbox import EventClass
-from gateway.uplink import Delivery
+from gateway.uplink import PubAckReport
 from gateway.uplink._mqtt import PubAck
 
 
@@ -32,8 +32,8 @@ async def request(port: int, raw: bytes) -> tuple[str, bytes]:
 async def test_serves_the_registry_and_refuses_the_rest() -> None:
     metrics = GatewayMetrics(SystemClock())
     ack = PubAck(reason_code=0, reason="Success")
-    metrics.on_delivery(Delivery(("e1",), EventClass.ALARM, ack, 0.012))
-    metrics.on_delivery(Delivery(("e2", "e3"), EventClass.TELEMETRY, ack, 0.3))
+    metrics.on_delivery(PubAckReport(("e1",), EventClass.ALARM, ack, 0.012))
+    metrics.on_delivery(PubAckReport(("e2", "e3"), EventClass.TELEMETRY, ack, 0.3))
     async with MetricsServer("127.0.0.1", 0, metrics.render) as server:
         head, body = await request(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         assert head.startswith("HTTP/1.1 200 OK")
@@ -73,7 +73,7 @@ async def test_serves_the_registry_and_refuses_the_rest() -> None:
 def test_each_daemon_has_its_own_registry() -> None:
     a, b = GatewayMetrics(SystemClock()), GatewayMetrics(SystemClock())
     ack = PubAck(reason_code=0, reason="Success")
-    a.on_delivery(Delivery(("e1",), EventClass.STATUS, ack, 0.1))
+    a.on_delivery(PubAckReport(("e1",), EventClass.STATUS, ack, 0.1))
     assert (
         a.registry.get_sample_value(
             "tagrelay_mqtt_publish_ack_latency_seconds_count", {"class": "status"}

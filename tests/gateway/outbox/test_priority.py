@@ -12,9 +12,8 @@ import threading
 from pathlib import Path
 
 from gateway.outbox import EventClass, Outbox
-from gateway.outbox.checkpoint import wal_frames
 from gateway.outbox.store import CHECKPOINT_BACKSTOP_FACTOR
-from gateway.outbox.writer import Priority, WriterThread
+from gateway.outbox.writer import WriterJobOrder, WriterThread
 from tests.gateway.outbox.helpers import ROOMY, FakeClock, event
 
 #: Loop turns that let freshly created tasks hand their jobs to the writer thread (no I/O in
@@ -39,14 +38,14 @@ def test_writer_runs_accept_jobs_ahead_of_queued_normal_jobs_in_order() -> None:
         done.append("busy")
 
     try:
-        blocked = writer.submit(Priority.NORMAL, busy)
+        blocked = writer.submit(WriterJobOrder.NORMAL, busy)
         assert started.wait(10)
         queued = [
-            writer.submit(Priority.NORMAL, lambda: done.append("lease")),
-            writer.submit(Priority.NORMAL, lambda: done.append("ack batch")),
-            writer.submit(Priority.ACCEPT, lambda: done.append("alarm 1")),
-            writer.submit(Priority.NORMAL, lambda: done.append("sweep")),
-            writer.submit(Priority.ACCEPT, lambda: done.append("alarm 2")),
+            writer.submit(WriterJobOrder.NORMAL, lambda: done.append("lease")),
+            writer.submit(WriterJobOrder.NORMAL, lambda: done.append("ack batch")),
+            writer.submit(WriterJobOrder.ACCEPT, lambda: done.append("alarm 1")),
+            writer.submit(WriterJobOrder.NORMAL, lambda: done.append("sweep")),
+            writer.submit(WriterJobOrder.ACCEPT, lambda: done.append("alarm 2")),
         ]
         gate.set()
         for future in (blocked, *queued):
@@ -62,7 +61,9 @@ def test_writer_runs_accept_jobs_ahead_of_queued_normal_jobs_in_order() -> None:
 def test_writer_shutdown_runs_what_was_queued_first() -> None:
     writer = WriterThread("test-writer")
     done: list[int] = []
-    futures = [writer.submit(Priority.NORMAL, functools.partial(done.append, i)) for i in range(5)]
+    futures = [
+        writer.submit(WriterJobOrder.NORMAL, functools.partial(done.append, i)) for i in range(5)
+    ]
     writer.shutdown()
     assert all(f.done() for f in futures)
     assert done == [0, 1, 2, 3, 4]
@@ -120,7 +121,7 @@ async def test_checkpoints_run_beside_the_writer_at_the_threshold(tmp_path: Path
             leased = await outbox.lease(40)
             await outbox.ack([e.row_id for e in leased])
         await outbox.flush()
-        frames = wal_frames(db)
+        frames = checkpointer.wal.frames()
         assert checkpointer.checkpoints >= 1
     assert frames is not None
     # The background checkpoints let the writer restart the WAL long before its own backstop

@@ -10,8 +10,8 @@ from gateway.pipeline.adverts import AdvertProcessor, Reading
 from gateway.pipeline.config import TelemetryConfig
 from gateway.pipeline.telemetry import TelemetryLimiter
 from gateway.presence import PresenceChange, PresenceConfig, PresenceTracker
-from simulator.world import IBeaconTag, RuuviTag
 from simulator.world.adverts import advert_for
+from simulator.world.model import IBeaconTag, RuuviTag
 
 WHEN = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 IBEACON = IBeaconTag(uuid=UUID("f7826da6-4fa2-4e98-8024-bc5b71e0893e"), major=300, minor=2)

@@ -14,7 +14,7 @@ from gateway.pipeline.factory import EventFactory
 from gateway.registry import TagChange, TagRegistry, register_tag_commands
 from gateway.state import StateStore
 from gateway.timekeeping import TimeKeeper
-from gateway.uplink import CommandProcessor, CommandRegistry
+from gateway.uplink.commands import CommandProcessor, CommandRegistry
 from tests.gateway.epcis.checks import CREATED, reference_hash, schema_errors
 from tests.gateway.outbox.helpers import FakeClock
 

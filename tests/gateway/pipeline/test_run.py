@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import signal
 import subprocess
 import sys
+import tomllib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
@@ -17,13 +19,16 @@ from typing import Any
 
 import aiomqtt
 import pytest
+import tomli_w
 
+from gateway.conditions import PRESETS
 from gateway.events import TelemetryReading
 from gateway.events.common import LabelFrame
 from gateway.registry import smartlabel_tag_id
 from protocols.smartlabel import Environment
 from simulator.serial import PtyPort, SmartLabelReaderSim
-from simulator.world import EddystoneUidTag, IBeaconTag, SmartLabelTag, load_scenario
+from simulator.world import SmartLabelTag, World, load_scenario
+from simulator.world.model import EddystoneUidTag, IBeaconTag
 from tests.fixtures.mosquitto import Broker, stop_process
 from tests.gateway.uplink.helpers import subscribe
 
@@ -275,7 +280,7 @@ async def test_door_gateway_confirms_the_handoff_in_scenario_time(
     world's clock, confirms parcels as they are carried onto the dock and never one that stays
     in the trailer."""
     expected, on_board = cross_dock_manifest()
-    speed = 5.0  # the fastest at which the world keeps the tags' 1 s advertising interval
+    speed = 20.0  # every advert is delivered at any speed; 20x keeps one gateway exact
     async with (
         subscribe(mosquitto, "tagrelay/v1/gw-door-03/#") as sub,
         simulation(tmp_path, mosquitto, "cross-dock", "--speed", str(speed)) as (where, _),
@@ -330,24 +335,55 @@ async def test_door_gateway_confirms_the_handoff_in_scenario_time(
         assert when - start > timedelta(seconds=240), json.dumps(item)
 
 
+def assign_in_config(config: Path, assignments: dict[str, str]) -> None:
+    """Assign condition profiles in a written gateway config (the config path of assignment)."""
+    data = tomllib.loads(config.read_text())
+    data["conditions"] = {"assignments": assignments}
+    config.write_text(tomli_w.dumps(data))
+
+
+def alarms(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Everything that alarms: excursions, warnings, shock alarms, sensor faults, low battery."""
+    return [
+        e
+        for e in events
+        if e["kind"] in ("condition.excursion", "condition.warning")
+        or (e["kind"] == "condition.shock" and e["alarm"])
+        or (e["kind"] == "device.status" and e["state"] in ("sensor_fault", "low_battery"))
+    ]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_the_cold_pallet_excursion_is_raised_and_closed_in_scenario_time(
     mosquitto: Broker, tmp_path: Path
 ) -> None:
-    """The platform assigns the 2-8 °C profile to the cold pallet's SmartLabel; the door gateway,
-    on the world's clock, opens the excursion when the pallet warms past 8 °C on the dock
-    (t = 780 s) and closes it when it is cold again (t = 1320 s), as alarm-class events."""
+    """The platform assigns the 2-8 °C profile to the cold pallet's SmartLabel (by command)
+    and the parcel profile to the parcels' SmartLabels (by config); the door gateway, on the
+    world's clock, warns of the pallet's warming, opens the excursion when it passes 8 °C on
+    the dock (t = 780 s) and closes it when it is cold again (t = 1320 s), alarms on the
+    dropped parcel's shock with its peak, and raises nothing else the ground truth does not
+    list."""
     scenario = load_scenario("cross-dock")
-    (truth,) = scenario.ground_truth.excursions
-    pallet = next(i for i in scenario.items if i.id == truth.item)
+    truth = scenario.ground_truth
+    (excursion,) = truth.excursions
+    (warning,) = truth.warnings
+    pallet = next(i for i in scenario.items if i.id == excursion.item)
     label = next(t for t in pallet.tags if isinstance(t, SmartLabelTag))
     tag = smartlabel_tag_id(label.label_id)
+    parcels = {
+        smartlabel_tag_id(t.label_id): i.id
+        for i in scenario.items
+        if i.kind == "parcel"
+        for t in i.tags
+        if isinstance(t, SmartLabelTag)
+    }
     async with (
         subscribe(mosquitto, "tagrelay/v1/gw-door-03/#") as sub,
         simulation(tmp_path, mosquitto, "cross-dock", "--speed", "20") as (where, _),
     ):
         config = Path(where["gateway_configs"]["gw-door-03"])
+        assign_in_config(config, dict.fromkeys(parcels, "parcel"))
         with gateway_process(config, tmp_path / "gw-door-03.log") as proc:
             await sub.wait_until(
                 lambda m: any(x.topic.endswith("/status") for x in m), timeout_s=START_TIMEOUT_S
@@ -370,6 +406,10 @@ async def test_the_cold_pallet_excursion_is_raised_and_closed_in_scenario_time(
             )
             assert proc.poll() is None, (tmp_path / "gw-door-03.log").read_text()
     start = datetime.fromisoformat(where["start"])
+
+    def at(e: dict[str, Any], field: str = "time") -> float:
+        return (datetime.fromisoformat(e[field]) - start).total_seconds()
+
     excursions = phases(None)
     # Late readings (a history batch relayed once the reader hears the label again) may
     # supersede an excursion with a corrected one: the one that counts closed as "returned".
@@ -379,19 +419,54 @@ async def test_the_cold_pallet_excursion_is_raised_and_closed_in_scenario_time(
         for e in excursions
         if e["phase"] == "open" and e["excursion_id"] == closed["excursion_id"]
     )
-    assert opened["excursion_id"] == closed["excursion_id"]
     assert opened["limit"] == {"quantity": "temperature_c", "bound": "high", "value": 8.0}
     period_s = 30  # the pallet label's reporting interval: the truth within one of them
-    began = (datetime.fromisoformat(closed["start"]) - start).total_seconds()
-    ended = (datetime.fromisoformat(closed["end"]) - start).total_seconds()
-    assert abs(began - truth.start_s) <= period_s, began
-    assert abs(ended - truth.end_s) <= period_s, ended
+    assert abs(at(closed, "start") - excursion.start_s) <= period_s, at(closed, "start")
+    assert abs(at(closed, "end") - excursion.end_s) <= period_s, at(closed, "end")
+    # Reported (the reading that opened / closed it) within one interval after the truth; the
+    # close after the profile's hysteresis (back below 8 - 0.3 °C on the world's curve).
+    assert 0 <= at(opened) - excursion.start_s <= period_s, at(opened)
+    (high,) = (lim for lim in PRESETS["pharma-2-8"].temperature_c if lim.name == "high")
+    world = World(scenario)
+    back_s = next(
+        t
+        for t in range(int(excursion.end_s), int(scenario.duration_s))
+        if world.sensor_value(pallet.id, "temperature_c", t) <= 8.0 - high.hysteresis
+    )
+    assert 0 <= at(closed) - back_s <= period_s, (at(closed), back_s)
+    assert closed["time_beyond_s"] == pytest.approx(
+        excursion.end_s - excursion.start_s, abs=period_s
+    )
     assert closed["max"] > 11.0
     assert closed["mkt_c"] is not None
-    # Nothing else alarms: no other subject has a profile.
+    assert 5.0 < closed["mkt_c"] < 11.0
+    # The dropped parcel's shock alarms once, with its peak (the label reports mg).
+    (shock_truth,) = truth.shocks
+    spec = next(s for s in scenario.shocks if s.item == shock_truth.item)
+    shocks = [e for e in alarms(sub.events()) if e["kind"] == "condition.shock"]
+    assert [parcels[e["source"]["device"]] for e in shocks] == [shock_truth.item]
+    assert shocks[0]["peak_g"] == pytest.approx(math.hypot(*spec.peak_g), abs=0.01)
+    assert abs(at(shocks[0]) - shock_truth.t_s) < 1.0
+    # The warming is warned of once, by the time the truth says.
+    warnings = [e for e in alarms(sub.events()) if e["kind"] == "condition.warning"]
+    raised = [e for e in warnings if e["phase"] == "raised"]
+    assert [(e["source"]["device"], e["limit"]["bound"]) for e in raised] == [(tag, "high")]
+    assert at(raised[0]) <= warning.by_s, at(raised[0])
+    # Nothing else alarms: no other subject's excursion, warning, shock alarm or sensor fault.
     others = [
         e
-        for e in sub.events()
-        if e["kind"] == "condition.excursion" and e["source"]["device"] != tag
+        for e in alarms(sub.events())
+        if e["source"]["device"] != tag and e["kind"] != "condition.shock"
     ]
     assert others == []
+    assert {e["kind"] for e in alarms(sub.events()) if e["source"]["device"] == tag} == {
+        "condition.excursion",
+        "condition.warning",
+    }
+    print(
+        f"cross-dock e2e: warning lead {excursion.start_s - at(raised[0]):.0f} s; "
+        f"open reported {at(opened) - excursion.start_s:+.1f} s, start "
+        f"{at(closed, 'start') - excursion.start_s:+.1f} s; close reported "
+        f"{at(closed) - back_s:+.1f} s after the hysteresis, end "
+        f"{at(closed, 'end') - excursion.end_s:+.1f} s"
+    )

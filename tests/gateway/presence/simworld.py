@@ -15,8 +15,9 @@ from functools import cache
 from typing import Any
 
 from gateway.presence import PresenceChange, PresenceConfig, PresenceTracker, Sighting
-from simulator.world import Scenario, World, load_scenario, seeded_uniform
-from simulator.world import Sighting as WorldSighting
+from simulator.world import Scenario, World, load_scenario
+from simulator.world.radio import seeded_uniform
+from simulator.world.state import Sighting as WorldSighting
 
 #: Zone of each door gateway of the cross-dock layout.
 DOOR_ZONES = {"gw-door-02": "door-2", "gw-door-03": "door-3", "gw-door-04": "door-4"}

@@ -18,7 +18,7 @@ from gateway.presence import (
     ZoneConfig,
     suggest_thresholds,
 )
-from simulator.world import mean_rssi_dbm, seeded_gauss
+from simulator.world.radio import mean_rssi_dbm, seeded_gauss
 
 
 def _samples(seed: int, distance_m: float, count: int = 60, sigma: float = 4.0) -> list[int]:

@@ -13,7 +13,9 @@ import itertools
 import pytest
 
 from gateway.presence import PresenceChange, PresenceConfig, PresenceTracker, Sighting, ZoneConfig
-from simulator.world import World, distance_m, mean_rssi_dbm, seeded_gauss
+from simulator.world import World
+from simulator.world.geo import distance_m
+from simulator.world.radio import mean_rssi_dbm, seeded_gauss
 from tests.gateway.presence.simworld import (
     DOOR_ZONES,
     TRAILER_GATEWAY,

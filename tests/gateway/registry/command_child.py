@@ -14,7 +14,7 @@ from pathlib import Path
 from drivers.clock import SystemClock
 from gateway.registry import TagRegistry, register_tag_commands
 from gateway.state import StateStore
-from gateway.uplink import CommandProcessor, CommandRegistry
+from gateway.uplink.commands import CommandProcessor, CommandRegistry
 
 #: Assets cycle through these, so a rebind of an earlier tag is part of the run too.
 ASSETS = (

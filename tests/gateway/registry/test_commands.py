@@ -29,7 +29,12 @@ from gateway.registry import (
     register_tag_commands,
 )
 from gateway.state import StateStore
-from gateway.uplink import CommandErrorReason, CommandProcessor, CommandRegistry, CommandResponse
+from gateway.uplink.commands import (
+    CommandErrorReason,
+    CommandProcessor,
+    CommandRegistry,
+    CommandResponse,
+)
 from tests.gateway.outbox.helpers import FakeClock
 from tests.gateway.registry.command_child import CANONICAL_ASSETS, command_for
 

@@ -16,7 +16,7 @@ import aiomqtt
 
 from drivers.clock import SystemClock
 from gateway.outbox import EventClass, Outbox, OutboxConfig, OutboxEvent
-from gateway.uplink import BatchingConfig, Delivery, StatusInfo, Uplink, UplinkConfig
+from gateway.uplink import BatchingConfig, PubAckReport, StatusInfo, Uplink, UplinkConfig
 from tests.fixtures.mosquitto import Broker
 
 GATEWAY_ID = "gw-test-1"
@@ -140,7 +140,7 @@ class Deliveries:
     rejected: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def __call__(self, delivery: Delivery) -> None:
+    def __call__(self, delivery: PubAckReport) -> None:
         if delivery.ack.ok:
             self.acked += len(delivery.event_ids)
         else:

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.uplink import Backoff, Topics
+from gateway.uplink.backoff import Backoff
+from gateway.uplink.topics import Topics
 
 
 def test_full_jitter_grows_then_caps_and_resets() -> None:

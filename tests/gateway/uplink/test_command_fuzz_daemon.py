@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gateway.uplink import Topics, topic_name_problem
-from gateway.uplink.uplink import CORRELATION_MAX_BYTES
+from gateway.uplink.dispatch import CORRELATION_MAX_BYTES
+from gateway.uplink.topics import Topics, topic_name_problem
 from tests.fixtures.mosquitto import Broker
 from tests.gateway.uplink.paho_platform import (
     BASE,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import JsonValue
 
-from gateway.uplink import (
+from gateway.uplink.commands import (
     CommandErrorReason,
     CommandProcessor,
     CommandRegistry,

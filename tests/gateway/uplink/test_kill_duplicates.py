@@ -19,8 +19,8 @@ import pytest
 
 from drivers.clock import SystemClock
 from gateway.outbox import Outbox, OutboxConfig
-from gateway.uplink import BatchingConfig, Delivery, Uplink
-from gateway.uplink.uplink import ACK_COMMIT_AT_EVENTS, ACK_LAG_MAX_EVENTS, ALARM_RESERVED_SLOTS
+from gateway.uplink import BatchingConfig, PubAckReport, Uplink
+from gateway.uplink.publisher import ACK_COMMIT_AT_EVENTS, ACK_LAG_MAX_EVENTS, ALARM_RESERVED_SLOTS
 from tests.fixtures.mosquitto import Broker
 from tests.gateway.uplink.helpers import Deliveries, event, open_uplink, plain_config
 from tests.gateway.uplink.paho_platform import (
@@ -80,7 +80,7 @@ async def test_ack_lag_is_capped_even_when_the_outbox_would_wait(
     holder: list[Uplink] = []
     deliveries = Deliveries()
 
-    def observe(delivery: Delivery) -> None:
+    def observe(delivery: PubAckReport) -> None:
         deliveries(delivery)
         lag.append(holder[0].stats().ack_lag_events)
 

@@ -13,7 +13,7 @@ import aiomqtt
 import pytest
 
 from gateway.outbox import EventClass
-from gateway.uplink import ConnectionState, Delivery, Uplink, UplinkConfig
+from gateway.uplink import ConnectionState, PubAckReport, Uplink, UplinkConfig
 from tests.fixtures.mosquitto import (
     PASSWORD,
     SUBSCRIBER,
@@ -89,7 +89,7 @@ async def test_broker_restart_mid_drain_loses_nothing(
     acked_ids: list[str] = []
     at_drop: dict[str, object] = {}
 
-    def observe(delivery: Delivery) -> None:
+    def observe(delivery: PubAckReport) -> None:
         deliveries(delivery)
         if delivery.ack.ok:
             acked_ids.extend(delivery.event_ids)
@@ -277,7 +277,7 @@ async def test_connection_state_is_logged_once_per_change_not_per_attempt(
         async with open_outbox(tmp_path) as outbox, open_uplink(config, outbox) as uplink:
             await fake.wait_attempts(6)
             assert uplink.state_detail == "connect_refused"
-            assert len(lines("uplink disconnected")) == 1
+            assert len(lines("uplink not connected")) == 1
             assert len(lines("uplink cannot connect")) == 1
             assert "Not authorized" in lines("uplink cannot connect")[0]
             # A new reason is a change: one more line, however many attempts follow.
@@ -285,8 +285,11 @@ async def test_connection_state_is_logged_once_per_change_not_per_attempt(
             seen = fake.attempts
             await fake.wait_attempts(seen + 6)
             assert uplink.state_detail == "connection_lost"
-            assert len(lines("uplink disconnected")) == 2
+            assert len(lines("uplink not connected")) == 2
             assert len(lines("uplink cannot connect")) == 1
+            # Never connected: nothing was "disconnected" (a connection that stood and was
+            # lost is; tests/gateway/uplink/test_first_contact.py).
+            assert lines("uplink disconnected") == []
             assert uplink.stats().connects == 0
     finally:
         server.close()

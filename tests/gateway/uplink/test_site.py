@@ -20,7 +20,7 @@ from drivers.clock import SystemClock
 from gateway.outbox import Outbox
 from gateway.uplink import ConnectionState, SiteMessage, Uplink, UplinkConfig
 from gateway.uplink._mqtt import InboundMessage
-from gateway.uplink.uplink import SITE_QUEUE_MESSAGES
+from gateway.uplink.site import SITE_QUEUE_MESSAGES
 from tests.fixtures.mosquitto import Broker, free_port
 from tests.gateway.uplink.helpers import STATUS, open_outbox, plain_config, subscribe
 
@@ -240,7 +240,7 @@ def test_no_message_raises_into_the_uplink(tmp_path: Path) -> None:
             before = _total(uplink)
             malformed = "ValueError: U+FEFF" if bad else None
             msg = InboundMessage(topic, payload, None, None, retain=retain, malformed=malformed)
-            uplink._on_site_message(msg)  # the boundary paho calls
+            uplink._site.on_message(msg)  # the boundary paho calls
             assert _total(uplink) == before + 1
 
         one()
