@@ -7,6 +7,7 @@ rotation goes round to the first again. One endpoint behaves as before (no switc
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from gateway.uplink import ConnectionState, Uplink, UplinkConfig
 from gateway.uplink.config import BrokerEndpoint, parse_endpoint
 from tests.fixtures.mosquitto import Broker, BrokerFactory, free_port
+from tests.gateway.test_config_preflight import tagrelay_in_process
 from tests.gateway.uplink.helpers import (
     GATEWAY_ID,
     Deliveries,
@@ -75,6 +77,24 @@ def test_endpoint_forms(text: str, expected: BrokerEndpoint) -> None:
 def test_bad_endpoints_are_refused_with_the_reason(text: str, says: str) -> None:
     with pytest.raises(ValidationError, match=says):
         UplinkConfig(host="node-1", fallback_brokers=(text,))
+
+
+def test_config_check_and_show_name_every_broker(tmp_path: Path) -> None:
+    config = tmp_path / "tagrelay.toml"
+    config.write_text(
+        'gateway_id = "gw-1"\nstate_dir = "state"\n[uplink]\nhost = "node-1"\nport = 8883\n'
+        'transport = "tls"\nfallback_brokers = ["node-2", "node-3:8884"]\n'
+    )
+    done = tagrelay_in_process("config", "check", str(config))
+    assert done.returncode == 0, done.stderr
+    assert "broker       node-1:8883 (then node-2:8883, node-3:8884), MQTT 5" in done.stdout
+    shown = json.loads(tagrelay_in_process("config", "show", str(config)).stdout)
+    assert shown["uplink"]["fallback_brokers"] == ["node-2", "node-3:8884"]
+    config.write_text(config.read_text().replace('"node-2"', '"node-2:88833"'))
+    done = tagrelay_in_process("config", "check", str(config))
+    assert done.returncode == 1
+    assert "uplink.fallback_brokers" in done.stderr
+    assert "'node-2:88833': the port must be a number from 1 to 65535" in done.stderr
 
 
 def test_endpoints_in_order_and_no_repeats() -> None:
