@@ -267,11 +267,10 @@ class SessionLoop:
         old = self.endpoint
         self._endpoint_index = (self._endpoint_index + 1) % len(self._endpoints)
         self.counts["endpoint_switches"] += 1
-        log = _log.info if lost else _log.debug
-        log(
-            "uplink: lost %s, next attempt on %s (broker %d of %d)"
-            if lost
-            else "uplink: %s failed, next attempt on %s (broker %d of %d)",
+        _log.log(
+            logging.INFO if lost else logging.DEBUG,
+            "uplink: %s %s, next attempt on %s (broker %d of %d)",
+            "lost" if lost else "could not connect to",
             old,
             self.endpoint,
             self._endpoint_index + 1,
