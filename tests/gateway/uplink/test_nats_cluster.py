@@ -38,6 +38,7 @@ WINDOW = 50
 #: How long the platform's command publish gets a PUBACK from one node, and in all.
 PUBACK_WAIT_S = 6.0
 COMMAND_SEND_S = 45.0
+RESEND_PAUSE_S = 0.5
 
 
 class _Acks:
@@ -88,6 +89,7 @@ async def _send_command(cluster: NatsCluster, topic: str, body: dict[str, str]) 
                 ) as client:  # fmt: skip
                     await client.publish(topic, payload, qos=1)
                     return
+            await asyncio.sleep(RESEND_PAUSE_S)  # pacing, as a platform's retry would
 
 
 @pytest.mark.timeout(180)
