@@ -2,6 +2,7 @@
 
 pytest_plugins: list[str] = [
     "tests.fixtures.mosquitto",
+    "tests.fixtures.nats",
     "tests.fixtures.bluez",
     "tests.fixtures.gpsd",
     "tests.fixtures.clock",

@@ -86,7 +86,9 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{args.file}: OK" + (f" with {len(warnings)} warning(s)" if warnings else ""))
     print(f"  gateway_id   {config.gateway_id}")
     print(f"  state_dir    {config.state_dir}")
-    print(f"  broker       {up.host}:{up.port}, MQTT {up.protocol}, {security}, {auth}")
+    primary, *fallbacks = up.endpoints()
+    then = f" (then {', '.join(map(str, fallbacks))})" if fallbacks else ""
+    print(f"  broker       {primary}{then}, MQTT {up.protocol}, {security}, {auth}")
     print(f"  topics       {up.topic_prefix}/{config.gateway_id}/...")
     print(f"  outbox       max {config.outbox.max_bytes} bytes")
     batching = up.batching

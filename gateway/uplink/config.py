@@ -8,12 +8,13 @@ resolved by the loader, never from deep inside the code.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-__all__ = ["BatchingConfig", "TlsConfig", "UplinkConfig"]
+__all__ = ["BatchingConfig", "BrokerEndpoint", "TlsConfig", "UplinkConfig", "parse_endpoint"]
 
 #: How long the broker keeps the gateway's session (its command subscription and the commands
 #: queued for it) after the connection is gone: a van spends a shift, a weekend in a depot
@@ -27,6 +28,47 @@ SESSION_EXPIRY_MAX_S: Final = 0xFFFF_FFFE
 #: A site's claim summary: a few hundred items of about 120 bytes each. Bigger messages are
 #: refused both ways (a neighbour's bug or a hostile publisher must not cost us memory).
 SITE_MAX_BYTES_DEFAULT: Final = 65_536
+#: Fallback brokers a gateway may rotate through: the nodes of one cluster (three to five in
+#: practice) or a second site; more is a configuration mistake, not a fleet.
+FALLBACK_BROKERS_MAX: Final = 16
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerEndpoint:
+    """One broker node the uplink may connect to."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_endpoint(text: str, default_port: int) -> BrokerEndpoint:
+    """``host``, ``host:port``, ``[v6-address]`` or ``[v6-address]:port``; raises ValueError."""
+    text = text.strip()
+    if "://" in text:
+        raise ValueError(f"{text!r}: give host or host:port, not a URL (transport says tls/tcp)")
+    port_text: str | None = None
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"{text!r}: an IPv6 address is written [address] or [address]:port")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    elif ":" in text:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, [address]:port")
+    else:
+        host = text
+    if not host or any(c.isspace() or c in "/#+" for c in host):
+        raise ValueError(f"{text!r}: not a host name or address")
+    port = default_port
+    if port_text is not None:
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
+        port = int(port_text)
+    return BrokerEndpoint(host, port)
 
 
 class TlsConfig(BaseModel):
@@ -75,6 +117,15 @@ class UplinkConfig(BaseModel):
 
     host: str = "localhost"
     port: int = Field(default=8883, ge=1, le=65535)
+    fallback_brokers: tuple[str, ...] = Field(
+        default=(),
+        max_length=FALLBACK_BROKERS_MAX,
+        description=(
+            'other nodes of the same broker cluster, "host" or "host:port" (port defaults to '
+            "port): when a connect fails or a connection is lost the uplink tries the next one, "
+            "host first, round and round, with the same backoff, TLS and credentials"
+        ),
+    )
     protocol: Literal["5", "3.1.1"] = "5"
     transport: Literal["tls", "tcp"] = Field(
         default="tls", description='"tcp" (plaintext) only when asked for explicitly'
@@ -115,8 +166,23 @@ class UplinkConfig(BaseModel):
     )
     site_max_bytes: int = Field(default=SITE_MAX_BYTES_DEFAULT, ge=256, le=1_000_000)
 
+    @field_validator("fallback_brokers")
+    @classmethod
+    def _endpoints_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            parse_endpoint(text, 1)  # the port is checked here, the duplicates below
+        return value
+
+    def endpoints(self) -> tuple[BrokerEndpoint, ...]:
+        """The broker nodes in the order they are tried: ``host:port`` first."""
+        primary = BrokerEndpoint(self.host, self.port)
+        return (primary, *(parse_endpoint(t, self.port) for t in self.fallback_brokers))
+
     @model_validator(mode="after")
     def _check(self) -> Self:
+        endpoints = self.endpoints()
+        if len(set(endpoints)) != len(endpoints):
+            raise ValueError("fallback_brokers repeats a broker (or the host and port)")
         sources = [self.password, self.password_file, self.password_env]
         if sum(s is not None for s in sources) > 1:
             raise ValueError("give at most one of password, password_file, password_env")

@@ -20,6 +20,11 @@ connections dropped right after connect, for whatever reason, never reconnect at
 delay again and again. A takeover is logged in one line that names the likely cause, shown
 in the state (``session_taken_over``) and counted (``UplinkStats.session_takeovers``), and
 the next attempts wait on a slower backoff that grows to ``TAKEOVER_BACKOFF_MAX_S``.
+
+A broker cluster is several endpoints (``host:port`` then ``fallback_brokers``): a failed
+attempt or a lost connection moves the next attempt to the next endpoint, round and round, on
+the same backoff. The broker's session (subscriptions, queued commands) is the cluster's, not
+the node's, so the session resumes wherever the gateway lands: docs/fleet.md.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from foundation.lifecycle import TaskOwner
 from gateway.outbox import Outbox
 from gateway.uplink._mqtt import SESSION_TAKEN_OVER, MqttSession, Will
 from gateway.uplink.backoff import Backoff
-from gateway.uplink.config import UplinkConfig
+from gateway.uplink.config import BrokerEndpoint, UplinkConfig
 from gateway.uplink.dispatch import CommandDispatcher
 from gateway.uplink.errors import UplinkError, UplinkErrorReason
 from gateway.uplink.publisher import Publisher
@@ -124,6 +129,8 @@ class SessionLoop:
         self._takeover_backoff = Backoff(
             TAKEOVER_BACKOFF_MIN_S, TAKEOVER_BACKOFF_MAX_S, rng, floor_fraction=0.5
         )
+        self._endpoints = config.endpoints()
+        self._endpoint_index = 0
         self._state = ConnectionState.DISCONNECTED
         self._state_detail = ""
         self._state_events = {s: asyncio.Event() for s in ConnectionState}
@@ -133,7 +140,7 @@ class SessionLoop:
         self._short_sessions = 0
         self._taken_over = False
         self._takeover_logged = False
-        #: connects, sessions_resumed, session_takeovers.
+        #: connects, sessions_resumed, session_takeovers, endpoint_switches.
         self.counts: Counter[str] = Counter()
 
     # -- state ----------------------------------------------------------------------------
@@ -145,6 +152,11 @@ class SessionLoop:
     @property
     def state_detail(self) -> str:
         return self._state_detail
+
+    @property
+    def endpoint(self) -> BrokerEndpoint:
+        """The broker node connected to, or that the next attempt goes to."""
+        return self._endpoints[self._endpoint_index]
 
     async def wait_state(self, state: ConnectionState) -> None:
         await self._state_events[state].wait()
@@ -170,12 +182,12 @@ class SessionLoop:
 
     async def run(self) -> None:
         """Until the stop event is set; connection problems never end it."""
-        cfg = self._config
         while not self._stop.is_set():
+            endpoint = self.endpoint
             if self._state != ConnectionState.DISCONNECTED:
-                self.set_state(ConnectionState.CONNECTING, f"{cfg.host}:{cfg.port}")
+                self.set_state(ConnectionState.CONNECTING, str(endpoint))
             session = MqttSession(
-                cfg,
+                self._config.model_copy(update={"host": endpoint.host, "port": endpoint.port}),
                 self._gateway_id,
                 self._will(),
                 self._password,
@@ -197,6 +209,7 @@ class SessionLoop:
                     or self._publisher.in_flight > 0
                 )
                 self._failed(exc, lasted_s, maybe_ours=ours)
+                self._next_endpoint(lost=lasted_s is not None)
             finally:
                 self._site.session = None
                 try:
@@ -244,6 +257,25 @@ class SessionLoop:
             if reason not in self._connect_failures_logged:
                 self._connect_failures_logged.add(reason)
                 _log.error("uplink cannot connect: %s", exc)
+
+    def _next_endpoint(self, *, lost: bool) -> None:
+        """Move the next attempt to the next broker node (a no-op with one). Said at info
+        level when a connection was lost; each failed attempt's move only at debug level,
+        so an outage of the whole cluster stays the one "not connected" line."""
+        if len(self._endpoints) == 1:
+            return
+        old = self.endpoint
+        self._endpoint_index = (self._endpoint_index + 1) % len(self._endpoints)
+        self.counts["endpoint_switches"] += 1
+        _log.log(
+            logging.INFO if lost else logging.DEBUG,
+            "uplink: %s %s, next attempt on %s (broker %d of %d)",
+            "lost" if lost else "could not connect to",
+            old,
+            self.endpoint,
+            self._endpoint_index + 1,
+            len(self._endpoints),
+        )
 
     def _log_takeover(self, exc: UplinkError) -> None:
         if self._takeover_logged:
@@ -306,7 +338,7 @@ class SessionLoop:
         self.counts["connects"] += 1
         connected_at.append(self._clock.monotonic())
         self._connect_failures_logged.clear()  # the next outage explains itself again
-        self.set_state(ConnectionState.CONNECTED, f"{self._config.host}:{self._config.port}")
+        self.set_state(ConnectionState.CONNECTED, str(self.endpoint))
         self._site.session = session
         await self._run_workers(session)
         if session.closed.done():

@@ -84,6 +84,10 @@ class UplinkStats:
     site_dropped: dict[str, int] = field(default_factory=dict)
     #: Times another client with our client id took the session over (a cloned gateway_id).
     session_takeovers: int = 0
+    #: The broker node connected to, or that the next attempt goes to (``host:port``).
+    broker: str = ""
+    #: Moves to the next broker node (``fallback_brokers``) after a failure or a lost connection.
+    broker_switches: int = 0
 
 
 class Uplink:
@@ -241,6 +245,8 @@ class Uplink:
             site_received=site.received,
             site_dropped=dict(site.dropped),
             session_takeovers=sessions["session_takeovers"],
+            broker=str(self._session_loop.endpoint),
+            broker_switches=sessions["endpoint_switches"],
         )
 
     # -- the site topic -------------------------------------------------------------------

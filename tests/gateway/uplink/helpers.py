@@ -111,7 +111,11 @@ async def subscribe(
     protocol: Literal["5", "3.1.1"] = "5",
     username: str | None = None,
     password: str | None = None,
+    identifier: str | None = None,
+    clean_session: bool | None = None,
 ) -> AsyncIterator[Subscriber]:
+    """``identifier`` and ``clean_session=False`` (3.1.1) give the platform a persistent
+    session, as a real consumer has."""
     version = aiomqtt.ProtocolVersion.V5 if protocol == "5" else aiomqtt.ProtocolVersion.V311
     async with aiomqtt.Client(
         broker.host,
@@ -119,7 +123,8 @@ async def subscribe(
         protocol=version,
         username=username,
         password=password,
-        identifier=f"platform-{id(broker)}",
+        identifier=identifier if identifier is not None else f"platform-{id(broker)}",
+        clean_session=clean_session,
     ) as client:
         await client.subscribe(topic, qos=1)
         sub = Subscriber(client)
