@@ -31,7 +31,7 @@ from typing import Final, Self
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
-from drivers.clock import Clock, ScaledClock, SystemClock
+from foundation.clock import Clock, ScaledClock, SystemClock
 from gateway.conditions import (
     ConditionMonitor,
     ConditionResult,

@@ -206,7 +206,7 @@ async def _live(adapter: str, sort: str, duration_s: float | None, table: TagTab
     from rich.live import Live
 
     from drivers.ble import BleConfig, BleError, BleScanner, ScanMode
-    from drivers.clock import SystemClock
+    from foundation.clock import SystemClock
     from gateway.registry import tag_id
     from protocols.ble import AdvertError, decode_advertisement
 

@@ -25,9 +25,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
 from drivers.ble import BleScanner
-from drivers.clock import Clock
 from drivers.gps import GpsDriver, gps_driver
 from drivers.serial import SerialLinkError, SmartLabelReaderDriver
+from foundation.clock import Clock
 from gateway.conditions import ConditionMonitor, DeviceSettings
 from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox

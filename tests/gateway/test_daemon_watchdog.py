@@ -16,7 +16,7 @@ from typing import Final
 
 import pytest
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.health import WEDGE_ENV
 from gateway.outbox import Outbox, OutboxConfig
 from tests.fixtures.mosquitto import Broker, free_port, stop_process
