@@ -1,7 +1,9 @@
 """The long-lived gateway process: the outbox, the state store, the clock, the uplink and the
 pipeline with its drivers; stops cleanly on SIGTERM, and talks to systemd.
 
-:class:`Daemon` is an async context manager owning a TaskGroup. Entering it opens the outbox,
+:class:`Daemon` is an async context manager owning its tasks (a
+:class:`~foundation.lifecycle.TaskOwner`: the uplink's supervisor, the status line, the
+watchdog). Entering it opens the outbox,
 the state store (tag bindings), then the uplink and the pipeline (drivers and stages), and tells
 systemd ``READY=1``; leaving it closes them in reverse order: the pipeline stops its drivers and
 commits what they handed in, the uplink publishes its offline status and hands un-acknowledged
@@ -32,6 +34,7 @@ from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
 from foundation.clock import Clock, ScaledClock, SystemClock
+from foundation.lifecycle import TaskOwner
 from gateway.conditions import (
     ConditionMonitor,
     ConditionResult,
@@ -114,7 +117,8 @@ class Daemon:
         self._stalled: str | None = None
         self._status_due = asyncio.Event()
         self._stack = AsyncExitStack()
-        self._tasks: asyncio.TaskGroup | None = None
+        #: The daemon's own tasks, ``daemon:<name>``; they end by themselves once stopping.
+        self._owner = TaskOwner("daemon")
         self._stop = asyncio.Event()
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
@@ -231,15 +235,16 @@ class Daemon:
                     conditions=conditions,
                     version=gateway_version(),
                 )
-            self._tasks = asyncio.TaskGroup()
-            await self._stack.enter_async_context(self._tasks)
-            self._tasks.create_task(self._supervise(self.uplink))
-            self._tasks.create_task(self._status_loop())
+            await self._owner.start()
+            self._stack.push_async_exit(self._stop_tasks)
+            self._owner.spawn(self._supervise(self.uplink), name="uplink-supervisor")
+            self._owner.spawn(self._status_loop(), name="status")
             timeout = self._notifier.watchdog_timeout_s
             if timeout is not None:
-                self._tasks.create_task(self._watchdog(timeout))
+                self._owner.spawn(self._watchdog(timeout), name="watchdog")
             await self._refresh_depth()
         except BaseException:
+            self._stop.set()  # the daemon's tasks, if started, end by themselves
             await self._stack.aclose()
             raise
         self._notifier.ready(self.status_text())
@@ -256,6 +261,16 @@ class Daemon:
         self._stop.set()
         await self._stack.__aexit__(exc_type, exc, tb)
         _log.info("tagrelay stopped")
+
+    async def _stop_tasks(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # First on the way out: ``_stop`` is set, so the loops end by themselves (the uplink
+        # supervisor still raises a failure it saw); after an error they are cancelled.
+        await self._owner.stop(exc_type, exc, tb, cancel=() if exc_type is None else None)
 
     def stop(self) -> None:
         self._stop.set()
@@ -333,7 +348,8 @@ class Daemon:
                 await self._refresh_depth()
                 self._notifier.status(self.status_text())
             self._status_due.clear()
-            # Woken by a link change, or by the stop (the TaskGroup waits for this task).
+            # Woken by a link change, or by the stop (the daemon waits for this task). Two
+            # short-lived wait tasks, not owned: both are cancelled before this round ends.
             waits = [
                 asyncio.create_task(self._status_due.wait()),
                 asyncio.create_task(self._stop.wait()),
@@ -348,7 +364,8 @@ class Daemon:
 
     async def _supervise(self, uplink: Uplink) -> None:
         """The uplink retries connection problems forever; if its loop ends anyway, that is
-        a bug: fail the TaskGroup so the process exits and systemd restarts it."""
+        a bug: fail the daemon's tasks so the process exits and systemd restarts it."""
+        # Two short-lived wait tasks, not owned: neither outlives this call.
         finished = asyncio.create_task(uplink.wait_finished())
         stopping = asyncio.create_task(self._stop.wait())
         try:
