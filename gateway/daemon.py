@@ -13,9 +13,9 @@ rows back, the outbox commits what it holds.
 is away is not a reason to fail the start: the outbox is there for that) and every driver is
 started. ``STATUS=`` lines say the link state, the outbox depth and the tags present. With
 ``WatchdogSec=`` set, ``WATCHDOG=1`` is sent at half the interval only while every pipeline
-stage makes progress (:mod:`gateway.health`): a stage stuck on one item for longer than the
-watchdog timeout stops the pings, and systemd restarts the process, as it does for a wedged
-event loop.
+stage and the uplink's publisher make progress (:mod:`gateway.health`): a stage stuck on one
+item (an outbox call of the publisher that never returns) for longer than the watchdog timeout
+stops the pings, and systemd restarts the process, as it does for a wedged event loop.
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ class Daemon:
         self._config = config
         self._clock = clock if clock is not None else SystemClock()
         self._notifier = notifier if notifier is not None else SystemdNotifier()
-        #: Every pipeline stage's progress, checked before each watchdog ping.
+        #: The progress of every pipeline stage and of the uplink's publisher (its leases and
+        #: acknowledgements), checked before each watchdog ping.
         self.liveness = Liveness(wedge=wedge)
         self._presence = PresenceTracker(config.presence)
         self._link = "starting"
@@ -204,6 +205,7 @@ class Daemon:
                     clock_state=lambda: timekeeper.state.value,
                     rewrite=timekeeper.correct_payload,
                     on_delivery=None if self.metrics is None else self.metrics.on_delivery,
+                    busy=self.liveness.working,
                 )
             )
             self.pipeline = await self._stack.enter_async_context(
@@ -389,13 +391,12 @@ class Daemon:
             names = frozenset(s.stage for s in stalls)
             if not stalls:
                 if reported:
-                    _log.warning("pipeline making progress again: watchdog pings resumed")
+                    _log.warning("gateway making progress again: watchdog pings resumed")
                 self._notifier.watchdog()
             elif names != reported:
                 what = ", ".join(str(s) for s in stalls)
                 _log.error(
-                    "pipeline stalled (%s): no more watchdog pings, systemd will restart the "
-                    "gateway",
+                    "gateway stalled (%s): no more watchdog pings, systemd will restart it",
                     what,
                 )
                 self._stalled = what
