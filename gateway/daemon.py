@@ -409,6 +409,15 @@ class Daemon:
                     await self._stop.wait()
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    """The exceptions in a group, nested groups (one per task owner) opened."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
 async def run_daemon(config: GatewayConfig, environ: Mapping[str, str]) -> int:
     """``tagrelay run``: until SIGTERM; the exit code for systemd."""
     notifier = SystemdNotifier.from_environ(environ)
@@ -425,7 +434,7 @@ async def run_daemon(config: GatewayConfig, environ: Mapping[str, str]) -> int:
             async with daemon:
                 await daemon.wait_stopped()
     except* StageFailed as group:
-        failed.extend(group.exceptions)
+        failed.extend(_leaves(group))
     finally:
         notifier.close()
     for exc in failed:
