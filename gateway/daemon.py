@@ -3,11 +3,11 @@ pipeline with its drivers; stops cleanly on SIGTERM, and talks to systemd.
 
 :class:`Daemon` is an async context manager owning its tasks (a
 :class:`~foundation.lifecycle.TaskOwner`: the uplink's supervisor, the status line, the
-watchdog). Entering it opens the outbox,
-the state store (tag bindings), then the uplink and the pipeline (drivers and stages), and tells
-systemd ``READY=1``; leaving it closes them in reverse order: the pipeline stops its drivers and
-commits what they handed in, the uplink publishes its offline status and hands un-acknowledged
-rows back, the outbox commits what it holds.
+watchdog). Entering it opens the outbox, the state store (tag bindings), then the uplink and
+the pipeline (drivers and stages), and tells systemd ``READY=1``; leaving it closes them in
+reverse order: the pipeline stops its drivers and commits what they handed in, the uplink
+publishes its offline status and hands un-acknowledged rows back, the outbox commits what it
+holds.
 
 ``READY=1`` is sent once the outbox is open, the uplink's connection loop runs (a broker that
 is away is not a reason to fail the start: the outbox is there for that) and every driver is
