@@ -15,18 +15,14 @@ from drivers.base import (
     QueueStats,
 )
 from drivers.errors import DriverError
-from foundation.clock import Clock, ScaledClock, SystemClock
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
     "REJECT_LOG_INTERVAL_S",
     "BurstLog",
-    "Clock",
     "Driver",
     "DriverError",
     "EventQueue",
     "OverflowPolicy",
     "QueueStats",
-    "ScaledClock",
-    "SystemClock",
 ]

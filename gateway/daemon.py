@@ -1,19 +1,21 @@
 """The long-lived gateway process: the outbox, the state store, the clock, the uplink and the
 pipeline with its drivers; stops cleanly on SIGTERM, and talks to systemd.
 
-:class:`Daemon` is an async context manager owning a TaskGroup. Entering it opens the outbox,
-the state store (tag bindings), then the uplink and the pipeline (drivers and stages), and tells
-systemd ``READY=1``; leaving it closes them in reverse order: the pipeline stops its drivers and
-commits what they handed in, the uplink publishes its offline status and hands un-acknowledged
-rows back, the outbox commits what it holds.
+:class:`Daemon` is an async context manager owning its tasks (a
+:class:`~foundation.lifecycle.TaskOwner`: the uplink's supervisor, the status line, the
+watchdog). Entering it opens the outbox, the state store (tag bindings), then the uplink and
+the pipeline (drivers and stages), and tells systemd ``READY=1``; leaving it closes them in
+reverse order: the pipeline stops its drivers and commits what they handed in, the uplink
+publishes its offline status and hands un-acknowledged rows back, the outbox commits what it
+holds.
 
 ``READY=1`` is sent once the outbox is open, the uplink's connection loop runs (a broker that
 is away is not a reason to fail the start: the outbox is there for that) and every driver is
 started. ``STATUS=`` lines say the link state, the outbox depth and the tags present. With
 ``WatchdogSec=`` set, ``WATCHDOG=1`` is sent at half the interval only while every pipeline
-stage makes progress (:mod:`gateway.health`): a stage stuck on one item for longer than the
-watchdog timeout stops the pings, and systemd restarts the process, as it does for a wedged
-event loop.
+stage and the uplink's publisher make progress (:mod:`gateway.health`): a stage stuck on one
+item (an outbox call of the publisher that never returns) for longer than the watchdog timeout
+stops the pings, and systemd restarts the process, as it does for a wedged event loop.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import Final, Self
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
-from drivers.clock import Clock, ScaledClock, SystemClock
+from foundation.clock import Clock, ScaledClock, SystemClock
+from foundation.lifecycle import TaskOwner
 from gateway.conditions import (
     ConditionMonitor,
     ConditionResult,
@@ -106,7 +109,8 @@ class Daemon:
         self._config = config
         self._clock = clock if clock is not None else SystemClock()
         self._notifier = notifier if notifier is not None else SystemdNotifier()
-        #: Every pipeline stage's progress, checked before each watchdog ping.
+        #: The progress of every pipeline stage and of the uplink's publisher (its leases and
+        #: acknowledgements), checked before each watchdog ping.
         self.liveness = Liveness(wedge=wedge)
         self._presence = PresenceTracker(config.presence)
         self._link = "starting"
@@ -114,7 +118,8 @@ class Daemon:
         self._stalled: str | None = None
         self._status_due = asyncio.Event()
         self._stack = AsyncExitStack()
-        self._tasks: asyncio.TaskGroup | None = None
+        #: The daemon's own tasks, ``daemon:<name>``; they end by themselves once stopping.
+        self._owner = TaskOwner("daemon")
         self._stop = asyncio.Event()
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
@@ -200,6 +205,7 @@ class Daemon:
                     clock_state=lambda: timekeeper.state.value,
                     rewrite=timekeeper.correct_payload,
                     on_delivery=None if self.metrics is None else self.metrics.on_delivery,
+                    busy=self.liveness.working,
                 )
             )
             self.pipeline = await self._stack.enter_async_context(
@@ -231,15 +237,16 @@ class Daemon:
                     conditions=conditions,
                     version=gateway_version(),
                 )
-            self._tasks = asyncio.TaskGroup()
-            await self._stack.enter_async_context(self._tasks)
-            self._tasks.create_task(self._supervise(self.uplink))
-            self._tasks.create_task(self._status_loop())
+            await self._owner.start()
+            self._stack.push_async_exit(self._stop_tasks)
+            self._owner.spawn(self._supervise(self.uplink), name="uplink-supervisor")
+            self._owner.spawn(self._status_loop(), name="status")
             timeout = self._notifier.watchdog_timeout_s
             if timeout is not None:
-                self._tasks.create_task(self._watchdog(timeout))
+                self._owner.spawn(self._watchdog(timeout), name="watchdog")
             await self._refresh_depth()
         except BaseException:
+            self._stop.set()  # the daemon's tasks, if started, end by themselves
             await self._stack.aclose()
             raise
         self._notifier.ready(self.status_text())
@@ -256,6 +263,16 @@ class Daemon:
         self._stop.set()
         await self._stack.__aexit__(exc_type, exc, tb)
         _log.info("tagrelay stopped")
+
+    async def _stop_tasks(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # First on the way out: ``_stop`` is set, so the loops end by themselves (the uplink
+        # supervisor still raises a failure it saw); after an error they are cancelled.
+        await self._owner.stop(exc_type, exc, tb, cancel=() if exc_type is None else None)
 
     def stop(self) -> None:
         self._stop.set()
@@ -333,7 +350,8 @@ class Daemon:
                 await self._refresh_depth()
                 self._notifier.status(self.status_text())
             self._status_due.clear()
-            # Woken by a link change, or by the stop (the TaskGroup waits for this task).
+            # Woken by a link change, or by the stop (the daemon waits for this task). Two
+            # short-lived wait tasks, not owned: both are cancelled before this round ends.
             waits = [
                 asyncio.create_task(self._status_due.wait()),
                 asyncio.create_task(self._stop.wait()),
@@ -348,7 +366,8 @@ class Daemon:
 
     async def _supervise(self, uplink: Uplink) -> None:
         """The uplink retries connection problems forever; if its loop ends anyway, that is
-        a bug: fail the TaskGroup so the process exits and systemd restarts it."""
+        a bug: fail the daemon's tasks so the process exits and systemd restarts it."""
+        # Two short-lived wait tasks, not owned: neither outlives this call.
         finished = asyncio.create_task(uplink.wait_finished())
         stopping = asyncio.create_task(self._stop.wait())
         try:
@@ -372,13 +391,12 @@ class Daemon:
             names = frozenset(s.stage for s in stalls)
             if not stalls:
                 if reported:
-                    _log.warning("pipeline making progress again: watchdog pings resumed")
+                    _log.warning("gateway making progress again: watchdog pings resumed")
                 self._notifier.watchdog()
             elif names != reported:
                 what = ", ".join(str(s) for s in stalls)
                 _log.error(
-                    "pipeline stalled (%s): no more watchdog pings, systemd will restart the "
-                    "gateway",
+                    "gateway stalled (%s): no more watchdog pings, systemd will restart it",
                     what,
                 )
                 self._stalled = what
@@ -389,6 +407,15 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval_s):
                     await self._stop.wait()
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    """The exceptions in a group, nested groups (one per task owner) opened."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
 
 
 async def run_daemon(config: GatewayConfig, environ: Mapping[str, str]) -> int:
@@ -407,7 +434,7 @@ async def run_daemon(config: GatewayConfig, environ: Mapping[str, str]) -> int:
             async with daemon:
                 await daemon.wait_stopped()
     except* StageFailed as group:
-        failed.extend(group.exceptions)
+        failed.extend(_leaves(group))
     finally:
         notifier.close()
     for exc in failed:

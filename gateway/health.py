@@ -6,7 +6,9 @@ nothing to do. Working on one item for longer than a stall limit is not: an ``aw
 returns (a serial write to a hung device, a commit on a disk that stopped answering) leaves the
 event loop running, so a ping sent from the loop alone would keep a gateway that delivers
 nothing alive forever. :class:`Liveness` keeps, per stage, since when it has been busy with its
-current item; :meth:`Liveness.stalled` lists the stages busy for longer than the limit.
+current item; :meth:`Liveness.stalled` lists the stages busy for longer than the limit. The
+uplink's publisher reports its outbox work the same way (:meth:`Liveness.working` is its
+``busy`` hook), without importing this module.
 
 For the daemon's end-to-end test, ``wedge`` names stages that hang on their first item on
 purpose (set from ``TAGRELAY_TEST_WEDGE_STAGE`` in the daemon's environment, never in a unit).

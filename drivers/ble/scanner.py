@@ -181,6 +181,8 @@ class BleScanner(Driver[RawAdvert]):
 
     async def _run(self) -> None:
         try:
+            # The bus watch lives exactly as long as this loop (a scoped group, not the
+            # driver's owner): it is gone before the scan is stopped below.
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._watch.run(), name=f"{self.name}:bus-watch")
                 await self._supervise()

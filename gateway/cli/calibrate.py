@@ -100,7 +100,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 async def _record(scanner_config: object, tag: str, seconds: float) -> list[int]:
     from drivers.ble import BleConfig, BleScanner
-    from drivers.clock import SystemClock
+    from foundation.clock import SystemClock
     from gateway.registry import tag_id
     from protocols.ble import AdvertError, decode_advertisement
 

@@ -206,7 +206,8 @@ async def _live(adapter: str, sort: str, duration_s: float | None, table: TagTab
     from rich.live import Live
 
     from drivers.ble import BleConfig, BleError, BleScanner, ScanMode
-    from drivers.clock import SystemClock
+    from foundation.clock import SystemClock
+    from foundation.lifecycle import TaskOwner
     from gateway.registry import tag_id
     from protocols.ble import AdvertError, decode_advertisement
 
@@ -256,20 +257,15 @@ async def _live(adapter: str, sort: str, duration_s: float | None, table: TagTab
                     async for raw in s.events():
                         take(raw)
 
-                feeder = asyncio.create_task(feed())
-                try:
-                    while not stop.is_set():
+                # The feeder is cancelled when the table stops; if it fails, its error ends
+                # the scan (and a Ctrl-C while stopping is not swallowed).
+                async with TaskOwner("scan") as owner:
+                    feeder = owner.spawn(feed(), name="feeder")
+                    while not stop.is_set() and not feeder.done():
                         live.update(render(s))
                         with contextlib.suppress(TimeoutError):
                             async with asyncio.timeout(1 / REFRESH_HZ):
                                 await stop.wait()
-                        if feeder.done():
-                            feeder.result()
-                            break
-                finally:
-                    feeder.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await feeder
                 live.update(render(s))
     except BleError as exc:
         print(f"tagrelay scan: {adapter}: {exc}", file=sys.stderr)

@@ -215,6 +215,7 @@ async def _run(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> i
                 where["gateway_configs"] = {p.stem: str(p.resolve()) for p in written}
             print(json.dumps(where), flush=True)
             _log.info("scenario %s running at %gx; stop with Ctrl-C", scenario.name, args.speed)
+            # Two short-lived wait tasks, not owned: both are cancelled right below.
             finished = asyncio.create_task(runner.wait_finished())
             stopping = asyncio.create_task(stop.wait())
             try:

@@ -184,6 +184,7 @@ async def _run(
         await recorder.publish(command.topic(TOPIC_PREFIX), command.payload)
     await recorder.flush()
     progress.note(f"platform: {len(commands)} commands sent ({_tally(c.name for c in commands)})")
+    # Two short-lived wait tasks, not owned: both end or are cancelled below.
     finished = asyncio.create_task(sim.wait())
     stopping = asyncio.create_task(stop.wait())
     exited: set[str] = set()

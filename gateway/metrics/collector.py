@@ -24,7 +24,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from drivers.base import Driver
-from drivers.clock import Clock
+from foundation.clock import Clock
 from gateway.outbox import EventClass, Outbox, OutboxStats
 from gateway.uplink import PubAckReport
 

@@ -10,8 +10,8 @@ from contextlib import AsyncExitStack
 from typing import Any, Final
 
 from drivers.base import Driver
-from drivers.clock import Clock
 from drivers.gps import GpsSerialDriver
+from foundation.clock import Clock
 from gateway.conditions import ConditionMonitor
 from gateway.config import GatewayConfig
 from gateway.custody import CustodyEngine

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from drivers import BurstLog
-from drivers.clock import Clock
+from foundation.clock import Clock
 from gateway.conditions import (
     ConditionMonitor,
     ConditionResult,

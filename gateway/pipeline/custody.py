@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Final
 
 from drivers import BurstLog
-from drivers.clock import Clock
+from foundation.clock import Clock
 from gateway.custody import (
     CustodyEngine,
     CustodyResult,

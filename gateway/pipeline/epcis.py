@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from drivers import BurstLog
-from drivers.clock import Clock
+from foundation.clock import Clock
 from gateway.epcis import Rendering, SkipReason, document, render
 from gateway.events import EventError, make_event_id, parse_event
 from gateway.outbox import OutboxEvent

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from drivers.clock import Clock
 from drivers.serial import ReaderFrame
+from foundation.clock import Clock
 from gateway.events import (
     ConditionShock,
     DeviceState,

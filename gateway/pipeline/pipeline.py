@@ -2,10 +2,11 @@
 the way into the outbox.
 
 :class:`Pipeline` is an async context manager that owns its drivers (an exit stack) and its
-stages (a TaskGroup, each stage supervised). Per BLE adapter, a stage decodes adverts, tracks
-presence and rate-limits telemetry (:class:`~gateway.pipeline.adverts.AdvertProcessor`); per
-SmartLabel reader, a stage turns frames into events, waits for their commit and only then ACKs
-them (:class:`~gateway.pipeline.labels.LabelProcessor`); the GPS stage feeds the clock and the
+stages (a :class:`~foundation.lifecycle.TaskOwner`, each stage supervised). Per BLE adapter, a
+stage decodes adverts, tracks presence and rate-limits telemetry
+(:class:`~gateway.pipeline.adverts.AdvertProcessor`); per SmartLabel reader, a stage turns
+frames into events, waits for their commit and only then ACKs them
+(:class:`~gateway.pipeline.labels.LabelProcessor`); the GPS stage feeds the clock and the
 gateway's position; a ticker runs the timers (presence timeouts, silent labels, the NTP state).
 Leaving the context stops the drivers first, lets every stage drain what they handed in,
 commits it, and only then returns: that is how SIGTERM loses nothing.
@@ -25,9 +26,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
 from drivers.ble import BleScanner
-from drivers.clock import Clock
 from drivers.gps import GpsDriver, gps_driver
 from drivers.serial import ReaderFrame, SerialLinkError, SmartLabelReaderDriver
+from foundation.clock import Clock
+from foundation.lifecycle import TaskOwner
 from gateway.conditions import ConditionMonitor, DeviceSettings
 from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox
@@ -140,7 +142,6 @@ class Pipeline:
         self._persisted_at = -math.inf
         self._site = site
         self._claims_at = -math.inf
-        self._claims_task: asyncio.Task[None] | None = None
         self._custody_saved: str | None = None
         #: One per SmartLabel reader, by its configured path.
         self.labels: dict[str, LabelProcessor] = {}
@@ -162,9 +163,9 @@ class Pipeline:
         self.gps: GpsDriver | None = None
         self.counters: collections.Counter[str] = collections.Counter()
         self._drivers = AsyncExitStack()
-        self._tasks: asyncio.TaskGroup | None = None
+        #: The stages, the writer and the timers: tasks ``pipeline:<stage>``.
+        self._owner = TaskOwner("pipeline")
         self._stages: list[asyncio.Task[None]] = []
-        self._ticker: asyncio.Task[None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._interruptions: dict[str, int] = {}
         self._scanner_up: dict[str, bool] = {}
@@ -177,10 +178,9 @@ class Pipeline:
             # Read by dbus-fast when bleak connects: the one place this process points BlueZ
             # traffic at a non-default bus (a simulator, a container).
             os.environ[DBUS_ADDRESS_ENV] = cfg.ble.dbus_system_bus_address
-        self._tasks = asyncio.TaskGroup()
-        await self._tasks.__aenter__()
+        await self._owner.start()
         try:
-            self._writer_task = self._tasks.create_task(self.writer.run(), name="pipeline:writer")
+            self._writer_task = self._owner.spawn(self.writer.run(), name="writer")
             for scanner_cfg in cfg.ble.scanners:
                 scanner = await self._drivers.enter_async_context(
                     BleScanner(scanner_cfg, clock=self._clock)
@@ -210,13 +210,13 @@ class Pipeline:
                 claims_stage = self._claims_stage(self._site)
                 # Not a driver stage: nothing to drain, it is cancelled at shutdown (its input
                 # ends only when the uplink stops, which is after the pipeline).
-                self._claims_task = self._tasks.create_task(
+                self._owner.spawn(
                     self.supervisor.run("site-claims", self._live("site-claims", claims_stage)),
-                    name="pipeline:site-claims",
+                    name="site-claims",
                 )
-            self._ticker = self._tasks.create_task(
+            self._owner.spawn(
                 self.supervisor.run("ticker", self._live("ticker", self._ticker_stage)),
-                name="pipeline:ticker",
+                name="ticker",
             )
         except BaseException as exc:
             await self._shutdown(type(exc), exc, exc.__traceback__)
@@ -243,9 +243,8 @@ class Pipeline:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for task in (self._ticker, self._claims_task):
-            if task is not None:
-                task.cancel()
+        # The timers have nothing to drain: cancelled at once, the stages below drain.
+        self._owner.cancel("ticker", "site-claims")
         try:
             # Drivers first: their queues close, each stage drains what is queued and ends.
             await self._drivers.aclose()
@@ -261,9 +260,8 @@ class Pipeline:
             await self.persist_conditions()
             await self.persist_custody()
         finally:
-            if self._tasks is not None:
-                tasks, self._tasks = self._tasks, None
-                await tasks.__aexit__(exc_type, exc, tb)
+            # Normally every task has ended here; after an error whatever is left is cancelled.
+            await self._owner.stop(exc_type, exc, tb)
         _log.info(
             "pipeline stopped: %d events committed, %d dropped",
             self.writer.committed + self.counters["label_events"],
@@ -271,10 +269,7 @@ class Pipeline:
         )
 
     def _start(self, name: str, stage: Callable[[], Awaitable[None]]) -> None:
-        assert self._tasks is not None
-        task = self._tasks.create_task(
-            self.supervisor.run(name, self._live(name, stage)), name=f"pipeline:{name}"
-        )
+        task = self._owner.spawn(self.supervisor.run(name, self._live(name, stage)), name=name)
         self._stages.append(task)
 
     def _live(

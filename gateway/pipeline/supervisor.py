@@ -14,7 +14,7 @@ import collections
 import logging
 from collections.abc import Awaitable, Callable
 
-from drivers.clock import Clock
+from foundation.clock import Clock
 from gateway.errors import GatewayError
 from gateway.pipeline.config import SupervisionConfig
 

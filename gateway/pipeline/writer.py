@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from drivers import BurstLog
-from drivers.clock import Clock
+from foundation.clock import Clock
 from gateway.health import StageBeat
 from gateway.outbox import AcceptStatus, Outbox, OutboxError, OutboxEvent
 

@@ -11,6 +11,12 @@ a crash (power cut, kill -9) it sends again what was in flight and what was ackn
 not yet deleted. The second part is capped: past ``ACK_COMMIT_AT_EVENTS`` acknowledged events
 the acker has them committed at once (``Outbox.flush``), and at ``ACK_LAG_MAX_EVENTS`` the
 window waits for that commit (docs/mqtt.md, "Duplicates").
+
+Progress, for a watchdog: with ``busy`` given, the publish loop's leases run inside
+``busy(PUBLISH_STAGE)`` and the acker's hand-over to the outbox inside ``busy(ACKS_STAGE)``
+(the daemon passes :meth:`gateway.health.Liveness.working`). Waiting is never busy: for
+events, for a window slot, for PUBACKs, or for a connection (without one the loop does not
+run), so only an outbox call that never returns stops the watchdog's pings.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import math
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -32,10 +39,13 @@ from gateway.uplink.config import UplinkConfig
 from gateway.uplink.topics import Topics
 
 __all__ = [
+    "ACKS_STAGE",
     "ACK_COMMIT_AT_EVENTS",
     "ACK_LAG_MAX_EVENTS",
     "ALARM_RESERVED_SLOTS",
     "JSON_CONTENT_TYPE",
+    "PUBLISH_STAGE",
+    "BusyHook",
     "PubAckReport",
     "Publisher",
 ]
@@ -69,6 +79,12 @@ ACK_COMMIT_AT_EVENTS: Final = ACK_LAG_MAX_EVENTS // 2
 ACK_COMMIT_RETRY_S: Final = 1.0
 
 JSON_CONTENT_TYPE: Final = "application/json"
+#: The names the publisher's work is reported under to ``busy`` (watchdog stages).
+PUBLISH_STAGE: Final = "uplink:publish"
+ACKS_STAGE: Final = "uplink:acks"
+
+#: Marks a named piece of work as busy for the ``async with`` block (progress tracking).
+BusyHook = Callable[[str], AbstractAsyncContextManager[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +119,7 @@ class Publisher:
         *,
         on_delivery: Callable[[PubAckReport], None] | None = None,
         rewrite: Callable[[bytes], bytes] | None = None,
+        busy: BusyHook | None = None,
     ) -> None:
         self._config = config
         self._outbox = outbox
@@ -112,6 +129,7 @@ class Publisher:
         #: Applied to each stored payload right before it is sent (the clock corrects the times
         #: of events stamped before a trusted time source appeared); never changes the id.
         self._rewrite = rewrite
+        self._busy = busy
         # The window (per connection, reset by workers()).
         self._in_flight = 0
         self._in_flight_batches = 0
@@ -215,7 +233,8 @@ class Publisher:
         while True:
             queued = len(urgent) + len(ready)
             if not outbox_drained and queued < low_water and ready_events < LEASE_MAX_EVENTS:
-                rows = await self._outbox.lease(lease_size)
+                async with self._working(PUBLISH_STAGE):
+                    rows = await self._outbox.lease(lease_size)
                 outbox_drained = len(rows) < lease_size
                 for row in rows:
                     if row.event_class is EventClass.ALARM:
@@ -241,9 +260,11 @@ class Publisher:
                 continue
             if not await self._wait_slot(batch=isinstance(ready[0], _Batch)):
                 self._alarm_pending = False
-                urgent.extend(
-                    await self._outbox.lease(ALARM_LEASE_MAX_EVENTS, classes=(EventClass.ALARM,))
-                )
+                async with self._working(PUBLISH_STAGE):
+                    alarms = await self._outbox.lease(
+                        ALARM_LEASE_MAX_EVENTS, classes=(EventClass.ALARM,)
+                    )
+                urgent.extend(alarms)
                 continue
             item = ready.popleft()
             if isinstance(item, _Batch):
@@ -252,6 +273,9 @@ class Publisher:
             else:
                 ready_events -= 1
                 self._send_single(session, item)
+
+    def _working(self, stage: str) -> AbstractAsyncContextManager[object]:
+        return contextlib.nullcontext() if self._busy is None else self._busy(stage)
 
     # -- batching -------------------------------------------------------------------------
 
@@ -403,11 +427,15 @@ class Publisher:
         while True:
             await self._ack_wakeup.wait()
             self._ack_wakeup.clear()
-            await self.flush_acks()
-            while self.ack_lag() >= ACK_COMMIT_AT_EVENTS:
-                if not await self._commit_acks():
-                    await asyncio.sleep(ACK_COMMIT_RETRY_S)
+            async with self._working(ACKS_STAGE):
                 await self.flush_acks()
+                while self.ack_lag() >= ACK_COMMIT_AT_EVENTS:
+                    if not await self._commit_acks():
+                        break  # retried after a pause, which is not busy
+                    await self.flush_acks()
+            if self.ack_lag() >= ACK_COMMIT_AT_EVENTS:
+                await asyncio.sleep(ACK_COMMIT_RETRY_S)
+                self._ack_wakeup.set()
 
     async def _commit_acks(self) -> bool:
         """Wait until the acks handed in so far are committed; False if the commit failed."""

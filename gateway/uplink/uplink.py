@@ -41,7 +41,7 @@ from gateway.outbox import Outbox
 from gateway.uplink.commands import CommandProcessor, CommandRegistry, default_registry
 from gateway.uplink.config import UplinkConfig
 from gateway.uplink.dispatch import CommandDispatcher
-from gateway.uplink.publisher import PubAckReport, Publisher
+from gateway.uplink.publisher import BusyHook, PubAckReport, Publisher
 from gateway.uplink.session_loop import ConnectionState, SessionLoop, StatusInfo
 from gateway.uplink.site import SiteChannel, SiteMessage
 from gateway.uplink.topics import SITE_LEVEL, Topics
@@ -107,10 +107,13 @@ class Uplink:
         on_state: Callable[[ConnectionState, str], None] | None = None,
         rng: random.Random | None = None,
         rewrite: Callable[[bytes], bytes] | None = None,
+        busy: BusyHook | None = None,
     ) -> None:
         """``on_delivery`` is called with each PUBACK (metrics, the benchmark); ``rewrite`` is
         applied to each stored payload right before it is sent (the clock corrects the times
-        of events stamped before a trusted time source appeared); it never changes the id."""
+        of events stamped before a trusted time source appeared); it never changes the id.
+        ``busy(stage)`` is entered around the publisher's outbox work (the watchdog's progress
+        tracking, :mod:`gateway.uplink.publisher`)."""
         self._outbox = outbox
         if config.site is not None and gateway_id == SITE_LEVEL:
             # <prefix>/site/... would be both this gateway's tree and the site topics.
@@ -130,7 +133,13 @@ class Uplink:
         )
         self._stop = asyncio.Event()
         self._publisher = Publisher(
-            config, outbox, clock, self._topics, on_delivery=on_delivery, rewrite=rewrite
+            config,
+            outbox,
+            clock,
+            self._topics,
+            on_delivery=on_delivery,
+            rewrite=rewrite,
+            busy=busy,
         )
         self._dispatcher = CommandDispatcher(processor, self._topics)
         self._site = SiteChannel(self._topics, gateway_id, config.site_max_bytes, clock)

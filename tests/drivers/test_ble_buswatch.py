@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers import SystemClock
 from drivers.ble import BUS_RETRY_S, BusWatch
+from foundation.clock import SystemClock
 from simulator.bluez import FakeBlueZ, PrivateBus
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from drivers import SystemClock
 from drivers.ble import (
     BLUETOOTHD_SETTLE_S,
     IN_PROGRESS_RETRIES,
@@ -28,6 +27,7 @@ from drivers.ble import (
     RawAdvert,
     ScanMode,
 )
+from foundation.clock import SystemClock
 from protocols.ble import (
     SMARTLABEL_COMPANY_ID,
     SmartLabelAdvFlags,

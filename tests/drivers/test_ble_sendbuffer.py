@@ -23,7 +23,6 @@ import pytest
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus, message_bus
 
-from drivers import SystemClock
 from drivers.ble import (
     BleConfig,
     BleScanner,
@@ -31,6 +30,7 @@ from drivers.ble import (
     SendBufferFixError,
     install_send_buffer_fix,
 )
+from foundation.clock import SystemClock
 from simulator.bluez import FakeBlueZ, PrivateBus, add_match
 
 #: Far more bytes than a unix socket's send buffer (~208 KiB) in one synchronous burst.
@@ -100,7 +100,7 @@ def test_the_scanner_installs_the_fix_when_it_starts_not_the_import(tmp_path: Pa
     code = (
         "import asyncio, os\n"
         f"os.environ['DBUS_SYSTEM_BUS_ADDRESS'] = 'unix:path={tmp_path / 'no-bus'}'\n"
-        "from drivers import SystemClock\n"
+        "from foundation.clock import SystemClock\n"
         "from drivers.ble import BleConfig, BleScanner, send_buffer_fix_installed\n"
         "async def main():\n"
         "    before = send_buffer_fix_installed()\n"

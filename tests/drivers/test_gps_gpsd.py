@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from drivers import DriverError, SystemClock
+from drivers import DriverError
 from drivers.gps import (
     GpsdConfig,
     GpsdDriver,
@@ -25,6 +25,7 @@ from drivers.gps import (
     fix_from_tpv,
 )
 from drivers.gps.gpsd import MAX_LINE_BYTES
+from foundation.clock import SystemClock
 from protocols.gps import FixQuality
 from simulator.serial import GpsReceiverSim, PtyPort
 from tests.fixtures.gpsd import GpsdFactory

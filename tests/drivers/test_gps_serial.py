@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from drivers import Clock, SystemClock
 from drivers.gps import (
     TIME_HOLDOVER_S,
     GpsConfig,
@@ -20,6 +19,7 @@ from drivers.gps import (
     gps_driver,
 )
 from drivers.serial import SerialConfig
+from foundation.clock import Clock, SystemClock
 from protocols.gps import FixQuality, GpsRejectReason
 from simulator.serial import GpsReceiverSim, PtyPort
 from tests.fixtures.clock import FakeClock

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers import SystemClock
 from drivers.serial import (
     Backoff,
     LinkFailure,
@@ -23,6 +22,7 @@ from drivers.serial import (
     SerialLinkError,
     SmartLabelReaderDriver,
 )
+from foundation.clock import SystemClock
 from protocols.smartlabel import (
     Environment,
     LabelConfig,

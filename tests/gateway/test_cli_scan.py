@@ -198,7 +198,7 @@ def test_table_smooths_rssi_and_interval_and_sorts() -> None:
 def test_bound_assets_merge_the_config_and_the_state_store_of_a_running_daemon(
     tmp_path: Path,
 ) -> None:
-    from drivers.clock import SystemClock
+    from foundation.clock import SystemClock
     from gateway.cli.scan import bound_assets
     from gateway.registry import TagRegistry
     from gateway.state import STATE_FILE_NAME, StateStore

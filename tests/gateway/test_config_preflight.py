@@ -253,7 +253,7 @@ def test_config_examples_in_the_device_docs_are_accepted(tmp_path: Path, doc: st
 
 
 async def test_outbox_stats_answer_names_the_classes(tmp_path: Path) -> None:
-    from drivers.clock import SystemClock
+    from foundation.clock import SystemClock
     from gateway.daemon import outbox_stats_view
     from gateway.outbox import EventClass, Outbox, OutboxConfig
     from tests.gateway.uplink.helpers import event

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.outbox import Outbox, OutboxConfig
 from tests.fixtures.mosquitto import Broker, stop_process
 from tests.gateway.uplink.helpers import event, subscribe

@@ -1,5 +1,6 @@
 """The daemon's systemd notifications as real processes: READY with a status line, and watchdog
-pings that stop when a pipeline stage is stuck although the event loop keeps running."""
+pings that stop when a pipeline stage or the uplink's publisher is stuck although the event loop
+keeps running, and go on while they only wait (for input, for a broker that is away)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from typing import Final
 
 import pytest
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.health import WEDGE_ENV
 from gateway.outbox import Outbox, OutboxConfig
+from gateway.uplink.publisher import PUBLISH_STAGE
 from tests.fixtures.mosquitto import Broker, free_port, stop_process
 from tests.gateway.uplink.helpers import event
 
@@ -37,6 +39,13 @@ def config(tmp_path: Path, name: str, host: str, port: int) -> Path:
         "reconnect_min_s = 0.05\n[pipeline]\ntick_s = 0.2\n"
     )
     return path
+
+
+async def queue_events(tmp_path: Path, name: str) -> None:
+    """Events in the gateway's outbox from before it starts."""
+    (tmp_path / name).mkdir()
+    async with Outbox(tmp_path / name / "outbox.db", OutboxConfig(), SystemClock()) as ob:
+        await ob.accept([event(i) for i in range(QUEUED)])
 
 
 @contextmanager
@@ -97,10 +106,7 @@ async def test_a_wedged_stage_stops_the_pings_a_healthy_daemon_keeps_them(
 ) -> None:
     # The wedged gateway's broker is away (nothing listens), with events queued from before:
     # it still starts (store and forward), and says so.
-    (tmp_path / "wedged").mkdir()
-    db = tmp_path / "wedged" / "outbox.db"
-    async with Outbox(db, OutboxConfig(), SystemClock()) as ob:
-        await ob.accept([event(i) for i in range(QUEUED)])
+    await queue_events(tmp_path, "wedged")
     healthy_cfg = config(tmp_path, "healthy", mosquitto.host, mosquitto.port)
     wedged_cfg = config(tmp_path, "wedged", "127.0.0.1", free_port())
     with ExitStack() as stack:
@@ -128,4 +134,36 @@ async def test_a_wedged_stage_stops_the_pings_a_healthy_daemon_keeps_them(
     assert wedged.pings(after=stalled_at) == 0
     assert not any(line.startswith("STATUS=stalled") for _, line in healthy.lines)
     log = (tmp_path / "wedged.log").read_text()
-    assert "pipeline stalled (ticker busy for" in log
+    assert "gateway stalled (ticker busy for" in log
+
+
+@pytest.mark.timeout(120)
+async def test_a_wedged_uplink_stops_the_pings_one_waiting_for_its_broker_keeps_them(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    # Both have events to send. The wedged one reaches its broker and its publisher hangs on
+    # the first lease; the offline one's broker is away: it waits for it, which is healthy.
+    await queue_events(tmp_path, "wedged")
+    await queue_events(tmp_path, "offline")
+    wedged_cfg = config(tmp_path, "wedged", mosquitto.host, mosquitto.port)
+    offline_cfg = config(tmp_path, "offline", "127.0.0.1", free_port())
+    with ExitStack() as stack:
+        wedged = Received(
+            stack.enter_context(
+                notified_daemon(tmp_path, "wedged", wedged_cfg, **{WEDGE_ENV: PUBLISH_STAGE})
+            )
+        )
+        offline = Received(stack.enter_context(notified_daemon(tmp_path, "offline", offline_cfg)))
+        await offline.until("READY=1")
+        await wedged.until("STATUS=uplink connected")
+        stalled_at = await wedged.until(f"STATUS=stalled: {PUBLISH_STAGE} busy for", 30.0)
+        offline_before = offline.pings()
+        await asyncio.gather(wedged.for_(OBSERVE_S), offline.for_(OBSERVE_S))
+
+    assert offline.pings(after=stalled_at) >= OBSERVE_S / 2
+    assert offline.pings() > offline_before
+    assert not any("uplink connected" in line for _, line in offline.lines)
+    assert not any(line.startswith("STATUS=stalled") for _, line in offline.lines)
+    assert wedged.pings(after=stalled_at) == 0
+    log = (tmp_path / "wedged.log").read_text()
+    assert f"gateway stalled ({PUBLISH_STAGE} busy for" in log

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers import SystemClock
 from drivers.ble import BleConfig, BleScanner, RawAdvert, ScanMode
+from foundation.clock import SystemClock
 from protocols.ble import SmartLabelAdv, decode_advertisement
 from simulator.runner import ScenarioRunner
 from simulator.world import load_scenario

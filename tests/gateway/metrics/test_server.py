@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.metrics import GatewayMetrics, MetricsServer, MetricsServerError
 from gateway.outbox import EventClass
 from gateway.uplink import PubAckReport

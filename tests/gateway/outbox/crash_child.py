@@ -10,7 +10,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxConfig, OutboxEvent
 
 PRODUCERS = 8

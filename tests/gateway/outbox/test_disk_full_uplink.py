@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.outbox import Outbox, OutboxConfig
 from gateway.uplink import ConnectionState
 from tests.fixtures.mosquitto import BrokerFactory

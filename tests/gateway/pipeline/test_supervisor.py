@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.pipeline.config import SupervisionConfig
 from gateway.pipeline.supervisor import StageFailed, Supervisor
 

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.outbox import EventClass, Outbox, OutboxConfig, OutboxEvent
 from gateway.pipeline.writer import EventWriter
 

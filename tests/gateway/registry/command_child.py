@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.registry import TagRegistry, register_tag_commands
 from gateway.state import StateStore
 from gateway.uplink.commands import CommandProcessor, CommandRegistry

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.state import StateStore
 
 BATCH_KEYS = 5

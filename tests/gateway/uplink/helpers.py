@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import aiomqtt
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.outbox import EventClass, Outbox, OutboxConfig, OutboxEvent
 from gateway.uplink import BatchingConfig, PubAckReport, StatusInfo, Uplink, UplinkConfig
 from tests.fixtures.mosquitto import Broker

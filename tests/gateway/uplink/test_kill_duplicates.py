@@ -17,7 +17,7 @@ from typing import Final
 
 import pytest
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.outbox import Outbox, OutboxConfig
 from gateway.uplink import BatchingConfig, PubAckReport, Uplink
 from gateway.uplink.publisher import ACK_COMMIT_AT_EVENTS, ACK_LAG_MAX_EVENTS, ALARM_RESERVED_SLOTS

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.outbox import Outbox
 from gateway.uplink import ConnectionState, SiteMessage, Uplink, UplinkConfig
 from gateway.uplink._mqtt import InboundMessage

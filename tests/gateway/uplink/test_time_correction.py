@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from drivers.clock import SystemClock
+from foundation.clock import SystemClock
 from gateway.events import EventSource, TelemetryReading, parse_event, to_outbox
 from gateway.events.common import Observation
 from gateway.events.telemetry import Quantities

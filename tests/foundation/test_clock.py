@@ -2,7 +2,7 @@
 
 from datetime import UTC
 
-from drivers import SystemClock
+from foundation.clock import SystemClock
 
 
 def test_monotonic_does_not_go_backwards() -> None:
