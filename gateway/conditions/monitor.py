@@ -1164,6 +1164,7 @@ class ConditionMonitor:
             mkt_c=self._mkt(series),
             period_start=_utc(st.period_start if st.period_start is not None else at),
             close_reason=reason,
+            beyond_at_threshold=cfg.at_thr,
         )
 
     def _mkt(self, series: _Series) -> float | None:
@@ -1261,6 +1262,7 @@ class ConditionMonitor:
             slope_per_h=slope * 3600.0,
             r2=r2,
             predicted_crossing=None if crossing is None else _utc(crossing),
+            beyond_at_threshold=cfg.at_thr,
         )
 
     # --- sensor faults ----------------------------------------------------------------------

@@ -289,6 +289,7 @@ class ConditionsBridge:
                         "quantity": result.quantity.value,
                         "bound": "high" if result.direction is Direction.ABOVE else "low",
                         "value": result.threshold,
+                        "beyond_at_threshold": result.beyond_at_threshold,
                     },
                     "rule": {
                         "type": result.rule.value,
@@ -318,6 +319,7 @@ class ConditionsBridge:
                         "quantity": result.quantity.value,
                         "bound": "high" if result.direction is Direction.ABOVE else "low",
                         "value": result.threshold,
+                        "beyond_at_threshold": result.beyond_at_threshold,
                     },
                     "predicted_crossing": result.predicted_crossing,
                     "value": result.value,

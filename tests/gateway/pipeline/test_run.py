@@ -419,7 +419,12 @@ async def test_the_cold_pallet_excursion_is_raised_and_closed_in_scenario_time(
         for e in excursions
         if e["phase"] == "open" and e["excursion_id"] == closed["excursion_id"]
     )
-    assert opened["limit"] == {"quantity": "temperature_c", "bound": "high", "value": 8.0}
+    assert opened["limit"] == {
+        "quantity": "temperature_c",
+        "bound": "high",
+        "value": 8.0,
+        "beyond_at_threshold": False,
+    }
     period_s = 30  # the pallet label's reporting interval: the truth within one of them
     assert abs(at(closed, "start") - excursion.start_s) <= period_s, at(closed, "start")
     assert abs(at(closed, "end") - excursion.end_s) <= period_s, at(closed, "end")
