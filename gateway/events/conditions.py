@@ -135,6 +135,9 @@ class ConditionExcursion(Event):
     """Mean kinetic temperature of the subject's monitoring period so far, °C (USP <1079.2>,
     ΔH/R = 10 000 K), from its temperature readings; carried by humidity excursions too (the
     subject's temperature MKT); None only when the subject has no temperature readings."""
+    period_start: UtcDatetime | None = None
+    """The first reading of the monitoring period (this quantity's, for the subject under this
+    profile) that ``mkt_c`` and cumulative rules cover, when known."""
     close_reason: Literal["returned", "reassigned", "superseded"] | None = None
     """Why it closed (``close`` only): the readings ``returned`` within range; the subject was
     ``reassigned`` another profile; or late readings (a history batch) ``superseded`` it: the

@@ -302,6 +302,7 @@ class ConditionsBridge:
                     "max": result.max,
                     "mean": result.mean,
                     "mkt_c": result.mkt_c,
+                    "period_start": result.period_start,
                     "close_reason": None
                     if result.close_reason is None
                     else result.close_reason.value,
