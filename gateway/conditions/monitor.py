@@ -10,8 +10,11 @@ older one (a history batch that arrives after live readings, a resent frame) is 
 inserted into the series' journal of recent readings and the series is evaluated again from
 the last checkpoint before it (a copy of the state every :data:`CHECKPOINT_EVERY_READINGS`
 readings; the last two are kept). Results that were already returned are not returned twice
-(same ``result_id``); an excursion that the merge shows to have started at another time is
-closed as ``superseded`` and continues under the id of its corrected start. A reading at a time
+(same ``result_id``); an excursion that the merge shows to have started more than
+:data:`START_CORRECTION_TOLERANCE_S` earlier or later is closed as ``superseded`` and continues
+under the id of its corrected start, while one whose start moves by less (the same reading
+heard over two paths: an advert and the serial reader) keeps its id and carries the corrected
+start from its next update or its close on. A reading at a time
 the series already has is a duplicate and dropped; one older than the oldest checkpoint is
 dropped as too late (counted). Time is therefore never counted twice.
 
@@ -69,6 +72,7 @@ __all__ = [
     "HUMIDITY_MIN_PCT",
     "SHOCK_MAX_G",
     "SNAPSHOT_VERSION",
+    "START_CORRECTION_TOLERANCE_S",
     "TEMPERATURE_MAX_C",
     "TEMPERATURE_MIN_C",
     "WARNING_QUIET_AFTER_CLOSE_S",
@@ -92,6 +96,14 @@ SHOCK_MAX_G: Final = 2000.0
 #: (half an hour to an hour of 30 s readings after a label came back) merge exactly, for a
 #: journal of at most 128 × 16 bytes and two state copies a series.
 CHECKPOINT_EVERY_READINGS: Final = 64
+#: A late reading that moves an open excursion's start by at most this much, seconds, corrects
+#: the start in place (same excursion id, no second ``open``; the next update and the close
+#: carry the corrected start) instead of superseding it. 30 s is one live reporting interval
+#: of a SmartLabel: the same reading relayed by an advert and by the serial reader moves the
+#: interpolated crossing by milliseconds, and one reading filled in between two live ones by
+#: less than an interval; a history batch that shows the excursion began minutes earlier (the
+#: label was out of range) is a real correction and supersedes.
+START_CORRECTION_TOLERANCE_S: Final = 30.0
 #: A raised warning is withdrawn when the trend no longer predicts a crossing within twice the
 #: horizon (hysteresis, so a warning near the horizon does not flap).
 WARNING_WITHDRAW_FACTOR: Final = 2.0
@@ -139,6 +151,18 @@ def _seconds(at: datetime) -> float:
 
 def _tid(t: float) -> float:
     return round(t, _ID_TIME_DIGITS)
+
+
+def _excursion_rid(
+    excursion_id: str, phase: ExcursionPhase, at: float, reason: CloseReason | None
+) -> str:
+    if phase is ExcursionPhase.UPDATE:
+        return result_id(excursion_id, phase.value, _tid(at))
+    if reason is None:
+        return result_id(excursion_id, phase.value)
+    # A close names its reason: an excursion closed as superseded that later late readings
+    # bring back (and close as returned) must not repeat an id.
+    return result_id(excursion_id, phase.value, reason.value)
 
 
 class _LimitCfg:
@@ -470,6 +494,7 @@ class _Series:
     """One (subject, quantity): its profile, state, journal and checkpoints."""
 
     __slots__ = (
+        "aliases",
         "checkpoints",
         "emitted",
         "first_above",
@@ -523,6 +548,9 @@ class _Series:
         self.next_checkpoint = CHECKPOINT_EVERY_READINGS
         #: Result ids returned since the oldest checkpoint, with their reading times.
         self.emitted: dict[str, float] = {}
+        #: Excursion ids a replay gives to an excursion whose start it corrected within
+        #: :data:`START_CORRECTION_TOLERANCE_S`, to the id it keeps, with its start time.
+        self.aliases: dict[str, tuple[str, float]] = {}
 
     def rule_counts(self) -> list[int]:
         return [len(c.rules) for c in self.limits]
@@ -775,6 +803,13 @@ class ConditionMonitor:
             cps[:] = [(ct, cs, cf, ci - drop) for ct, cs, cf, ci in cps]
             horizon = cps[0][0]
             series.emitted = {k: v for k, v in series.emitted.items() if v >= horizon}
+            # No replay starts before the oldest copy: an excursion that started before it
+            # cannot be opened again under another id.
+            series.aliases = {
+                k: v
+                for k, v in series.aliases.items()
+                if v[1] >= horizon - START_CORRECTION_TOLERANCE_S
+            }
         series.next_checkpoint = cps[-1][3] + CHECKPOINT_EVERY_READINGS
 
     def _merge(self, series: _Series, readings: list[tuple[float, float]]) -> list[ConditionResult]:
@@ -815,6 +850,7 @@ class ConditionMonitor:
         for k in range(cp_i, len(jt)):
             self._step(series, state, jt[k], jv[k], replayed)
         replayed = self._same_approach(series, before, state, replayed)
+        replayed = self._same_excursion(series, before, state, replayed)
         out: list[ConditionResult] = []
         emitted = series.emitted
         for r in replayed:
@@ -845,6 +881,60 @@ class ConditionMonitor:
                     if r.result_id not in emitted:  # superseded before, revived, again
                         emitted[r.result_id] = last
                         out.append(r)
+        return out
+
+    def _same_excursion(
+        self,
+        series: _Series,
+        before: _State,
+        state: _State,
+        replayed: list[ConditionResult],
+    ) -> list[ConditionResult]:
+        """An excursion is opened once even when late readings move its start a little: a
+        replay that opens a limit and rule's excursion under a new id, its start within
+        :data:`START_CORRECTION_TOLERANCE_S` of the one open before the merge, goes on under
+        the old id (the replay's ``open`` is dropped; its updates and close are renamed)."""
+        aliases = series.aliases
+        kept = {r.excursion_id for r in replayed if isinstance(r, ExcursionResult)}
+        kept |= {e.id for ls in state.limits for e in ls.open if e is not None}
+        for cfg, ls in zip(series.limits, before.limits, strict=True):
+            for i, old in enumerate(ls.open):
+                if old is None or old.id in kept:
+                    continue
+                for r in replayed:
+                    if (
+                        isinstance(r, ExcursionResult)
+                        and r.phase is ExcursionPhase.OPEN
+                        and r.limit == cfg.name
+                        and r.rule is cfg.kinds[i]
+                        and r.rule_duration_s == cfg.durations[i]
+                        and r.excursion_id != old.id
+                        and r.excursion_id not in aliases
+                        and abs(_seconds(r.start) - old.start) <= START_CORRECTION_TOLERANCE_S
+                    ):
+                        aliases[r.excursion_id] = (old.id, old.start)
+                        break
+        # Earlier corrections too: a later replay that reaches back before the excursion
+        # opens it again under the corrected start's id, even after it closed.
+        alias = {k: v[0] for k, v in aliases.items() if k in kept}
+        if not alias:
+            return replayed
+        for ls in state.limits:
+            for exc in ls.open:
+                if exc is not None and exc.id in alias:
+                    exc.id = alias[exc.id]
+        out: list[ConditionResult] = []
+        for r in replayed:
+            if isinstance(r, ExcursionResult) and r.excursion_id in alias:
+                if r.phase is ExcursionPhase.OPEN:
+                    continue
+                target = alias[r.excursion_id]
+                r = replace(
+                    r,
+                    excursion_id=target,
+                    result_id=_excursion_rid(target, r.phase, _seconds(r.at), r.close_reason),
+                )
+            out.append(r)
         return out
 
     def _same_approach(
@@ -1132,14 +1222,7 @@ class ConditionMonitor:
         end: float | None,
         reason: CloseReason | None = None,
     ) -> ExcursionResult:
-        if phase is ExcursionPhase.UPDATE:
-            rid = result_id(exc.id, phase.value, _tid(at))
-        elif reason is None:
-            rid = result_id(exc.id, phase.value)
-        else:
-            # A close names its reason: an excursion closed as superseded that later late
-            # readings bring back (and close as returned) must not repeat an id.
-            rid = result_id(exc.id, phase.value, reason.value)
+        rid = _excursion_rid(exc.id, phase, at, reason)
         mean = exc.integral / exc.beyond_s if exc.beyond_s > 0 else exc.vmin
         st = series.state
         return ExcursionResult(
@@ -1164,6 +1247,7 @@ class ConditionMonitor:
             mkt_c=self._mkt(series),
             period_start=_utc(st.period_start if st.period_start is not None else at),
             close_reason=reason,
+            beyond_at_threshold=cfg.at_thr,
         )
 
     def _mkt(self, series: _Series) -> float | None:
@@ -1261,6 +1345,7 @@ class ConditionMonitor:
             slope_per_h=slope * 3600.0,
             r2=r2,
             predicted_crossing=None if crossing is None else _utc(crossing),
+            beyond_at_threshold=cfg.at_thr,
         )
 
     # --- sensor faults ----------------------------------------------------------------------

@@ -96,6 +96,8 @@ class ExcursionResult:
     mkt_c: float | None
     period_start: datetime
     close_reason: CloseReason | None = None
+    #: Whether a reading equal to ``threshold`` is beyond (the limit's ``beyond_at_threshold``).
+    beyond_at_threshold: bool = False
 
 
 class WarningPhase(enum.StrEnum):
@@ -125,6 +127,8 @@ class WarningResult:
     r2: float
     #: When the fitted line reaches the threshold; ``None`` when withdrawn on a turned trend.
     predicted_crossing: datetime | None
+    #: Whether a reading equal to ``threshold`` is beyond (the limit's ``beyond_at_threshold``).
+    beyond_at_threshold: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """Condition events: excursions beyond a profile's limits (``condition.excursion`` with its
 phases), early warnings from the trend (``condition.warning``) and shocks (``condition.shock``).
 
-Values are in the unit their quantity names (``temperature_c``: °C). Thresholds are inclusive:
-a reading equal to a high limit is beyond it.
+Values are in the unit their quantity names (``temperature_c``: °C). Thresholds are inclusive
+on the in-range side: under a high limit of 8 °C a reading of exactly 8.0 °C is in range and
+8.01 °C is beyond. A limit with ``beyond_at_threshold`` (the WHO freeze alarm, "at or below
+-0.5 °C") counts the threshold itself as beyond; the event's ``limit`` says which.
 """
 
 from __future__ import annotations
@@ -38,14 +40,19 @@ class Bound(enum.StrEnum):
 
 
 class Limit(BaseModel):
-    """One limit of a profile: beyond it means ``>= value`` (high) or ``<= value`` (low)."""
+    """One limit of a profile: beyond it means ``> value`` (high) or ``< value`` (low), the
+    threshold itself being in range; with ``beyond_at_threshold`` it means ``>= value`` or
+    ``<= value``."""
 
     model_config = EVENT_MODEL_CONFIG
 
     quantity: Quantity
     bound: Bound
     value: float
-    """The threshold, in the quantity's unit, inclusive."""
+    """The threshold, in the quantity's unit."""
+    beyond_at_threshold: bool = False
+    """False: a reading equal to ``value`` is in range (``2..8 °C``: 8.0 °C is fine). True: it
+    is beyond (WHO PQS freeze alarm: "at or below -0.5 °C")."""
 
 
 class RuleType(enum.StrEnum):
@@ -90,7 +97,7 @@ def excursion_key(
     start: datetime,
 ) -> str:
     """The id every phase of one excursion shares: the asset (or tag) it is about, the profile,
-    the limit and rule, and the time of the first reading beyond the limit."""
+    the limit and rule, and the time the value went beyond the limit (``start``)."""
     return make_event_id("excursion", gateway_id, subject, profile, limit, rule, start)
 
 
@@ -109,9 +116,11 @@ class ConditionExcursion(Event):
     limit: Limit
     rule: Rule
     start: UtcDatetime
-    """The first reading beyond the limit."""
+    """When the value went beyond the limit: the crossing interpolated between the last reading
+    within range and the first beyond (linear, when they are at most the profile's gap limit
+    apart; else the first reading beyond)."""
     end: UtcDatetime | None = None
-    """The first reading back within range (set at ``close``)."""
+    """When the value came back within range, interpolated the same way (set at ``close``)."""
     time_beyond_s: float = Field(ge=0)
     """Time beyond the limit so far (for a cumulative rule: within the monitoring period)."""
     min: float
@@ -123,8 +132,12 @@ class ConditionExcursion(Event):
     readings: int | None = Field(default=None, ge=1)
     """Readings beyond the limit so far, when the evaluator counts them."""
     mkt_c: float | None = None
-    """Mean kinetic temperature of the monitoring period so far, °C (USP <1079.2>,
-    ΔH/R = 10 000 K); None for quantities other than temperature."""
+    """Mean kinetic temperature of the subject's monitoring period so far, °C (USP <1079.2>,
+    ΔH/R = 10 000 K), from its temperature readings; carried by humidity excursions too (the
+    subject's temperature MKT); None only when the subject has no temperature readings."""
+    period_start: UtcDatetime | None = None
+    """The first reading of the monitoring period (this quantity's, for the subject under this
+    profile) that ``mkt_c`` and cumulative rules cover, when known."""
     close_reason: Literal["returned", "reassigned", "superseded"] | None = None
     """Why it closed (``close`` only): the readings ``returned`` within range; the subject was
     ``reassigned`` another profile; or late readings (a history batch) ``superseded`` it: the

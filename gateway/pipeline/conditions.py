@@ -289,6 +289,7 @@ class ConditionsBridge:
                         "quantity": result.quantity.value,
                         "bound": "high" if result.direction is Direction.ABOVE else "low",
                         "value": result.threshold,
+                        "beyond_at_threshold": result.beyond_at_threshold,
                     },
                     "rule": {
                         "type": result.rule.value,
@@ -301,6 +302,7 @@ class ConditionsBridge:
                     "max": result.max,
                     "mean": result.mean,
                     "mkt_c": result.mkt_c,
+                    "period_start": result.period_start,
                     "close_reason": None
                     if result.close_reason is None
                     else result.close_reason.value,
@@ -318,6 +320,7 @@ class ConditionsBridge:
                         "quantity": result.quantity.value,
                         "bound": "high" if result.direction is Direction.ABOVE else "low",
                         "value": result.threshold,
+                        "beyond_at_threshold": result.beyond_at_threshold,
                     },
                     "predicted_crossing": result.predicted_crossing,
                     "value": result.value,

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.conditions import (
     CHECKPOINT_EVERY_READINGS,
+    START_CORRECTION_TOLERANCE_S,
     CloseReason,
     ConditionMonitor,
     ConditionResult,
@@ -109,6 +110,62 @@ def test_an_excursion_seen_first_from_live_readings_is_superseded_by_its_true_st
     assert secs(corrected.start) == pytest.approx(1776)  # 5 at 1740 s, 10 at 1800 s: 3/5
     assert corrected.excursion_id != early.excursion_id
     assert [e[3] for e in m.open_excursions()] == [corrected.excursion_id]
+
+
+def test_a_late_reading_that_moves_the_start_a_little_corrects_it_in_place() -> None:
+    """The same label heard by advert (at 100.384 s) and by the serial reader (its reading time
+    100.000 s, relayed later): the crossing moves by a fraction of a second. One excursion,
+    opened once, closed once as returned, with the in-order start and figures; nothing is
+    superseded."""
+    p = profile(high_limit(INSTANT))
+    live = [*[(float(t), 5.0) for t in range(0, 100, 30)], (100.384, 9.0)]
+    later = [(float(t), 9.0) for t in range(130, 400, 30)] + [(400.0, 5.0), (430.0, 5.0)]
+    m = monitor_for(p)
+    results = feed(m, live)
+    (opened,) = excursions(results, OPEN)
+    results += feed(m, [(100.0, 9.0)])  # the serial copy, late
+    assert m.counters["late_merged"] == 1
+    assert m.open_excursions()[0][3] == opened.excursion_id
+    results += feed(m, later)
+    assert [r.phase for r in excursions(results)] == [OPEN, CLOSE]
+    (closed,) = excursions(results, CLOSE)
+    assert closed.close_reason is CloseReason.RETURNED
+    assert closed.excursion_id == opened.excursion_id
+    in_order = monitor_for(p)
+    (expected,) = excursions(feed(in_order, sorted([*live, (100.0, 9.0), *later])), CLOSE)
+    assert closed.start == expected.start != opened.start
+    assert abs(secs(opened.start) - secs(closed.start)) < 0.5
+    assert closed.end == expected.end
+    assert closed.time_beyond_s == pytest.approx(expected.time_beyond_s)
+    assert closed.mean == pytest.approx(expected.mean)
+
+
+@pytest.mark.parametrize(
+    "move_s", [START_CORRECTION_TOLERANCE_S - 1, START_CORRECTION_TOLERANCE_S + 1]
+)
+def test_the_start_correction_tolerance_separates_correcting_from_superseding(
+    move_s: float,
+) -> None:
+    """Live readings 60 s apart: 5 °C, then 10 °C at 1800 s. A late reading of 10 °C
+    between them moves the interpolated crossing earlier by ``move_s``: within the tolerance
+    the excursion keeps its id, beyond it the old one is closed as superseded."""
+    p = profile(high_limit(INSTANT))
+    m = monitor_for(p)
+    first = feed(m, [*[(float(t), 5.0) for t in range(0, 1800, 60)], (1800.0, 10.0)])
+    (early,) = excursions(first, OPEN)
+    assert secs(early.start) == pytest.approx(1776)  # 3/5 of the way from 1740 s to 1800 s
+    # With 5 °C at 1740 s and 10 °C at t, the crossing is 1740 + 0.6 (t - 1740).
+    t = 1740 + (1776 - move_s - 1740) / 0.6
+    merged = feed(m, [(t, 10.0)])
+    superseded = [r for r in excursions(merged, CLOSE) if r.close_reason is CloseReason.SUPERSEDED]
+    opened = excursions(merged, OPEN)
+    if move_s <= START_CORRECTION_TOLERANCE_S:
+        assert (superseded, opened) == ([], [])
+        assert m.open_excursions()[0][3] == early.excursion_id
+    else:
+        assert [r.excursion_id for r in superseded] == [early.excursion_id]
+        assert [secs(r.start) for r in opened] == [pytest.approx(1776 - move_s)]
+        assert m.open_excursions()[0][3] == opened[0].excursion_id
 
 
 def test_readings_older_than_the_oldest_checkpoint_are_dropped_as_too_late() -> None:

@@ -1,14 +1,17 @@
 """Property: any arrival order (within the merge window) and any duplicates end in the state
-that the readings in time order give: same time beyond, MKT and open excursions."""
+that the readings in time order give: same time beyond, MKT and open excursions (the same
+start and figures; an excursion whose start a late reading corrected by at most
+``START_CORRECTION_TOLERANCE_S`` keeps the id it was opened with)."""
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.conditions import ConditionMonitor, Profile
+from gateway.conditions import ConditionMonitor, Profile, Quantity
 from tests.gateway.conditions.helpers import (
     INSTANT,
     TEMP,
@@ -38,6 +41,24 @@ _series = st.lists(
     min_size=2,
     max_size=150,
 )
+
+
+def _without_excursion_ids(value: Any) -> Any:
+    """A snapshot with the ids of open excursions left out (everything else kept)."""
+    if isinstance(value, dict):
+        is_excursion = {"id", "start", "opened_at"} <= value.keys()
+        return {
+            k: _without_excursion_ids(v)
+            for k, v in value.items()
+            if not (is_excursion and k == "id")
+        }
+    if isinstance(value, list):
+        return [_without_excursion_ids(v) for v in value]
+    return value
+
+
+def _open(monitor: ConditionMonitor) -> list[tuple[str, Quantity, str]]:
+    return [e[:3] for e in monitor.open_excursions()]
 
 
 @settings(max_examples=120, deadline=None)
@@ -73,5 +94,5 @@ def test_any_arrival_order_ends_in_the_in_order_state(
     for limit in ("high", "below"):
         assert merged.time_beyond_s("s", TEMP, limit) == ordered.time_beyond_s("s", TEMP, limit)
     assert merged.mkt_c("s") == ordered.mkt_c("s")
-    assert merged.open_excursions() == ordered.open_excursions()
-    assert merged.snapshot() == ordered.snapshot()
+    assert _open(merged) == _open(ordered)
+    assert _without_excursion_ids(merged.snapshot()) == _without_excursion_ids(ordered.snapshot())

@@ -62,7 +62,11 @@ def test_thresholds_are_inclusive_on_the_in_range_side_unless_the_limit_says_oth
     at_limit = [(t, 8.0) for t in range(0, 3600, 60)]
     assert feed(monitor_for(profile(high_limit(INSTANT))), at_limit) == []
     inclusive = monitor_for(profile(high_limit(INSTANT, beyond_at_threshold=True)))
-    assert len(excursions(feed(inclusive, at_limit), OPEN)) == 1
+    (opened,) = excursions(feed(inclusive, at_limit), OPEN)
+    # The result says which side the threshold is on, for the event's ``limit``.
+    assert opened.beyond_at_threshold is True
+    above = excursions(feed(monitor_for(profile(high_limit(INSTANT))), [(0, 8.01)]), OPEN)
+    assert [r.beyond_at_threshold for r in above] == [False]
     limit = Limit(direction=Direction.ABOVE, threshold=8.0, rules=(INSTANT,))
     assert not limit.is_beyond(8.0)
     assert limit.is_beyond(8.01)
@@ -77,6 +81,7 @@ def test_who_freeze_alarm_counts_the_threshold_and_needs_an_hour() -> None:
     results = feed(m, [(0, 4.0), *every(60, 60, 7200, -0.5)], subject="fridge")
     opened = excursions(results, OPEN)
     assert [(r.limit, r.rule) for r in opened] == [("freeze", RuleKind.CONSECUTIVE)]
+    assert opened[0].beyond_at_threshold is True
     # Beyond from the first reading at -0.5 (the crossing is that reading itself): 60 s.
     assert secs(opened[0].start) == pytest.approx(60)
     assert secs(opened[0].at) == 3660

@@ -277,6 +277,7 @@ def condition_excursion(phase: ExcursionPhase = ExcursionPhase.CLOSE) -> Conditi
         mean=9.8,
         readings=19 if closed else 11,
         mkt_c=6.1,
+        period_start=at(0),
         close_reason="returned" if closed else None,
     )
 

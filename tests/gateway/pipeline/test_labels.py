@@ -245,12 +245,36 @@ def test_label_readings_beyond_the_profile_open_and_close_an_excursion_as_alarms
     assert phases[-1] == "close"
     assert all(e[1] is EventClass.ALARM for e in excursions)
     opened = excursions[0][2]
-    assert opened["limit"] == {"quantity": "temperature_c", "bound": "high", "value": 8.0}
+    assert opened["limit"] == {
+        "quantity": "temperature_c",
+        "bound": "high",
+        "value": 8.0,
+        "beyond_at_threshold": False,
+    }
     assert opened["source"]["device"] == TAG
     closed = excursions[-1][2]
     assert closed["excursion_id"] == opened["excursion_id"]
     assert closed["max"] == 9.5
     assert [e[2]["revision"] for e in excursions] == list(range(len(excursions)))
+
+
+def test_a_limit_that_counts_its_threshold_as_beyond_says_so_in_the_event() -> None:
+    """The WHO freeze alarm is "at or below -0.5 °C": a label at -0.5 °C (now and then -0.6,
+    so it is not a stuck sensor) for an hour opens it, and the event's limit tells the platform
+    that -0.5 itself is beyond."""
+    clock = FakeClock()
+    labels = with_conditions(clock, "who-pqs-refrigerator")
+    events: list[dict[str, Any]] = []
+    for seq in range(1, 64):
+        clock.advance(60)
+        label_time = int(clock.now().timestamp())
+        t = 4.0 if seq == 1 else -0.6 if seq % 7 == 0 else -0.5
+        out = labels.process(frame(clock, env(seq, t=t, label_time=label_time)), None)
+        events += [parse_event(row.payload).model_dump(mode="json") for row in out.events]
+    opened = [e for e in events if e["kind"] == "condition.excursion" and e["phase"] == "open"]
+    assert [e["limit"] for e in opened] == [
+        {"quantity": "temperature_c", "bound": "low", "value": -0.5, "beyond_at_threshold": True}
+    ]
 
 
 def test_a_shock_beyond_the_profile_limit_is_an_alarm() -> None:

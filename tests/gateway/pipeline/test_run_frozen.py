@@ -81,7 +81,12 @@ async def test_frozen_load_spike_raises_nothing_and_the_warm_up_alarms(
         ("open", "consecutive", 900.0)
     ]
     (open_,) = excursions
-    assert open_["limit"] == {"quantity": "temperature_c", "bound": "high", "value": -15.0}
+    assert open_["limit"] == {
+        "quantity": "temperature_c",
+        "bound": "high",
+        "value": -15.0,
+        "beyond_at_threshold": False,
+    }
     # Noise (0.1 °C on 0.5 °C/min) moves the crossing by a few seconds; within one interval.
     assert abs(at(open_, "start") - excursion.start_s) <= period_s, at(open_, "start")
     assert 0 <= at(open_) - (at(open_, "start") + 900) <= period_s, at(open_)
