@@ -404,11 +404,13 @@ class ScenarioRunner:
 
     def _advert_instants(self, prev: float, t: float) -> list[float]:
         """The advertising instants (multiples of a tag interval) after the last step up to
-        this one, earliest first, the latest MAX_CATCH_UP_INSTANTS of them."""
+        this one, earliest first, the latest MAX_CATCH_UP_INSTANTS of them (the first step: the
+        latest instant only)."""
         instants: set[float] = set()
         for interval in self._intervals:
-            first = 0 if prev < 0 else math.floor(prev / interval) + 1
             last = math.floor(t / interval)
+            # The first step starts the world where it is asked to: no history before it.
+            first = last if prev < 0 else math.floor(prev / interval) + 1
             for k in range(max(first, last - MAX_CATCH_UP_INSTANTS + 1), last + 1):
                 if prev < k * interval <= t:
                     instants.add(k * interval)

@@ -154,7 +154,12 @@ async def test_smartlabel_frames_arrive_on_the_reader_pty_and_acks_stop_resends(
 
     def feed(data: bytes) -> bool:
         got.extend(m for m in decoder.feed(data) if not hasattr(m, "reason"))
-        return any(isinstance(m, Environment) and m.label_id == pallet_label for m in got)
+        # Every frame the reader holds has come at least once (a frame lost on the way comes
+        # again as a resend, half a second later in a fast world).
+        complete = len({(m.label_id, m.seq) for m in got}) >= reader.unacked
+        return complete and any(
+            isinstance(m, Environment) and m.label_id == pallet_label for m in got
+        )
 
     with serial.Serial(str(door3.smartlabel_port), timeout=0.2) as port:
         await stepped.step(1000.0)  # the pallet is on the dock, inside its excursion

@@ -32,21 +32,23 @@ from simulator.world import RuuviTag, Scenario, load_scenario
 from tests.fixtures.mosquitto import Broker
 from tests.gateway.pipeline.test_run import gateway_process, simulation, tag_ids_of
 
-#: The fastest the three door gateways (and the world's 4 x 42 adverts per simulated second)
-#: keep up with on a small shared CI machine: cross-dock's 26 minutes in about 80 s.
-CROSS_DOCK_SPEED = 30.0
+#: The world is simulated in real time beside the gateways: a step costs the simulator ~25 ms
+#: of CPU for cross-dock's 42 tags and 4 receivers, one step per simulated second, so at 30x
+#: the simulator alone needs most of a core. On a loaded machine it then falls behind the
+#: gateways' clock, and adverts it delivers late are stamped fresh when they arrive (a trailer
+#: seen "still at the door" after it left). 20x leaves it headroom: 27 minutes in 80 s.
+CROSS_DOCK_SPEED = 20.0
 #: Real seconds the world holds at t = 0 while the gateways start and connect (a few seconds
 #: on an idle machine, twenty on a busy one).
 LEAD_IN_S = 20.0
 #: How long a gateway may take to start and send its birth on a busy machine.
 BIRTH_TIMEOUT_S = 90.0
-#: One van gateway and 25 tags: the 70-minute tour in about a minute. At 100x a millisecond
-#: of the gateway's read batching is a tenth of a simulated second: fixes read together are
-#: stamped together, the plausibility check (FIX_MAX_SPEED_MPS) rejects some as jumps, and once
-#: (after the tour's GPS unplug) every stop after it went undecided (never a false alert).
-DELIVERY_SPEED = 60.0
-#: The shorter van scenarios, at the same speed.
-VAN_SPEED = DELIVERY_SPEED
+#: One van gateway and 25 tags. The same limit: when the simulator falls behind, the van's
+#: positions jump ahead as it catches up, and the plausibility check (FIX_MAX_SPEED_MPS)
+#: rejects them (never a false alert; once, at 100x on a loaded machine, the stops after the
+#: GPS unplug went undecided). The 72-minute tour at 40x, the shorter van scenarios at 60x.
+DELIVERY_SPEED = 40.0
+VAN_SPEED = 60.0
 
 
 @dataclass
@@ -327,7 +329,18 @@ async def test_cross_dock_three_door_gateways_report_the_ground_truth(
     got = {k: {items.get(t, t) for t in report[k]} for k in ("confirmed", "missing", "unexpected")}
     want = {"confirmed": truth.confirmed, "missing": truth.missing, "unexpected": truth.unexpected}
     diff = {k: (got[k] - set(want[k]), set(want[k]) - got[k]) for k in got}
-    assert all(a == b == set() for a, b in diff.values()), (diff, report["evidence"])
+    wrong = {items.get(e["item"], e["item"]) for e in report["evidence"]} & {
+        i for a, b in diff.values() for i in (*a, *b)
+    }
+    assert all(a == b == set() for a, b in diff.values()), (
+        diff,
+        [e for e in report["evidence"] if items.get(e["item"]) in wrong],
+        [
+            (e["item"], e["time"])
+            for e, _ in plat.events(ours, "handoff.item")
+            if items.get(e["item"]) in wrong
+        ],
+    )
     assert len(report["confirmed"]) == len(truth.confirmed)
     assert report["close_reason"] == "window_end"
     assert report["door"] == zone[truth.door]
