@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Final, Self
 from drivers.ble import BleScanner
 from drivers.clock import Clock
 from drivers.gps import GpsDriver, gps_driver
-from drivers.serial import SerialLinkError, SmartLabelReaderDriver
+from drivers.serial import ReaderFrame, SerialLinkError, SmartLabelReaderDriver
 from gateway.conditions import ConditionMonitor
 from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox
@@ -39,7 +39,7 @@ from gateway.pipeline.config import CONDITIONS_PERSIST_S
 from gateway.pipeline.custody import CustodyBridge
 from gateway.pipeline.epcis import EpcisProfile
 from gateway.pipeline.factory import EventFactory
-from gateway.pipeline.labels import LabelProcessor
+from gateway.pipeline.labels import LabelOutcome, LabelProcessor
 from gateway.pipeline.supervisor import Supervisor
 from gateway.pipeline.telemetry import TelemetryLimiter
 from gateway.pipeline.writer import EventWriter
@@ -67,7 +67,12 @@ _log = logging.getLogger(__name__)
 #: Where bleak (dbus-fast) looks for the system bus.
 DBUS_ADDRESS_ENV: Final = "DBUS_SYSTEM_BUS_ADDRESS"
 #: Where the condition monitor's state is kept in the state store.
+#: Label frames whose commit may be awaited at once, per reader: enough for a group commit to
+#: take a busy reader's frames together, bounded so a flood waits in the driver's queue.
+LABEL_COMMITS_IN_FLIGHT: Final = 1_000
+
 CONDITIONS_NAMESPACE: Final = "conditions"
+EXCURSION_KIND: Final = "condition.excursion"
 CONDITIONS_KEY: Final = "monitor"
 #: Where the custody engine's state (open sessions with their evidence, routes) is kept.
 CUSTODY_NAMESPACE: Final = "custody"
@@ -117,6 +122,8 @@ class Pipeline:
             None if conditions is None else ConditionsBridge(conditions, self.factory, clock)
         )
         self._persisted_at = -math.inf
+        # One condition snapshot written at a time, so an older one never lands after a newer.
+        self._conditions_lock = asyncio.Lock()
         self._site = site
         self._claims_at = -math.inf
         self._claims_task: asyncio.Task[None] | None = None
@@ -327,61 +334,79 @@ class Pipeline:
         bridge, state = self.conditions, self._state
         if bridge is None or state is None or not (force or bridge.dirty):
             return
-        bridge.dirty = False
-        snapshot = bridge.monitor.snapshot()
-        try:
-            await asyncio.to_thread(state.put, CONDITIONS_NAMESPACE, CONDITIONS_KEY, snapshot)
-        except StateError as exc:
-            bridge.dirty = True  # try again at the next tick
-            _log.warning("condition state not saved: %s", exc)
+        async with self._conditions_lock:
+            bridge.dirty = False
+            snapshot = bridge.monitor.snapshot()
+            try:
+                await asyncio.to_thread(state.put, CONDITIONS_NAMESPACE, CONDITIONS_KEY, snapshot)
+            except StateError as exc:
+                bridge.dirty = True  # try again at the next tick
+                _log.warning("condition state not saved: %s", exc)
         self._persisted_at = self._clock.monotonic()
 
     def _label_stage(
         self, reader: SmartLabelReaderDriver, labels: LabelProcessor, zone: str | None
     ) -> Callable[[], Awaitable[None]]:
         async def stage() -> None:
-            async for frame in reader.events():
-                outcome = labels.process(frame, zone)
-                msg = frame.message
-                try:
-                    if outcome.nack is not None:
-                        self.counters[f"label_nack_{outcome.nack.name.lower()}"] += 1
-                        await reader.nack(msg.label_id, msg.seq, outcome.nack)
-                        continue
-                    if outcome.events:
-                        rows = outcome.events
-                        if self.epcis is not None:
-                            rows = self.epcis.extend(rows)
-                        try:
-                            result = await self._outbox.accept(rows)
-                        except OutboxError as exc:
-                            self.counters["label_nack_busy"] += 1
-                            _log.warning("label frame not committed (%s): NACK busy", exc)
-                            await reader.nack(msg.label_id, msg.seq, NackReason.BUSY)
-                            continue
-                        if AcceptStatus.REFUSED in result.statuses:
-                            self.counters["label_nack_busy"] += 1
-                            await reader.nack(msg.label_id, msg.seq, NackReason.BUSY)
-                            continue
-                        self.counters["label_events"] += result.statuses.count(
-                            AcceptStatus.ACCEPTED
-                        )
-                        self.counters["label_duplicates"] += result.statuses.count(
-                            AcceptStatus.DUPLICATE
-                        )
-                    # Committed (or nothing to commit): the reader may forget the frame.
-                    await reader.ack(msg.label_id, msg.seq)
-                    self.counters["label_acks"] += 1
-                    sync = labels.time_sync_due(msg.label_id, frame.monotonic)
-                    if sync is not None:
-                        await reader.time_sync(msg.label_id, sync.utc, sync.source)
-                except SerialLinkError as exc:
-                    # Unplugged between the frame and the answer: the reader resends whatever
-                    # it did not see ACKed, and the outbox drops the duplicate.
-                    self.counters["label_answer_lost"] += 1
-                    _log.debug("answer to label %x not sent: %s", msg.label_id, exc)
+            # Frames are turned into events in arrival order, but their commits overlap: one
+            # frame at a time would ACK at most one frame per group commit (a few ms plus an
+            # fsync), far below what a busy reader relays. The outbox keeps the accept order.
+            window = asyncio.Semaphore(LABEL_COMMITS_IN_FLIGHT)
+            async with asyncio.TaskGroup() as answers:
+                async for frame in reader.events():
+                    outcome = labels.process(frame, zone)
+                    await window.acquire()
+                    task = answers.create_task(self._answer_label(reader, labels, frame, outcome))
+                    task.add_done_callback(lambda _: window.release())
 
         return stage
+
+    async def _answer_label(
+        self,
+        reader: SmartLabelReaderDriver,
+        labels: LabelProcessor,
+        frame: ReaderFrame,
+        outcome: LabelOutcome,
+    ) -> None:
+        """Commit one frame's events, then ACK it (or NACK it when it cannot be committed)."""
+        msg = frame.message
+        try:
+            if outcome.nack is not None:
+                self.counters[f"label_nack_{outcome.nack.name.lower()}"] += 1
+                await reader.nack(msg.label_id, msg.seq, outcome.nack)
+                return
+            if outcome.events:
+                rows = outcome.events
+                if self.epcis is not None:
+                    rows = self.epcis.extend(rows)
+                try:
+                    result = await self._outbox.accept(rows)
+                except OutboxError as exc:
+                    self.counters["label_nack_busy"] += 1
+                    _log.warning("label frame not committed (%s): NACK busy", exc)
+                    await reader.nack(msg.label_id, msg.seq, NackReason.BUSY)
+                    return
+                if AcceptStatus.REFUSED in result.statuses:
+                    self.counters["label_nack_busy"] += 1
+                    await reader.nack(msg.label_id, msg.seq, NackReason.BUSY)
+                    return
+                if any(e.kind == EXCURSION_KIND for e in outcome.events):
+                    # The monitor's state with this excursion is durable before the reader
+                    # forgets the frame: a power cut then cannot open it again under a new id.
+                    await self.persist_conditions()
+                self.counters["label_events"] += result.statuses.count(AcceptStatus.ACCEPTED)
+                self.counters["label_duplicates"] += result.statuses.count(AcceptStatus.DUPLICATE)
+            # Committed (or nothing to commit): the reader may forget the frame.
+            await reader.ack(msg.label_id, msg.seq)
+            self.counters["label_acks"] += 1
+            sync = labels.time_sync_due(msg.label_id, frame.monotonic)
+            if sync is not None:
+                await reader.time_sync(msg.label_id, sync.utc, sync.source)
+        except SerialLinkError as exc:
+            # Unplugged between the frame and the answer: the reader resends whatever
+            # it did not see ACKed, and the outbox drops the duplicate.
+            self.counters["label_answer_lost"] += 1
+            _log.debug("answer to label %x not sent: %s", msg.label_id, exc)
 
     def _gps_stage(self, driver: GpsDriver) -> Callable[[], Awaitable[None]]:
         async def stage() -> None:
@@ -432,6 +457,10 @@ class Pipeline:
             if now - self._persisted_at >= CONDITIONS_PERSIST_S:
                 await self.persist_conditions(force=False)
                 await self.persist_custody()
+            elif self.conditions is not None and self.conditions.dirty:
+                # An excursion opened or closed (from adverts): saved within a tick, so a power
+                # cut does not forget an excursion whose open was already published.
+                await self.persist_conditions(force=False)
             await asyncio.sleep(period)
 
     def _watch_scanners(self, now: float) -> None:
