@@ -6,6 +6,7 @@ process's memory and file descriptors from /proc."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -28,6 +29,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from gateway.events import TelemetryReading
+from gateway.events.common import LabelFrame
+from gateway.registry import smartlabel_tag_id
+from protocols.smartlabel import Environment
+from simulator.serial import SmartLabelReaderSim
 from tests.fixtures.mosquitto import (
     Broker,
     _find_binary,
@@ -62,6 +68,72 @@ def write_config(path: Path, gateway_id: str, broker: Broker, body: str = "") ->
         f'state_dir = "{path.parent / "state"}"\n' + uplink_section(broker) + body
     )
     return path
+
+
+#: Frames are written to the pty in bursts every LABEL_TICK_S (the reader's UART flushing).
+LABEL_TICK_S: Final = 0.01
+LABEL_EPOCH: Final = 1_767_225_600
+
+
+class LabelStream:
+    """Frames from many labels at a steady rate into a simulated reader, and what each was sent
+    as. A frame arriving while the reader holds ``buffer`` un-ACKed frames is lost at the reader
+    (never transmitted, so never ACKed), as in its firmware."""
+
+    def __init__(
+        self,
+        reader: SmartLabelReaderSim,
+        gateway_id: str,
+        labels: Sequence[int],
+        rate_fps: float,
+        buffer: int,
+    ) -> None:
+        self.reader = reader
+        self.gateway_id = gateway_id
+        self.labels = list(labels)
+        self.rate_fps = rate_fps
+        self.buffer = buffer
+        self.times: dict[tuple[int, int], int] = {}
+        self.offered = 0
+        self.sent = 0
+        self.overflowed = 0
+        self.elapsed_s = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while not stop.is_set():
+            due = int((loop.time() - started) * self.rate_fps)
+            while self.offered < due:
+                self.offered += 1
+                if self.reader.unacked >= self.buffer:
+                    self.overflowed += 1
+                    continue
+                i = self.sent
+                label = self.labels[i % len(self.labels)]
+                seq = self.reader.next_seq(label)
+                self.times[(label, seq)] = LABEL_EPOCH + i // len(self.labels)
+                self.reader.send(
+                    Environment(
+                        label_id=label,
+                        seq=seq,
+                        label_time=self.times[(label, seq)],
+                        temperature_c=4.0 + (i % 13) / 10,
+                        humidity_pct=70.0,
+                    )
+                )
+                self.sent += 1
+            await asyncio.sleep(LABEL_TICK_S)
+        self.elapsed_s = loop.time() - started
+
+    def event_ids(self, keys: set[tuple[int, int]]) -> set[str]:
+        return {
+            TelemetryReading.make_id(
+                self.gateway_id,
+                LabelFrame(smartlabel_tag_id(label), seq, None, self.times[(label, seq)]),
+            )
+            for label, seq in keys
+        }
 
 
 @dataclass

@@ -10,76 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from gateway.events import TelemetryReading
-from gateway.events.common import LabelFrame
-from gateway.registry import smartlabel_tag_id
-from protocols.smartlabel import Environment
 from simulator.serial import PtyPort, SmartLabelReaderSim
 from tests.fixtures.mosquitto import Broker
-from tests.reliability.conftest import START_TIMEOUT_S, Daemon, Recorder, write_config
+from tests.reliability.conftest import (
+    START_TIMEOUT_S,
+    Daemon,
+    LabelStream,
+    Recorder,
+    write_config,
+)
 
 GATEWAY = "gw-power"
 #: Labels behind the one reader, and the frame rate they send at together.
 LABELS = [0x5A4B100000000001 + i for i in range(40)]
 RATE_FPS = 1_000
 #: Power cuts, and how long the daemon runs (after its first ACK) before each, drawn uniformly.
-KILLS = int(__import__("os").environ.get("RK", "20"))
+KILLS = 20
 UP_S = (0.2, 1.5)
 #: The reader resends a frame it got no ACK for after this long (the firmware's retry timer).
 RESEND_AFTER_S = 8.0
 #: Frames the reader holds un-ACKed at most; a label frame arriving at a full reader is lost at
 #: the reader (never transmitted, so never ACKed: outside the claim), as in its firmware.
 READER_BUFFER = 5_000
-#: Frames are written in bursts every TICK_S (the reader's UART buffer flushing).
-TICK_S = 0.01
-LABEL_EPOCH = 1_767_225_600
-
-
-class LabelStream:
-    """Frames from many labels at a steady rate into the reader, and what each was sent as."""
-
-    def __init__(self, reader: SmartLabelReaderSim) -> None:
-        self.reader = reader
-        self.times: dict[tuple[int, int], int] = {}
-        self.offered = 0
-        self.sent = 0
-        self.overflowed = 0
-        self.elapsed_s = 0.0
-
-    async def run(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        while not stop.is_set():
-            due = int((loop.time() - started) * RATE_FPS)
-            while self.offered < due:
-                self.offered += 1
-                if self.reader.unacked >= READER_BUFFER:
-                    self.overflowed += 1
-                    continue
-                i = self.sent
-                label = LABELS[i % len(LABELS)]
-                seq = self.reader.next_seq(label)
-                self.times[(label, seq)] = LABEL_EPOCH + i // len(LABELS)
-                self.reader.send(
-                    Environment(
-                        label_id=label,
-                        seq=seq,
-                        label_time=self.times[(label, seq)],
-                        temperature_c=4.0 + (i % 13) / 10,
-                        humidity_pct=70.0,
-                    )
-                )
-                self.sent += 1
-            await asyncio.sleep(TICK_S)
-        self.elapsed_s = loop.time() - started
-
-    def event_ids(self, keys: set[tuple[int, int]]) -> set[str]:
-        return {
-            TelemetryReading.make_id(
-                GATEWAY, LabelFrame(smartlabel_tag_id(label), seq, None, self.times[(label, seq)])
-            )
-            for label, seq in keys
-        }
 
 
 async def wait_acks(reader: SmartLabelReaderSim, n: int, timeout_s: float) -> None:
@@ -119,7 +71,7 @@ async def test_twenty_power_cuts_under_a_thousand_frames_per_second(
         PtyPort(tmp_path / "reader") as port,
         SmartLabelReaderSim(port, resend_after_s=RESEND_AFTER_S) as reader,
     ):
-        stream = LabelStream(reader)
+        stream = LabelStream(reader, GATEWAY, LABELS, RATE_FPS, READER_BUFFER)
         stop = asyncio.Event()
         sender = asyncio.create_task(stream.run(stop))
         try:
