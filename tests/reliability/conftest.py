@@ -60,12 +60,14 @@ def uplink_section(broker: Broker, extra: str = "") -> str:
     )
 
 
-def write_config(path: Path, gateway_id: str, broker: Broker, body: str = "") -> Path:
-    """A gateway config at ``path`` with its state beside it in ``state/``; ``body`` adds
-    sections after ``[uplink]`` (start it with a section header)."""
+def write_config(
+    path: Path, gateway_id: str, broker: Broker, body: str = "", state_dir: Path | None = None
+) -> Path:
+    """A gateway config at ``path`` with its state beside it in ``state/`` (or in
+    ``state_dir``); ``body`` adds sections after ``[uplink]`` (start it with a header)."""
+    state = state_dir or path.parent / "state"
     path.write_text(
-        f'gateway_id = "{gateway_id}"\n'
-        f'state_dir = "{path.parent / "state"}"\n' + uplink_section(broker) + body
+        f'gateway_id = "{gateway_id}"\nstate_dir = "{state}"\n' + uplink_section(broker) + body
     )
     return path
 
@@ -94,6 +96,8 @@ class LabelStream:
         self.rate_fps = rate_fps
         self.buffer = buffer
         self.times: dict[tuple[int, int], int] = {}
+        #: Frame -> its position in the stream (0 for the first frame relayed).
+        self.sent_index: dict[tuple[int, int], int] = {}
         self.offered = 0
         self.sent = 0
         self.overflowed = 0
@@ -113,6 +117,7 @@ class LabelStream:
                 label = self.labels[i % len(self.labels)]
                 seq = self.reader.next_seq(label)
                 self.times[(label, seq)] = LABEL_EPOCH + i // len(self.labels)
+                self.sent_index[(label, seq)] = i
                 self.reader.send(
                     Environment(
                         label_id=label,

@@ -70,8 +70,12 @@ def command_storm(rec: Recorder) -> dict[str, Any]:
     # The same id twice: the second is answered from the first (not run again), even with
     # other content under it.
     bind = {"id": "replay-1", "tag": "ibeacon:f7826da6-4fa2-4e98-8024-bc5b71e0893e:1:1"}
-    first = rec.command(GATEWAY, "tags.bind", {**bind, "asset": "https://id.gs1.org/00/340123450000000017"})
-    again = rec.command(GATEWAY, "tags.bind", {**bind, "asset": "https://id.gs1.org/00/340123450000000024"})
+    first = rec.command(
+        GATEWAY, "tags.bind", {**bind, "asset": "https://id.gs1.org/00/340123450000000017"}
+    )
+    again = rec.command(
+        GATEWAY, "tags.bind", {**bind, "asset": "https://id.gs1.org/00/340123450000000024"}
+    )
     assert first["ok"] is True, first
     assert again == first
     # A flood: 500 pings without waiting for the broker between them.
