@@ -117,6 +117,10 @@ async def test_twenty_power_cuts_under_a_thousand_frames_per_second(
     # A resent frame is the same fact: one event id per frame, none under another id.
     readings = {e["event_id"] for e in recorder.of_kind("telemetry.reading")}
     assert readings == every
+    # Twenty kills left no store damaged (that would be reported as a loss) and no state
+    # unreadable.
+    assert recorder.of_kind("outbox.loss") == []
     log = daemon.text()
     assert "Traceback" not in log
+    assert "could not be restored" not in log
     assert log.count("=== start") == KILLS + 1
