@@ -86,6 +86,9 @@ class SimulatedClockConfig(BaseModel):
     start: datetime
     speed: float = Field(gt=0, le=1000)
     anchor_monotonic_s: float
+    #: Whether the scenario's clock counts as synchronised (like NTP). False: a wall clock
+    #: nobody set, ``unsynced`` until GPS time arrives (for tests of time correction).
+    synchronized: bool = True
 
 
 class GatewayConfig(BaseModel):

@@ -126,12 +126,14 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         #: The Prometheus collector when ``[metrics]`` is enabled.
         self.metrics = GatewayMetrics(self._clock) if config.metrics.enabled else None
-        # Scenario time is the world's own truth: trusted like an NTP-synchronised clock.
-        simulated = config.simulated_clock is not None
+        # Scenario time is the world's own truth: trusted like an NTP-synchronised clock
+        # (unless the scenario says it is a clock nobody set).
+        sim = config.simulated_clock
+        synced = sim is not None and sim.synchronized
         self.timekeeper = TimeKeeper(
             self._clock,
             boot_id=read_boot_id(),
-            ntp_synchronized=(lambda: True) if simulated else system_ntp_synchronized,
+            ntp_synchronized=(lambda: synced) if sim is not None else system_ntp_synchronized,
         )
 
     async def __aenter__(self) -> Self:

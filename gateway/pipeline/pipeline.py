@@ -72,6 +72,7 @@ _log = logging.getLogger(__name__)
 DBUS_ADDRESS_ENV: Final = "DBUS_SYSTEM_BUS_ADDRESS"
 #: Where the condition monitor's state is kept in the state store.
 CONDITIONS_NAMESPACE: Final = "conditions"
+EXCURSION_KIND: Final = "condition.excursion"
 CONDITIONS_KEY: Final = "monitor"
 #: Where the custody engine's state (open sessions with their evidence, routes) is kept.
 CUSTODY_NAMESPACE: Final = "custody"
@@ -140,6 +141,8 @@ class Pipeline:
             )
         )
         self._persisted_at = -math.inf
+        # One condition snapshot written at a time, so an older one never lands after a newer.
+        self._conditions_lock = asyncio.Lock()
         self._site = site
         self._claims_at = -math.inf
         self._custody_saved: str | None = None
@@ -374,13 +377,14 @@ class Pipeline:
         bridge, state = self.conditions, self._state
         if bridge is None or state is None or not (force or bridge.dirty):
             return
-        bridge.dirty = False
-        snapshot = bridge.monitor.snapshot()
-        try:
-            await asyncio.to_thread(state.put, CONDITIONS_NAMESPACE, CONDITIONS_KEY, snapshot)
-        except StateError as exc:
-            bridge.dirty = True  # try again at the next tick
-            _log.warning("condition state not saved: %s", exc)
+        async with self._conditions_lock:
+            bridge.dirty = False
+            snapshot = bridge.monitor.snapshot()
+            try:
+                await asyncio.to_thread(state.put, CONDITIONS_NAMESPACE, CONDITIONS_KEY, snapshot)
+            except StateError as exc:
+                bridge.dirty = True  # try again at the next tick
+                _log.warning("condition state not saved: %s", exc)
         self._persisted_at = self._clock.monotonic()
 
     def _label_stage(
@@ -422,6 +426,10 @@ class Pipeline:
             except OutboxError as exc:
                 failed = True
                 _log.warning("%d label frames not committed (%s): NACK busy", len(frames), exc)
+        if not failed and any(row.kind == EXCURSION_KIND for row in rows):
+            # The monitor's state with this excursion is durable before the reader forgets the
+            # frame: a power cut then cannot open it again under a new id.
+            await self.persist_conditions()
         for frame, outcome, (first, end) in zip(frames, outcomes, spans, strict=True):
             msg = frame.message
             try:
@@ -508,6 +516,10 @@ class Pipeline:
         if now - self._persisted_at >= CONDITIONS_PERSIST_S:
             await self.persist_conditions(force=False)
             await self.persist_custody()
+        elif self.conditions is not None and self.conditions.dirty:
+            # An excursion opened or closed (from adverts): saved within a tick, so a power
+            # cut does not forget an excursion whose open was already published.
+            await self.persist_conditions(force=False)
 
     def _watch_scanners(self, now: float) -> None:
         """Tell presence when a scanner stopped or was interrupted, and when it is back."""
