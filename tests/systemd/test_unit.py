@@ -156,7 +156,8 @@ except OSError:
     pass
 callback = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 7)
 assert callback() == 7
-import gateway.daemon, bleak, dbus_fast, aiomqtt, pydantic, serial_asyncio_fast, sqlite3, ssl
+import gateway.daemon, bleak, dbus_fast, paho.mqtt.client, pydantic, serial, sqlite3, ssl
+import prometheus_client, rich, matplotlib.pyplot
 from gateway.timekeeping.system import read_kernel_clock
 assert read_kernel_clock() is not None
 from gateway.cli import main
