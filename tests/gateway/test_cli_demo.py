@@ -20,7 +20,7 @@ from gateway.report import asset_uri
 from simulator.world import load_scenario
 
 DATA = Path(__file__).parent / "report" / "data"
-#: The short dock's 275 simulated seconds at the speed that keeps every advert.
+#: The short dock's 275 simulated seconds, slow enough for a busy machine to keep up.
 SPEED = "5"
 
 
