@@ -56,8 +56,8 @@ def test_results_become_valid_events(scenario: str, kinds: set[str]) -> None:
     for report in reports:
         assert set(report["confirmed"]) <= set(report["expected"])
     # Each live confirmation says how many items its session expects (its report's manifest).
-    expected = {r["session_id"]: len(r["expected"]) for r in reports}
+    manifest = {r["session_id"]: len(r["expected"]) for r in reports}
     items = [e.model_dump() for e in events if e.kind == "handoff.item"]
     for item in items:
-        assert item["expected_count"] == expected[item["session_id"]] > 0
+        assert item["expected_count"] == manifest[item["session_id"]] > 0
         assert 1 <= item["confirmed_count"] <= item["expected_count"]
