@@ -214,6 +214,7 @@ async def _run(
             f"ready {-ready_at / options.speed:.1f} s before the world starts "
             f"(lead-in {options.lead_in_s:g} s)"
         )
+    # Short-lived tasks, not owned: each ends or is cancelled below.
     cuts = asyncio.create_task(_power_cuts(options, fleet, clock, progress))
     finished = asyncio.create_task(sim.wait())
     stopping = asyncio.create_task(stop.wait())
