@@ -61,7 +61,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="switch the gateways' EPCIS 2.0 output profile on: EPCIS documents in events.jsonl",
     )
+    parser.add_argument(
+        "--lead-in",
+        type=_non_negative_float,
+        default=10.0,
+        metavar="S",
+        help="real seconds the world waits at its start while the gateways start and answer "
+        "the platform's commands (default: 10; the demo warns when that was too short)",
+    )
     parser.set_defaults(func=_demo)
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be a number >= 0")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -89,6 +104,7 @@ def _demo(args: argparse.Namespace) -> int:
         out=out,
         broker=args.broker,
         epcis=args.epcis,
+        lead_in_s=args.lead_in,
     )
     try:
         outcome = asyncio.run(run_demo(options))

@@ -400,7 +400,17 @@ class HandoffBook:
         if outcome == "level" and key in s.expected:
             # Also during the settle after a close: it counts, and the report agrees.
             spec = s.spec
-            return [ItemConfirmed(spec.session_id, spec.door, key, "level", now, tr.evidence(key))]
+            return [
+                ItemConfirmed(
+                    spec.session_id,
+                    spec.door,
+                    key,
+                    "level",
+                    now,
+                    tr.evidence(key),
+                    expected_count=len(s.expected),
+                )
+            ]
         return []
 
     def tick(self, now: float, position: Fix | None) -> list[ItemConfirmed | HandoffReport]:
@@ -443,7 +453,13 @@ class HandoffBook:
                 tr.confirmed = True
                 out.append(
                     ItemConfirmed(
-                        s.spec.session_id, s.spec.door, item, "stayed", now, tr.evidence(item)
+                        s.spec.session_id,
+                        s.spec.door,
+                        item,
+                        "stayed",
+                        now,
+                        tr.evidence(item),
+                        expected_count=len(s.expected),
                     )
                 )
             (confirmed if tr is not None and tr.confirmed else missing).append(item)

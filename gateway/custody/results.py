@@ -84,6 +84,8 @@ class ItemConfirmed:
     basis: ConfirmBasis
     at_s: float
     evidence: ItemEvidence
+    expected_count: int = 0
+    """How many items the session expects."""
 
     kind: ClassVar[str] = "handoff.item"
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -27,12 +28,12 @@ from typing import IO, Any, Final
 
 import tomli_w
 
-from gateway.demo.platform import SITE_GLN, platform_commands
+from gateway.demo.platform import platform_commands
 from gateway.demo.processes import private_broker, stop_child
 from gateway.demo.recorder import Recorder, recording
-from gateway.report.names import asset_uri
-from simulator.gateway_config import BrokerAddress, door_zone
-from simulator.world import Scenario
+from simulator.epcis import epcis_settings
+from simulator.gateway_config import BrokerAddress
+from simulator.world import PowerCut, Scenario
 
 __all__ = ["DemoOptions", "DemoOutcome", "run_demo"]
 
@@ -42,6 +43,8 @@ _log = logging.getLogger(__name__)
 SIMULATOR_START_TIMEOUT_S: Final = 60.0
 #: Each gateway process imports, opens its stores and connects in a few seconds.
 GATEWAY_ONLINE_TIMEOUT_S: Final = 60.0
+#: How long the gateways may take to answer the platform's commands (they are online).
+COMMANDS_ANSWERED_TIMEOUT_S: Final = 60.0
 #: After the gateways stopped, how long the recorder keeps listening for the last messages.
 RECORD_TAIL_S: Final = 2.0
 #: The topic prefix the simulated gateways publish under (the configuration's default).
@@ -59,6 +62,9 @@ class DemoOptions:
     broker: str | None = None
     epcis: bool = False
     progress_every_s: float = 1.0
+    lead_in_s: float = 10.0
+    """Real seconds the world is held at t = 0 while the gateways start and the platform's
+    commands are answered (the demo checks they were in time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +153,7 @@ async def _run(
     clock = _clock_of(paths)
     if options.epcis:
         for gw, path in paths.items():
-            _enable_epcis(path, where, gw)
+            _enable_epcis(path, options.scenario, gw)
     (out / "run.json").write_text(
         json.dumps(
             {
@@ -168,9 +174,11 @@ async def _run(
         f"simulator: {options.scenario.name} at {options.speed:g}x "
         f"({options.scenario.duration_s / options.speed:.0f} s), pid {sim.pid}"
     )
-    gateways: dict[str, asyncio.subprocess.Process] = {}
-    for gw, path in sorted(paths.items()):
-        gateways[gw] = await stack.enter_async_context(_gateway(path, out / "logs" / f"{gw}.log"))
+    fleet = _Fleet(paths, out / "logs")
+    stack.push_async_callback(fleet.stop_all)
+    for gw in sorted(paths):
+        await fleet.start(gw)
+    gateways = fleet.procs
     progress.note("gateways: " + ", ".join(f"{gw} (pid {p.pid})" for gw, p in gateways.items()))
     online = await recorder.wait_for(
         lambda: set(gateways) <= recorder.online or stop.is_set(), GATEWAY_ONLINE_TIMEOUT_S
@@ -183,8 +191,31 @@ async def _run(
     for command in commands:
         await recorder.publish(command.topic(TOPIC_PREFIX), command.payload)
     await recorder.flush()
+    ids = {str(c.payload["id"]) for c in commands}
+    answered = await recorder.wait_for(
+        lambda: ids <= {str(r.get("id")) for r in recorder.results} or stop.is_set(),
+        COMMANDS_ANSWERED_TIMEOUT_S,
+    )
     progress.note(f"platform: {len(commands)} commands sent ({_tally(c.name for c in commands)})")
-    # Two short-lived wait tasks, not owned: both end or are cancelled below.
+    if not answered:
+        problems.append(
+            f"platform commands not all answered after {COMMANDS_ANSWERED_TIMEOUT_S:.0f} s"
+        )
+        progress.note(f"warning: {problems[-1]}")
+    ready_at = clock()
+    if ready_at is not None and ready_at > 0 and not stop.is_set():
+        problems.append(
+            f"the world started {ready_at:.0f} simulated s before the gateways and the platform "
+            f"were ready: give a longer --lead-in than {options.lead_in_s:g} s"
+        )
+        progress.note(f"warning: {problems[-1]}")
+    elif ready_at is not None:
+        progress.note(
+            f"ready {-ready_at / options.speed:.1f} s before the world starts "
+            f"(lead-in {options.lead_in_s:g} s)"
+        )
+    # Short-lived tasks, not owned: each ends or is cancelled below.
+    cuts = asyncio.create_task(_power_cuts(options, fleet, clock, progress))
     finished = asyncio.create_task(sim.wait())
     stopping = asyncio.create_task(stop.wait())
     exited: set[str] = set()
@@ -192,15 +223,18 @@ async def _run(
         while not finished.done() and not stop.is_set():
             await asyncio.wait({finished, stopping}, timeout=progress.every_s)
             for gw, proc in gateways.items():
-                if proc.returncode is not None and gw not in exited:
+                if proc.returncode is not None and gw not in exited and gw not in fleet.cut:
                     exited.add(gw)
                     problems.append(f"{gw} exited with status {proc.returncode}")
                     progress.note(f"warning: {problems[-1]} (see {out / 'logs' / (gw + '.log')})")
             progress.show(_status(recorder, clock, options))
     finally:
         stopping.cancel()
+        cuts.cancel()
         if not finished.done():
             finished.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cuts
     completed = sim.returncode == 0 and not stop.is_set()
     if sim.returncode not in (None, 0):
         problems.append(f"the simulator exited with status {sim.returncode}")
@@ -209,9 +243,9 @@ async def _run(
         "stopping: simulator, gateways, recorder" + ("" if options.broker else ", broker")
     )
     await stop_child(sim)
-    codes = await asyncio.gather(*(stop_child(p) for p in gateways.values()))
-    for gw, code in zip(gateways, codes, strict=True):
-        if code != 0 and gw not in exited:
+    codes = await fleet.stop_all()
+    for gw, code in codes.items():
+        if code != 0 and gw not in exited and gw not in fleet.cut:
             problems.append(f"{gw} stopped with status {code}")
     await asyncio.sleep(RECORD_TAIL_S)  # the offline statuses and last acks reach the recorder
     return DemoOutcome(completed, start, tuple(problems))
@@ -246,25 +280,14 @@ def _status(recorder: Recorder, clock: Callable[[], float | None], options: Demo
     )
 
 
-def _enable_epcis(path: Path, where: dict[str, Any], gateway_id: str) -> None:
-    """Switch the EPCIS output profile on in a written configuration; a door gateway's read
-    point is its door as an SGLN extension of the site's GLN."""
+def _enable_epcis(path: Path, scenario: Scenario, gateway_id: str) -> None:
+    """Switch the EPCIS output profile on (``output = "both"``) in a written configuration: a
+    door gateway's read point is its door as an SGLN extension of the site's GLN, a vehicle
+    gateway names its vehicle. The items keep the names the platform binds them to (its
+    ``tags.bind`` commands), so the settings' own tag bindings are left out."""
     with path.open("rb") as f:
         config = tomllib.load(f)
-    epcis: dict[str, Any] = {"enabled": True}
-    door = next(
-        (g.get("door") for g in where.get("gateways", []) if g.get("id") == gateway_id), None
-    )
-    vehicle = next(
-        (g.get("vehicle") for g in where.get("gateways", []) if g.get("id") == gateway_id), None
-    )
-    if isinstance(door, str):
-        epcis["read_point"] = f"https://id.gs1.org/414/{SITE_GLN}/254/{door_zone(door)}"
-        epcis["biz_location"] = f"https://id.gs1.org/414/{SITE_GLN}"
-    elif isinstance(vehicle, str):
-        # The vehicle as a GIAI: a parcel leaving it is an AggregationEvent (DELETE).
-        epcis["vehicle"] = asset_uri(vehicle)
-    config["epcis"] = epcis
+    config["epcis"] = epcis_settings(scenario, gateway_id, output="both")["epcis"]
     header = "".join(
         line + "\n"
         for line in path.read_text(encoding="utf-8").splitlines()
@@ -291,6 +314,7 @@ async def _simulator(
         "--workdir", str(workdir),
         "--gateway-configs", str(configs),
         "--broker", url,
+        "--lead-in", str(options.lead_in_s),
     ]  # fmt: skip
     if broker_pid is not None:
         args += ["--broker-pid", str(broker_pid)]
@@ -316,14 +340,90 @@ async def _simulator(
         await stop_child(proc)
 
 
-@contextlib.asynccontextmanager
-async def _gateway(config: Path, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    with log.open("ab") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "run", "--config", str(config),
-            stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+class _Fleet:
+    """The ``tagrelay run`` children, one per gateway; a power cut kills one and starts it
+    again (same configuration, same state directory, its log appended)."""
+
+    def __init__(self, paths: dict[str, Path], logs: Path) -> None:
+        self.paths = paths
+        self.logs = logs
+        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        #: Gateways whose power is off right now (their exit is the fault, not a failure).
+        self.cut: set[str] = set()
+
+    async def start(self, gw: str) -> asyncio.subprocess.Process:
+        with (self.logs / f"{gw}.log").open("ab") as out:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gateway", "run", "--config", str(self.paths[gw]),
+                stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.procs[gw] = proc
+        return proc
+
+    async def power_cut(self, gw: str) -> int | None:
+        """SIGKILL, as a power cut: nothing drains, nothing says goodbye. The pid, or None
+        when it had already gone."""
+        proc = self.procs[gw]
+        self.cut.add(gw)
+        if proc.returncode is not None:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        return proc.pid
+
+    async def power_back(self, gw: str) -> asyncio.subprocess.Process:
+        proc = await self.start(gw)
+        self.cut.discard(gw)
+        return proc
+
+    async def stop_all(self) -> dict[str, int | None]:
+        procs = dict(self.procs)
+        codes = await asyncio.gather(*(stop_child(p) for p in procs.values()))
+        return dict(zip(procs, codes, strict=True))
+
+
+async def _power_cuts(
+    options: DemoOptions,
+    fleet: _Fleet,
+    clock: Callable[[], float | None],
+    progress: _Progress,
+) -> None:
+    """The scenario's ``power_cut`` faults, on the gateways the demo owns: each cut gateway's
+    process is killed at the fault's time and started again ``down_s`` later."""
+    cuts = sorted(
+        (f for f in options.scenario.faults if isinstance(f, PowerCut)), key=lambda f: f.t_s
+    )
+    if not cuts:
+        return
+    restarts: set[asyncio.Task[None]] = set()
+
+    async def back_after(gw: str, down_s: float) -> None:
+        await asyncio.sleep(down_s / options.speed)
+        proc = await fleet.power_back(gw)
+        progress.note(f"power back: {gw} started again (pid {proc.pid})")
+
     try:
-        yield proc
+        for fault in cuts:
+            now = clock()
+            if now is None:
+                return  # no scenario clock to follow
+            await asyncio.sleep(max(0.0, (fault.t_s - now) / options.speed))
+            targets = [fault.gateway] if fault.gateway is not None else sorted(fleet.paths)
+            for gw in targets:
+                if gw in fleet.cut:
+                    continue  # already off
+                pid = await fleet.power_cut(gw)
+                t = clock()
+                progress.note(
+                    f"power cut: {gw} killed (pid {pid}) at t={t if t is None else round(t)} s, "
+                    f"back in {fault.down_s:g} s"
+                )
+                task = asyncio.create_task(back_after(gw, fault.down_s))
+                restarts.add(task)
+                task.add_done_callback(restarts.discard)
+        if restarts:
+            await asyncio.gather(*restarts)
     finally:
-        await stop_child(proc)
+        for task in list(restarts):
+            task.cancel()

@@ -99,7 +99,7 @@ class CustodyBridge:
                     "status": ev.HandoffItemStatus.CONFIRMED,
                     "evidence": self._evidence(r.evidence),
                     "confirmed_count": count,
-                    "expected_count": 0,
+                    "expected_count": r.expected_count,
                     **self._envelope(r.evidence.tag, r.door, r.at_s),
                 }
             )

@@ -395,10 +395,16 @@ class BrokerOutage(_Frozen):
 
 
 class PowerCut(_Frozen):
-    """Power cut: SIGKILL to the gateway process whose pid the caller gives the runner."""
+    """Power cut: SIGKILL to the gateway process whose pid the caller gives the runner.
+
+    ``gateway``: whose power goes (None: the one process the caller names, or every gateway of
+    the scenario for a caller that owns them all); ``down_s``: how long it stays off before the
+    caller that owns the process starts it again (the runner itself never restarts it)."""
 
     kind: Literal["power_cut"] = "power_cut"
     t_s: Seconds
+    gateway: str | None = None
+    down_s: float = Field(default=5.0, ge=0.0)
 
 
 Fault = Annotated[

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from gateway.report import asset_uri
 from simulator.world import load_scenario
 
 DATA = Path(__file__).parent / "report" / "data"
-#: The short dock's 275 simulated seconds at the speed that keeps every advert.
+#: The short dock's 275 simulated seconds, slow enough for a busy machine to keep up.
 SPEED = "5"
 
 
@@ -41,6 +42,13 @@ def test_demo_runs_a_scenario_end_to_end_with_epcis(tmp_path: Path) -> None:
     assert "tagrelay/v1/gw-door-01/cmd/handoff/open" in topics  # the platform's part
     assert "tagrelay/v1/gw-door-01/cmd/tags/bind" in topics
     assert "tagrelay/v1/gw-door-01/events/epcis/document" in topics  # --epcis
+    # output = "both": EPCIS documents beside the native events, each with its events.
+    config = tomllib.loads((out / "configs" / "gw-door-01.toml").read_text())
+    assert config["epcis"]["output"] == "both"
+    documents = [line["payload"] for line in lines if line["topic"].endswith("/epcis/document")]
+    assert documents
+    assert all(d["type"] == "EPCISDocument" and d["epcisBody"]["eventList"] for d in documents)
+    assert "tagrelay/v1/gw-door-01/events/handoff/report" in topics
     answers = [line["payload"] for line in lines if "/result/" in line["topic"]]
     assert answers
     assert [a for a in answers if not a["ok"]] == []

@@ -55,3 +55,9 @@ def test_results_become_valid_events(scenario: str, kinds: set[str]) -> None:
     reports = [e.model_dump() for e in events if e.kind == "handoff.report"]
     for report in reports:
         assert set(report["confirmed"]) <= set(report["expected"])
+    # Each live confirmation says how many items its session expects (its report's manifest).
+    manifest = {r["session_id"]: len(r["expected"]) for r in reports}
+    items = [e.model_dump() for e in events if e.kind == "handoff.item"]
+    for item in items:
+        assert item["expected_count"] == manifest[item["session_id"]] > 0
+        assert 1 <= item["confirmed_count"] <= item["expected_count"]
