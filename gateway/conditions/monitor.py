@@ -104,6 +104,13 @@ CHECKPOINT_EVERY_READINGS: Final = 64
 #: less than an interval; a history batch that shows the excursion began minutes earlier (the
 #: label was out of range) is a real correction and supersedes.
 START_CORRECTION_TOLERANCE_S: Final = 30.0
+#: The noise estimate's samples are capped at this many times the estimate (3 standard
+#: deviations) once it has :data:`_NOISE_CLIP_AFTER` of them.
+_NOISE_CLIP_VARIANCES: Final = 9.0
+_NOISE_CLIP_AFTER: Final = 8
+#: Student's t is taken as normal beyond this many degrees of freedom (the tails at 5 standard
+#: errors then differ by a factor of about 1.5).
+_T_DOF_NORMAL: Final = 400
 #: A raised warning is withdrawn when the trend no longer predicts a crossing within twice the
 #: horizon (hysteresis, so a warning near the horizon does not flap).
 WARNING_WITHDRAW_FACTOR: Final = 2.0
@@ -438,6 +445,44 @@ class _State:
         return c
 
 
+def normal_tail(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def student_t_tail(t: float, dof: int) -> float:
+    """P(T > t) for Student's t with ``dof`` degrees of freedom, t >= 0 (the closed forms for
+    integer degrees of freedom; the normal's tail beyond :data:`_T_DOF_NORMAL`)."""
+    if dof > _T_DOF_NORMAL:
+        return normal_tail(t)
+    theta = math.atan(t / math.sqrt(dof))
+    c2 = math.cos(theta) ** 2
+    term = total = 1.0
+    if dof % 2:
+        # P(|T| < t) = 2/pi (theta + sin cos (1 + 2/3 c2 + 2*4/(3*5) c2^2 + ...)).
+        for k in range(1, (dof - 1) // 2):
+            term *= c2 * (2 * k) / (2 * k + 1)
+            total += term
+        sc = math.sin(theta) * math.cos(theta) * total if dof > 1 else 0.0
+        central = 2.0 / math.pi * (theta + sc)
+    else:
+        # P(|T| < t) = sin (1 + 1/2 c2 + 1*3/(2*4) c2^2 + ...).
+        for k in range(1, dof // 2):
+            term *= c2 * (2 * k - 1) / (2 * k)
+            total += term
+        central = math.sin(theta) * total
+    return max(0.0, (1.0 - central) / 2.0)
+
+
+def noise_dof(samples: int, points: int) -> int:
+    """Degrees of freedom of the noise estimate from ``samples`` deviations averaged over
+    about ``points``: a plain mean up to ``points`` samples, then an exponential one worth
+    about ``2 * points - 1``; neighbouring deviations share readings, so white noise gives
+    about one degree of freedom per two of them (the estimate's efficiency is
+    1 / (1 + 2 (4/6)² + 2 (1/6)²) = 0.51 for evenly spaced readings)."""
+    return max(1, min(samples, 2 * points - 1) // 2)
+
+
 class _Fit:
     """Running least-squares sums over the latest readings (times relative to ``ref``).
 
@@ -446,7 +491,19 @@ class _Fit:
     rounding of adding and removing does not accumulate.
     """
 
-    __slots__ = ("appends", "n", "ref", "st", "stt", "stv", "sv", "ts", "vs")
+    __slots__ = (
+        "appends",
+        "n",
+        "noise_n",
+        "noise_var",
+        "ref",
+        "st",
+        "stt",
+        "stv",
+        "sv",
+        "ts",
+        "vs",
+    )
 
     def __init__(self) -> None:
         # Arrays of doubles: a dozen points, contiguous (a deque's first block alone is 600
@@ -457,6 +514,55 @@ class _Fit:
         self.n = 0
         self.st = self.sv = self.stt = self.stv = 0.0
         self.appends = 0
+        #: The sensor's noise variance: a running mean of the squared deviations of each fit
+        #: point from the line through its two neighbours, each divided by its variance factor
+        #: (1 + a² + b² for interpolation weights a, b), so that white noise of variance σ²
+        #: gives σ² whatever the spacing, and a linear trend gives nothing.
+        self.noise_var = 0.0
+        self.noise_n = 0
+
+    def note_noise(self, t1: float, v1: float, points: int) -> None:
+        """Update the noise estimate with the fit's latest two points and a new one."""
+        ts = self.ts
+        if len(ts) < 2:
+            return
+        t_a, t_b = ts[-2], ts[-1]
+        span = t1 - t_a
+        if span <= 0:
+            return
+        a = (t1 - t_b) / span
+        b = (t_b - t_a) / span
+        r = self.vs[-1] - (a * self.vs[-2] + b * v1)
+        sample = r * r / (1.0 + a * a + b * b)
+        # Winsorised at 3 standard deviations once the estimate has a few samples: a door
+        # opened for two minutes (a spike of 8 °C) would otherwise count as noise for hours
+        # and mute the warning for the warm-up after it. Gaussian noise loses 0.5 % of its
+        # variance to the cap; a real rise in noise still comes through, by 9x a sample.
+        cap = _NOISE_CLIP_VARIANCES * self.noise_var
+        if self.noise_n >= _NOISE_CLIP_AFTER and 0.0 < cap < sample:
+            sample = cap
+        self.noise_n += 1
+        self.noise_var += (sample - self.noise_var) / min(self.noise_n, points)
+
+    def slope_z(self, slope: float) -> float:
+        """The slope in standard errors, the standard error from the noise estimate."""
+        n = self.n
+        sxx = n * self.stt - self.st * self.st
+        if self.noise_var <= 0.0 or sxx <= 0.0:
+            return math.inf if slope else 0.0
+        return abs(slope) * math.sqrt(sxx / n / self.noise_var)
+
+    def slope_significant(self, slope: float, min_z: float, points: int) -> bool:
+        """Whether noise alone would put the slope this far from flat no more often than a
+        normal variable lies beyond ``min_z``, given how much the noise estimate knows yet:
+        the slope's standard error is from the estimate, so the slope over it follows
+        Student's t with the estimate's degrees of freedom (:func:`noise_dof`)."""
+        if min_z <= 0.0:
+            return True
+        z = self.slope_z(slope)
+        if math.isinf(z):
+            return True
+        return student_t_tail(z, noise_dof(self.noise_n, points)) <= normal_tail(min_z)
 
     def rebase(self) -> None:
         self.ref = self.ts[0] if self.ts else 0.0
@@ -1029,6 +1135,7 @@ class ConditionMonitor:
         ):
             # The least-squares sums, updated in place (inlined: this runs for every reading).
             fit = series.fit
+            fit.note_noise(t1, v1, warning.noise_points)
             ts = fit.ts
             vs = fit.vs
             ts.append(t1)
@@ -1298,7 +1405,11 @@ class ConditionMonitor:
                 # 2 °C on paper but is recovering (like WARNING_QUIET_AFTER_CLOSE_S after it).
                 if eta <= horizon and t1 >= st.quiet_until and not any(o.n_open for o in states):
                     r2 = series.fit.r2()
-                    if r2 >= warning.min_r2:
+                    if r2 >= warning.min_r2 and (
+                        series.fit.slope_significant(
+                            slope, warning.min_slope_z, warning.noise_points
+                        )
+                    ):
                         wid = result_id(
                             series.subject, series.quantity.value, cfg.name, "warning", _tid(t1)
                         )

@@ -53,12 +53,22 @@ DEFAULT_WARNING_WINDOW_POINTS: Final = 12
 DEFAULT_WARNING_WINDOW_S: Final = 3600.0
 DEFAULT_WARNING_MIN_POINTS: Final = 8
 DEFAULT_WARNING_MIN_SPAN_S: Final = 120.0
-DEFAULT_WARNING_MIN_R2: Final = 0.8
+DEFAULT_WARNING_MIN_R2: Final = 0.5
 DEFAULT_WARNING_HORIZON_S: Final = 1800.0
 #: A reading closer than this to the fit's latest point does not enter the fit: a label heard
 #: both on its reader (every 30 s) and in its adverts (sampled every 10 s) would otherwise
 #: crowd the 12 points into two minutes, too short a span to see a trend (and never warn).
 DEFAULT_WARNING_MIN_SPACING_S: Final = 25.0
+#: The fitted slope must be at least this many standard errors from flat, the standard error
+#: taken from the sensor's own noise (see ``noise_points``) rather than from the window's
+#: residuals: a window of noise that happens to lie close to a line has small residuals, and
+#: a test on them (like R²) passes it; the sensor's noise over the last hour does not shrink
+#: with it. 5 standard errors is a one-in-3.5-million event per evaluation on Gaussian noise.
+DEFAULT_WARNING_MIN_SLOPE_Z: Final = 5.0
+#: The sensor's noise is a running mean over about this many fit points (an hour of 30 s
+#: readings) of the squared deviations of each point from the straight line through its two
+#: neighbours (a linear trend does not enter it; a warming load does not inflate it).
+DEFAULT_WARNING_NOISE_POINTS: Final = 120
 
 #: After the first shock alarm, further alarms at most every 5 min, each with the running peak
 #: (a parcel in a sorter is hit dozens of times per trip).
@@ -193,6 +203,11 @@ class WarningSettings(_Frozen):
     #: Readings closer than this to the fit's latest point are evaluated by the rules but do
     #: not enter the fit, seconds.
     min_spacing_s: float = Field(default=DEFAULT_WARNING_MIN_SPACING_S, ge=0.0, le=86400.0)
+    #: The slope must be at least this many standard errors (from the sensor's noise) from
+    #: flat; 0 disables the test.
+    min_slope_z: float = Field(default=DEFAULT_WARNING_MIN_SLOPE_Z, ge=0.0, le=1000.0)
+    #: The sensor's noise is a running mean over about this many fit points.
+    noise_points: int = Field(default=DEFAULT_WARNING_NOISE_POINTS, ge=1, le=100000)
 
     @model_validator(mode="after")
     def _points(self) -> Self:
