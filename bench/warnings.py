@@ -12,6 +12,12 @@ its default warning settings (the code the daemon runs), 30 s readings, fixed se
   limit). Every ``raised`` warning is false (the readings never leave 2..8 °C on purpose; an
   excursion from noise would be counted separately). An hour is a clock hour of a series.
 
+- **Fresh series**: the same levels and noise, but every hour a new monitor (a label switched
+  on, a profile just assigned), so the warning's noise estimate starts from nothing.
+- **Noisy pallet**: the pallet's curve with Gaussian noise of 0.1, 0.2 and 0.3 °C added (the
+  scenario has none), from the first reading and after an hour of readings, to show what
+  noise costs in lead.
+
 Last line: one JSON object with the figures and ``checks`` (the issue's goals: at least
 5 minutes of lead at every phase; no false warning in any hour measured).
 """
