@@ -29,6 +29,7 @@ See docs/conditions.md for the rules, the warning method and what :meth:`snapsho
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from array import array
 from collections import Counter
@@ -474,6 +475,23 @@ def student_t_tail(t: float, dof: int) -> float:
     return max(0.0, (1.0 - central) / 2.0)
 
 
+@functools.lru_cache(maxsize=1024)
+def critical_t(min_z: float, dof: int) -> float:
+    """The t beyond which Student's t with ``dof`` degrees of freedom has the normal's tail
+    beyond ``min_z`` (computed once per pair: the test runs on every candidate reading)."""
+    alpha = normal_tail(min_z)
+    lo, hi = min_z, min_z
+    while student_t_tail(hi, dof) > alpha:
+        lo, hi = hi, hi * 2.0
+    for _ in range(60):
+        mid = (lo + hi) / 2.0
+        if student_t_tail(mid, dof) > alpha:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
 def noise_dof(samples: int, points: int) -> int:
     """Degrees of freedom of the noise estimate from ``samples`` deviations averaged over
     about ``points``: a plain mean up to ``points`` samples, then an exponential one worth
@@ -521,29 +539,6 @@ class _Fit:
         self.noise_var = 0.0
         self.noise_n = 0
 
-    def note_noise(self, t1: float, v1: float, points: int) -> None:
-        """Update the noise estimate with the fit's latest two points and a new one."""
-        ts = self.ts
-        if len(ts) < 2:
-            return
-        t_a, t_b = ts[-2], ts[-1]
-        span = t1 - t_a
-        if span <= 0:
-            return
-        a = (t1 - t_b) / span
-        b = (t_b - t_a) / span
-        r = self.vs[-1] - (a * self.vs[-2] + b * v1)
-        sample = r * r / (1.0 + a * a + b * b)
-        # Winsorised at 3 standard deviations once the estimate has a few samples: a door
-        # opened for two minutes (a spike of 8 °C) would otherwise count as noise for hours
-        # and mute the warning for the warm-up after it. Gaussian noise loses 0.5 % of its
-        # variance to the cap; a real rise in noise still comes through, by 9x a sample.
-        cap = _NOISE_CLIP_VARIANCES * self.noise_var
-        if self.noise_n >= _NOISE_CLIP_AFTER and 0.0 < cap < sample:
-            sample = cap
-        self.noise_n += 1
-        self.noise_var += (sample - self.noise_var) / min(self.noise_n, points)
-
     def slope_z(self, slope: float) -> float:
         """The slope in standard errors, the standard error from the noise estimate."""
         n = self.n
@@ -559,10 +554,7 @@ class _Fit:
         Student's t with the estimate's degrees of freedom (:func:`noise_dof`)."""
         if min_z <= 0.0:
             return True
-        z = self.slope_z(slope)
-        if math.isinf(z):
-            return True
-        return student_t_tail(z, noise_dof(self.noise_n, points)) <= normal_tail(min_z)
+        return self.slope_z(slope) >= critical_t(min_z, noise_dof(self.noise_n, points))
 
     def rebase(self) -> None:
         self.ref = self.ts[0] if self.ts else 0.0
@@ -1135,9 +1127,34 @@ class ConditionMonitor:
         ):
             # The least-squares sums, updated in place (inlined: this runs for every reading).
             fit = series.fit
-            fit.note_noise(t1, v1, warning.noise_points)
             ts = fit.ts
             vs = fit.vs
+            # The noise estimate (see _Fit.noise_var): the latest fit point's deviation from
+            # the line through its neighbours, the one before it and this reading.
+            if len(ts) >= 2:
+                t_b = ts[-1]
+                span = t1 - ts[-2]
+                if span > 0:
+                    a = (t1 - t_b) / span
+                    b = 1.0 - a
+                    r = vs[-1] - a * vs[-2] - b * v1
+                    sample = r * r / (1.0 + a * a + b * b)
+                    noise_var = fit.noise_var
+                    noise_n = fit.noise_n
+                    # Winsorised at 3 standard deviations once the estimate has a few
+                    # samples: a door opened for two minutes (a spike of 8 °C) would otherwise
+                    # count as noise for hours and mute the warning for the warm-up after it.
+                    # Gaussian noise loses 0.5 % of its variance to the cap; a real rise in
+                    # noise still comes through, by up to 9 times the estimate a sample.
+                    cap = _NOISE_CLIP_VARIANCES * noise_var
+                    if noise_n >= _NOISE_CLIP_AFTER and 0.0 < cap < sample:
+                        sample = cap
+                    noise_n += 1
+                    points = warning.noise_points
+                    fit.noise_n = noise_n
+                    fit.noise_var = noise_var + (sample - noise_var) / (
+                        noise_n if noise_n < points else points
+                    )
             ts.append(t1)
             vs.append(v1)
             n = fit.n
@@ -1403,13 +1420,16 @@ class ConditionMonitor:
                 # Not while an excursion of another limit is open: a load cooling back from
                 # above 8 °C (the high excursion still open, inside its hysteresis) heads for
                 # 2 °C on paper but is recovering (like WARNING_QUIET_AFTER_CLOSE_S after it).
-                if eta <= horizon and t1 >= st.quiet_until and not any(o.n_open for o in states):
+                if (
+                    eta <= horizon
+                    and t1 >= st.quiet_until
+                    and not any(o.n_open for o in states)
+                    and series.fit.slope_significant(
+                        slope, warning.min_slope_z, warning.noise_points
+                    )
+                ):
                     r2 = series.fit.r2()
-                    if r2 >= warning.min_r2 and (
-                        series.fit.slope_significant(
-                            slope, warning.min_slope_z, warning.noise_points
-                        )
-                    ):
+                    if r2 >= warning.min_r2:
                         wid = result_id(
                             series.subject, series.quantity.value, cfg.name, "warning", _tid(t1)
                         )
