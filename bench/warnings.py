@@ -220,7 +220,7 @@ def main() -> None:
         "--edge", action="store_true", help="also 2.5 and 7.5 °C (within 0.2 °C of a limit)"
     )
     parser.add_argument("--window-points", type=int, help="the warning fit's window (default 12)")
-    parser.add_argument("--min-r2", type=float, help="the warning fit's R² threshold (default 0.8)")
+    parser.add_argument("--min-r2", type=float, help="the warning fit's R² threshold (default 0.5)")
     parser.add_argument(
         "--min-slope-z",
         type=float,
