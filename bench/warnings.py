@@ -12,6 +12,12 @@ its default warning settings (the code the daemon runs), 30 s readings, fixed se
   limit). Every ``raised`` warning is false (the readings never leave 2..8 °C on purpose; an
   excursion from noise would be counted separately). An hour is a clock hour of a series.
 
+- **Fresh series**: the same levels and noise, but every hour a new monitor (a label switched
+  on, a profile just assigned), so the warning's noise estimate starts from nothing.
+- **Noisy pallet**: the pallet's curve with Gaussian noise of 0.1, 0.2 and 0.3 °C added (the
+  scenario has none), from the first reading and after an hour of readings, to show what
+  noise costs in lead.
+
 Last line: one JSON object with the figures and ``checks`` (the issue's goals: at least
 5 minutes of lead at every phase; no false warning in any hour measured).
 """
@@ -45,19 +51,28 @@ LEVELS_C: Final = (3.0, 4.0, 5.0, 6.0, 7.0)
 EDGE_LEVELS_C: Final = (2.5, 7.5)
 NOISE_C: Final = 0.3
 SEED: Final = 20261202
+#: Noise added to the pallet's curve to see what the slope's significance test costs in lead.
+NOISY_PALLET_SIGMAS_C: Final = (0.1, 0.2, 0.3)
 
 
-def bench_profile(window_points: int | None, min_r2: float | None) -> Profile:
-    """``pharma-2-8``, with the warning window or R² threshold changed when given."""
+def bench_profile(
+    window_points: int | None = None,
+    min_r2: float | None = None,
+    min_slope_z: float | None = None,
+    noise_points: int | None = None,
+) -> Profile:
+    """``pharma-2-8``, with the warning settings changed where given."""
     preset = PRESETS[PROFILE]
-    if window_points is None and min_r2 is None:
+    given = {
+        "window_points": window_points,
+        "min_r2": min_r2,
+        "min_slope_z": min_slope_z,
+        "noise_points": noise_points,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    if not changes:
         return preset
     assert preset.warning is not None
-    changes: dict[str, object] = {}
-    if window_points is not None:
-        changes["window_points"] = window_points
-    if min_r2 is not None:
-        changes["min_r2"] = min_r2
     warning = WarningSettings.model_validate({**preset.warning.model_dump(), **changes})
     return preset.model_copy(update={"name": f"{PROFILE}-bench", "warning": warning})
 
@@ -92,6 +107,42 @@ def pallet_leads(profile: Profile) -> dict[str, object]:
     }
 
 
+def noisy_pallet_leads(
+    profile: Profile, sigma: float, seeds: int, history_s: float
+) -> dict[str, object]:
+    """The pallet's curve with Gaussian noise of ``sigma`` added (not in the scenario, whose
+    pallet has none): the lead at every third reading phase for ``seeds`` noise draws,
+    seconds; the readings start ``history_s`` before the scenario (at its first value), so
+    the monitor has had time to learn the sensor's noise."""
+    scenario = load_scenario("cross-dock")
+    (truth,) = scenario.ground_truth.excursions
+    world = World(scenario)
+    leads: list[float] = []
+    for seed in range(seeds):
+        rnd = random.Random(SEED + seed)
+        for phase in range(0, PERIOD_S, 3):
+            monitor = _monitor(profile, "pallet")
+            raised: float | None = None
+            t = phase - history_s
+            while t < truth.start_s and raised is None:
+                curve = world.sensor_value(truth.item, "temperature_c", max(t, 0.0))
+                value = round(curve + rnd.gauss(0.0, sigma), 2)
+                for r in monitor.observe_s("pallet", Quantity.TEMPERATURE_C, value, START_S + t):
+                    if isinstance(r, WarningResult) and r.phase is WarningPhase.RAISED:
+                        raised = t
+                t += PERIOD_S
+            leads.append(-1.0 if raised is None else truth.start_s - raised)
+    leads.sort()
+    return {
+        "sigma_c": sigma,
+        "history_s": history_s,
+        "runs": len(leads),
+        "lead_s_min": leads[0],
+        "lead_s_median": leads[len(leads) // 2],
+        "runs_below_5_min": sum(1 for lead in leads if lead < TARGET_LEAD_S),
+    }
+
+
 def _stable_series(
     profile: Profile, level: float, hours: int, gaussian: bool, seed: int
 ) -> tuple[int, int, int]:
@@ -111,6 +162,29 @@ def _stable_series(
             elif isinstance(r, ExcursionResult):
                 excursions += 1
     return warnings, len(warned_hours), excursions
+
+
+def fresh_false_warnings(
+    profile: Profile, hours: int, levels: tuple[float, ...], gaussian: bool
+) -> dict[str, object]:
+    """Like :func:`false_warnings`, but every hour is a new series (a label switched on, a
+    profile just assigned): the noise estimate starts from nothing each time."""
+    per_level = max(1, hours // len(levels))
+    by_level: dict[str, int] = {}
+    for i, level in enumerate(levels):
+        count = 0
+        for k in range(per_level):
+            w, _, _ = _stable_series(
+                profile, level, 1, gaussian, SEED + 7 + 1000 * i + 100_000 * k + int(gaussian)
+            )
+            count += min(w, 1)
+        by_level[f"{level:g}"] = count
+    return {
+        "noise": f"gauss sigma {NOISE_C}" if gaussian else f"uniform +-{NOISE_C}",
+        "fresh_hours": per_level * len(levels),
+        "hours_with_a_warning": sum(by_level.values()),
+        "by_level_c": by_level,
+    }
 
 
 def false_warnings(
@@ -146,13 +220,22 @@ def main() -> None:
         "--edge", action="store_true", help="also 2.5 and 7.5 °C (within 0.2 °C of a limit)"
     )
     parser.add_argument("--window-points", type=int, help="the warning fit's window (default 12)")
-    parser.add_argument("--min-r2", type=float, help="the warning fit's R² threshold (default 0.8)")
+    parser.add_argument("--min-r2", type=float, help="the warning fit's R² threshold (default 0.5)")
+    parser.add_argument(
+        "--min-slope-z",
+        type=float,
+        help="the slope's significance in standard errors of the noise (default 5; 0: off)",
+    )
+    parser.add_argument(
+        "--noise-points", type=int, help="fit points in the noise estimate (default 120)"
+    )
     args = parser.parse_args()
-    profile = bench_profile(args.window_points, args.min_r2)
+    profile = bench_profile(args.window_points, args.min_r2, args.min_slope_z, args.noise_points)
     assert profile.warning is not None
     print(
         f"warning settings: window_points {profile.warning.window_points}, "
-        f"min_r2 {profile.warning.min_r2:g}"
+        f"min_r2 {profile.warning.min_r2:g}, min_slope_z {profile.warning.min_slope_z:g}, "
+        f"noise_points {profile.warning.noise_points}"
     )
     lead = pallet_leads(profile)
     print(
@@ -160,6 +243,18 @@ def main() -> None:
         f"{lead['lead_s_max']:.0f} s before the crossing at {lead['crossing_s']:.0f} s "
         f"(phase 0: {lead['lead_s_phase0']:.0f} s)"
     )
+    noisy = [
+        noisy_pallet_leads(profile, sigma, 20, history_s)
+        for history_s in (0.0, 3600.0)
+        for sigma in NOISY_PALLET_SIGMAS_C
+    ]
+    for f in noisy:
+        print(
+            f"pallet + gauss sigma {f['sigma_c']:g}, readings from {f['history_s']:.0f} s "
+            f"before: lead {f['lead_s_min']:.0f} s at worst, "
+            f"median {f['lead_s_median']:.0f} s, {f['runs_below_5_min']} of {f['runs']} runs "
+            "under 5 min"
+        )
     levels = LEVELS_C + EDGE_LEVELS_C if args.edge else LEVELS_C
     noise = [false_warnings(profile, args.hours, levels, gaussian) for gaussian in (False, True)]
     for f in noise:
@@ -168,17 +263,29 @@ def main() -> None:
             f"({f['hours_with_a_warning']} hours with one; by level {f['by_level_c']}); "
             f"{f['excursions']} excursion results"
         )
+    fresh = [
+        fresh_false_warnings(profile, args.hours, levels, gaussian) for gaussian in (False, True)
+    ]
+    for f in fresh:
+        print(
+            f"{f['noise']:>18}: {f['hours_with_a_warning']} of {f['fresh_hours']} fresh one-hour "
+            f"series warned (by level {f['by_level_c']})"
+        )
     print(
         json.dumps(
             {
                 "window_points": profile.warning.window_points,
                 "min_r2": profile.warning.min_r2,
+                "min_slope_z": profile.warning.min_slope_z,
+                "noise_points": profile.warning.noise_points,
                 "lead": lead,
+                "noisy_pallet": noisy,
                 "noise": noise,
+                "fresh": fresh,
                 "checks": {
                     "lead_at_least_5_min": float(str(lead["lead_s_min"])) >= TARGET_LEAD_S,
                     "no_false_warning_in_any_hour": all(
-                        f["hours_with_a_warning"] == 0 for f in noise
+                        f["hours_with_a_warning"] == 0 for f in noise + fresh
                     ),
                 },
             }

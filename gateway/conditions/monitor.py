@@ -29,6 +29,7 @@ See docs/conditions.md for the rules, the warning method and what :meth:`snapsho
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from array import array
 from collections import Counter
@@ -104,6 +105,13 @@ CHECKPOINT_EVERY_READINGS: Final = 64
 #: less than an interval; a history batch that shows the excursion began minutes earlier (the
 #: label was out of range) is a real correction and supersedes.
 START_CORRECTION_TOLERANCE_S: Final = 30.0
+#: The noise estimate's samples are capped at this many times the estimate (3 standard
+#: deviations) once it has :data:`_NOISE_CLIP_AFTER` of them.
+_NOISE_CLIP_VARIANCES: Final = 9.0
+_NOISE_CLIP_AFTER: Final = 8
+#: Student's t is taken as normal beyond this many degrees of freedom (the tails at 5 standard
+#: errors then differ by a factor of about 1.5).
+_T_DOF_NORMAL: Final = 400
 #: A raised warning is withdrawn when the trend no longer predicts a crossing within twice the
 #: horizon (hysteresis, so a warning near the horizon does not flap).
 WARNING_WITHDRAW_FACTOR: Final = 2.0
@@ -438,6 +446,61 @@ class _State:
         return c
 
 
+def normal_tail(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def student_t_tail(t: float, dof: int) -> float:
+    """P(T > t) for Student's t with ``dof`` degrees of freedom, t >= 0 (the closed forms for
+    integer degrees of freedom; the normal's tail beyond :data:`_T_DOF_NORMAL`)."""
+    if dof > _T_DOF_NORMAL:
+        return normal_tail(t)
+    theta = math.atan(t / math.sqrt(dof))
+    c2 = math.cos(theta) ** 2
+    term = total = 1.0
+    if dof % 2:
+        # P(|T| < t) = 2/pi (theta + sin cos (1 + 2/3 c2 + 2*4/(3*5) c2^2 + ...)).
+        for k in range(1, (dof - 1) // 2):
+            term *= c2 * (2 * k) / (2 * k + 1)
+            total += term
+        sc = math.sin(theta) * math.cos(theta) * total if dof > 1 else 0.0
+        central = 2.0 / math.pi * (theta + sc)
+    else:
+        # P(|T| < t) = sin (1 + 1/2 c2 + 1*3/(2*4) c2^2 + ...).
+        for k in range(1, dof // 2):
+            term *= c2 * (2 * k - 1) / (2 * k)
+            total += term
+        central = math.sin(theta) * total
+    return max(0.0, (1.0 - central) / 2.0)
+
+
+@functools.lru_cache(maxsize=1024)
+def critical_t(min_z: float, dof: int) -> float:
+    """The t beyond which Student's t with ``dof`` degrees of freedom has the normal's tail
+    beyond ``min_z`` (computed once per pair: the test runs on every candidate reading)."""
+    alpha = normal_tail(min_z)
+    lo, hi = min_z, min_z
+    while student_t_tail(hi, dof) > alpha:
+        lo, hi = hi, hi * 2.0
+    for _ in range(60):
+        mid = (lo + hi) / 2.0
+        if student_t_tail(mid, dof) > alpha:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def noise_dof(samples: int, points: int) -> int:
+    """Degrees of freedom of the noise estimate from ``samples`` deviations averaged over
+    about ``points``: a plain mean up to ``points`` samples, then an exponential one worth
+    about ``2 * points - 1``; neighbouring deviations share readings, so white noise gives
+    about one degree of freedom per two of them (the estimate's efficiency is
+    1 / (1 + 2 (4/6)² + 2 (1/6)²) = 0.51 for evenly spaced readings)."""
+    return max(1, min(samples, 2 * points - 1) // 2)
+
+
 class _Fit:
     """Running least-squares sums over the latest readings (times relative to ``ref``).
 
@@ -446,7 +509,19 @@ class _Fit:
     rounding of adding and removing does not accumulate.
     """
 
-    __slots__ = ("appends", "n", "ref", "st", "stt", "stv", "sv", "ts", "vs")
+    __slots__ = (
+        "appends",
+        "n",
+        "noise_n",
+        "noise_var",
+        "ref",
+        "st",
+        "stt",
+        "stv",
+        "sv",
+        "ts",
+        "vs",
+    )
 
     def __init__(self) -> None:
         # Arrays of doubles: a dozen points, contiguous (a deque's first block alone is 600
@@ -457,6 +532,29 @@ class _Fit:
         self.n = 0
         self.st = self.sv = self.stt = self.stv = 0.0
         self.appends = 0
+        #: The sensor's noise variance: a running mean of the squared deviations of each fit
+        #: point from the line through its two neighbours, each divided by its variance factor
+        #: (1 + a² + b² for interpolation weights a, b), so that white noise of variance σ²
+        #: gives σ² whatever the spacing, and a linear trend gives nothing.
+        self.noise_var = 0.0
+        self.noise_n = 0
+
+    def slope_z(self, slope: float) -> float:
+        """The slope in standard errors, the standard error from the noise estimate."""
+        n = self.n
+        sxx = n * self.stt - self.st * self.st
+        if self.noise_var <= 0.0 or sxx <= 0.0:
+            return math.inf if slope else 0.0
+        return abs(slope) * math.sqrt(sxx / n / self.noise_var)
+
+    def slope_significant(self, slope: float, min_z: float, points: int) -> bool:
+        """Whether noise alone would put the slope this far from flat no more often than a
+        normal variable lies beyond ``min_z``, given how much the noise estimate knows yet:
+        the slope's standard error is from the estimate, so the slope over it follows
+        Student's t with the estimate's degrees of freedom (:func:`noise_dof`)."""
+        if min_z <= 0.0:
+            return True
+        return self.slope_z(slope) >= critical_t(min_z, noise_dof(self.noise_n, points))
 
     def rebase(self) -> None:
         self.ref = self.ts[0] if self.ts else 0.0
@@ -1031,6 +1129,32 @@ class ConditionMonitor:
             fit = series.fit
             ts = fit.ts
             vs = fit.vs
+            # The noise estimate (see _Fit.noise_var): the latest fit point's deviation from
+            # the line through its neighbours, the one before it and this reading.
+            if len(ts) >= 2:
+                t_b = ts[-1]
+                span = t1 - ts[-2]
+                if span > 0:
+                    a = (t1 - t_b) / span
+                    b = 1.0 - a
+                    r = vs[-1] - a * vs[-2] - b * v1
+                    sample = r * r / (1.0 + a * a + b * b)
+                    noise_var = fit.noise_var
+                    noise_n = fit.noise_n
+                    # Winsorised at 3 standard deviations once the estimate has a few
+                    # samples: a door opened for two minutes (a spike of 8 °C) would otherwise
+                    # count as noise for hours and mute the warning for the warm-up after it.
+                    # Gaussian noise loses 0.5 % of its variance to the cap; a real rise in
+                    # noise still comes through, by up to 9 times the estimate a sample.
+                    cap = _NOISE_CLIP_VARIANCES * noise_var
+                    if noise_n >= _NOISE_CLIP_AFTER and 0.0 < cap < sample:
+                        sample = cap
+                    noise_n += 1
+                    points = warning.noise_points
+                    fit.noise_n = noise_n
+                    fit.noise_var = noise_var + (sample - noise_var) / (
+                        noise_n if noise_n < points else points
+                    )
             ts.append(t1)
             vs.append(v1)
             n = fit.n
@@ -1296,7 +1420,14 @@ class ConditionMonitor:
                 # Not while an excursion of another limit is open: a load cooling back from
                 # above 8 °C (the high excursion still open, inside its hysteresis) heads for
                 # 2 °C on paper but is recovering (like WARNING_QUIET_AFTER_CLOSE_S after it).
-                if eta <= horizon and t1 >= st.quiet_until and not any(o.n_open for o in states):
+                if (
+                    eta <= horizon
+                    and t1 >= st.quiet_until
+                    and not any(o.n_open for o in states)
+                    and series.fit.slope_significant(
+                        slope, warning.min_slope_z, warning.noise_points
+                    )
+                ):
                     r2 = series.fit.r2()
                     if r2 >= warning.min_r2:
                         wid = result_id(

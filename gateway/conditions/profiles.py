@@ -45,20 +45,33 @@ DEFAULT_MAX_GAP_S: Final = 900.0
 DEFAULT_UPDATE_INTERVAL_S: Final = 300.0
 
 #: Early warning defaults: a least-squares line through the last 12 readings no older than
-#: an hour (12 points follow a warming pallet within 6 min at 30 s reports; on pure noise an
-#: R² of 0.8 from 8..12 points is a 1-in-10,000 event per reading), at least 8 points over at
-#: least 2 minutes, and a 30-minute horizon (time for a driver to close a door or move a
-#: pallet). docs/conditions.md has the measured lead time and false-warning rate.
+#: an hour (12 points follow a warming pallet within 6 min at 30 s reports), at least 8 points
+#: over at least 2 minutes, and a 30-minute horizon (time for a driver to close a door or move
+#: a pallet). Noise is told from a trend by the slope's significance against the sensor's own
+#: noise (``min_slope_z``); R² is only a shape check (0.5: the line explains at least half of
+#: the variance; an R² of 0.8 as the noise test was a 1-in-10,000 event per reading on pure
+#: noise, a false warning in about 1 % of stable hours). docs/conditions.md has the measured
+#: lead time and false-warning rate.
 DEFAULT_WARNING_WINDOW_POINTS: Final = 12
 DEFAULT_WARNING_WINDOW_S: Final = 3600.0
 DEFAULT_WARNING_MIN_POINTS: Final = 8
 DEFAULT_WARNING_MIN_SPAN_S: Final = 120.0
-DEFAULT_WARNING_MIN_R2: Final = 0.8
+DEFAULT_WARNING_MIN_R2: Final = 0.5
 DEFAULT_WARNING_HORIZON_S: Final = 1800.0
 #: A reading closer than this to the fit's latest point does not enter the fit: a label heard
 #: both on its reader (every 30 s) and in its adverts (sampled every 10 s) would otherwise
 #: crowd the 12 points into two minutes, too short a span to see a trend (and never warn).
 DEFAULT_WARNING_MIN_SPACING_S: Final = 25.0
+#: The fitted slope must be at least this many standard errors from flat, the standard error
+#: taken from the sensor's own noise (see ``noise_points``) rather than from the window's
+#: residuals: a window of noise that happens to lie close to a line has small residuals, and
+#: a test on them (like R²) passes it; the sensor's noise over the last hour does not shrink
+#: with it. 5 standard errors is a one-in-3.5-million event per evaluation on Gaussian noise.
+DEFAULT_WARNING_MIN_SLOPE_Z: Final = 5.0
+#: The sensor's noise is a running mean over about this many fit points (an hour of 30 s
+#: readings) of the squared deviations of each point from the straight line through its two
+#: neighbours (a linear trend does not enter it; a warming load does not inflate it).
+DEFAULT_WARNING_NOISE_POINTS: Final = 120
 
 #: After the first shock alarm, further alarms at most every 5 min, each with the running peak
 #: (a parcel in a sorter is hit dozens of times per trip).
@@ -186,13 +199,20 @@ class WarningSettings(_Frozen):
     #: No warning from fewer points than this, or spanning less time than ``min_span_s``.
     min_points: int = Field(default=DEFAULT_WARNING_MIN_POINTS, ge=3, le=1000)
     min_span_s: float = Field(default=DEFAULT_WARNING_MIN_SPAN_S, ge=0.0)
-    #: The line must explain at least this share of the variance (noise does not).
+    #: The line must explain at least this share of the variance (a shape check; noise is
+    #: told from a trend by ``min_slope_z``).
     min_r2: float = Field(default=DEFAULT_WARNING_MIN_R2, ge=0.0, le=1.0)
     #: Warn when the line reaches the threshold within this many seconds.
     horizon_s: float = Field(default=DEFAULT_WARNING_HORIZON_S, gt=0.0, le=7 * 86400.0)
     #: Readings closer than this to the fit's latest point are evaluated by the rules but do
     #: not enter the fit, seconds.
     min_spacing_s: float = Field(default=DEFAULT_WARNING_MIN_SPACING_S, ge=0.0, le=86400.0)
+    #: The slope must be as far from flat as a normal variable lies beyond this many standard
+    #: deviations, the slope's standard error taken from the sensor's noise and its tail
+    #: from Student's t while that estimate is young; 0 disables the test.
+    min_slope_z: float = Field(default=DEFAULT_WARNING_MIN_SLOPE_Z, ge=0.0, le=1000.0)
+    #: The sensor's noise is a running mean over about this many fit points.
+    noise_points: int = Field(default=DEFAULT_WARNING_NOISE_POINTS, ge=1, le=100000)
 
     @model_validator(mode="after")
     def _points(self) -> Self:
