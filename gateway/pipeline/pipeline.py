@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
@@ -32,7 +32,7 @@ from gateway.conditions import ConditionMonitor, DeviceSettings
 from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox
 from gateway.health import Liveness
-from gateway.outbox import AcceptStatus, Outbox, OutboxError
+from gateway.outbox import AcceptStatus, Outbox, OutboxError, OutboxEvent
 from gateway.pipeline.adverts import AdvertProcessor, Reading
 from gateway.pipeline.bindings import binding_event
 from gateway.pipeline.claims import CLAIMS_EVERY_S, ClaimError, decode_claims, encode_claims
@@ -139,6 +139,8 @@ class Pipeline:
         self._claims_at = -math.inf
         self._claims_task: asyncio.Task[None] | None = None
         self._custody_saved: str | None = None
+        #: The custody engine's revision as last saved (see :meth:`_custody_events`).
+        self._custody_revision = 0 if custody is None else custody.revision
         #: One per SmartLabel reader, by its configured path.
         self.labels: dict[str, LabelProcessor] = {}
         self.epcis = (
@@ -305,9 +307,11 @@ class Pipeline:
             found: list[CustodyResult] | None = None if custody is None else []
             async for raw in live.each(name, scanner.events()):
                 process(raw, changes, readings, samples, found)
-                if found:
-                    assert custody is not None
-                    writer.submit(to_outbox(e) for e in custody.events(found))
+                if found or (
+                    custody is not None and custody.engine.revision != self._custody_revision
+                ):
+                    assert found is not None
+                    writer.submit(await self._custody_events(found))
                     found.clear()
                 if changes or readings:
                     writer.submit(factory.from_adverts(changes, readings))
@@ -351,17 +355,29 @@ class Pipeline:
         if event is not None:
             self.writer.submit([to_outbox(event)])
 
+    async def _custody_events(self, found: Sequence[CustodyResult]) -> list[OutboxEvent]:
+        """The events of custody results, after the engine's state was saved if it moved (a
+        session opened, closed or reported, a crossing decided): an event that goes out is never
+        one the state forgets in a kill -9 (docs/custody.md, "What a crash can lose")."""
+        bridge = self.custody
+        assert bridge is not None
+        if found or bridge.engine.revision != self._custody_revision:
+            await self.persist_custody()
+        return [to_outbox(e) for e in bridge.events(found)]
+
     async def persist_custody(self) -> None:
         """Write the custody engine's state (sessions, evidence, routes) to the state store."""
         bridge, state = self.custody, self._state
         if bridge is None or state is None:
             return
         bridge.dirty = False
+        revision = bridge.engine.revision
         snapshot = bridge.engine.snapshot()
         # Open sessions gather evidence between results: saved while it changes, but a state
         # that did not change is not written again (flash wear).
         text = json.dumps(snapshot, sort_keys=True)
         if text == self._custody_saved:
+            self._custody_revision = revision
             return
         try:
             await asyncio.to_thread(state.put, CUSTODY_NAMESPACE, CUSTODY_KEY, snapshot)
@@ -370,6 +386,7 @@ class Pipeline:
             _log.warning("custody state not saved: %s", exc)
             return
         self._custody_saved = text
+        self._custody_revision = revision
 
     async def persist_conditions(self, force: bool = True) -> None:
         """Write the condition monitor's state (open excursions, totals) to the state store."""
@@ -445,7 +462,7 @@ class Pipeline:
                         )
                     else:
                         found = self.custody.engine.tick(fix.monotonic)
-                    events.extend(to_outbox(e) for e in self.custody.events(found))
+                    events.extend(await self._custody_events(found))
                 if events:
                     self.writer.submit(events)
 
@@ -474,7 +491,7 @@ class Pipeline:
             events.extend(to_outbox(e) for e in self.conditions.tick(now))
         if self.custody is not None:
             found = self.custody.engine.tick(now)
-            events.extend(to_outbox(e) for e in self.custody.events(found))
+            events.extend(await self._custody_events(found))
         if self.epcis is not None:
             events.extend(self.epcis.corrected())  # unsynced events, now the clock is trusted
         if events:
