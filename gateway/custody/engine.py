@@ -89,6 +89,12 @@ class CustodyEngine:
         except CustodyError:
             self.trigger_failures += 1
 
+    def receiver(self, zone: str, receiver: str, up: bool, monotonic: float) -> None:
+        """A receiver (BLE adapter) of ``zone`` stopped listening or listens again: a door's
+        vehicle is not departed by a silence it could not hear."""
+        if zone in self.door_zones:
+            self.handoffs.receiver(zone, receiver, up, monotonic)
+
     def position(
         self, lat: float, lon: float, fix_ok: bool, monotonic: float, hdop: float | None = None
     ) -> list[CustodyResult]:

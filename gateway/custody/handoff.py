@@ -306,6 +306,11 @@ class HandoffBook:
         #: Bumped by every change a restart must not forget (an open, a close, a confirmation,
         #: a report): the pipeline saves the state when it moved, before the events go out.
         self.revision = 0
+        #: Per door, the receivers (adapters) not listening now, and when one last came back: a
+        #: vehicle is departed only after VEHICLE_GONE_S of silence heard by a listening door.
+        #: Not persisted: the pipeline reports every receiver as it starts.
+        self._deaf: dict[str, set[str]] = {}
+        self._listening_from: dict[str, float] = {}
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -369,6 +374,16 @@ class HandoffBook:
         for item in s.spec.expected:
             if self._item_session.get(item) == s.spec.session_id:
                 del self._item_session[item]
+
+    def receiver(self, door: str, receiver: str, up: bool, now: float) -> None:
+        """A receiver of ``door`` stopped listening (``up`` False: a scanner down or restarted)
+        or listens again: silence while it was deaf is no departure."""
+        deaf = self._deaf.setdefault(door, set())
+        if up:
+            deaf.discard(receiver)
+            self._listening_from[door] = now
+        else:
+            deaf.add(receiver)
 
     # --- evidence ------------------------------------------------------------------------------
 
@@ -435,7 +450,9 @@ class HandoffBook:
                 s.closed_at is None
                 and s.vehicle_heard_s is not None
                 and s.vehicle_sightings >= VEHICLE_MIN_SIGHTINGS
-                and now - s.vehicle_heard_s >= VEHICLE_GONE_S
+                and not self._deaf.get(s.spec.door)
+                and now - max(s.vehicle_heard_s, self._listening_from.get(s.spec.door, -1e18))
+                >= VEHICLE_GONE_S
             ):
                 # Departed when last heard: the report follows CLOSE_SETTLE_S after that.
                 self._close(s, s.vehicle_heard_s, "vehicle_departed")

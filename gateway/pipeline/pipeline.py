@@ -510,7 +510,9 @@ class Pipeline:
             await self.persist_custody()
 
     def _watch_scanners(self, now: float) -> None:
-        """Tell presence when a scanner stopped or was interrupted, and when it is back."""
+        """Tell presence (and the custody engine's doors) when a scanner stopped or was
+        interrupted, and when it is back."""
+        zones = {sc.adapter: sc.zone for sc in self._config.ble.scanners}
         for scanner in self.scanners:
             adapter = scanner.config.adapter
             interruptions = sum(scanner.counters[name] for name in _INTERRUPTIONS)
@@ -518,8 +520,14 @@ class Pipeline:
             self._interruptions[adapter] = interruptions
             up = scanner.scanning and not interrupted
             was_up = self._scanner_up.get(adapter)
+            engine = None if self.custody is None else self.custody.engine
+            zone = zones.get(adapter)
             if was_up is not False and not up:
                 self._presence.scanner_down(adapter, now)
+                if engine is not None:
+                    engine.receiver(zone or "", adapter, False, now)
             if up and was_up is not True:
                 self._presence.scanner_up(adapter, now)
+                if engine is not None:
+                    engine.receiver(zone or "", adapter, True, now)
             self._scanner_up[adapter] = up

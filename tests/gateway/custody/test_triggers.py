@@ -200,3 +200,41 @@ def test_config_a_valid_trigger_loads_and_check_shows_it(
     with pytest.raises(ConfigError) as exc:
         load_config(path, environ={})
     assert {i.location for i in exc.value.issues} == {"custody.triggers.0.window_s"}
+
+
+def test_a_receiver_outage_at_the_door_is_no_departure() -> None:
+    f = Feed(engine())
+    f.engine.receiver(DOOR, "hci0", True, 0.0)
+    f.run(30, {"TRL-17": TRAILER_TAG})
+    (sid,) = sessions(f)
+    # The door's scanner is down (bluetoothd restarted) for longer than a departure's silence.
+    f.engine.receiver(DOOR, "hci0", False, f.t)
+    f.run(VEHICLE_GONE_S * 2, {})
+    assert f.engine.handoffs.state_of(sid) == "open"
+    # Back: the silence counts from then on, and the vehicle is heard again.
+    f.engine.receiver(DOOR, "hci0", True, f.t)
+    f.run(VEHICLE_GONE_S - 2, {})
+    f.run(60, {"TRL-17": TRAILER_TAG})
+    assert f.engine.handoffs.state_of(sid) == "open"
+    assert sessions(f) == (sid,)
+    # A real departure still closes it, at the vehicle's last advert.
+    left = f.t - 1.0
+    f.run(VEHICLE_GONE_S + 1, {})
+    assert f.engine.handoffs.state_of(sid) == "closing"
+    f.run(CLOSE_SETTLE_S, {})
+    (report,) = f.reports()
+    assert (report.close_reason, report.closed_at_s) == ("vehicle_departed", left)
+
+
+def test_after_a_restart_the_time_the_daemon_was_down_is_no_departure() -> None:
+    f = Feed(engine())
+    f.run(30, {"TRL-17": TRAILER_TAG})
+    (sid,) = sessions(f)
+    restarted = engine()
+    assert restarted.restore(json.loads(json.dumps(f.engine.snapshot())))
+    f.engine = restarted
+    f.t += 120.0  # down for two minutes; the pipeline reports its scanner as it starts
+    f.engine.receiver(DOOR, "hci0", True, f.t)
+    f.run(5, {})
+    f.run(60, {"TRL-17": TRAILER_TAG})
+    assert f.engine.handoffs.state_of(sid) == "open"
