@@ -139,6 +139,9 @@ class Pipeline:
         self._claims_at = -math.inf
         self._claims_task: asyncio.Task[None] | None = None
         self._custody_saved: str | None = None
+        #: One custody save at a time (the stages and the ticker save): a snapshot taken earlier
+        #: never overwrites a later one.
+        self._custody_lock = asyncio.Lock()
         #: The custody engine's revision as last saved (see :meth:`_custody_events`).
         self._custody_revision = 0 if custody is None else custody.revision
         #: One per SmartLabel reader, by its configured path.
@@ -370,6 +373,10 @@ class Pipeline:
         bridge, state = self.custody, self._state
         if bridge is None or state is None:
             return
+        async with self._custody_lock:
+            await self._save_custody(bridge, state)
+
+    async def _save_custody(self, bridge: CustodyBridge, state: StateStore) -> None:
         bridge.dirty = False
         revision = bridge.engine.revision
         snapshot = bridge.engine.snapshot()
