@@ -22,7 +22,9 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
+
+from pydantic import JsonValue
 
 from drivers.ble import BleScanner
 from drivers.clock import Clock
@@ -32,7 +34,7 @@ from gateway.conditions import ConditionMonitor, DeviceSettings
 from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox
 from gateway.health import Liveness
-from gateway.outbox import AcceptStatus, Outbox, OutboxError, OutboxEvent
+from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxError, OutboxEvent
 from gateway.pipeline.adverts import AdvertProcessor, Reading
 from gateway.pipeline.bindings import binding_event
 from gateway.pipeline.claims import CLAIMS_EVERY_S, ClaimError, decode_claims, encode_claims
@@ -74,6 +76,12 @@ CONDITIONS_KEY: Final = "monitor"
 #: Where the custody engine's state (open sessions with their evidence, routes) is kept.
 CUSTODY_NAMESPACE: Final = "custody"
 CUSTODY_KEY: Final = "engine"
+#: ... and beside it, in the same transaction, the custody events of the latest saves: given to
+#: the outbox again at start (it drops those it already has), so that a kill -9 between a save
+#: and the outbox's commit loses no event the saved state has already moved past (a report).
+CUSTODY_PENDING_KEY: Final = "pending"
+#: How many such events are kept: far more than a group commit of the writer is ever behind.
+CUSTODY_PENDING_KEPT: Final = 256
 #: Scanner counters that mean "the scan was interrupted": tags heard before are unknown, not
 #: away, until the scan is back (a bluetoothd restart must not produce a wave of exits).
 _INTERRUPTIONS: Final = ("bluetoothd_restarts", "sessions_lost", "bus_lost", "power_cycles")
@@ -142,6 +150,10 @@ class Pipeline:
         #: One custody save at a time (the stages and the ticker save): a snapshot taken earlier
         #: never overwrites a later one.
         self._custody_lock = asyncio.Lock()
+        self._custody_pending: collections.deque[OutboxEvent] = collections.deque(
+            maxlen=CUSTODY_PENDING_KEPT
+        )
+        self._custody_pending_saved = True
         #: The custody engine's revision as last saved (see :meth:`_custody_events`).
         self._custody_revision = 0 if custody is None else custody.revision
         #: One per SmartLabel reader, by its configured path.
@@ -183,6 +195,7 @@ class Pipeline:
         await self._tasks.__aenter__()
         try:
             self._writer_task = self._tasks.create_task(self.writer.run(), name="pipeline:writer")
+            await self._replay_custody()
             for scanner_cfg in cfg.ble.scanners:
                 scanner = await self._drivers.enter_async_context(
                     BleScanner(scanner_cfg, clock=self._clock)
@@ -364,9 +377,28 @@ class Pipeline:
         one the state forgets in a kill -9 (docs/custody.md, "What a crash can lose")."""
         bridge = self.custody
         assert bridge is not None
-        if found or bridge.engine.revision != self._custody_revision:
+        rows = [to_outbox(e) for e in bridge.events(found)]
+        if rows:
+            self._custody_pending.extend(rows)
+            self._custody_pending_saved = False
+        if rows or bridge.engine.revision != self._custody_revision:
             await self.persist_custody()
-        return [to_outbox(e) for e in bridge.events(found)]
+        return rows
+
+    async def _replay_custody(self) -> None:
+        """Give the outbox the custody events saved with the state (see CUSTODY_PENDING_KEY)."""
+        if self.custody is None or self._state is None:
+            return
+        try:
+            saved = await asyncio.to_thread(self._state.get, CUSTODY_NAMESPACE, CUSTODY_PENDING_KEY)
+            rows = _pending_rows(saved)
+        except (StateError, KeyError, TypeError, ValueError) as exc:
+            _log.warning("saved custody events not replayed: %s", exc)
+            return
+        if rows:
+            self._custody_pending.extend(rows)
+            self.writer.submit(rows)
+            _log.info("%d saved custody event(s) given to the outbox again", len(rows))
 
     async def persist_custody(self) -> None:
         """Write the custody engine's state (sessions, evidence, routes) to the state store."""
@@ -383,13 +415,19 @@ class Pipeline:
         # Open sessions gather evidence between results: saved while it changes, but a state
         # that did not change is not written again (flash wear).
         text = json.dumps(snapshot, sort_keys=True)
-        if text == self._custody_saved:
+        if text == self._custody_saved and self._custody_pending_saved:
             self._custody_revision = revision
             return
+        documents: dict[str, JsonValue] = {CUSTODY_KEY: snapshot}
+        pending_saved = self._custody_pending_saved
+        if not pending_saved:
+            documents[CUSTODY_PENDING_KEY] = [_pending_json(r) for r in self._custody_pending]
+            self._custody_pending_saved = True
         try:
-            await asyncio.to_thread(state.put, CUSTODY_NAMESPACE, CUSTODY_KEY, snapshot)
+            await asyncio.to_thread(state.put_many, CUSTODY_NAMESPACE, documents)
         except StateError as exc:
             bridge.dirty = True
+            self._custody_pending_saved = pending_saved
             _log.warning("custody state not saved: %s", exc)
             return
         self._custody_saved = text
@@ -538,3 +576,32 @@ class Pipeline:
                 if engine is not None:
                     engine.receiver(zone or "", adapter, True, now)
             self._scanner_up[adapter] = up
+
+
+def _pending_json(row: OutboxEvent) -> JsonValue:
+    return {
+        "event_id": row.event_id,
+        "class": int(row.event_class),
+        "kind": row.kind,
+        "payload": row.payload.decode(),
+        "dedup_key": row.dedup_key,
+        "source": row.source,
+    }
+
+
+def _pending_rows(saved: JsonValue) -> list[OutboxEvent]:
+    """The rows of :func:`_pending_json` values (raises KeyError / TypeError / ValueError)."""
+    if saved is None:
+        return []
+    rows: Any = saved
+    return [
+        OutboxEvent(
+            event_id=str(r["event_id"]),
+            event_class=EventClass(int(r["class"])),
+            kind=str(r["kind"]),
+            payload=str(r["payload"]).encode(),
+            dedup_key=None if r["dedup_key"] is None else str(r["dedup_key"]),
+            source=str(r["source"]),
+        )
+        for r in rows
+    ]
