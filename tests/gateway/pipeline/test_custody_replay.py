@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import JsonValue
+
 from drivers.clock import SystemClock
 from gateway.custody import CustodyEngine, SessionSpec
 from gateway.custody.rules import CLOSE_SETTLE_S
@@ -23,7 +25,7 @@ from tests.gateway.pipeline.test_custody_events import bridge_for
 from tests.gateway.uplink.paho_platform import GATEWAY, platform, run_daemon, write_config
 
 
-def reported_state() -> tuple[object, list[object], str]:
+def reported_state() -> tuple[JsonValue, list[JsonValue], str]:
     """An engine whose session H-9 has reported, its snapshot, and the report's outbox row as
     the pipeline saves it beside the snapshot."""
     bridge = bridge_for()
