@@ -170,7 +170,23 @@ def load_config(
             ConfigIssue(_location(err["loc"]) or "(root)", err["msg"]) for err in exc.errors()
         )
         raise ConfigError(path, issues) from exc
+    issues = custody_issues(config)
+    if issues:
+        raise ConfigError(path, issues)
     return resolve_secrets(config, path, environ) if secrets else config
+
+
+def custody_issues(config: GatewayConfig) -> tuple[ConfigIssue, ...]:
+    """A trigger's door must be a door zone of this gateway (the zones of its BLE scanners
+    that ``[custody]`` counts as doors)."""
+    zones = tuple(dict.fromkeys(s.zone for s in config.ble.scanners))
+    doors, _ = config.custody.roles(zones)
+    known = ", ".join(doors) or "none"
+    return tuple(
+        ConfigIssue(f"custody.triggers.{i}.door", f"unknown door {t.door!r} (door zones: {known})")
+        for i, t in enumerate(config.custody.triggers)
+        if t.door not in doors
+    )
 
 
 #: Fields keyed by event class: their keys are named in error locations, not numbered.

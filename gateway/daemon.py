@@ -42,7 +42,7 @@ from gateway.conditions import (
     register_condition_commands,
 )
 from gateway.config import GatewayConfig, config_hash, redacted_view
-from gateway.custody import CustodyEngine, register_custody_commands
+from gateway.custody import CustodyEngine, TriggerSpec, register_custody_commands
 from gateway.errors import GatewayError
 from gateway.events import to_outbox
 from gateway.health import WEDGE_ENV, Liveness
@@ -178,7 +178,15 @@ class Daemon:
 
             zones = tuple(dict.fromkeys(s.zone for s in cfg.ble.scanners))
             doors, cargo = cfg.custody.roles(zones)
-            custody = CustodyEngine(door_zones=doors, cargo_zones=cargo)
+            custody = CustodyEngine(
+                door_zones=doors,
+                cargo_zones=cargo,
+                triggers=[
+                    TriggerSpec(t.door, t.vehicle, t.from_party, t.to_party, t.window_s)
+                    for t in cfg.custody.triggers
+                ],
+                trigger_epoch=self._clock.now().strftime("%Y%m%dT%H%M%SZ"),
+            )
             await self._restore(state, CUSTODY_NAMESPACE, CUSTODY_KEY, custody.restore, "custody")
 
             async def persist_custody() -> None:

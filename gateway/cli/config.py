@@ -112,6 +112,9 @@ def _check(args: argparse.Namespace) -> int:
     else:
         gps_text = f"serial {gps.serial.path if gps.serial else '?'}"
     print(f"  gps          {gps_text}")
+    triggers = ", ".join(f"{t.vehicle} at {t.door}" for t in config.custody.triggers)
+    if triggers:
+        print(f"  triggers     {triggers}")
     print(f"  config hash  {config_hash(config)}")
     for assumption in findings.assumptions:
         print(f"  assumed: {assumption.location}: {assumption.message}")

@@ -29,6 +29,7 @@ from gateway.custody.results import (
     RouteDeparture,
 )
 from gateway.custody.route import RouteSpec, StopSpec, effective_radii
+from gateway.custody.triggers import TriggerSpec
 
 __all__ = [
     "SNAPSHOT_VERSION",
@@ -51,6 +52,7 @@ __all__ = [
     "RouteStop",
     "SessionSpec",
     "StopSpec",
+    "TriggerSpec",
     "effective_radii",
     "register_custody_commands",
 ]

@@ -18,9 +18,11 @@ from typing import Any, Final, Literal
 
 from pydantic import JsonValue
 
+from gateway.custody.errors import CustodyError
 from gateway.custody.handoff import HandoffBook, SessionSpec
 from gateway.custody.results import Claim, CustodyResult
 from gateway.custody.route import RouteBook, RouteSpec
+from gateway.custody.triggers import TriggerSpec, TriggerWatch
 
 __all__ = ["SNAPSHOT_VERSION", "CustodyEngine"]
 
@@ -31,12 +33,35 @@ SNAPSHOT_VERSION: Final = 1
 class CustodyEngine:
     """Handoff sessions (door zones such as ``door-3``) and vehicle mode (cargo zones)."""
 
-    def __init__(self, *, door_zones: Iterable[str] = (), cargo_zones: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        door_zones: Iterable[str] = (),
+        cargo_zones: Iterable[str] = (),
+        triggers: Iterable[TriggerSpec] = (),
+        trigger_epoch: str = "",
+    ) -> None:
+        """``triggers`` open sessions when a vehicle's tag arrives at a door (their doors must
+        be among ``door_zones``: ValueError otherwise); ``trigger_epoch`` goes into the ids of
+        the sessions they open (something that differs per start)."""
         self.door_zones = frozenset(door_zones)
         self.cargo_zones = frozenset(cargo_zones)
         self.handoffs = HandoffBook(self.door_zones)
         self.route = RouteBook(self.cargo_zones)
+        self.triggers = TriggerWatch(triggers, trigger_epoch)
+        stray = sorted({t.door for t in self.triggers.triggers} - self.door_zones)
+        if stray:
+            raise ValueError(f"trigger door(s) {stray} are not door zones of this gateway")
         self.restore_failures = 0
+        #: Trigger openings the book refused (an id already used): counted, never raised.
+        self.trigger_failures = 0
+        self._revision_base = 0
+
+    @property
+    def revision(self) -> int:
+        """Changes when something happened that a restart must not forget (a session opened,
+        closed or reported, a crossing decided): compare with the value at the last save."""
+        return self._revision_base + self.handoffs.revision
 
     # --- evidence ------------------------------------------------------------------------------
 
@@ -45,10 +70,30 @@ class CustodyEngine:
     ) -> list[CustodyResult]:
         """One advert of a tracked tag heard in ``zone`` at ``rssi`` dBm."""
         if zone in self.door_zones:
+            if self.triggers.triggers:
+                self._trigger(tag, asset, zone, monotonic)
             return list(self.handoffs.observe(tag, asset, zone, rssi, monotonic))
         if zone in self.cargo_zones:
             self.route.observe(tag, asset, zone, rssi, monotonic)
         return []
+
+    def _trigger(self, tag: str, asset: str | None, zone: str, monotonic: float) -> None:
+        busy = self.handoffs.door_busy(zone)
+        arrival = self.triggers.observe(tag, asset, zone, monotonic, busy)
+        if arrival is None:
+            return
+        spec, sightings = arrival
+        try:
+            # This sighting is counted again by the session itself, right after.
+            self.handoffs.open_triggered(spec, monotonic, sightings - 1)
+        except CustodyError:
+            self.trigger_failures += 1
+
+    def receiver(self, zone: str, receiver: str, up: bool, monotonic: float) -> None:
+        """A receiver (BLE adapter) of ``zone`` stopped listening or listens again: a door's
+        vehicle is not departed by a silence it could not hear."""
+        if zone in self.door_zones:
+            self.handoffs.receiver(zone, receiver, up, monotonic)
 
     def position(
         self, lat: float, lon: float, fix_ok: bool, monotonic: float, hdop: float | None = None
@@ -113,5 +158,6 @@ class CustodyEngine:
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             self.restore_failures += 1
             return False
+        self._revision_base += self.handoffs.revision + 1
         self.handoffs, self.route = fresh_h, fresh_r
         return True

@@ -303,12 +303,23 @@ class HandoffBook:
         self.untracked = 0
         #: Neighbours' claims: item -> door -> (claim, received at).
         self._neighbours: dict[str, dict[str, tuple[Claim, float]]] = {}
+        #: Bumped by every change a restart must not forget (an open, a close, a confirmation,
+        #: a report): the pipeline saves the state when it moved, before the events go out.
+        self.revision = 0
+        #: Per door, the receivers (adapters) not listening now, and when one last came back: a
+        #: vehicle is departed only after VEHICLE_GONE_S of silence heard by a listening door.
+        #: Not persisted: the pipeline reports every receiver as it starts.
+        self._deaf: dict[str, set[str]] = {}
+        self._listening_from: dict[str, float] = {}
 
     # --- commands ------------------------------------------------------------------------------
 
-    def open(self, spec: SessionSpec, now: float) -> Literal["opened", "already_open"]:
-        """Open a session, or recognise a resend; raises :class:`CustodyError` (state untouched)."""
-        _check_spec(spec, self.doors)
+    def open(
+        self, spec: SessionSpec, now: float, *, manifest: bool = True
+    ) -> Literal["opened", "already_open"]:
+        """Open a session, or recognise a resend; raises :class:`CustodyError` (state untouched).
+        ``manifest`` False: a session opened by a trigger, with nothing expected."""
+        _check_spec(spec, self.doors, manifest=manifest)
         fp = spec.fingerprint()
         known = self._sessions.get(spec.session_id)
         if known is not None or spec.session_id in self._reported:
@@ -331,7 +342,19 @@ class HandoffBook:
         )
         for item in spec.expected:
             self._item_session[item] = spec.session_id
+        self.revision += 1
         return "opened"
+
+    def open_triggered(self, spec: SessionSpec, now: float, vehicle_sightings: int) -> None:
+        """Open a session for a vehicle's arrival (see :mod:`gateway.custody.triggers`): its
+        vehicle has been heard ``vehicle_sightings`` times already, the last one ``now``."""
+        self.open(spec, now, manifest=False)
+        s = self._sessions[spec.session_id]
+        s.vehicle_heard_s, s.vehicle_sightings = now, vehicle_sightings
+
+    def door_busy(self, door: str) -> bool:
+        """A session is open (not closing) on ``door``."""
+        return any(s.spec.door == door and s.closed_at is None for s in self._sessions.values())
 
     def close(self, session_id: str, now: float) -> float:
         """Close a session now; it reports :data:`CLOSE_SETTLE_S` later (returned, monotonic)."""
@@ -347,9 +370,20 @@ class HandoffBook:
 
     def _close(self, s: _Session, at: float, reason: CloseReason) -> None:
         s.closed_at, s.close_reason = at, reason
+        self.revision += 1
         for item in s.spec.expected:
             if self._item_session.get(item) == s.spec.session_id:
                 del self._item_session[item]
+
+    def receiver(self, door: str, receiver: str, up: bool, now: float) -> None:
+        """A receiver of ``door`` stopped listening (``up`` False: a scanner down or restarted)
+        or listens again: silence while it was deaf is no departure."""
+        deaf = self._deaf.setdefault(door, set())
+        if up:
+            deaf.discard(receiver)
+            self._listening_from[door] = now
+        else:
+            deaf.add(receiver)
 
     # --- evidence ------------------------------------------------------------------------------
 
@@ -392,6 +426,8 @@ class HandoffBook:
         cohort = s.cohorts.pop(key, {})
         rise = _cohort_rise(s, cohort, cand - s.listening_since, now - cand)
         outcome = tr.decide(s.listening_since, rise)
+        if outcome != "none":
+            self.revision += 1  # a crossing decided (confirmed or pending): saved at once
         if outcome == "level" and self._outclassed(key, tr.dwell_level or tr.ema, now):
             # A neighbour hears it clearly louder: it lies in their lane, whatever our manifest
             # says. Not confirmed live; the report decides with the evidence then.
@@ -424,7 +460,9 @@ class HandoffBook:
                 s.closed_at is None
                 and s.vehicle_heard_s is not None
                 and s.vehicle_sightings >= VEHICLE_MIN_SIGHTINGS
-                and now - s.vehicle_heard_s >= VEHICLE_GONE_S
+                and not self._deaf.get(s.spec.door)
+                and now - max(s.vehicle_heard_s, self._listening_from.get(s.spec.door, -1e18))
+                >= VEHICLE_GONE_S
             ):
                 # Departed when last heard: the report follows CLOSE_SETTLE_S after that.
                 self._close(s, s.vehicle_heard_s, "vehicle_departed")
@@ -503,6 +541,7 @@ class HandoffBook:
             )
         )
         del self._sessions[spec.session_id]
+        self.revision += 1
         for key in s.tracks:
             self._neighbours.pop(key, None)
         self._reported[spec.session_id] = (spec.fingerprint(), now)
@@ -726,7 +765,7 @@ def _key(expected: frozenset[str], tag: str, asset: str | None) -> str:
     return asset if asset is not None else tag
 
 
-def _check_spec(spec: SessionSpec, doors: frozenset[str]) -> None:
+def _check_spec(spec: SessionSpec, doors: frozenset[str], *, manifest: bool = True) -> None:
     if not 0 < len(spec.session_id) <= MAX_ID_CHARS:
         raise CustodyError("session_id", f"1 to {MAX_ID_CHARS} characters")
     if spec.door not in doors:
@@ -734,7 +773,7 @@ def _check_spec(spec: SessionSpec, doors: frozenset[str]) -> None:
         raise CustodyError(
             "door", f"unknown door {spec.door[:MAX_ID_CHARS]!r} (this gateway: {known})"
         )
-    if not spec.expected:
+    if manifest and not spec.expected:
         raise CustodyError("expected", "at least one expected item")
     if len(spec.expected) > MAX_ITEMS_PER_SESSION:
         raise CustodyError(

@@ -23,6 +23,7 @@ __all__ = [
     "BleSection",
     "ConditionsConfig",
     "CustodyConfig",
+    "CustodyTrigger",
     "EpcisConfig",
     "EpcisOutput",
     "PipelineConfig",
@@ -190,6 +191,32 @@ class ConditionsConfig(BaseModel):
         return self
 
 
+class CustodyTrigger(BaseModel):
+    """``[[custody.triggers]]``: open a handoff session when a vehicle's own tag arrives at a
+    door (docs/custody.md, "Sessions opened by a trigger")."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    door: str = Field(pattern=ZONE_PATTERN, description="a door zone of this gateway (door-3)")
+    vehicle: str = Field(
+        min_length=1,
+        max_length=256,
+        description="the vehicle's tag id or asset id, or a glob pattern over them (TRL-*)",
+    )
+    from_party: str = Field(
+        min_length=1, max_length=128, description="the delivering party (a GLN or a name)"
+    )
+    to_party: str = Field(
+        min_length=1, max_length=128, description="the receiving party (a GLN or a name)"
+    )
+    window_s: float = Field(
+        default=14_400.0,
+        gt=0.0,
+        le=86_400.0,
+        description="the session closes this long after it opened if the vehicle never leaves",
+    )
+
+
 class CustodyConfig(BaseModel):
     """Which zones are dock doors (handoff sessions) and which are a vehicle's load space
     (route and delivery checks). By default a zone named ``door...`` is a door and a zone named
@@ -199,6 +226,8 @@ class CustodyConfig(BaseModel):
 
     door_zones: tuple[str, ...] | None = None
     cargo_zones: tuple[str, ...] | None = None
+    #: Sessions opened by a vehicle's tag at a door, without a handoff.open command.
+    triggers: tuple[CustodyTrigger, ...] = Field(default=(), max_length=64)
 
     def roles(self, zones: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(door zones, cargo zones) among ``zones``."""

@@ -23,7 +23,9 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
+
+from pydantic import JsonValue
 
 from drivers.ble import BleScanner
 from drivers.gps import GpsDriver, gps_driver
@@ -34,7 +36,7 @@ from gateway.conditions import ConditionMonitor, DeviceSettings
 from gateway.custody import CustodyEngine, CustodyResult
 from gateway.events import EventSource, to_outbox
 from gateway.health import Liveness
-from gateway.outbox import AcceptStatus, Outbox, OutboxError, OutboxEvent
+from gateway.outbox import AcceptStatus, EventClass, Outbox, OutboxError, OutboxEvent
 from gateway.pipeline.adverts import AdvertProcessor, Reading
 from gateway.pipeline.bindings import binding_event
 from gateway.pipeline.claims import CLAIMS_EVERY_S, ClaimError, decode_claims, encode_claims
@@ -80,6 +82,12 @@ CUSTODY_KEY: Final = "engine"
 #: SmartLabel frames already queued when the label stage takes one go into the same commit, up
 #: to this many: a reader's burst is one fsync, and the first frame's ACK waits for at most this.
 LABEL_BATCH_MAX_FRAMES: Final = 256
+#: ... and beside it, in the same transaction, the custody events of the latest saves: given to
+#: the outbox again at start (it drops those it already has), so that a kill -9 between a save
+#: and the outbox's commit loses no event the saved state has already moved past (a report).
+CUSTODY_PENDING_KEY: Final = "pending"
+#: How many such events are kept: far more than a group commit of the writer is ever behind.
+CUSTODY_PENDING_KEPT: Final = 256
 #: Scanner counters that mean "the scan was interrupted": tags heard before are unknown, not
 #: away, until the scan is back (a bluetoothd restart must not produce a wave of exits).
 _INTERRUPTIONS: Final = ("bluetoothd_restarts", "sessions_lost", "bus_lost", "power_cycles")
@@ -146,6 +154,15 @@ class Pipeline:
         self._site = site
         self._claims_at = -math.inf
         self._custody_saved: str | None = None
+        #: One custody save at a time (the stages and the ticker save): a snapshot taken earlier
+        #: never overwrites a later one.
+        self._custody_lock = asyncio.Lock()
+        self._custody_pending: collections.deque[OutboxEvent] = collections.deque(
+            maxlen=CUSTODY_PENDING_KEPT
+        )
+        self._custody_pending_saved = True
+        #: The custody engine's revision as last saved (see :meth:`_custody_events`).
+        self._custody_revision = 0 if custody is None else custody.revision
         #: One per SmartLabel reader, by its configured path.
         self.labels: dict[str, LabelProcessor] = {}
         self.epcis = (
@@ -184,6 +201,7 @@ class Pipeline:
         await self._owner.start()
         try:
             self._writer_task = self._owner.spawn(self.writer.run(), name="writer")
+            await self._replay_custody()
             for scanner_cfg in cfg.ble.scanners:
                 scanner = await self._drivers.enter_async_context(
                     BleScanner(scanner_cfg, clock=self._clock)
@@ -306,9 +324,11 @@ class Pipeline:
             found: list[CustodyResult] | None = None if custody is None else []
             async for raw in live.each(name, scanner.events()):
                 process(raw, changes, readings, samples, found)
-                if found:
-                    assert custody is not None
-                    writer.submit(to_outbox(e) for e in custody.events(found))
+                if found or (
+                    custody is not None and custody.engine.revision != self._custody_revision
+                ):
+                    assert found is not None
+                    writer.submit(await self._custody_events(found))
                     found.clear()
                 if changes or readings:
                     writer.submit(factory.from_adverts(changes, readings))
@@ -352,25 +372,67 @@ class Pipeline:
         if event is not None:
             self.writer.submit([to_outbox(event)])
 
+    async def _custody_events(self, found: Sequence[CustodyResult]) -> list[OutboxEvent]:
+        """The events of custody results, after the engine's state was saved if it moved (a
+        session opened, closed or reported, a crossing decided): an event that goes out is never
+        one the state forgets in a kill -9 (docs/custody.md, "What a crash can lose")."""
+        bridge = self.custody
+        assert bridge is not None
+        rows = [to_outbox(e) for e in bridge.events(found)]
+        if rows:
+            self._custody_pending.extend(rows)
+            self._custody_pending_saved = False
+        if rows or bridge.engine.revision != self._custody_revision:
+            await self.persist_custody()
+        return rows
+
+    async def _replay_custody(self) -> None:
+        """Give the outbox the custody events saved with the state (see CUSTODY_PENDING_KEY)."""
+        if self.custody is None or self._state is None:
+            return
+        try:
+            saved = await asyncio.to_thread(self._state.get, CUSTODY_NAMESPACE, CUSTODY_PENDING_KEY)
+            rows = _pending_rows(saved)
+        except (StateError, KeyError, TypeError, ValueError) as exc:
+            _log.warning("saved custody events not replayed: %s", exc)
+            return
+        if rows:
+            self._custody_pending.extend(rows)
+            self.writer.submit(rows)
+            _log.info("%d saved custody event(s) given to the outbox again", len(rows))
+
     async def persist_custody(self) -> None:
         """Write the custody engine's state (sessions, evidence, routes) to the state store."""
         bridge, state = self.custody, self._state
         if bridge is None or state is None:
             return
+        async with self._custody_lock:
+            await self._save_custody(bridge, state)
+
+    async def _save_custody(self, bridge: CustodyBridge, state: StateStore) -> None:
         bridge.dirty = False
+        revision = bridge.engine.revision
         snapshot = bridge.engine.snapshot()
         # Open sessions gather evidence between results: saved while it changes, but a state
         # that did not change is not written again (flash wear).
         text = json.dumps(snapshot, sort_keys=True)
-        if text == self._custody_saved:
+        if text == self._custody_saved and self._custody_pending_saved:
+            self._custody_revision = revision
             return
+        documents: dict[str, JsonValue] = {CUSTODY_KEY: snapshot}
+        pending_saved = self._custody_pending_saved
+        if not pending_saved:
+            documents[CUSTODY_PENDING_KEY] = [_pending_json(r) for r in self._custody_pending]
+            self._custody_pending_saved = True
         try:
-            await asyncio.to_thread(state.put, CUSTODY_NAMESPACE, CUSTODY_KEY, snapshot)
+            await asyncio.to_thread(state.put_many, CUSTODY_NAMESPACE, documents)
         except StateError as exc:
             bridge.dirty = True
+            self._custody_pending_saved = pending_saved
             _log.warning("custody state not saved: %s", exc)
             return
         self._custody_saved = text
+        self._custody_revision = revision
 
     async def persist_conditions(self, force: bool = True) -> None:
         """Write the condition monitor's state (open excursions, totals) to the state store."""
@@ -470,7 +532,7 @@ class Pipeline:
                         )
                     else:
                         found = self.custody.engine.tick(fix.monotonic)
-                    events.extend(to_outbox(e) for e in self.custody.events(found))
+                    events.extend(await self._custody_events(found))
                 if events:
                     self.writer.submit(events)
 
@@ -499,7 +561,7 @@ class Pipeline:
             events.extend(to_outbox(e) for e in self.conditions.tick(now))
         if self.custody is not None:
             found = self.custody.engine.tick(now)
-            events.extend(to_outbox(e) for e in self.custody.events(found))
+            events.extend(await self._custody_events(found))
         if self.epcis is not None:
             events.extend(self.epcis.corrected())  # unsynced events, now the clock is trusted
         if events:
@@ -522,7 +584,9 @@ class Pipeline:
             await self.persist_conditions(force=False)
 
     def _watch_scanners(self, now: float) -> None:
-        """Tell presence when a scanner stopped or was interrupted, and when it is back."""
+        """Tell presence (and the custody engine's doors) when a scanner stopped or was
+        interrupted, and when it is back."""
+        zones = {sc.adapter: sc.zone for sc in self._config.ble.scanners}
         for scanner in self.scanners:
             adapter = scanner.config.adapter
             interruptions = sum(scanner.counters[name] for name in _INTERRUPTIONS)
@@ -530,8 +594,43 @@ class Pipeline:
             self._interruptions[adapter] = interruptions
             up = scanner.scanning and not interrupted
             was_up = self._scanner_up.get(adapter)
+            engine = None if self.custody is None else self.custody.engine
+            zone = zones.get(adapter)
             if was_up is not False and not up:
                 self._presence.scanner_down(adapter, now)
+                if engine is not None:
+                    engine.receiver(zone or "", adapter, False, now)
             if up and was_up is not True:
                 self._presence.scanner_up(adapter, now)
+                if engine is not None:
+                    engine.receiver(zone or "", adapter, True, now)
             self._scanner_up[adapter] = up
+
+
+def _pending_json(row: OutboxEvent) -> JsonValue:
+    return {
+        "event_id": row.event_id,
+        "class": int(row.event_class),
+        "kind": row.kind,
+        "payload": row.payload.decode(),
+        "dedup_key": row.dedup_key,
+        "source": row.source,
+    }
+
+
+def _pending_rows(saved: JsonValue) -> list[OutboxEvent]:
+    """The rows of :func:`_pending_json` values (raises KeyError / TypeError / ValueError)."""
+    if saved is None:
+        return []
+    rows: Any = saved
+    return [
+        OutboxEvent(
+            event_id=str(r["event_id"]),
+            event_class=EventClass(int(r["class"])),
+            kind=str(r["kind"]),
+            payload=str(r["payload"]).encode(),
+            dedup_key=None if r["dedup_key"] is None else str(r["dedup_key"]),
+            source=str(r["source"]),
+        )
+        for r in rows
+    ]
