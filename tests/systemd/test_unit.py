@@ -143,7 +143,7 @@ except OSError:
     pass
 callback = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 7)
 assert callback() == 7
-import gateway.daemon, bleak, dbus_fast, paho.mqtt.client, pydantic, serial_asyncio_fast
+import gateway.daemon, bleak, dbus_fast, paho.mqtt.client, pydantic, serial, construct
 import sqlite3, ssl
 from gateway.timekeeping.system import read_kernel_clock, read_system_clock
 assert read_kernel_clock() is not None
