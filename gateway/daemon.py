@@ -62,7 +62,7 @@ from gateway.pipeline.supervisor import StageFailed
 from gateway.presence import PresenceTracker
 from gateway.registry import TagChange, TagRegistry, register_tag_commands
 from gateway.state import STATE_FILE_NAME, StateStore
-from gateway.timekeeping import TimeKeeper, read_boot_id, system_ntp_synchronized
+from gateway.timekeeping import SystemClockProbe, TimeKeeper, read_boot_id
 from gateway.uplink import ConnectionState, StatusInfo, Uplink, default_registry
 
 __all__ = ["Daemon", "SystemdNotifier", "gateway_version", "outbox_stats_view", "run_daemon"]
@@ -133,7 +133,7 @@ class Daemon:
         self.timekeeper = TimeKeeper(
             self._clock,
             boot_id=read_boot_id(),
-            ntp_synchronized=(lambda: synced) if sim is not None else system_ntp_synchronized,
+            ntp_synchronized=(lambda: synced) if sim is not None else SystemClockProbe(),
         )
 
     async def __aenter__(self) -> Self:

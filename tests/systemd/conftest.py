@@ -7,6 +7,7 @@ writes to the real ``/`` or asks the running systemd anything.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,24 @@ class Run:
 
     returncode: int
     output: str
+
+
+#: The issue's target for the unit as installed with systemd-timesyncd or chrony (it was 2.1
+#: before this hardening).
+MAX_EXPOSURE: Final = 1.5
+EXPOSURE: Final = re.compile(r"Overall exposure level for \S+: (\d+\.\d+)")
+
+
+def exposure_of(analyze: str, *args: str) -> float:
+    done = subprocess.run(
+        [analyze, "security", "--offline=yes", "--no-pager", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = EXPOSURE.search(done.stdout + done.stderr)
+    assert match is not None, done.stdout + done.stderr
+    return float(match.group(1))
 
 
 def run_install(root: Path, *args: str) -> Run:

@@ -18,7 +18,7 @@ from typing import Final
 
 import pytest
 
-from tests.systemd.conftest import REPO, run_install
+from tests.systemd.conftest import MAX_EXPOSURE, REPO, exposure_of, run_install
 
 SYSTEMD: Final = REPO / "systemd"
 EXAMPLE_CONFIG: Final = REPO / "docs" / "tagrelay.example.toml"
@@ -214,9 +214,42 @@ def test_clock_state_drop_in_follows_the_option(root_copy: Path) -> None:
     with_read = run_install(root_copy, "--clock-state", "adjtimex")
     assert with_read.returncode == 0, with_read.output
     assert drop_in.read_bytes() == (SYSTEMD / "clock-state.conf").read_bytes()
-    without = run_install(root_copy, "--clock-state", "timesyncd")
-    assert without.returncode == 0, without.output
+    # timesyncd without a drop-in is the staged root's own (auto, no time daemon found).
+    chrony = run_install(root_copy, "--clock-state", "chrony")
+    assert chrony.returncode == 0, chrony.output
     assert not drop_in.parent.exists()
+    refused = run_install(root_copy, "--clock-state", "ntp")
+    assert refused.returncode == 1
+    assert "auto, chrony, adjtimex or timesyncd" in refused.output
+
+
+def _fake_program(root: Path, name: str) -> None:
+    program = root / "usr/sbin" / name
+    program.parent.mkdir(parents=True, exist_ok=True)
+    program.write_text("#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+
+
+def test_auto_clock_state_with_chrony_adds_no_drop_in(
+    root_copy: Path, systemd_tool: dict[str, str]
+) -> None:
+    """A vehicle with chrony (GPS/PPS time): the daemon asks chronyd over its monitoring port,
+    so the unit keeps ProtectClock=yes and its 1.5 rating; ntpd alone still needs adjtimex."""
+    drop_in = root_copy / "usr/local/lib/systemd/system/tagrelay.service.d/clock-state.conf"
+    _fake_program(root_copy, "ntpd")
+    with_ntpd = run_install(root_copy)
+    assert with_ntpd.returncode == 0, with_ntpd.output
+    assert drop_in.exists()
+    assert "adjtimex" in with_ntpd.output
+    _fake_program(root_copy, "chronyd")  # chrony wins when both are there
+    with_chrony = run_install(root_copy)
+    assert with_chrony.returncode == 0, with_chrony.output
+    assert "127.0.0.1:323" in with_chrony.output
+    assert not drop_in.parent.exists()
+    exposure = exposure_of(
+        systemd_tool["systemd-analyze"], f"--root={root_copy}", "tagrelay.service"
+    )
+    assert exposure <= MAX_EXPOSURE
 
 
 def test_install_script_passes_shellcheck() -> None:

@@ -14,7 +14,9 @@ from gateway.timekeeping import (
     ClockState,
     LabelTimeIssue,
 )
+from gateway.timekeeping.chrony import CHRONY_QUERY_TIMEOUT_S
 from gateway.timekeeping.system import MAX_SYNCED_ERROR_US
+from protocols.chrony import MAX_SYNCED_ERROR_S
 
 DOC = (Path(__file__).resolve().parents[3] / "docs" / "time.md").read_text()
 
@@ -28,6 +30,8 @@ def test_quoted_tunables_match_the_code() -> None:
     assert f"`TIME_HOLDOVER_S` ({TIME_HOLDOVER_S / 60:g} min" in DOC
     assert f"GPS times before {GPS_TIME_MIN.year}" in DOC
     assert f"below\n{MAX_SYNCED_ERROR_US // 1_000_000} s" in DOC
+    assert MAX_SYNCED_ERROR_S == MAX_SYNCED_ERROR_US / 1e6
+    assert f"`CHRONY_QUERY_TIMEOUT_S` ({CHRONY_QUERY_TIMEOUT_S:g} s)" in DOC
 
 
 def test_every_state_and_reason_is_described() -> None:
