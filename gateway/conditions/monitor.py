@@ -611,6 +611,7 @@ class _Series:
         "state",
         "subject",
         "warning",
+        "warning_hot",
     )
 
     def __init__(
@@ -631,6 +632,23 @@ class _Series:
         #: Shared by the series of one profile (read-only), so they stay in the CPU cache.
         self.limits = limits
         self.warning = profile.warning if self.limits else None
+        #: The warning settings the hot path reads for every reading, unpacked once:
+        #: (min_spacing_s, noise_points, window_s, window_points, min_points, min_span_s,
+        #: horizon_s).
+        w = self.warning
+        self.warning_hot: tuple[float, int, float, int, int, float, float] | None = (
+            None
+            if w is None
+            else (
+                w.min_spacing_s,
+                w.noise_points,
+                w.window_s,
+                w.window_points,
+                w.min_points,
+                w.min_span_s,
+                w.horizon_s,
+            )
+        )
         #: The lowest threshold above and the highest below: the first a trend can reach.
         self.first_above = min((c.thr for c in self.limits if c.above), default=math.inf)
         self.first_below = max((c.thr for c in self.limits if not c.above), default=-math.inf)
@@ -1112,22 +1130,30 @@ class ConditionMonitor:
             st.vmax = v1
         st.last_t = t1
         st.last_v = v1
-        for cfg, ls in zip(series.limits, st.limits):  # noqa: B905 (same length by construction)
-            thr = cfg.thr
-            if cfg.above:
-                b1 = v1 >= thr if cfg.at_thr else v1 > thr
-            else:
-                b1 = v1 <= thr if cfg.at_thr else v1 < thr
-            if b1 or ls.beyond or ls.n_open:
-                self._limit_step(series, st, cfg, ls, b1, t0, v0, t1, v1, seg, dt, out)
-            # else: in range before and now, nothing open: the state is already at rest.
-        warning = series.warning
-        if warning is not None and (
-            not series.fit.ts or t1 - series.fit.ts[-1] >= warning.min_spacing_s
-        ):
+        if series.first_below < v1 < series.first_above:
+            # Short of every threshold (the common case): no limit is beyond now, so only one
+            # still beyond from before or with rules open has anything to do.
+            for cfg, ls in zip(series.limits, st.limits):  # noqa: B905 (same length by construction)
+                if ls.beyond or ls.n_open:
+                    self._limit_step(series, st, cfg, ls, False, t0, v0, t1, v1, seg, dt, out)
+        else:
+            for cfg, ls in zip(series.limits, st.limits):  # noqa: B905 (same length by construction)
+                thr = cfg.thr
+                if cfg.above:
+                    b1 = v1 >= thr if cfg.at_thr else v1 > thr
+                else:
+                    b1 = v1 <= thr if cfg.at_thr else v1 < thr
+                if b1 or ls.beyond or ls.n_open:
+                    self._limit_step(series, st, cfg, ls, b1, t0, v0, t1, v1, seg, dt, out)
+                # else: in range before and now, nothing open: the state is already at rest.
+        hot = series.warning_hot
+        if hot is None:
+            return
+        min_spacing_s, points, window_s, window_points, min_points, min_span_s, horizon_s = hot
+        fit = series.fit
+        ts = fit.ts
+        if not ts or t1 - ts[-1] >= min_spacing_s:
             # The least-squares sums, updated in place (inlined: this runs for every reading).
-            fit = series.fit
-            ts = fit.ts
             vs = fit.vs
             # The noise estimate (see _Fit.noise_var): the latest fit point's deviation from
             # the line through its neighbours, the one before it and this reading.
@@ -1150,7 +1176,6 @@ class ConditionMonitor:
                     if noise_n >= _NOISE_CLIP_AFTER and 0.0 < cap < sample:
                         sample = cap
                     noise_n += 1
-                    points = warning.noise_points
                     fit.noise_n = noise_n
                     fit.noise_var = noise_var + (sample - noise_var) / (
                         noise_n if noise_n < points else points
@@ -1167,8 +1192,7 @@ class ConditionMonitor:
             sum_v = fit.sv + v1
             stt = fit.stt + x * x
             stv = fit.stv + x * v1
-            oldest = t1 - warning.window_s
-            window_points = warning.window_points
+            oldest = t1 - window_s
             while len(ts) > window_points or ts[0] < oldest:
                 x = ts.pop(0) - ref
                 v = vs.pop(0)
@@ -1187,14 +1211,16 @@ class ConditionMonitor:
                 fit.sv = sum_v
                 fit.stt = stt
                 fit.stv = stv
-            if n >= warning.min_points and t1 - ts[0] >= warning.min_span_s:
+            if n >= min_points and t1 - ts[0] >= min_span_s:
                 sxx = n * stt - sum_t * sum_t
                 if sxx > 0:
                     slope = (n * stv - sum_t * sum_v) / sxx
                     value = (sum_v - slope * sum_t) / n + slope * (t1 - ref)
                     # Where the line is one horizon ahead: only a limit it reaches can warn.
-                    reach = value + slope * warning.horizon_s
+                    reach = value + slope * horizon_s
                     if st.n_warn or reach >= series.first_above or reach <= series.first_below:
+                        warning = series.warning
+                        assert warning is not None  # set with warning_hot
                         self._warn(series, st, warning, t1, v1, slope, value, out)
 
     def _limit_step(
