@@ -1184,8 +1184,9 @@ class ConditionMonitor:
             vs.append(v1)
             n = fit.n
             if n == 0:
-                fit.ref = t1
-            ref = fit.ref
+                fit.ref = ref = t1
+            else:
+                ref = fit.ref
             x = t1 - ref
             n += 1
             sum_t = fit.st + x
@@ -1201,8 +1202,9 @@ class ConditionMonitor:
                 sum_v -= v
                 stt -= x * x
                 stv -= x * v
-            fit.appends += 1
-            if fit.appends % _FIT_REBASE_EVERY == 0:
+            appends = fit.appends + 1
+            fit.appends = appends
+            if appends % _FIT_REBASE_EVERY == 0:
                 fit.rebase()
                 ref, n, sum_t, sum_v, stt, stv = fit.ref, fit.n, fit.st, fit.sv, fit.stt, fit.stv
             else:
