@@ -1130,22 +1130,15 @@ class ConditionMonitor:
             st.vmax = v1
         st.last_t = t1
         st.last_v = v1
-        if series.first_below < v1 < series.first_above:
-            # Short of every threshold (the common case): no limit is beyond now, so only one
-            # still beyond from before or with rules open has anything to do.
-            for cfg, ls in zip(series.limits, st.limits):  # noqa: B905 (same length by construction)
-                if ls.beyond or ls.n_open:
-                    self._limit_step(series, st, cfg, ls, False, t0, v0, t1, v1, seg, dt, out)
-        else:
-            for cfg, ls in zip(series.limits, st.limits):  # noqa: B905 (same length by construction)
-                thr = cfg.thr
-                if cfg.above:
-                    b1 = v1 >= thr if cfg.at_thr else v1 > thr
-                else:
-                    b1 = v1 <= thr if cfg.at_thr else v1 < thr
-                if b1 or ls.beyond or ls.n_open:
-                    self._limit_step(series, st, cfg, ls, b1, t0, v0, t1, v1, seg, dt, out)
-                # else: in range before and now, nothing open: the state is already at rest.
+        for cfg, ls in zip(series.limits, st.limits):  # noqa: B905 (same length by construction)
+            thr = cfg.thr
+            if cfg.above:
+                b1 = v1 >= thr if cfg.at_thr else v1 > thr
+            else:
+                b1 = v1 <= thr if cfg.at_thr else v1 < thr
+            if b1 or ls.beyond or ls.n_open:
+                self._limit_step(series, st, cfg, ls, b1, t0, v0, t1, v1, seg, dt, out)
+            # else: in range before and now, nothing open: the state is already at rest.
         hot = series.warning_hot
         if hot is None:
             return
