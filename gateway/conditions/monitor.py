@@ -588,6 +588,25 @@ class _Fit:
         return c
 
 
+_WarningHot = tuple[float, int, float, int, int, float, float]
+
+
+@functools.lru_cache(maxsize=64)
+def _warning_hot(w: WarningSettings) -> _WarningHot:
+    """The warning settings the per-reading step reads, unpacked once (one tuple shared by the
+    series with equal settings): min_spacing_s, noise_points, window_s, window_points,
+    min_points, min_span_s, horizon_s."""
+    return (
+        w.min_spacing_s,
+        w.noise_points,
+        w.window_s,
+        w.window_points,
+        w.min_points,
+        w.min_span_s,
+        w.horizon_s,
+    )
+
+
 class _Series:
     """One (subject, quantity): its profile, state, journal and checkpoints."""
 
@@ -632,23 +651,7 @@ class _Series:
         #: Shared by the series of one profile (read-only), so they stay in the CPU cache.
         self.limits = limits
         self.warning = profile.warning if self.limits else None
-        #: The warning settings the hot path reads for every reading, unpacked once:
-        #: (min_spacing_s, noise_points, window_s, window_points, min_points, min_span_s,
-        #: horizon_s).
-        w = self.warning
-        self.warning_hot: tuple[float, int, float, int, int, float, float] | None = (
-            None
-            if w is None
-            else (
-                w.min_spacing_s,
-                w.noise_points,
-                w.window_s,
-                w.window_points,
-                w.min_points,
-                w.min_span_s,
-                w.horizon_s,
-            )
-        )
+        self.warning_hot = None if self.warning is None else _warning_hot(self.warning)
         #: The lowest threshold above and the highest below: the first a trend can reach.
         self.first_above = min((c.thr for c in self.limits if c.above), default=math.inf)
         self.first_below = max((c.thr for c in self.limits if not c.above), default=-math.inf)
