@@ -1148,78 +1148,80 @@ class ConditionMonitor:
         min_spacing_s, points, window_s, window_points, min_points, min_span_s, horizon_s = hot
         fit = series.fit
         ts = fit.ts
-        if not ts or t1 - ts[-1] >= min_spacing_s:
-            # The least-squares sums, updated in place (inlined: this runs for every reading).
-            vs = fit.vs
-            # The noise estimate (see _Fit.noise_var): the latest fit point's deviation from
-            # the line through its neighbours, the one before it and this reading.
-            if len(ts) >= 2:
-                t_b = ts[-1]
-                span = t1 - ts[-2]
-                if span > 0:
-                    a = (t1 - t_b) / span
-                    b = 1.0 - a
-                    r = vs[-1] - a * vs[-2] - b * v1
-                    sample = r * r / (1.0 + a * a + b * b)
-                    noise_var = fit.noise_var
-                    noise_n = fit.noise_n
-                    # Winsorised at 3 standard deviations once the estimate has a few
-                    # samples: a door opened for two minutes (a spike of 8 °C) would otherwise
-                    # count as noise for hours and mute the warning for the warm-up after it.
-                    # Gaussian noise loses 0.5 % of its variance to the cap; a real rise in
-                    # noise still comes through, by up to 9 times the estimate a sample.
-                    cap = _NOISE_CLIP_VARIANCES * noise_var
-                    if noise_n >= _NOISE_CLIP_AFTER and 0.0 < cap < sample:
-                        sample = cap
-                    noise_n += 1
-                    fit.noise_n = noise_n
-                    fit.noise_var = noise_var + (sample - noise_var) / (
-                        noise_n if noise_n < points else points
-                    )
-            ts.append(t1)
-            vs.append(v1)
-            n = fit.n
-            if n == 0:
-                fit.ref = ref = t1
-            else:
-                ref = fit.ref
-            x = t1 - ref
-            n += 1
-            sum_t = fit.st + x
-            sum_v = fit.sv + v1
-            stt = fit.stt + x * x
-            stv = fit.stv + x * v1
-            oldest = t1 - window_s
-            while len(ts) > window_points or ts[0] < oldest:
-                x = ts.pop(0) - ref
-                v = vs.pop(0)
-                n -= 1
-                sum_t -= x
-                sum_v -= v
-                stt -= x * x
-                stv -= x * v
-            appends = fit.appends + 1
-            fit.appends = appends
-            if appends % _FIT_REBASE_EVERY == 0:
-                fit.rebase()
-                ref, n, sum_t, sum_v, stt, stv = fit.ref, fit.n, fit.st, fit.sv, fit.stt, fit.stv
-            else:
-                fit.n = n
-                fit.st = sum_t
-                fit.sv = sum_v
-                fit.stt = stt
-                fit.stv = stv
-            if n >= min_points and t1 - ts[0] >= min_span_s:
-                sxx = n * stt - sum_t * sum_t
-                if sxx > 0:
-                    slope = (n * stv - sum_t * sum_v) / sxx
-                    value = (sum_v - slope * sum_t) / n + slope * (t1 - ref)
-                    # Where the line is one horizon ahead: only a limit it reaches can warn.
-                    reach = value + slope * horizon_s
-                    if st.n_warn or reach >= series.first_above or reach <= series.first_below:
-                        warning = series.warning
-                        assert warning is not None  # set with warning_hot
-                        self._warn(series, st, warning, t1, v1, slope, value, out)
+        if ts:
+            t_b = ts[-1]
+            if not t1 - t_b >= min_spacing_s:
+                return  # too soon after the latest fit point
+        # The least-squares sums, updated in place (inlined: this runs for every reading).
+        vs = fit.vs
+        # The noise estimate (see _Fit.noise_var): the latest fit point's deviation from
+        # the line through its neighbours, the one before it and this reading.
+        if len(ts) >= 2:
+            span = t1 - ts[-2]
+            if span > 0:
+                a = (t1 - t_b) / span
+                b = 1.0 - a
+                r = vs[-1] - a * vs[-2] - b * v1
+                sample = r * r / (1.0 + a * a + b * b)
+                noise_var = fit.noise_var
+                noise_n = fit.noise_n
+                # Winsorised at 3 standard deviations once the estimate has a few
+                # samples: a door opened for two minutes (a spike of 8 °C) would otherwise
+                # count as noise for hours and mute the warning for the warm-up after it.
+                # Gaussian noise loses 0.5 % of its variance to the cap; a real rise in
+                # noise still comes through, by up to 9 times the estimate a sample.
+                cap = _NOISE_CLIP_VARIANCES * noise_var
+                if noise_n >= _NOISE_CLIP_AFTER and 0.0 < cap < sample:
+                    sample = cap
+                noise_n += 1
+                fit.noise_n = noise_n
+                fit.noise_var = noise_var + (sample - noise_var) / (
+                    noise_n if noise_n < points else points
+                )
+        ts.append(t1)
+        vs.append(v1)
+        n = fit.n
+        if n == 0:
+            fit.ref = ref = t1
+        else:
+            ref = fit.ref
+        x = t1 - ref
+        n += 1
+        sum_t = fit.st + x
+        sum_v = fit.sv + v1
+        stt = fit.stt + x * x
+        stv = fit.stv + x * v1
+        oldest = t1 - window_s
+        while len(ts) > window_points or ts[0] < oldest:
+            x = ts.pop(0) - ref
+            v = vs.pop(0)
+            n -= 1
+            sum_t -= x
+            sum_v -= v
+            stt -= x * x
+            stv -= x * v
+        appends = fit.appends + 1
+        fit.appends = appends
+        if appends % _FIT_REBASE_EVERY == 0:
+            fit.rebase()
+            ref, n, sum_t, sum_v, stt, stv = fit.ref, fit.n, fit.st, fit.sv, fit.stt, fit.stv
+        else:
+            fit.n = n
+            fit.st = sum_t
+            fit.sv = sum_v
+            fit.stt = stt
+            fit.stv = stv
+        if n >= min_points and t1 - ts[0] >= min_span_s:
+            sxx = n * stt - sum_t * sum_t
+            if sxx > 0:
+                slope = (n * stv - sum_t * sum_v) / sxx
+                value = (sum_v - slope * sum_t) / n + slope * (t1 - ref)
+                # Where the line is one horizon ahead: only a limit it reaches can warn.
+                reach = value + slope * horizon_s
+                if st.n_warn or reach >= series.first_above or reach <= series.first_below:
+                    warning = series.warning
+                    assert warning is not None  # set with warning_hot
+                    self._warn(series, st, warning, t1, v1, slope, value, out)
 
     def _limit_step(
         self,
