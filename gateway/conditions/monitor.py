@@ -588,6 +588,25 @@ class _Fit:
         return c
 
 
+_WarningHot = tuple[float, int, float, int, int, float, float]
+
+
+@functools.lru_cache(maxsize=64)
+def _warning_hot(w: WarningSettings) -> _WarningHot:
+    """The warning settings the per-reading step reads, unpacked once (one tuple shared by the
+    series with equal settings): min_spacing_s, noise_points, window_s, window_points,
+    min_points, min_span_s, horizon_s."""
+    return (
+        w.min_spacing_s,
+        w.noise_points,
+        w.window_s,
+        w.window_points,
+        w.min_points,
+        w.min_span_s,
+        w.horizon_s,
+    )
+
+
 class _Series:
     """One (subject, quantity): its profile, state, journal and checkpoints."""
 
@@ -611,6 +630,7 @@ class _Series:
         "state",
         "subject",
         "warning",
+        "warning_hot",
     )
 
     def __init__(
@@ -631,6 +651,7 @@ class _Series:
         #: Shared by the series of one profile (read-only), so they stay in the CPU cache.
         self.limits = limits
         self.warning = profile.warning if self.limits else None
+        self.warning_hot = None if self.warning is None else _warning_hot(self.warning)
         #: The lowest threshold above and the highest below: the first a trend can reach.
         self.first_above = min((c.thr for c in self.limits if c.above), default=math.inf)
         self.first_below = max((c.thr for c in self.limits if not c.above), default=-math.inf)
@@ -1121,81 +1142,86 @@ class ConditionMonitor:
             if b1 or ls.beyond or ls.n_open:
                 self._limit_step(series, st, cfg, ls, b1, t0, v0, t1, v1, seg, dt, out)
             # else: in range before and now, nothing open: the state is already at rest.
-        warning = series.warning
-        if warning is not None and (
-            not series.fit.ts or t1 - series.fit.ts[-1] >= warning.min_spacing_s
-        ):
-            # The least-squares sums, updated in place (inlined: this runs for every reading).
-            fit = series.fit
-            ts = fit.ts
-            vs = fit.vs
-            # The noise estimate (see _Fit.noise_var): the latest fit point's deviation from
-            # the line through its neighbours, the one before it and this reading.
-            if len(ts) >= 2:
-                t_b = ts[-1]
-                span = t1 - ts[-2]
-                if span > 0:
-                    a = (t1 - t_b) / span
-                    b = 1.0 - a
-                    r = vs[-1] - a * vs[-2] - b * v1
-                    sample = r * r / (1.0 + a * a + b * b)
-                    noise_var = fit.noise_var
-                    noise_n = fit.noise_n
-                    # Winsorised at 3 standard deviations once the estimate has a few
-                    # samples: a door opened for two minutes (a spike of 8 °C) would otherwise
-                    # count as noise for hours and mute the warning for the warm-up after it.
-                    # Gaussian noise loses 0.5 % of its variance to the cap; a real rise in
-                    # noise still comes through, by up to 9 times the estimate a sample.
-                    cap = _NOISE_CLIP_VARIANCES * noise_var
-                    if noise_n >= _NOISE_CLIP_AFTER and 0.0 < cap < sample:
-                        sample = cap
-                    noise_n += 1
-                    points = warning.noise_points
-                    fit.noise_n = noise_n
-                    fit.noise_var = noise_var + (sample - noise_var) / (
-                        noise_n if noise_n < points else points
-                    )
-            ts.append(t1)
-            vs.append(v1)
-            n = fit.n
-            if n == 0:
-                fit.ref = t1
+        hot = series.warning_hot
+        if hot is None:
+            return
+        min_spacing_s, points, window_s, window_points, min_points, min_span_s, horizon_s = hot
+        fit = series.fit
+        ts = fit.ts
+        if ts:
+            t_b = ts[-1]
+            if not t1 - t_b >= min_spacing_s:
+                return  # too soon after the latest fit point
+        # The least-squares sums, updated in place (inlined: this runs for every reading).
+        vs = fit.vs
+        # The noise estimate (see _Fit.noise_var): the latest fit point's deviation from
+        # the line through its neighbours, the one before it and this reading.
+        if len(ts) >= 2:
+            span = t1 - ts[-2]
+            if span > 0:
+                a = (t1 - t_b) / span
+                b = 1.0 - a
+                r = vs[-1] - a * vs[-2] - b * v1
+                sample = r * r / (1.0 + a * a + b * b)
+                noise_var = fit.noise_var
+                noise_n = fit.noise_n
+                # Winsorised at 3 standard deviations once the estimate has a few
+                # samples: a door opened for two minutes (a spike of 8 °C) would otherwise
+                # count as noise for hours and mute the warning for the warm-up after it.
+                # Gaussian noise loses 0.5 % of its variance to the cap; a real rise in
+                # noise still comes through, by up to 9 times the estimate a sample.
+                cap = _NOISE_CLIP_VARIANCES * noise_var
+                if noise_n >= _NOISE_CLIP_AFTER and 0.0 < cap < sample:
+                    sample = cap
+                noise_n += 1
+                fit.noise_n = noise_n
+                fit.noise_var = noise_var + (sample - noise_var) / (
+                    noise_n if noise_n < points else points
+                )
+        ts.append(t1)
+        vs.append(v1)
+        n = fit.n
+        if n == 0:
+            fit.ref = ref = t1
+        else:
             ref = fit.ref
-            x = t1 - ref
-            n += 1
-            sum_t = fit.st + x
-            sum_v = fit.sv + v1
-            stt = fit.stt + x * x
-            stv = fit.stv + x * v1
-            oldest = t1 - warning.window_s
-            window_points = warning.window_points
-            while len(ts) > window_points or ts[0] < oldest:
-                x = ts.pop(0) - ref
-                v = vs.pop(0)
-                n -= 1
-                sum_t -= x
-                sum_v -= v
-                stt -= x * x
-                stv -= x * v
-            fit.appends += 1
-            if fit.appends % _FIT_REBASE_EVERY == 0:
-                fit.rebase()
-                ref, n, sum_t, sum_v, stt, stv = fit.ref, fit.n, fit.st, fit.sv, fit.stt, fit.stv
-            else:
-                fit.n = n
-                fit.st = sum_t
-                fit.sv = sum_v
-                fit.stt = stt
-                fit.stv = stv
-            if n >= warning.min_points and t1 - ts[0] >= warning.min_span_s:
-                sxx = n * stt - sum_t * sum_t
-                if sxx > 0:
-                    slope = (n * stv - sum_t * sum_v) / sxx
-                    value = (sum_v - slope * sum_t) / n + slope * (t1 - ref)
-                    # Where the line is one horizon ahead: only a limit it reaches can warn.
-                    reach = value + slope * warning.horizon_s
-                    if st.n_warn or reach >= series.first_above or reach <= series.first_below:
-                        self._warn(series, st, warning, t1, v1, slope, value, out)
+        x = t1 - ref
+        n += 1
+        sum_t = fit.st + x
+        sum_v = fit.sv + v1
+        stt = fit.stt + x * x
+        stv = fit.stv + x * v1
+        oldest = t1 - window_s
+        while len(ts) > window_points or ts[0] < oldest:
+            x = ts.pop(0) - ref
+            v = vs.pop(0)
+            n -= 1
+            sum_t -= x
+            sum_v -= v
+            stt -= x * x
+            stv -= x * v
+        appends = fit.appends + 1
+        fit.appends = appends
+        if appends % _FIT_REBASE_EVERY == 0:
+            fit.rebase()
+            ref, n, sum_t, sum_v, stt, stv = fit.ref, fit.n, fit.st, fit.sv, fit.stt, fit.stv
+        else:
+            fit.n = n
+            fit.st = sum_t
+            fit.sv = sum_v
+            fit.stt = stt
+            fit.stv = stv
+        if n >= min_points and t1 - ts[0] >= min_span_s:
+            sxx = n * stt - sum_t * sum_t
+            if sxx > 0:
+                slope = (n * stv - sum_t * sum_v) / sxx
+                value = (sum_v - slope * sum_t) / n + slope * (t1 - ref)
+                # Where the line is one horizon ahead: only a limit it reaches can warn.
+                reach = value + slope * horizon_s
+                if st.n_warn or reach >= series.first_above or reach <= series.first_below:
+                    warning = series.warning
+                    assert warning is not None  # set with warning_hot
+                    self._warn(series, st, warning, t1, v1, slope, value, out)
 
     def _limit_step(
         self,
