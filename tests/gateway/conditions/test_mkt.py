@@ -28,8 +28,10 @@ def test_delta_h_over_r_is_the_usp_value() -> None:
 
 
 def test_the_worked_example_20_c_2_h_2_c_4_h_25_c_1_h_gives_15_7_c() -> None:
-    # The worked example. We found no publication of these exact inputs to cite, so
-    # the result is checked against the USP <1079.2> formula worked by hand as well:
+    # The published worked example (Isopharm, "What is Mean Kinetic Temperature?",
+    # https://systems.isopharm.co.uk/mean-kinetic-temperature/: 20 °C for 2 h, 2 °C for 4 h,
+    # 25 °C for 1 h are "thermally equivalent" to 15.7 °C for 7 h). Also checked against the
+    # USP <1079.2> formula worked by hand:
     # exp(-10000/293.15) = 1.5320e-15, exp(-10000/275.15) = 1.6447e-16,
     # exp(-10000/298.15) = 2.7145e-15; weighted by hours (2, 4, 1) their mean is 9.1947e-16,
     # and 10000 / -ln(9.1947e-16) - 273.15 = 15.678 °C (the arithmetic mean is 10.43 °C).
