@@ -55,7 +55,6 @@ class HealthIssue(enum.StrEnum):
 class HealthResult:
     """An issue began (``fault``) or ended (``recovered``)."""
 
-    result_id: str
     #: The same for the start and the recovery of one episode.
     issue_id: str
     issue: HealthIssue
@@ -71,6 +70,11 @@ class HealthResult:
     #: Silent: when the device was last heard and how long the silence was, seconds.
     last_seen: float | None = None
     silent_for_s: float | None = None
+
+    @property
+    def result_id(self) -> str:
+        """Deterministic: the episode's id and the phase."""
+        return result_id(self.issue_id, self.phase.value)
 
 
 def _tid(t: float) -> float:
@@ -171,7 +175,6 @@ class DeviceHealth:
             state.silent_id = None
             out.append(
                 HealthResult(
-                    result_id=result_id(sid, FaultPhase.RECOVERED.value),
                     issue_id=sid,
                     issue=HealthIssue.SILENT,
                     phase=FaultPhase.RECOVERED,
@@ -212,7 +215,6 @@ class DeviceHealth:
             learned = "not learned yet" if interval is None else f"{interval:.0f} s"
             out.append(
                 HealthResult(
-                    result_id=result_id(sid, FaultPhase.FAULT.value),
                     issue_id=sid,
                     issue=HealthIssue.SILENT,
                     phase=FaultPhase.FAULT,
@@ -262,7 +264,6 @@ class DeviceHealth:
             state.battery_id = bid
             return [
                 HealthResult(
-                    result_id=result_id(bid, FaultPhase.FAULT.value),
                     issue_id=bid,
                     issue=HealthIssue.LOW_BATTERY,
                     phase=FaultPhase.FAULT,
@@ -277,7 +278,6 @@ class DeviceHealth:
         state.battery_id = None
         return [
             HealthResult(
-                result_id=result_id(ended, FaultPhase.RECOVERED.value),
                 issue_id=ended,
                 issue=HealthIssue.LOW_BATTERY,
                 phase=FaultPhase.RECOVERED,
@@ -320,7 +320,6 @@ class DeviceHealth:
                 run.id = sid
                 return False, [
                     HealthResult(
-                        result_id=result_id(sid, FaultPhase.FAULT.value),
                         issue_id=sid,
                         issue=HealthIssue.STUCK,
                         phase=FaultPhase.FAULT,
@@ -339,7 +338,6 @@ class DeviceHealth:
         if run.id is not None:
             out.append(
                 HealthResult(
-                    result_id=result_id(run.id, FaultPhase.RECOVERED.value),
                     issue_id=run.id,
                     issue=HealthIssue.STUCK,
                     phase=FaultPhase.RECOVERED,
